@@ -1,0 +1,104 @@
+// A request as a handler sees it: the API version, path parameters, typed
+// query readers following Docker 1.0's conventions, and the request id.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { invalid } from '@stevedore/errors';
+import type { Logger } from '@stevedore/logging';
+import { parseApiVersion, type ApiVersion, versionAtLeast, versionBelow } from '@stevedore/docker-api';
+
+const MAX_JSON_BODY = 1024 * 1024;
+
+export interface Hijack {
+  socket: Duplex;
+  head: Buffer;
+}
+
+export class ApiRequest {
+  readonly version: ApiVersion;
+  /** Aborted when the client goes away. */
+  readonly signal: AbortSignal;
+
+  constructor(
+    readonly raw: IncomingMessage,
+    readonly versionText: string,
+    readonly params: Record<string, string>,
+    readonly query: URLSearchParams,
+    readonly requestId: string,
+    readonly log: Logger,
+    signal: AbortSignal,
+    /** Set when the request came through the HTTP upgrade path. */
+    readonly hijack?: Hijack,
+  ) {
+    this.version = parseApiVersion(versionText);
+    this.signal = signal;
+  }
+
+  atLeast(version: string): boolean {
+    return versionAtLeast(this.version, version);
+  }
+
+  below(version: string): boolean {
+    return versionBelow(this.version, version);
+  }
+
+  header(name: string): string | undefined {
+    const v = this.raw.headers[name.toLowerCase()];
+    return Array.isArray(v) ? v[0] : v;
+  }
+
+  /** Docker 1.0's booleans: "", 0, no, false, none are false; anything else true. */
+  bool(name: string, fallback = false): boolean {
+    const v = this.query.get(name);
+    if (v === null) return fallback;
+    return !['', '0', 'no', 'false', 'none'].includes(v.trim().toLowerCase());
+  }
+
+  string(name: string, fallback = ''): string {
+    return this.query.get(name) ?? fallback;
+  }
+
+  /** An integer; a value that is not one is a 400 (Docker 1.0 silently read it as 0). */
+  int(name: string, fallback = 0): number {
+    const v = this.query.get(name);
+    if (v === null || v === '') return fallback;
+    if (!/^-?\d+$/.test(v.trim())) throw invalid(`Invalid value for ${name}: ${JSON.stringify(v)} is not an integer`);
+    return Number.parseInt(v, 10);
+  }
+
+  /** Unix seconds, also in the `<seconds>.<nanoseconds>` form today's CLI sends; truncated. */
+  unixSeconds(name: string): number {
+    const v = this.query.get(name);
+    if (v === null || v === '') return 0;
+    if (!/^\d+(\.\d+)?$/.test(v.trim())) throw invalid(`Invalid value for ${name}: ${JSON.stringify(v)} is not a Unix timestamp`);
+    return Math.floor(Number(v));
+  }
+
+  /** A JSON query value such as `filters`. */
+  jsonParam<T>(name: string): T | undefined {
+    const v = this.query.get(name);
+    if (v === null || v === '') return undefined;
+    try {
+      return JSON.parse(v) as T;
+    } catch {
+      throw invalid(`Invalid value for ${name}: not valid JSON`);
+    }
+  }
+
+  /** Reads a small JSON body (a config, not a stream); malformed JSON is a 400. */
+  async json<T>(): Promise<T> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of this.raw as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_JSON_BODY) throw invalid(`Request body larger than ${MAX_JSON_BODY} bytes`);
+      chunks.push(chunk);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (text.trim() === '') throw invalid('Request body is empty: a JSON object was expected');
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw invalid(`Request body is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+}

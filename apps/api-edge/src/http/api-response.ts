@@ -1,0 +1,60 @@
+// Writing Docker's answers: JSON documents followed by a newline, plain-text
+// errors, and streams that honour back-pressure.
+import type { ServerResponse } from 'node:http';
+import { toHttpError } from '@stevedore/errors';
+
+export class ApiResponse {
+  constructor(readonly raw: ServerResponse) {}
+
+  get started(): boolean {
+    return this.raw.headersSent;
+  }
+
+  json(status: number, body: unknown, headers: Record<string, string> = {}): void {
+    const text = `${JSON.stringify(body)}\n`;
+    this.raw.writeHead(status, { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+    this.raw.end(text);
+  }
+
+  text(status: number, text: string, headers: Record<string, string> = {}): void {
+    this.raw.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+    this.raw.end(text);
+  }
+
+  noContent(status = 204): void {
+    this.raw.writeHead(status);
+    this.raw.end();
+  }
+
+  /** Docker 1.0's error answer: the message and a newline, as plain text. */
+  error(err: unknown, service?: string): void {
+    const { status, message } = toHttpError(err, service);
+    this.text(status, `${message}\n`);
+  }
+
+  /** Starts a streamed answer and sends the headers at once (clients wait for them). */
+  startStream(status: number, contentType?: string): void {
+    const headers: Record<string, string> = {};
+    if (contentType) headers['Content-Type'] = contentType;
+    this.raw.writeHead(status, headers);
+    this.raw.flushHeaders();
+  }
+
+  /** Writes one chunk; resolves when the client can take more. */
+  write(chunk: string | Buffer): Promise<void> | undefined {
+    if (this.raw.write(chunk)) return undefined;
+    return new Promise((resolve) => {
+      const done = () => {
+        this.raw.off('drain', done);
+        this.raw.off('close', done);
+        resolve();
+      };
+      this.raw.on('drain', done);
+      this.raw.on('close', done);
+    });
+  }
+
+  end(): void {
+    this.raw.end();
+  }
+}

@@ -1,0 +1,145 @@
+// The listening side: unix sockets (mode 0660, group `docker` when it
+// exists) and, only with TLS settings, TCP. Requests that ask for an upgrade
+// (today's docker CLI sends `Upgrade: tcp` on attach) reach Node's `upgrade`
+// event instead of the request handler; both paths go through one router.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { Duplex } from 'node:stream';
+import * as path from 'node:path';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import type { StevedoreConfig } from '@stevedore/config';
+import { STEVEDORE_VERSION } from '@stevedore/config';
+import { acceptRequestId, REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
+import { CURRENT_API_VERSION } from '@stevedore/docker-api';
+import { CONFIG, LOGGER } from '@stevedore/service-kit';
+import { DockerRouter } from './router';
+
+/** Headers on every answer. Api-Version is what today's clients negotiate with. */
+const COMMON_HEADERS = { 'Api-Version': CURRENT_API_VERSION, Server: `Stevedore/${STEVEDORE_VERSION} (linux)` };
+
+export const ROUTER = Symbol('DockerRouter');
+
+function dockerGroupId(): number | undefined {
+  try {
+    const line = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('docker:'));
+    return line ? Number(line.split(':')[2]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+@Injectable()
+export class HttpFront implements OnApplicationShutdown {
+  private readonly servers: http.Server[] = [];
+
+  constructor(
+    @Inject(CONFIG) private readonly config: StevedoreConfig,
+    @Inject(LOGGER) private readonly log: Logger,
+    @Inject(ROUTER) private readonly router: DockerRouter,
+  ) {}
+
+  async listen(): Promise<void> {
+    for (const host of this.config.hosts) await this.listenOn(host);
+  }
+
+  private createServer(tls: boolean): http.Server {
+    const options: http.ServerOptions = { keepAliveTimeout: 30_000 };
+    let server: http.Server;
+    if (tls) {
+      const { cert, key, ca } = this.config.apiTls;
+      server = https.createServer({
+        ...options,
+        cert: fs.readFileSync(cert!),
+        key: fs.readFileSync(key!),
+        ...(ca ? { ca: fs.readFileSync(ca), requestCert: true, rejectUnauthorized: true } : {}),
+      });
+    } else {
+      server = http.createServer(options);
+    }
+    server.on('request', (req, res) => this.handle(req, res));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // Malformed requests and oversized headers: answer 4xx, keep serving.
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = `${status === 431 ? 'Request header too large' : 'Malformed HTTP request'}\n`;
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    });
+    this.servers.push(server);
+    return server;
+  }
+
+  private async listenOn(host: string): Promise<void> {
+    if (host.startsWith('unix://')) {
+      const file = host.slice('unix://'.length);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.rmSync(file, { force: true });
+      const server = this.createServer(false);
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(file, () => resolve()));
+      fs.chmodSync(file, 0o660);
+      const gid = dockerGroupId();
+      if (gid !== undefined) fs.chownSync(file, 0, gid);
+      this.log.info({ host, group: gid === undefined ? 'root' : 'docker' }, 'API listening');
+      return;
+    }
+    const m = /^tcp:\/\/([^:]*|\[[^\]]+\]):(\d+)$/.exec(host);
+    if (!m) throw new Error(`STEVEDORE_HOST entry ${host} is neither unix:///path nor tcp://host:port`);
+    if (!this.config.apiTls.cert || !this.config.apiTls.key) {
+      throw new Error(`Refusing to listen on ${host} without TLS: set STEVEDORE_TLS_CERT and STEVEDORE_TLS_KEY (and STEVEDORE_TLS_CACERT to require client certificates)`);
+    }
+    const server = this.createServer(true);
+    const hostname = m[1].replace(/^\[|\]$/g, '') || '0.0.0.0';
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(Number(m[2]), hostname, () => resolve()));
+    this.log.info({ host, clientCerts: Boolean(this.config.apiTls.ca) }, 'API listening (TLS)');
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse, hijack?: { socket: Duplex; head: Buffer }): void {
+    const started = process.hrtime.bigint();
+    const requestId = acceptRequestId(req.headers[REQUEST_ID_HEADER]);
+    const log = this.log.child({ reqId: requestId });
+    for (const [k, v] of Object.entries(COMMON_HEADERS)) res.setHeader(k, v);
+    res.setHeader('X-Request-Id', requestId);
+    res.on('finish', () => {
+      log.info(
+        { method: req.method, url: req.url, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, ua: req.headers['user-agent'] },
+        'request',
+      );
+    });
+    this.router.dispatch(req, res, { requestId, log, hijack }).catch((err) => {
+      log.error({ err }, 'request failed');
+      if (!res.headersSent) {
+        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+        res.end('Internal error\n');
+      } else res.destroy();
+    });
+  }
+
+  /**
+   * An upgrade request: a normal answer is written on the socket through a
+   * ServerResponse; a route that takes the connection over (attach) uses the
+   * socket itself.
+   */
+  private handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const res = new http.ServerResponse(req);
+    res.assignSocket(socket as never);
+    res.shouldKeepAlive = false;
+    res.on('finish', () => {
+      if (!res.writableEnded || socket.destroyed) return;
+      socket.end();
+    });
+    this.handle(req, res, { socket, head });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeAllConnections?.();
+          }),
+      ),
+    );
+  }
+}

@@ -1,0 +1,117 @@
+// Docker 1.0's routing rules (../shared/api/VERSIONS.md §2): an optional
+// /vX.Y prefix, no prefix meaning 1.12, newer versions refused, unclean
+// paths redirected, unknown routes 404, and OPTIONS answered everywhere.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import * as path from 'node:path';
+import { CURRENT_API_VERSION, versionAtLeast } from '@stevedore/docker-api';
+import type { Logger } from '@stevedore/logging';
+import { ApiRequest, type Hijack } from './api-request';
+import { ApiResponse } from './api-response';
+import type { Method, Route, RouteTable } from './route';
+
+const VERSION_PREFIX = /^\/v([0-9.]+)(\/.*)$/;
+
+export interface RouteMatch {
+  route: Route;
+  params: Record<string, string>;
+  versionText: string;
+}
+
+export type Resolution =
+  | { kind: 'route'; match: RouteMatch }
+  | { kind: 'options' }
+  | { kind: 'redirect'; location: string }
+  | { kind: 'notFound' }
+  | { kind: 'versionTooNew'; versionText: string };
+
+export class DockerRouter {
+  private readonly byMethod = new Map<string, Route[]>();
+
+  constructor(tables: RouteTable[]) {
+    for (const table of tables) {
+      for (const r of table.routes()) {
+        const list = this.byMethod.get(r.method) ?? [];
+        list.push(r);
+        this.byMethod.set(r.method, list);
+      }
+    }
+  }
+
+  allRoutes(): Route[] {
+    return [...this.byMethod.values()].flat();
+  }
+
+  /** Decides what a request is, before any handler runs. */
+  resolve(method: string, pathname: string, search: string): Resolution {
+    if (method === 'OPTIONS') return { kind: 'options' };
+    const cleaned = cleanPath(pathname);
+    if (cleaned !== pathname) return { kind: 'redirect', location: cleaned + search };
+
+    let versionText = CURRENT_API_VERSION;
+    let rest = pathname;
+    const m = VERSION_PREFIX.exec(pathname);
+    if (m) {
+      versionText = m[1];
+      rest = m[2];
+    }
+    const match = this.match(method as Method, rest);
+    if (!match) return { kind: 'notFound' };
+    if (!versionAtLeast(CURRENT_API_VERSION, versionText)) return { kind: 'versionTooNew', versionText };
+    return { kind: 'route', match: { ...match, versionText } };
+  }
+
+  private match(method: Method, pathname: string): Omit<RouteMatch, 'versionText'> | undefined {
+    for (const r of this.byMethod.get(method) ?? []) {
+      const m = r.pattern.exec(pathname);
+      if (!m) continue;
+      const params: Record<string, string> = {};
+      r.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1])));
+      return { route: r, params };
+    }
+    return undefined;
+  }
+
+  /** Answers one request. */
+  async dispatch(req: IncomingMessage, res: ServerResponse, ctx: { requestId: string; log: Logger; hijack?: Hijack }): Promise<void> {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const pathname = q < 0 ? url : url.slice(0, q);
+    const search = q < 0 ? '' : url.slice(q);
+    const out = new ApiResponse(res);
+    const resolution = this.resolve(req.method ?? 'GET', pathname, search);
+
+    switch (resolution.kind) {
+      case 'options':
+        return out.noContent(200);
+      case 'redirect':
+        res.writeHead(301, { Location: resolution.location, 'Content-Length': 0 });
+        return void res.end();
+      case 'notFound':
+        return out.text(404, '404 page not found\n');
+      case 'versionTooNew':
+        return out.text(404, `client and server don't have same version (client : ${resolution.versionText}, server: ${CURRENT_API_VERSION})\n`);
+    }
+
+    const { route, params, versionText } = resolution.match;
+    const controller = new AbortController();
+    res.on('close', () => controller.abort());
+    const request = new ApiRequest(req, versionText, params, new URLSearchParams(search), ctx.requestId, ctx.log, controller.signal, ctx.hijack);
+    if (route.gate && request.below(route.gate.below)) return out.text(route.gate.status, `${route.gate.message}\n`);
+    try {
+      await route.handler(request, out);
+    } catch (err) {
+      if (!res.headersSent) return out.error(err);
+      ctx.log.warn({ err }, 'failed after the answer started');
+      res.destroy();
+    }
+  }
+}
+
+/** Go's path.Clean as Docker's router applied it (a trailing slash is kept). */
+export function cleanPath(p: string): string {
+  if (p === '') return '/';
+  let cleaned = path.posix.normalize(p.startsWith('/') ? p : `/${p}`);
+  if (cleaned.length > 1 && cleaned.endsWith('/') && !p.endsWith('/')) cleaned = cleaned.slice(0, -1);
+  if (p.endsWith('/') && !cleaned.endsWith('/')) cleaned += '/';
+  return cleaned;
+}

@@ -1,0 +1,150 @@
+// GET /_ping, GET /version, GET /info, POST /auth.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { STEVEDORE_VERSION, type StevedoreConfig } from '@stevedore/config';
+import { CURRENT_API_VERSION, MIN_API_VERSION, type AuthConfigJson, type InfoResponse, type VersionResponse } from '@stevedore/docker-api';
+import { CONFIG } from '@stevedore/service-kit';
+import { invalid } from '@stevedore/errors';
+import type { ApiRequest } from '../http/api-request';
+import type { ApiResponse } from '../http/api-response';
+import { Backends, call } from '../backends/backends';
+
+const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386' };
+
+/** Docker 1.0 emitted its JSON objects with sorted keys. */
+function sortedKeys<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as T;
+}
+
+function operatingSystem(): string {
+  try {
+    return /^PRETTY_NAME="?([^"\n]*)"?/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] ?? 'Linux';
+  } catch {
+    return 'Linux';
+  }
+}
+
+@Injectable()
+export class SystemHandlers {
+  private readonly engineId: string;
+  private readonly versionBody: VersionResponse;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: StevedoreConfig,
+    private readonly backends: Backends,
+  ) {
+    this.engineId = this.readEngineId();
+    this.versionBody = sortedKeys({
+      ApiVersion: CURRENT_API_VERSION,
+      Arch: ARCH[process.arch] ?? process.arch,
+      GitCommit: process.env.STEVEDORE_GIT_COMMIT || 'unknown',
+      GoVersion: `node ${process.version}`,
+      KernelVersion: os.release(),
+      MinAPIVersion: MIN_API_VERSION,
+      Os: 'linux',
+      Version: STEVEDORE_VERSION,
+    });
+  }
+
+  /** A stable ID for this engine, kept in the data root. */
+  private readEngineId(): string {
+    const file = path.join(this.config.root, 'engine-id');
+    try {
+      return fs.readFileSync(file, 'utf8').trim();
+    } catch {
+      const id = randomUUID().toUpperCase();
+      fs.mkdirSync(this.config.root, { recursive: true });
+      fs.writeFileSync(file, `${id}\n`, { flag: 'wx' });
+      return fs.readFileSync(file, 'utf8').trim();
+    }
+  }
+
+  ping = (req: ApiRequest, res: ApiResponse): void => {
+    const headers = { Ostype: 'linux', 'Docker-Experimental': 'false', 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache' };
+    if (req.raw.method === 'HEAD') {
+      res.raw.writeHead(200, { ...headers, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 2 });
+      return void res.raw.end();
+    }
+    res.text(200, 'OK', headers);
+  };
+
+  version = (_req: ApiRequest, res: ApiResponse): void => {
+    res.json(200, this.versionBody);
+  };
+
+  info = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const b = this.backends;
+    const [runtime, store, ev] = await Promise.all([
+      call(b.containers, b.containers.info, {}, req.requestId, 'container-runtime', 5000),
+      call(b.images, b.images.info, {}, req.requestId, 'image-store', 5000),
+      call(b.events, b.events.info, {}, req.requestId, 'events', 5000),
+    ]);
+    let nfd = 0;
+    try {
+      nfd = fs.readdirSync('/proc/self/fd').length;
+    } catch {
+      // not on Linux
+    }
+    const body: InfoResponse = sortedKeys({
+      Architecture: os.machine(),
+      CgroupVersion: runtime.cgroupVersion,
+      Containers: runtime.containers,
+      ContainersPaused: runtime.paused,
+      ContainersRunning: runtime.running,
+      ContainersStopped: runtime.stopped,
+      // JSON booleans: today's CLI cannot read Docker 1.0's 0/1 here.
+      Debug: this.config.debug,
+      DockerRootDir: this.config.root,
+      Driver: store.driver,
+      DriverStatus: store.driverStatus.map((s): [string, string] => [s.key, s.value]),
+      ExecutionDriver: `${runtime.ociRuntime}-${runtime.ociRuntimeVersion}`,
+      ID: this.engineId,
+      IPv4Forwarding: runtime.ipv4Forwarding,
+      Images: store.images,
+      IndexServerAddress: 'https://index.docker.io/v1/',
+      InitPath: '',
+      InitSha1: '',
+      KernelVersion: os.release(),
+      MemTotal: os.totalmem(),
+      MemoryLimit: runtime.memoryLimit,
+      NCPU: os.cpus().length,
+      NEventsListener: ev.listeners,
+      NFd: nfd,
+      // Node has no goroutines; the closest measure of concurrent work is its active resources.
+      NGoroutines: process.getActiveResourcesInfo().length,
+      Name: os.hostname(),
+      OSType: 'linux',
+      OperatingSystem: operatingSystem(),
+      ServerVersion: STEVEDORE_VERSION,
+      SwapLimit: runtime.swapLimit,
+    });
+    res.json(200, body);
+  };
+
+  auth = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const body = await req.json<AuthConfigJson>();
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('Request body must be a JSON object (an AuthConfig)');
+    const b = this.backends;
+    const result = await call(
+      b.images,
+      b.images.checkAuth,
+      {
+        username: String(body.username ?? ''),
+        password: String(body.password ?? ''),
+        auth: String(body.auth ?? ''),
+        email: String(body.email ?? ''),
+        serverAddress: String(body.serveraddress ?? ''),
+        identityToken: String(body.identitytoken ?? ''),
+        registryToken: String(body.registrytoken ?? ''),
+      },
+      req.requestId,
+      'image-store',
+      30_000,
+    );
+    // Always 200 with a body: today's CLI fails on Docker 1.0's bodiless 204.
+    res.json(200, result.identityToken ? { IdentityToken: result.identityToken, Status: result.status } : { Status: result.status });
+  };
+}

@@ -1,0 +1,52 @@
+// The Events gRPC service.
+import { Inject, Injectable } from '@nestjs/common';
+import { Metadata } from '@grpc/grpc-js';
+import { events } from '@stevedore/contracts';
+import type { Logger } from '@stevedore/logging';
+import type { LoggedEvent } from '@stevedore/redis';
+import { LOGGER, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { invalid } from '@stevedore/errors';
+import { EventFeed } from './event-feed';
+import { compileFilters, FILTER_KEYS } from './filters';
+
+/** The largest sequence number of a stream ID: "everything within this millisecond". */
+const MAX_SEQ = '18446744073709551615';
+
+function toMessage(e: LoggedEvent): events.Event {
+  return { type: e.type, action: e.action, id: e.id, from: e.from, attributes: e.attributes, timeMs: e.timeMs, logId: e.logId };
+}
+
+@Injectable()
+export class EventsRpc {
+  constructor(
+    private readonly feed: EventFeed,
+    @Inject(LOGGER) private readonly log: Logger,
+  ) {}
+
+  implementation(): events.EventsServer {
+    return {
+      subscribe: serverStream<events.SubscribeRequest, events.Event>(this.log, 'Subscribe', async (req, stream, ctx) => {
+        for (const key of Object.keys(req.filters)) {
+          if (!FILTER_KEYS.includes(key)) throw invalid(`Invalid filter '${key}'`);
+        }
+        if (req.since < 0 || req.until < 0) throw invalid('since and until must not be negative');
+        const matches = compileFilters(req.filters);
+        // since: events whose time (whole seconds) is >= since; until: <= until.
+        const cursor = req.since > 0 ? `${req.since * 1000 - 1}-${MAX_SEQ}` : this.feed.now;
+        const endMs = req.until > 0 ? (req.until + 1) * 1000 : Infinity;
+        // Headers now: the API edge answers 200 only once the subscription is accepted.
+        stream.sendMetadata(new Metadata());
+        await this.feed.follow({
+          cursor,
+          endMs,
+          signal: ctx.signal,
+          deliver: (event) => (matches(event) ? writeWithBackpressure(stream, toMessage(event), ctx.signal) : undefined),
+        });
+      }),
+      info: unary<events.EventsInfoRequest, events.EventsInfo>(this.log, 'Info', async () => ({
+        listeners: this.feed.listeners,
+        historyLength: await this.feed.historyLength(),
+      })),
+    };
+  }
+}

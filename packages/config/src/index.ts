@@ -1,0 +1,118 @@
+// Settings shared by every Stevedore process. Each setting has one
+// environment name (scripts rely on them) and, in the launcher, a flag.
+import * as path from 'node:path';
+
+export const STEVEDORE_VERSION = '0.1.0';
+
+/** The gRPC services, in the order the launcher starts them. */
+export const GRPC_SERVICES = ['events', 'image-store', 'container-runtime', 'build-worker'] as const;
+export type GrpcServiceName = (typeof GRPC_SERVICES)[number];
+export const SERVICES = [...GRPC_SERVICES, 'api-edge'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export type OciRuntimeChoice = 'auto' | 'runc' | 'crun';
+
+export interface TlsFiles {
+  cert?: string;
+  key?: string;
+  /** CA that client certificates must be signed by; set = clients must present one. */
+  ca?: string;
+}
+
+export interface StevedoreConfig {
+  /** Data root: everything Stevedore stores lives below it. */
+  root: string;
+  /** Where the API listens: unix:///path or tcp://host:port (TCP only with TLS). */
+  hosts: string[];
+  /** The Redis every service shares. */
+  redisUrl: string;
+  /** Key prefix in Redis, so that stacks sharing one Redis stay apart. */
+  redisPrefix: string;
+  runtime: OciRuntimeChoice;
+  logLevel: string;
+  debug: boolean;
+  /** TLS for TCP API listeners. */
+  apiTls: TlsFiles;
+  /** Mutual TLS between services over TCP. */
+  grpcTls: TlsFiles;
+  events: { maxCount: number; maxAgeSeconds: number };
+  /** The address a gRPC service listens on and is reached at. */
+  serviceAddress(name: GrpcServiceName): string;
+  runDir: string;
+  logDir: string;
+}
+
+export const DEFAULT_ROOT = '/var/lib/stevedore';
+
+function envName(service: GrpcServiceName): string {
+  return `STEVEDORE_${service.toUpperCase().replace(/-/g, '_')}_ADDR`;
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, not ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function truthy(v: string | undefined): boolean {
+  return v !== undefined && !['', '0', 'false', 'no', 'off'].includes(v.trim().toLowerCase());
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfig {
+  const root = path.resolve(env.STEVEDORE_ROOT || DEFAULT_ROOT);
+  const runDir = path.join(root, 'run');
+  const hosts = (env.STEVEDORE_HOST || `unix://${path.join(root, 'stevedore.sock')}`)
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean);
+  const runtime = (env.STEVEDORE_RUNTIME || 'auto') as OciRuntimeChoice;
+  if (!['auto', 'runc', 'crun'].includes(runtime)) {
+    throw new Error(`STEVEDORE_RUNTIME must be runc or crun, not ${JSON.stringify(runtime)}`);
+  }
+  return {
+    root,
+    hosts,
+    redisUrl: env.REDIS_URL || `unix://${path.join(runDir, 'redis.sock')}`,
+    redisPrefix: env.STEVEDORE_REDIS_PREFIX || 'stevedore:',
+    runtime,
+    logLevel: env.STEVEDORE_LOG_LEVEL || 'info',
+    debug: truthy(env.STEVEDORE_DEBUG),
+    apiTls: { cert: env.STEVEDORE_TLS_CERT, key: env.STEVEDORE_TLS_KEY, ca: env.STEVEDORE_TLS_CACERT },
+    grpcTls: { cert: env.STEVEDORE_GRPC_TLS_CERT, key: env.STEVEDORE_GRPC_TLS_KEY, ca: env.STEVEDORE_GRPC_TLS_CACERT },
+    events: {
+      maxCount: positiveInt(env, 'STEVEDORE_EVENTS_MAX_COUNT', 100_000),
+      maxAgeSeconds: positiveInt(env, 'STEVEDORE_EVENTS_MAX_AGE', 7 * 24 * 3600),
+    },
+    serviceAddress: (name) => env[envName(name)] || `unix:${path.join(runDir, `${name}.sock`)}`,
+    runDir,
+    logDir: path.join(root, 'logs'),
+  };
+}
+
+/** The environment that reproduces a config in a child process. */
+export function configToEnv(config: StevedoreConfig): Record<string, string> {
+  const env: Record<string, string> = {
+    STEVEDORE_ROOT: config.root,
+    STEVEDORE_HOST: config.hosts.join(','),
+    REDIS_URL: config.redisUrl,
+    STEVEDORE_REDIS_PREFIX: config.redisPrefix,
+    STEVEDORE_RUNTIME: config.runtime,
+    STEVEDORE_LOG_LEVEL: config.logLevel,
+    STEVEDORE_EVENTS_MAX_COUNT: String(config.events.maxCount),
+    STEVEDORE_EVENTS_MAX_AGE: String(config.events.maxAgeSeconds),
+  };
+  if (config.debug) env.STEVEDORE_DEBUG = '1';
+  for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);
+  const tls: Array<[string, string | undefined]> = [
+    ['STEVEDORE_TLS_CERT', config.apiTls.cert],
+    ['STEVEDORE_TLS_KEY', config.apiTls.key],
+    ['STEVEDORE_TLS_CACERT', config.apiTls.ca],
+    ['STEVEDORE_GRPC_TLS_CERT', config.grpcTls.cert],
+    ['STEVEDORE_GRPC_TLS_KEY', config.grpcTls.key],
+    ['STEVEDORE_GRPC_TLS_CACERT', config.grpcTls.ca],
+  ];
+  for (const [k, v] of tls) if (v) env[k] = v;
+  return env;
+}

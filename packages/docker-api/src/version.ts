@@ -1,0 +1,30 @@
+// API versions: how a request's /vX.Y prefix is read and compared.
+
+/** The newest API version Stevedore serves (Docker 1.0's). */
+export const CURRENT_API_VERSION = '1.12';
+/** The oldest documented one; older prefixes are still accepted (as Docker 1.0 did). */
+export const MIN_API_VERSION = '1.0';
+
+export type ApiVersion = readonly number[];
+
+/** "1.12" -> [1, 12]. A non-numeric part counts as 0, as in Docker 1.0. */
+export function parseApiVersion(text: string): ApiVersion {
+  return text.split('.').map((p) => {
+    const n = Number.parseInt(p, 10);
+    return Number.isNaN(n) ? 0 : n;
+  });
+}
+
+/** Component-wise comparison, the shorter one padded with zeros: 1.10 > 1.9, 1.12.0 == 1.12. */
+export function compareApiVersions(a: ApiVersion | string, b: ApiVersion | string): number {
+  const x = typeof a === 'string' ? parseApiVersion(a) : a;
+  const y = typeof b === 'string' ? parseApiVersion(b) : b;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
+}
+
+export const versionAtLeast = (v: ApiVersion | string, min: string) => compareApiVersions(v, min) >= 0;
+export const versionBelow = (v: ApiVersion | string, bound: string) => compareApiVersions(v, bound) < 0;

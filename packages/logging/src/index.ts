@@ -1,0 +1,26 @@
+// Structured JSON logs (pino) for every process, and the request id that
+// follows a request from the API edge through gRPC metadata to the services.
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+
+export type Logger = pino.Logger;
+
+/** HTTP header a client may set, and gRPC metadata key, carrying the request id. */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+export function createLogger(service: string, level = process.env.STEVEDORE_LOG_LEVEL || 'info'): Logger {
+  return pino(
+    { level, base: { service, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.destination({ dest: 1, sync: false, minLength: 0 }),
+  );
+}
+
+export function newRequestId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** A client-chosen request id is kept when it is short and printable. */
+export function acceptRequestId(value: string | string[] | undefined): string {
+  const v = Array.isArray(value) ? value[0] : value;
+  return v && /^[\w.:-]{1,64}$/.test(v) ? v : newRequestId();
+}

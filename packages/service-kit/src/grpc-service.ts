@@ -1,0 +1,109 @@
+// Runs a Stevedore service: a NestJS application whose providers implement
+// its gRPC contract, served by @grpc/grpc-js with the health service beside it.
+import 'reflect-metadata';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { NestFactory } from '@nestjs/core';
+import type { INestApplicationContext, LoggerService, Type } from '@nestjs/common';
+import { loadConfig, type GrpcServiceName, type StevedoreConfig } from '@stevedore/config';
+import { createLogger, type Logger } from '@stevedore/logging';
+import { health } from '@stevedore/contracts';
+import { HealthState } from './health';
+import { isUnixAddress, serverCredentials } from './credentials';
+
+export interface GrpcBinding {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+}
+
+/** Nest's own log lines, through pino. */
+export class PinoNestLogger implements LoggerService {
+  constructor(private readonly pino: Logger) {}
+  log(message: unknown, context?: string) { this.pino.debug({ context }, String(message)); }
+  error(message: unknown, trace?: string, context?: string) { this.pino.error({ context, trace }, String(message)); }
+  warn(message: unknown, context?: string) { this.pino.warn({ context }, String(message)); }
+  debug(message: unknown, context?: string) { this.pino.debug({ context }, String(message)); }
+  verbose(message: unknown, context?: string) { this.pino.trace({ context }, String(message)); }
+}
+
+export const CONFIG = Symbol('StevedoreConfig');
+export const LOGGER = Symbol('Logger');
+
+export interface RunningService {
+  app: INestApplicationContext;
+  server: grpc.Server;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the service: builds the Nest application (`module` may use the
+ * CONFIG and LOGGER tokens, provided by `serviceModule`), binds its gRPC
+ * services on the configured address, reports SERVING, and stops cleanly on
+ * SIGTERM/SIGINT.
+ */
+export async function runGrpcService(options: {
+  name: GrpcServiceName;
+  module: Type<unknown>;
+  bindings: (app: INestApplicationContext) => GrpcBinding[];
+}): Promise<RunningService> {
+  const { config, log } = serviceContext(options.name);
+  const app = await NestFactory.createApplicationContext(options.module, { logger: new PinoNestLogger(log), abortOnError: false });
+  await app.init();
+
+  const healthState = new HealthState();
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+  server.addService(health.HealthService, healthState.implementation());
+  for (const b of options.bindings(app)) server.addService(b.definition, b.implementation);
+
+  const address = config.serviceAddress(options.name);
+  if (isUnixAddress(address)) {
+    const file = address.replace(/^unix:(\/\/)?/, '');
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.rmSync(file, { force: true }); // a socket left by a killed predecessor
+  }
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(address, serverCredentials(address, config.grpcTls), (err) => (err ? reject(err) : resolve())),
+  );
+  healthState.setServing(true);
+  log.info({ address }, 'serving');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      healthState.setServing(false);
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), 5000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      await app.close();
+      log.info('stopped');
+      log.flush();
+    })());
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => void stop().finally(() => process.exit(0)));
+  }
+  return { app, server, stop };
+}
+
+let context: { config: StevedoreConfig; log: Logger } | undefined;
+
+/** The process's config and logger: one of each per process. */
+export function serviceContext(name: string): { config: StevedoreConfig; log: Logger } {
+  if (!context) {
+    const config = loadConfig();
+    context = { config, log: createLogger(name, config.logLevel) };
+  }
+  return context;
+}
+
+/** Providers of the config and logger for a service's root module. */
+export function serviceProviders(name: string) {
+  return [
+    { provide: CONFIG, useFactory: () => serviceContext(name).config },
+    { provide: LOGGER, useFactory: () => serviceContext(name).log },
+  ];
+}

@@ -1,0 +1,5 @@
+export * from './credentials';
+export * from './rpc';
+export * from './health';
+export * from './clients';
+export * from './grpc-service';

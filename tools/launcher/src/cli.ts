@@ -1,0 +1,198 @@
+#!/usr/bin/env node
+// stevedore up | down | status — the engine's launcher. (The `stevedore`
+// script at the repository root installs and builds first, then runs this.)
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { configToEnv, loadConfig, type StevedoreConfig } from '@stevedore/config';
+import { launcherFiles, pidAlive, REPO_ROOT, type StackState } from './layout';
+
+const USAGE = `usage: stevedore <up|down|status|test> [options]
+
+  up        start the private Redis and the five services, wait until healthy,
+            print the DOCKER_HOST line to use
+  down      stop everything 'up' started
+  status    show each process
+  test      run the whole test suite
+
+options (each also an environment variable):
+  --root DIR          STEVEDORE_ROOT       data root (default /var/lib/stevedore)
+  --host URL          STEVEDORE_HOST       unix:///path or tcp://host:port (TLS only); repeatable
+  --redis-url URL     REDIS_URL            use this Redis instead of a private one
+  --runtime NAME      STEVEDORE_RUNTIME    runc or crun (default: whichever works)
+  --log-level LEVEL   STEVEDORE_LOG_LEVEL  trace, debug, info, warn, error
+  --timeout SECONDS   how long 'up' waits for the stack to be healthy (default 90)
+`;
+
+const FLAG_ENV: Record<string, string> = {
+  '--root': 'STEVEDORE_ROOT',
+  '--host': 'STEVEDORE_HOST',
+  '--redis-url': 'REDIS_URL',
+  '--runtime': 'STEVEDORE_RUNTIME',
+  '--log-level': 'STEVEDORE_LOG_LEVEL',
+};
+
+function parseArgs(argv: string[]): { command: string; env: NodeJS.ProcessEnv; timeoutS: number } {
+  const env = { ...process.env };
+  const hosts: string[] = [];
+  let command = '';
+  let timeoutS = 90;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    if (flag in FLAG_ENV || flag === '--timeout') {
+      const value = inline ?? argv[++i];
+      if (value === undefined) fail(`${flag} needs a value`);
+      if (flag === '--host') hosts.push(value);
+      else if (flag === '--timeout') timeoutS = Number(value);
+      else env[FLAG_ENV[flag]] = value;
+    } else if (flag === '-h' || flag === '--help') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else if (!command && !flag.startsWith('-')) command = flag;
+    else fail(`unknown argument ${arg}\n\n${USAGE}`);
+  }
+  if (hosts.length) env.STEVEDORE_HOST = hosts.join(',');
+  return { command, env, timeoutS };
+}
+
+function fail(message: string): never {
+  process.stderr.write(`stevedore: ${message}\n`);
+  process.exit(2);
+}
+
+function readState(config: StevedoreConfig): StackState | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(launcherFiles(config).state, 'utf8')) as StackState;
+  } catch {
+    return undefined;
+  }
+}
+
+function supervisorPid(config: StevedoreConfig): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(launcherFiles(config).pid, 'utf8').trim());
+    return pidAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function up(config: StevedoreConfig, env: NodeJS.ProcessEnv, timeoutS: number): Promise<void> {
+  const files = launcherFiles(config);
+  for (const dir of [config.root, config.runDir, config.logDir]) fs.mkdirSync(dir, { recursive: true });
+  if (supervisorPid(config)) {
+    const state = readState(config);
+    process.stderr.write(`Stevedore is already running with data root ${config.root}\n`);
+    process.stdout.write(`DOCKER_HOST=${state?.dockerHost ?? config.hosts[0]}\n`);
+    return;
+  }
+  fs.rmSync(files.state, { force: true });
+  const childEnv: NodeJS.ProcessEnv = {
+    ...env,
+    ...configToEnv(config),
+    STEVEDORE_PRIVATE_REDIS: env.REDIS_URL ? '0' : '1',
+    STEVEDORE_GIT_COMMIT: gitCommit(),
+  };
+  const log = fs.openSync(files.supervisorLog, 'a');
+  const child = spawn(process.execPath, [path.join(__dirname, 'supervisor.js')], { detached: true, stdio: ['ignore', log, log], env: childEnv });
+  child.unref();
+  fs.closeSync(log);
+
+  const deadline = Date.now() + timeoutS * 1000;
+  for (;;) {
+    const state = readState(config);
+    if (state?.ready) {
+      process.stderr.write(`Stevedore is up: data root ${config.root}, ${state.processes.length} processes. Point the docker CLI at it with:\n`);
+      process.stdout.write(`DOCKER_HOST=${state.dockerHost}\n`);
+      return;
+    }
+    if (!pidAlive(child.pid)) {
+      process.stderr.write(`stevedore: the supervisor exited during start-up:\n${tail(files.supervisorLog)}\n`);
+      process.exit(1);
+    }
+    if (Date.now() > deadline) {
+      const waiting = state?.processes.filter((p) => p.state !== 'healthy').map((p) => p.name) ?? [];
+      process.stderr.write(`stevedore: not healthy after ${timeoutS}s (waiting for: ${waiting.join(', ') || 'the supervisor'})\n`);
+      for (const name of waiting) process.stderr.write(`--- logs/${name}.log\n${tail(path.join(config.logDir, `${name}.log`))}\n`);
+      await down(config);
+      process.exit(1);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function down(config: StevedoreConfig): Promise<void> {
+  const pid = supervisorPid(config);
+  const state = readState(config);
+  if (pid) {
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 40_000;
+    while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+  // Children of a supervisor that was killed outright.
+  for (const p of state?.processes ?? []) if (p.pid && pidAlive(p.pid)) process.kill(p.pid, 'SIGKILL');
+  const files = launcherFiles(config);
+  fs.rmSync(files.state, { force: true });
+  fs.rmSync(files.pid, { force: true });
+  process.stderr.write(pid || state ? `Stevedore stopped (data root ${config.root})\n` : `Stevedore was not running (data root ${config.root})\n`);
+}
+
+function status(config: StevedoreConfig): void {
+  const pid = supervisorPid(config);
+  const state = readState(config);
+  if (!pid || !state) {
+    process.stdout.write(`Stevedore is not running (data root ${config.root})\n`);
+    process.exit(3);
+  }
+  const now = Date.now();
+  const rows = [['NAME', 'PID', 'STATE', 'RESTARTS', 'UPTIME', 'LAST EXIT']];
+  rows.push(['supervisor', String(pid), 'running', '0', '', '']);
+  for (const p of state.processes) {
+    const up = p.startedAt && p.pid ? `${Math.round((now - Date.parse(p.startedAt)) / 1000)}s` : '';
+    rows.push([p.name, p.pid ? String(p.pid) : '-', p.state, String(p.restarts), up, p.lastExit ?? '']);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+  process.stdout.write(`\nDOCKER_HOST=${state.dockerHost}\n`);
+}
+
+async function main(): Promise<void> {
+  const { command, env, timeoutS } = parseArgs(process.argv.slice(2));
+  let config: StevedoreConfig;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  switch (command) {
+    case 'up':
+      return up(config, env, timeoutS);
+    case 'down':
+      return down(config);
+    case 'status':
+      return status(config);
+    default:
+      process.stderr.write(USAGE);
+      process.exit(2);
+  }
+}
+
+void main();

@@ -1,0 +1,53 @@
+// Where the launcher keeps its files in the data root, and what it runs.
+import * as path from 'node:path';
+import type { StevedoreConfig } from '@stevedore/config';
+
+/** The repository checkout the launcher belongs to. */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+export function launcherFiles(config: StevedoreConfig) {
+  return {
+    pid: path.join(config.runDir, 'supervisor.pid'),
+    state: path.join(config.runDir, 'state.json'),
+    supervisorLog: path.join(config.logDir, 'supervisor.log'),
+    redisDir: path.join(config.root, 'redis'),
+    redisSocket: path.join(config.runDir, 'redis.sock'),
+  };
+}
+
+export function serviceEntry(service: string): string {
+  return path.join(REPO_ROOT, 'apps', service, 'dist', 'main.js');
+}
+
+/** The first unix socket the API listens on, as DOCKER_HOST. */
+export function dockerHost(config: StevedoreConfig): string {
+  return config.hosts.find((h) => h.startsWith('unix://')) ?? config.hosts[0];
+}
+
+export interface ProcessState {
+  name: string;
+  pid: number | null;
+  state: 'starting' | 'healthy' | 'unhealthy' | 'restarting' | 'stopped';
+  restarts: number;
+  startedAt: string | null;
+  lastExit: string | null;
+}
+
+export interface StackState {
+  supervisorPid: number;
+  ready: boolean;
+  failed?: string;
+  dockerHost: string;
+  processes: ProcessState[];
+  updatedAt: string;
+}
+
+export function pidAlive(pid: number | null | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,173 @@
+// The supervisor `stevedore up` leaves running: the private Redis and one
+// process per service, restarted with back-off when one dies, their health
+// probed, and the stack's state written to run/state.json.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { GRPC_SERVICES, loadConfig, type StevedoreConfig } from '@stevedore/config';
+import { channelCredentials, probeHealth } from '@stevedore/service-kit';
+import { dockerHost, launcherFiles, serviceEntry, type StackState } from './layout';
+import { ManagedProcess } from './managed-process';
+
+const HEALTH_INTERVAL_MS = 500;
+
+/** Sends PING on a unix socket (Redis) and waits for +PONG. */
+function pingRedis(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1000, () => done(false));
+    s.on('error', () => done(false));
+    s.on('connect', () => s.write('PING\r\n'));
+    s.on('data', (d) => done(d.toString().startsWith('+PONG')));
+  });
+}
+
+/** GET /_ping on the API's unix socket. */
+function pingApi(host: string): Promise<boolean> {
+  if (!host.startsWith('unix://')) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const s = net.connect(host.slice('unix://'.length));
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1000, () => done(false));
+    s.on('error', () => done(false));
+    s.on('connect', () => s.write('GET /_ping HTTP/1.1\r\nHost: stevedore\r\nConnection: close\r\n\r\n'));
+    s.on('data', (d) => done(d.toString().startsWith('HTTP/1.1 200')));
+  });
+}
+
+class Supervisor {
+  private readonly files: ReturnType<typeof launcherFiles>;
+  private readonly processes: ManagedProcess[] = [];
+  private redis?: ManagedProcess;
+  private ready = false;
+  private healthTimer?: NodeJS.Timeout;
+  private writePending = false;
+
+  constructor(private readonly config: StevedoreConfig) {
+    this.files = launcherFiles(config);
+  }
+
+  private writeState(): void {
+    if (this.writePending) return;
+    this.writePending = true;
+    setImmediate(() => {
+      this.writePending = false;
+      const state: StackState = {
+        supervisorPid: process.pid,
+        ready: this.ready,
+        dockerHost: dockerHost(this.config),
+        processes: [...(this.redis ? [this.redis] : []), ...this.processes].map((p) => p.state),
+        updatedAt: new Date().toISOString(),
+      };
+      const tmp = `${this.files.state}.tmp`;
+      fs.writeFileSync(tmp, JSON.stringify(state, null, 2));
+      fs.renameSync(tmp, this.files.state);
+    });
+  }
+
+  async start(): Promise<void> {
+    fs.writeFileSync(this.files.pid, `${process.pid}\n`);
+    const env = { ...process.env };
+    const logFile = (name: string) => `${this.config.logDir}/${name}.log`;
+
+    if (process.env.STEVEDORE_PRIVATE_REDIS === '1') {
+      fs.mkdirSync(this.files.redisDir, { recursive: true });
+      this.redis = new ManagedProcess(
+        {
+          name: 'redis',
+          command: 'redis-server',
+          args: [
+            '--port', '0',
+            '--unixsocket', this.files.redisSocket,
+            '--unixsocketperm', '600',
+            '--dir', this.files.redisDir,
+            '--appendonly', 'yes',
+            '--appendfsync', 'everysec',
+            '--save', '',
+            '--daemonize', 'no',
+            '--logfile', '',
+          ],
+          env,
+          logFile: logFile('redis'),
+        },
+        () => this.writeState(),
+      );
+      this.redis.start();
+      const deadline = Date.now() + 20_000;
+      while (!(await pingRedis(this.files.redisSocket))) {
+        if (Date.now() > deadline) throw new Error('the private redis-server did not start (see logs/redis.log)');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      this.redis.setHealth(true);
+    }
+
+    for (const name of [...GRPC_SERVICES, 'api-edge']) {
+      const p = new ManagedProcess(
+        { name, command: process.execPath, args: [serviceEntry(name)], env, logFile: logFile(name) },
+        () => this.writeState(),
+      );
+      this.processes.push(p);
+      p.start();
+    }
+    this.healthTimer = setInterval(() => void this.probe(), HEALTH_INTERVAL_MS);
+    void this.probe();
+  }
+
+  private async probe(): Promise<void> {
+    if (this.redis) this.redis.setHealth(await pingRedis(this.files.redisSocket));
+    const results = await Promise.all(
+      this.processes.map(async (p) => {
+        if (!p.pid) return false;
+        if (p.state.name === 'api-edge') return Promise.all(this.config.hosts.map(pingApi)).then((r) => r.every(Boolean));
+        const address = this.config.serviceAddress(p.state.name as (typeof GRPC_SERVICES)[number]);
+        return probeHealth(address, channelCredentials(address, this.config.grpcTls), 1000);
+      }),
+    );
+    results.forEach((ok, i) => this.processes[i].setHealth(ok));
+    if (!this.ready && results.every(Boolean)) {
+      this.ready = true;
+      this.writeState();
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.healthTimer);
+    const api = this.processes.filter((p) => p.state.name === 'api-edge');
+    const rest = this.processes.filter((p) => p.state.name !== 'api-edge');
+    // Stop taking requests first, then the services, then the bus they share.
+    await Promise.all(api.map((p) => p.stop()));
+    await Promise.all(rest.map((p) => p.stop()));
+    await this.redis?.stop();
+    fs.rmSync(this.files.state, { force: true });
+    fs.rmSync(this.files.pid, { force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const supervisor = new Supervisor(config);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void supervisor.stop().finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => undefined);
+  try {
+    await supervisor.start();
+  } catch (err) {
+    console.error(err);
+    await supervisor.stop();
+    process.exit(1);
+  }
+}
+
+void main();
