@@ -89,6 +89,15 @@ export async function runGrpcService(options: {
   return { app, server, stop };
 }
 
+/** A service's entry point: runs it, or logs why it could not start and exits non-zero. */
+export function startGrpcService(options: Parameters<typeof runGrpcService>[0]): void {
+  runGrpcService(options).catch((err) => {
+    serviceContext(options.name).log.fatal({ err }, 'could not start');
+    console.error(err);
+    process.exit(1);
+  });
+}
+
 let context: { config: StevedoreConfig; log: Logger } | undefined;
 
 /** The process's config and logger: one of each per process. */

@@ -123,6 +123,13 @@ async function up(config: StevedoreConfig, env: NodeJS.ProcessEnv, timeoutS: num
       process.stdout.write(`DOCKER_HOST=${state.dockerHost}\n`);
       return;
     }
+    // A process that keeps dying before it was ever healthy will not recover by waiting.
+    const failing = state?.processes.find((p) => p.restarts >= 3 && p.state !== 'healthy');
+    if (failing) {
+      process.stderr.write(`stevedore: ${failing.name} keeps exiting during start-up (${failing.lastExit}):\n${tail(path.join(config.logDir, `${failing.name}.log`))}\n`);
+      await down(config);
+      process.exit(1);
+    }
     if (!pidAlive(child.pid)) {
       process.stderr.write(`stevedore: the supervisor exited during start-up:\n${tail(files.supervisorLog)}\n`);
       process.exit(1);

@@ -25,9 +25,18 @@ function pingRedis(socketPath: string): Promise<boolean> {
   });
 }
 
-/** GET /_ping on the API's unix socket. */
+/** GET /_ping on a unix socket of the API; for a TLS TCP listener, that it accepts connections. */
 function pingApi(host: string): Promise<boolean> {
-  if (!host.startsWith('unix://')) return Promise.resolve(true);
+  if (!host.startsWith('unix://')) {
+    const m = /^tcp:\/\/\[?([^\]]*?)\]?:(\d+)$/.exec(host);
+    if (!m) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const s = net.connect(Number(m[2]), m[1] === '0.0.0.0' || m[1] === '' ? '127.0.0.1' : m[1]);
+      s.setTimeout(1000, () => (s.destroy(), resolve(false)));
+      s.on('error', () => resolve(false));
+      s.on('connect', () => (s.destroy(), resolve(true)));
+    });
+  }
   return new Promise((resolve) => {
     const s = net.connect(host.slice('unix://'.length));
     const done = (ok: boolean) => {

@@ -1,6 +1,6 @@
 // A request as a handler sees it: the API version, path parameters, typed
 // query readers following Docker 1.0's conventions, and the request id.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
@@ -13,24 +13,42 @@ export interface Hijack {
   head: Buffer;
 }
 
+/** The reason a request's signal carries: made once, so aborting costs no stack trace. */
+const CLIENT_GONE = Object.freeze({ name: 'ClientGone', message: 'the client closed the connection' });
+
 export class ApiRequest {
   readonly version: ApiVersion;
-  /** Aborted when the client goes away. */
-  readonly signal: AbortSignal;
+  private controller?: AbortController;
+  private logger?: Logger;
 
   constructor(
     readonly raw: IncomingMessage,
+    private readonly response: ServerResponse,
     readonly versionText: string,
     readonly params: Record<string, string>,
     readonly query: URLSearchParams,
     readonly requestId: string,
-    readonly log: Logger,
-    signal: AbortSignal,
+    private readonly baseLog: Logger,
     /** Set when the request came through the HTTP upgrade path. */
     readonly hijack?: Hijack,
   ) {
     this.version = parseApiVersion(versionText);
-    this.signal = signal;
+  }
+
+  /** Aborted when the client goes away (made on first use: most handlers never need it). */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      const controller = new AbortController();
+      this.controller = controller;
+      if (this.response.closed) controller.abort(CLIENT_GONE);
+      else this.response.once('close', () => controller.abort(CLIENT_GONE));
+    }
+    return this.controller.signal;
+  }
+
+  /** A logger carrying the request id. */
+  get log(): Logger {
+    return (this.logger ??= this.baseLog.child({ reqId: this.requestId }));
   }
 
   atLeast(version: string): boolean {
@@ -70,7 +88,8 @@ export class ApiRequest {
     const v = this.query.get(name);
     if (v === null || v === '') return 0;
     if (!/^\d+(\.\d+)?$/.test(v.trim())) throw invalid(`Invalid value for ${name}: ${JSON.stringify(v)} is not a Unix timestamp`);
-    return Math.floor(Number(v));
+    // Truncate as text: Number("1795792876.999999999") rounds up to the next second.
+    return Number(v.trim().split('.')[0]);
   }
 
   /** A JSON query value such as `filters`. */

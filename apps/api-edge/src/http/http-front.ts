@@ -97,17 +97,17 @@ export class HttpFront implements OnApplicationShutdown {
   private handle(req: http.IncomingMessage, res: http.ServerResponse, hijack?: { socket: Duplex; head: Buffer }): void {
     const started = process.hrtime.bigint();
     const requestId = acceptRequestId(req.headers[REQUEST_ID_HEADER]);
-    const log = this.log.child({ reqId: requestId });
+    const log = this.log;
     for (const [k, v] of Object.entries(COMMON_HEADERS)) res.setHeader(k, v);
     res.setHeader('X-Request-Id', requestId);
     res.on('finish', () => {
       log.info(
-        { method: req.method, url: req.url, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, ua: req.headers['user-agent'] },
+        { reqId: requestId, method: req.method, url: req.url, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, ua: req.headers['user-agent'] },
         'request',
       );
     });
     this.router.dispatch(req, res, { requestId, log, hijack }).catch((err) => {
-      log.error({ err }, 'request failed');
+      log.error({ err, reqId: requestId }, 'request failed');
       if (!res.headersSent) {
         res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
         res.end('Internal error\n');

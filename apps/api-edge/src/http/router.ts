@@ -93,15 +93,13 @@ export class DockerRouter {
     }
 
     const { route, params, versionText } = resolution.match;
-    const controller = new AbortController();
-    res.on('close', () => controller.abort());
-    const request = new ApiRequest(req, versionText, params, new URLSearchParams(search), ctx.requestId, ctx.log, controller.signal, ctx.hijack);
+    const request = new ApiRequest(req, res, versionText, params, new URLSearchParams(search), ctx.requestId, ctx.log, ctx.hijack);
     if (route.gate && request.below(route.gate.below)) return out.text(route.gate.status, `${route.gate.message}\n`);
     try {
       await route.handler(request, out);
     } catch (err) {
       if (!res.headersSent) return out.error(err);
-      ctx.log.warn({ err }, 'failed after the answer started');
+      ctx.log.warn({ err, reqId: ctx.requestId }, 'failed after the answer started');
       res.destroy();
     }
   }

@@ -1,0 +1,45 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cleanPath, DockerRouter } from './router';
+import { compilePath, route } from './route';
+
+const noop = () => undefined;
+const router = new DockerRouter([
+  {
+    domain: 't',
+    routes: () => [
+      route('GET', '/images/{name*}/json', noop, { since: '1.0' }),
+      route('GET', '/containers/{id}/json', noop, { since: '1.0' }),
+      route('GET', '/containers/{id}/top', noop, { since: '1.3', gate: { below: '1.4', status: 500, message: 'old' } }),
+    ],
+  },
+]);
+
+test('image names keep their slashes and registry ports', () => {
+  const r = router.resolve('GET', '/v1.12/images/localhost:5000/team/app:v2/json', '');
+  assert.equal(r.kind, 'route');
+  if (r.kind === 'route') assert.deepEqual(r.match.params, { name: 'localhost:5000/team/app:v2' });
+});
+
+test('a container id is one segment', () => {
+  assert.equal(router.resolve('GET', '/containers/a/b/json', '').kind, 'notFound');
+  const { pattern } = compilePath('/containers/{id}/json');
+  assert.ok(pattern.test('/containers/abc/json'));
+});
+
+test('the version comes from the prefix, 1.12 without one, and newer ones are refused', () => {
+  const r = router.resolve('GET', '/v1.5/containers/x/json', '');
+  assert.ok(r.kind === 'route' && r.match.versionText === '1.5');
+  const bare = router.resolve('GET', '/containers/x/json', '');
+  assert.ok(bare.kind === 'route' && bare.match.versionText === '1.12');
+  assert.deepEqual(router.resolve('GET', '/v1.13/containers/x/json', ''), { kind: 'versionTooNew', versionText: '1.13' });
+  // An unknown route stays a plain 404 whatever the version.
+  assert.equal(router.resolve('GET', '/v1.13/nothing', '').kind, 'notFound');
+});
+
+test('paths are cleaned as Go did, with a redirect', () => {
+  assert.equal(cleanPath('//version'), '/version');
+  assert.equal(cleanPath('/a/./b/../c'), '/a/c');
+  assert.equal(cleanPath('/images/json/'), '/images/json/');
+  assert.deepEqual(router.resolve('GET', '/v1.12//containers/x/json', '?a=1'), { kind: 'redirect', location: '/v1.12/containers/x/json?a=1' });
+});

@@ -1,0 +1,108 @@
+// API benchmark: GET /_ping and GET /version latency (sequential, keep-alive)
+// and requests per second at 64 concurrent clients, through the unix socket,
+// Stevedore and the Docker engine measured in one run, interleaved.
+//
+//   node bench/dist/api.js [--requests N] [--seconds S]
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startDocker, startStevedore, type Engine } from './engines';
+import { markdownTable, row, summarize, type Row } from './stats';
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const REQUESTS = opt('--requests', 2000);
+const SECONDS = opt('--seconds', 3);
+const ROUNDS = opt('--rounds', 3);
+
+function request(agent: http.Agent, socket: string, urlPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath: socket, path: urlPath, agent }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${urlPath}: ${res.statusCode}`))));
+      })
+      .on('error', reject);
+  });
+}
+
+async function latencies(engine: Engine, urlPath: string, n: number): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  for (let i = 0; i < 50; i++) await request(agent, engine.socket, urlPath); // warm-up
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = process.hrtime.bigint();
+    await request(agent, engine.socket, urlPath);
+    out.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  agent.destroy();
+  return out;
+}
+
+async function throughput(engine: Engine, urlPath: string, clients: number, seconds: number): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  const end = Date.now() + seconds * 1000;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (Date.now() < end) {
+        await request(agent, engine.socket, urlPath);
+        done++;
+      }
+    }),
+  );
+  agent.destroy();
+  return done / seconds;
+}
+
+async function main(): Promise<void> {
+  const [stevedore, docker] = [await startStevedore(), await startDocker()];
+  const engines = [stevedore, docker];
+  const samples = new Map<string, number[]>();
+  const add = (key: string, values: number[]) => samples.set(key, [...(samples.get(key) ?? []), ...values]);
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const e of round % 2 ? [...engines].reverse() : engines) {
+        for (const p of ['/_ping', '/v1.12/version']) add(`${e.name} ${p} latency`, await latencies(e, p, REQUESTS));
+        for (const p of ['/_ping', '/v1.12/version']) add(`${e.name} ${p} rps`, [await throughput(e, p, 64, SECONDS)]);
+      }
+    }
+  } finally {
+    await Promise.all(engines.map((e) => e.stop()));
+  }
+
+  const rows: Row[] = [];
+  for (const p of ['/_ping', '/v1.12/version']) {
+    const s = summarize(samples.get(`stevedore ${p} latency`)!);
+    const d = summarize(samples.get(`docker ${p} latency`)!);
+    rows.push(row(`GET ${p} latency, median`, 'ms', s.median, d.median, 'lower'));
+    rows.push(row(`GET ${p} latency, p95`, 'ms', s.p95, d.p95, 'lower'));
+    rows.push(row(`GET ${p} latency, p99`, 'ms', s.p99, d.p99, 'lower'));
+    const sr = summarize(samples.get(`stevedore ${p} rps`)!).median;
+    const dr = summarize(samples.get(`docker ${p} rps`)!).median;
+    rows.push(row(`GET ${p} at 64 clients`, 'req/s', sr, dr, 'higher'));
+  }
+  const report = {
+    benchmark: 'api',
+    date: new Date().toISOString(),
+    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
+    engines: { stevedore: stevedore.version, docker: docker.version },
+    settings: { requests: REQUESTS, seconds: SECONDS, rounds: ROUNDS },
+    rows,
+  };
+  const dir = path.join(__dirname, '..', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'api.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const md = `# API benchmark\n\n${report.date}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB, kernel ${report.machine.kernel}; ${report.engines.stevedore} vs ${report.engines.docker}. ${REQUESTS} sequential requests per path per round, ${SECONDS} s at 64 clients, ${ROUNDS} rounds interleaved.\n\n${markdownTable(rows)}\n`;
+  fs.writeFileSync(path.join(dir, 'api.md'), md);
+  process.stdout.write(md);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

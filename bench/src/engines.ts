@@ -1,0 +1,102 @@
+// The two engines a benchmark compares: a Stevedore stack started as the
+// README says, and the Docker engine 20.10 from Debian's docker.io on its own
+// socket, data root and exec root (never touching another engine).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+
+export const REPO = path.resolve(__dirname, '..', '..');
+
+export interface Engine {
+  name: 'stevedore' | 'docker';
+  socket: string;
+  version: string;
+  stop(): Promise<void>;
+}
+
+function get(socket: string, urlPath: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath: socket, path: urlPath, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+async function waitForPing(socket: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await get(socket, '/_ping')).status === 200) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`${socket} did not answer /_ping`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function startStevedore(): Promise<Engine> {
+  const root = fs.mkdtempSync('/tmp/sd-bench-');
+  const socket = path.join(root, 'api.sock');
+  const env: NodeJS.ProcessEnv = { ...process.env, STEVEDORE_ROOT: root, STEVEDORE_HOST: `unix://${socket}`, STEVEDORE_LOG_LEVEL: 'warn' };
+  delete env.REDIS_URL;
+  execFileSync(path.join(REPO, 'stevedore'), ['up'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const version = JSON.parse((await get(socket, '/version')).body).Version as string;
+  return {
+    name: 'stevedore',
+    socket,
+    version: `Stevedore ${version}`,
+    stop: async () => {
+      execFileSync(path.join(REPO, 'stevedore'), ['down'], { env, stdio: 'ignore' });
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startDocker(): Promise<Engine> {
+  if (!fs.existsSync('/usr/sbin/dockerd')) {
+    process.stderr.write('bench: installing the Docker engine (Debian docker.io) for the comparison\n');
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'docker.io'], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      stdio: 'inherit',
+    });
+  }
+  const dir = fs.mkdtempSync('/tmp/ref-bench-');
+  const socket = path.join(dir, 'docker.sock');
+  const child: ChildProcess = spawn(
+    '/usr/sbin/dockerd',
+    [
+      '--host', `unix://${socket}`,
+      '--data-root', path.join(dir, 'root'),
+      '--exec-root', path.join(dir, 'exec'),
+      '--pidfile', path.join(dir, 'docker.pid'),
+      '--iptables=false',
+      '--bridge=none',
+      '--containerd-namespace', `bench-${process.pid}`,
+      '--log-level', 'error',
+    ],
+    { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'dockerd.log'), 'a')] },
+  );
+  await waitForPing(socket, 60_000);
+  const version = JSON.parse((await get(socket, '/v1.12/version')).body).Version as string;
+  return {
+    name: 'docker',
+    socket,
+    version: `Docker ${version}`,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      try {
+        execFileSync('umount', ['-R', path.join(dir, 'root')], { stdio: 'ignore' });
+      } catch {
+        // nothing mounted
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

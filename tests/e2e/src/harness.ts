@@ -1,0 +1,235 @@
+// Starting real stacks for the tests, the way a user does (`./stevedore up`
+// with a data root and a socket of their own), and talking to them with raw
+// HTTP and the real docker CLI.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export const REPO = process.env.STEVEDORE_REPO ?? path.resolve(__dirname, '..', '..', '..');
+const STEVEDORE = path.join(REPO, 'stevedore');
+
+export interface ProcessInfo {
+  name: string;
+  pid: number | null;
+  state: string;
+  restarts: number;
+}
+
+export interface HttpAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  text: string;
+}
+
+export class Stack {
+  readonly socket: string;
+  readonly dockerHost: string;
+  readonly dockerConfig: string;
+
+  constructor(
+    readonly root: string,
+    readonly env: NodeJS.ProcessEnv,
+    dockerHost = `unix://${path.join(root, 'api.sock')}`,
+  ) {
+    this.dockerHost = dockerHost;
+    this.socket = dockerHost.slice('unix://'.length);
+    this.dockerConfig = path.join(root, 'docker-cli');
+    fs.mkdirSync(this.dockerConfig, { recursive: true });
+  }
+
+  state(): { supervisorPid: number; processes: ProcessInfo[] } {
+    return JSON.parse(fs.readFileSync(path.join(this.root, 'run', 'state.json'), 'utf8'));
+  }
+
+  process(name: string): ProcessInfo {
+    const p = this.state().processes.find((x) => x.name === name);
+    if (!p) throw new Error(`no process ${name}`);
+    return p;
+  }
+
+  /** One HTTP request on the API socket. */
+  request(method: string, urlPath: string, options: { headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<HttpAnswer> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: this.socket, method, path: urlPath, headers: options.headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(options.body);
+    });
+  }
+
+  /** Bytes written straight to the socket; resolves with everything the server sent back. */
+  raw(bytes: string | Buffer, timeoutMs = 5000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(this.socket);
+      const chunks: Buffer[] = [];
+      const timer = setTimeout(() => s.destroy(), timeoutMs);
+      s.on('connect', () => s.write(bytes));
+      s.on('data', (c) => chunks.push(c));
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve(Buffer.concat(chunks).toString('utf8'));
+      });
+      s.on('error', reject);
+    });
+  }
+
+  /** Runs the real docker CLI against this stack. */
+  async docker(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    return runCommand('docker', args, {
+      env: { ...process.env, DOCKER_HOST: this.dockerHost, DOCKER_CONFIG: this.dockerConfig, DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false' },
+      input: options.input,
+      timeoutMs: options.timeoutMs ?? 60_000,
+    });
+  }
+
+  async stevedore(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return runCommand(STEVEDORE, args, { env: this.env, timeoutMs: 120_000 });
+  }
+
+  async down(): Promise<void> {
+    await this.stevedore(['down']);
+  }
+
+  /** Waits until GET path answers `status`, up to `timeoutMs`; resolves with the time it took. */
+  async waitFor(urlPath: string, status = 200, timeoutMs = 15_000): Promise<number> {
+    const start = Date.now();
+    for (;;) {
+      try {
+        if ((await this.request('GET', urlPath)).status === status) return Date.now() - start;
+      } catch {
+        // not answering yet
+      }
+      if (Date.now() - start > timeoutMs) throw new Error(`${urlPath} did not answer ${status} within ${timeoutMs} ms`);
+      await sleep(50);
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function runCommand(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child: ChildProcess = spawn(command, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+    child.stdin!.end(options.input ?? '');
+  });
+}
+
+/** A temporary directory with a short path (unix socket paths are limited to 107 bytes). */
+export function shortTempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join('/tmp', prefix));
+}
+
+/** Starts a stack with `./stevedore up` on a fresh data root and socket. */
+export async function startStack(extraEnv: Record<string, string> = {}, dockerHost?: string): Promise<Stack> {
+  const root = shortTempDir('sd-');
+  const env: NodeJS.ProcessEnv = { ...process.env, STEVEDORE_ROOT: root, STEVEDORE_HOST: `unix://${path.join(root, 'api.sock')}` };
+  delete env.REDIS_URL; // a private Redis per stack
+  Object.assign(env, extraEnv);
+  const stack = new Stack(root, env, dockerHost);
+  const up = await stack.stevedore(['up']);
+  if (up.code !== 0) throw new Error(`stevedore up failed (${up.code}):\n${up.stderr}`);
+  if (up.stdout.trim() !== `DOCKER_HOST=${stack.dockerHost}`) throw new Error(`stevedore up printed ${JSON.stringify(up.stdout)}`);
+  return stack;
+}
+
+export async function stopStack(stack: Stack | undefined): Promise<void> {
+  if (!stack) return;
+  await stack.down();
+  fs.rmSync(stack.root, { recursive: true, force: true });
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** Debian's docker-registry on 127.0.0.1, optionally behind htpasswd basic auth. */
+export async function startRegistry(auth?: { username: string; password: string }): Promise<{ address: string; stop(): Promise<void> }> {
+  const dir = shortTempDir('reg-');
+  const port = await freePort();
+  const lines = [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${dir}/data`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+  ];
+  if (auth) {
+    const { stdout } = await execFileP('htpasswd', ['-Bbn', auth.username, auth.password]);
+    fs.writeFileSync(path.join(dir, 'htpasswd'), stdout);
+    lines.push('auth:', '  htpasswd:', '    realm: stevedore-test', `    path: ${dir}/htpasswd`);
+  }
+  fs.writeFileSync(path.join(dir, 'config.yml'), `${lines.join('\n')}\n`);
+  const child = spawn('docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: 'ignore' });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      http.get({ host: '127.0.0.1', port, path: '/v2/' }, (res) => {
+        res.resume();
+        resolve(true);
+      }).on('error', () => resolve(false));
+    });
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('docker-registry did not start');
+    }
+    await sleep(50);
+  }
+  return {
+    address: `127.0.0.1:${port}`,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function pidCommand(pid: number): string {
+  return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+}
+
+export const isRoot = os.userInfo().uid === 0;
