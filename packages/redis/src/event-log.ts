@@ -30,14 +30,15 @@ export interface EventLogLimits {
 
 /**
  * appendEvent — KEYS[1]: the event stream. ARGV: maxCount, maxAgeMs, then
- * field/value pairs. Appends one event and trims the history by count and by
- * age in one atomic step, with Redis' clock as the only clock.
+ * field/value pairs. Appends one event and trims the history by count
+ * (approximately: whole stream nodes, cheap) and by age (exactly) in one
+ * atomic step, with Redis' clock as the only clock.
  */
 const APPEND_EVENT = `
 local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
-redis.call('XTRIM', KEYS[1], 'MINID', '~', tostring(nowMs - tonumber(ARGV[2])))
+redis.call('XTRIM', KEYS[1], 'MINID', tostring(nowMs - tonumber(ARGV[2])))
 return id
 `;
 

@@ -35,8 +35,12 @@ export type ServerStreamHandler<Req, Res> = (
 export function unary<Req, Res>(log: Logger, method: string, handler: UnaryHandler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const ctx = contextOf(call, log, method);
+    const started = performance.now();
     handler(call.request, ctx).then(
-      (res) => callback(null, res),
+      (res) => {
+        ctx.log.info({ ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'call');
+        callback(null, res);
+      },
       (err) => {
         logFailure(ctx, err);
         callback(toGrpcError(err));
@@ -53,8 +57,10 @@ export function serverStream<Req, Res>(
 ): grpc.handleServerStreamingCall<Req, Res> {
   return (call) => {
     const ctx = contextOf(call, log, method);
+    ctx.log.info('stream opened');
     handler(call.request, call, ctx).then(
       () => {
+        ctx.log.info({ cancelled: ctx.signal.aborted }, 'stream ended');
         if (!ctx.signal.aborted) call.end();
       },
       (err) => {

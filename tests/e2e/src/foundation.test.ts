@@ -139,3 +139,48 @@ describe('two stacks side by side', () => {
     }
   });
 });
+
+describe('wiring', () => {
+  test('a request id travels from the API edge to the services, and is in every log line about it', async () => {
+    const stack = await startStack();
+    try {
+      const reqId = `test-${Date.now()}`;
+      const r = await stack.request('GET', '/v1.12/info', { headers: { 'X-Request-Id': reqId } });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-request-id'], reqId);
+      await new Promise((res) => setTimeout(res, 300)); // pino writes asynchronously
+      for (const service of ['api-edge', 'image-store', 'container-runtime', 'events']) {
+        const lines = fs
+          .readFileSync(`${stack.root}/logs/${service}.log`, 'utf8')
+          .split('\n')
+          .filter((l) => l.includes(reqId))
+          .map((l) => JSON.parse(l));
+        assert.ok(lines.length >= 1, `${service} logged nothing with the request id`);
+        for (const l of lines) assert.equal(l.reqId, reqId);
+      }
+    } finally {
+      await stopStack(stack);
+    }
+  });
+
+  test('the socket belongs to the docker group when it exists', async (t) => {
+    const group = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('docker:'));
+    if (!group) {
+      // Without the group the socket stays root's; assert that instead.
+      const stack = await startStack();
+      try {
+        assert.equal(fs.statSync(stack.socket).gid, 0);
+      } finally {
+        await stopStack(stack);
+      }
+      return;
+    }
+    const stack = await startStack();
+    try {
+      assert.equal(fs.statSync(stack.socket).gid, Number(group.split(':')[2]));
+    } finally {
+      await stopStack(stack);
+    }
+    t.diagnostic('docker group present');
+  });
+});
