@@ -2,16 +2,18 @@ import { Module } from '@nestjs/common';
 import { BackendsModule } from './backends/backends.module';
 import { EventsModule } from './events/events.module';
 import { EventsRoutes } from './events/events.routes';
+import { ImagesModule } from './images/images.module';
+import { ImagesRoutes } from './images/images.routes';
 import { HttpFront, ROUTER } from './http/http-front';
 import { DockerRouter } from './http/router';
 import { SystemModule } from './system/system.module';
 import { SystemRoutes } from './system/system.routes';
 
 /** Every domain's route table, in one router. */
-const ROUTE_TABLES = [SystemRoutes, EventsRoutes];
+const ROUTE_TABLES = [SystemRoutes, EventsRoutes, ImagesRoutes];
 
 @Module({
-  imports: [BackendsModule, SystemModule, EventsModule],
+  imports: [BackendsModule, SystemModule, EventsModule, ImagesModule],
   providers: [
     { provide: ROUTER, useFactory: (...tables: SystemRoutes[]) => new DockerRouter(tables), inject: ROUTE_TABLES },
     HttpFront,

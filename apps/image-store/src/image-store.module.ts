@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { serviceProviders } from '@stevedore/service-kit';
+import { ImageService } from './images.service';
 import { ImageStoreRpc } from './image-store.rpc';
 
-@Module({ providers: [...serviceProviders('image-store'), ImageStoreRpc] })
+@Module({ providers: [...serviceProviders('image-store'), ImageService, ImageStoreRpc] })
 export class ImageStoreModule {}

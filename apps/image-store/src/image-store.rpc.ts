@@ -1,13 +1,18 @@
-// The ImageStore gRPC service. (Images themselves arrive with the image store issue.)
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+// The ImageStore gRPC service: thin adapters over ImageService.
+import { Metadata } from '@grpc/grpc-js';
 import { Inject, Injectable } from '@nestjs/common';
 import { images } from '@stevedore/contracts';
 import type { StevedoreConfig } from '@stevedore/config';
+import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { CONFIG, LOGGER, unary } from '@stevedore/service-kit';
+import { CONFIG, duplexStream, headerThenBytes, LOGGER, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { ImageService } from './images.service';
 import { checkLogin } from './registry/login';
 import { parseRegistryAddress } from './registry/registry-address';
+
+function progressMessage(p: Partial<images.Progress>): images.Progress {
+  return { status: '', id: '', current: 0, total: 0, start: 0, error: '', perLayer: false, ...p };
+}
 
 @Injectable()
 export class ImageStoreRpc {
@@ -16,28 +21,22 @@ export class ImageStoreRpc {
   constructor(
     @Inject(CONFIG) private readonly config: StevedoreConfig,
     @Inject(LOGGER) private readonly log: Logger,
+    private readonly images: ImageService,
   ) {}
 
-  private imageRoot(): string {
-    return path.join(this.config.root, 'images');
-  }
-
   implementation(): images.ImageStoreServer {
+    const log = this.log;
     return {
-      info: unary<images.ImageStoreInfoRequest, images.ImageStoreInfo>(this.log, 'Info', async () => {
-        const dir = path.join(this.imageRoot(), 'graph');
-        const count = fs.existsSync(dir) ? fs.readdirSync(dir).length : 0;
-        return {
-          images: count,
-          driver: 'overlay',
-          driverStatus: [
-            { key: 'Root Dir', value: this.imageRoot() },
-            { key: 'Backing Filesystem', value: 'overlayfs layers' },
-          ],
-          rootDir: this.imageRoot(),
-        };
-      }),
-      checkAuth: unary<images.AuthConfig, images.CheckAuthResponse>(this.log, 'CheckAuth', async (req, ctx) => {
+      info: unary<images.ImageStoreInfoRequest, images.ImageStoreInfo>(log, 'Info', async () => ({
+        images: this.images.count(),
+        driver: 'overlay',
+        driverStatus: [
+          { key: 'Root Dir', value: this.images.root },
+          { key: 'Backing Filesystem', value: 'overlayfs' },
+        ],
+        rootDir: this.images.root,
+      })),
+      checkAuth: unary<images.AuthConfig, images.CheckAuthResponse>(log, 'CheckAuth', async (req, ctx) => {
         const address = parseRegistryAddress(req.serverAddress, this.insecure);
         let { username, password } = req;
         if (!username && req.auth) {
@@ -50,6 +49,28 @@ export class ImageStoreRpc {
         ctx.log.info({ registry: address.host, username }, 'login checked');
         return { status, identityToken: '' };
       }),
+      import: duplexStream<images.ImportRequest, images.Progress>(log, 'Import', async (call, ctx) => {
+        const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? Buffer.from(r.part.chunk) : undefined));
+        if (header.part?.$case !== 'header') throw invalid('Import must start with its header');
+        const h = header.part.header;
+        // Names are checked before anything is streamed: a bad one is still a plain HTTP error.
+        if (h.repo) this.images.checkTarget(h.repo, h.tag);
+        call.sendMetadata(new Metadata());
+        await this.images.import(
+          { fromSrc: h.fromSrc, repo: h.repo, tag: h.tag, comment: h.comment, data: h.fromSrc === '-' ? bytes : undefined },
+          (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal),
+          ctx.signal,
+        );
+        if (h.fromSrc !== '-') bytes.resume();
+      }),
+      list: unary<images.ListImagesRequest, images.ListImagesResponse>(log, 'List', async (req) => ({ images: this.images.list(req) })),
+      inspect: unary<images.ImageName, images.InspectImageResponse>(log, 'Inspect', async (req) => this.images.inspect(req.name)),
+      history: unary<images.ImageName, images.HistoryResponse>(log, 'History', async (req) => ({ entries: this.images.history(req.name) })),
+      tag: unary<images.TagRequest, images.TagResponse>(log, 'Tag', async (req) => {
+        this.images.tag(req);
+        return {};
+      }),
+      delete: unary<images.DeleteImageRequest, images.DeleteImageResponse>(log, 'Delete', async (req) => ({ items: this.images.delete(req) })),
     };
   }
 }

@@ -1,3 +1,5 @@
 export * from './version';
 export * from './system';
 export * from './events';
+export * from './image';
+export * from './progress';

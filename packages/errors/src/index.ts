@@ -11,6 +11,7 @@ export type ErrorKind =
   | 'unauthorized' // "Wrong login/password" -> 401
   | 'forbidden' // 403
   | 'unavailable' // a service or a registry cannot be reached -> 503
+  | 'refused' // a request Docker 1.0 turned down with a 500 (bad names, ...): not a server fault
   | 'internal'; // everything else -> 500
 
 export class StevedoreError extends Error {
@@ -30,6 +31,7 @@ export const notAllowed = (message: string) => new StevedoreError('notAllowed', 
 export const unauthorized = (message: string) => new StevedoreError('unauthorized', message);
 export const unavailable = (message: string) => new StevedoreError('unavailable', message);
 export const internal = (message: string) => new StevedoreError('internal', message);
+export const refused = (message: string) => new StevedoreError('refused', message);
 
 const GRPC_CODE_OF_KIND: Record<ErrorKind, GrpcStatus> = {
   notFound: GrpcStatus.NOT_FOUND,
@@ -39,6 +41,7 @@ const GRPC_CODE_OF_KIND: Record<ErrorKind, GrpcStatus> = {
   unauthorized: GrpcStatus.UNAUTHENTICATED,
   forbidden: GrpcStatus.PERMISSION_DENIED,
   unavailable: GrpcStatus.UNAVAILABLE,
+  refused: GrpcStatus.FAILED_PRECONDITION,
   internal: GrpcStatus.INTERNAL,
 };
 
@@ -50,6 +53,7 @@ const HTTP_STATUS_OF_KIND: Record<ErrorKind, number> = {
   unauthorized: 401,
   forbidden: 403,
   unavailable: 503,
+  refused: 500,
   internal: 500,
 };
 

@@ -2,7 +2,8 @@
 // request id from metadata and a logger carrying it; a thrown error becomes
 // the gRPC status of its kind (@stevedore/errors).
 import type * as grpc from '@grpc/grpc-js';
-import { toGrpcError, asStevedoreError } from '@stevedore/errors';
+import { Readable } from 'node:stream';
+import { toGrpcError, asStevedoreError, invalid } from '@stevedore/errors';
 import { newRequestId, REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
 
 export interface CallContext {
@@ -12,10 +13,12 @@ export interface CallContext {
   signal: AbortSignal;
 }
 
-function contextOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, log: Logger, method: string): CallContext {
+type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+
+function contextOf(call: AnyServerCall, log: Logger, method: string): CallContext {
   const requestId = String(call.metadata.get(REQUEST_ID_HEADER)[0] ?? newRequestId());
   const controller = new AbortController();
-  call.on('cancelled', () => controller.abort());
+  (call as grpc.ServerUnaryCall<unknown, unknown>).on('cancelled', () => controller.abort());
   return { requestId, log: log.child({ reqId: requestId, rpc: method }), signal: controller.signal };
 }
 
@@ -72,11 +75,61 @@ export function serverStream<Req, Res>(
   };
 }
 
+export type DuplexHandler<Req, Res> = (call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext) => Promise<void>;
+
+/** A bidirectional stream (an upload with progress back): the handler returns when done. */
+export function duplexStream<Req, Res>(log: Logger, method: string, handler: DuplexHandler<Req, Res>): grpc.handleBidiStreamingCall<Req, Res> {
+  return (call) => {
+    const ctx = contextOf(call, log, method);
+    ctx.log.info('stream opened');
+    handler(call, ctx).then(
+      () => {
+        ctx.log.info({ cancelled: ctx.signal.aborted }, 'stream ended');
+        if (!ctx.signal.aborted) call.end();
+      },
+      (err) => {
+        if (ctx.signal.aborted) return;
+        logFailure(ctx, err);
+        call.emit('error', toGrpcError(err));
+      },
+    );
+  };
+}
+
+/**
+ * A client stream whose first message is a header and the rest carry bytes:
+ * resolves with the header and the bytes as a Readable. The client is
+ * paused while the Readable is full (back-pressure over gRPC flow control).
+ */
+export function headerThenBytes<Req>(call: grpc.ServerDuplexStream<Req, unknown> | grpc.ServerReadableStream<Req, unknown>, bytesOf: (req: Req) => Buffer | undefined): Promise<{ header: Req; bytes: Readable }> {
+  return new Promise((resolve, reject) => {
+    const bytes = new Readable({ read: () => void call.resume() });
+    // A handler that failed before reading must not crash the process with the call's error.
+    bytes.on('error', () => undefined);
+    let header: Req | undefined;
+    call.on('data', (req: Req) => {
+      if (header === undefined) {
+        header = req;
+        resolve({ header, bytes });
+        return;
+      }
+      const chunk = bytesOf(req);
+      if (chunk && chunk.length && !bytes.push(chunk)) call.pause();
+    });
+    call.on('end', () => {
+      if (header === undefined) reject(invalid('The stream ended before its header'));
+      else bytes.push(null);
+    });
+    call.on('error', (err) => (header === undefined ? reject(err) : bytes.destroy(err)));
+    call.on('cancelled', () => bytes.destroy(new Error('the client went away')));
+  });
+}
+
 /**
  * Writes one message; resolves when the stream can take more, so a slow
  * reader slows the writer instead of growing a buffer. Rejects if the call ends.
  */
-export function writeWithBackpressure<T>(stream: grpc.ServerWritableStream<unknown, T>, message: T, signal: AbortSignal): Promise<void> | undefined {
+export function writeWithBackpressure<T>(stream: grpc.ServerWritableStream<unknown, T> | grpc.ServerDuplexStream<unknown, T>, message: T, signal: AbortSignal): Promise<void> | undefined {
   if (stream.write(message)) return undefined;
   return new Promise((resolve, reject) => {
     const done = () => {

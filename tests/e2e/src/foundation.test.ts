@@ -87,6 +87,7 @@ describe('a stack started by ./stevedore up', () => {
   });
 
   test('malformed requests get a 4xx and the daemon keeps answering', async () => {
+    const restartsBefore = stack.state().processes.map((p) => p.restarts);
     const badJson = await stack.request('POST', '/v1.12/auth', { headers: { 'Content-Type': 'application/json' }, body: '{"username": ' });
     assert.equal(badJson.status, 400);
     assert.match(badJson.text, /not valid JSON/);
@@ -106,6 +107,7 @@ describe('a stack started by ./stevedore up', () => {
     assert.match(garbage, /^HTTP\/1\.1 400 /);
     const ping = await stack.request('GET', '/_ping');
     assert.equal(ping.status, 200);
+    assert.deepEqual(stack.state().processes.map((p) => p.restarts), restartsBefore);
   });
 
   test('stevedore status shows every process', async () => {

@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -56,6 +58,111 @@ export interface AuthConfig {
 export interface CheckAuthResponse {
   status: string;
   identityToken: string;
+}
+
+/**
+ * One message of a progress stream (pull, push, import): rendered by the
+ * API edge as Docker's JSON message or, for v1.0, as text.
+ */
+export interface Progress {
+  status: string;
+  /** 12-character ID of the layer or image the line is about. */
+  id: string;
+  current: number;
+  total: number;
+  /** Unix seconds when the transfer started (for the time-left estimate). */
+  start: number;
+  /** Set on the last message of a failed operation. */
+  error: string;
+  /** A per-layer line: rendered with progressDetail even when it has no numbers. */
+  perLayer: boolean;
+}
+
+export interface ImportHeader {
+  /** "-" (the data follows in chunks) or a URL to download. */
+  fromSrc: string;
+  repo: string;
+  tag: string;
+  comment: string;
+}
+
+export interface ImportRequest {
+  part: { $case: "header"; header: ImportHeader } | { $case: "chunk"; chunk: Buffer } | undefined;
+}
+
+export interface ImageName {
+  /** A repository[:tag], an image ID or a unique prefix of one. */
+  name: string;
+}
+
+export interface ImageSummary {
+  id: string;
+  parentId: string;
+  /** Unix seconds. */
+  created: number;
+  size: number;
+  virtualSize: number;
+  /** repo:tag, sorted; empty for an untagged image. */
+  repoTags: string[];
+  hasChildren: boolean;
+}
+
+export interface ListImagesRequest {
+  all: boolean;
+  /** Docker 1.0's undocumented `filter`: a glob on the repository name. */
+  repoGlob: string;
+  /** filters={"dangling":["true"]} */
+  danglingOnly: boolean;
+}
+
+export interface ListImagesResponse {
+  images: ImageSummary[];
+}
+
+export interface InspectImageResponse {
+  id: string;
+  /** The image's metadata as stored (Docker 1.0's lower_snake JSON). */
+  metadataJson: string;
+  size: number;
+  virtualSize: number;
+  repoTags: string[];
+}
+
+export interface HistoryEntry {
+  id: string;
+  created: number;
+  createdBy: string;
+  size: number;
+  tags: string[];
+  comment: string;
+}
+
+export interface HistoryResponse {
+  entries: HistoryEntry[];
+}
+
+export interface TagRequest {
+  name: string;
+  repo: string;
+  tag: string;
+  force: boolean;
+}
+
+export interface TagResponse {
+}
+
+export interface DeleteImageRequest {
+  name: string;
+  force: boolean;
+  noprune: boolean;
+}
+
+export interface DeleteImageItem {
+  item: { $case: "untagged"; untagged: string } | { $case: "deleted"; deleted: string } | undefined;
+}
+
+export interface DeleteImageResponse {
+  items: DeleteImageItem[];
 }
 
 function createBaseImageStoreInfoRequest(): ImageStoreInfoRequest {
@@ -586,6 +693,1632 @@ export const CheckAuthResponse: MessageFns<CheckAuthResponse> = {
   },
 };
 
+function createBaseProgress(): Progress {
+  return { status: "", id: "", current: 0, total: 0, start: 0, error: "", perLayer: false };
+}
+
+export const Progress: MessageFns<Progress> = {
+  encode(message: Progress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== "") {
+      writer.uint32(10).string(message.status);
+    }
+    if (message.id !== "") {
+      writer.uint32(18).string(message.id);
+    }
+    if (message.current !== 0) {
+      writer.uint32(24).int64(message.current);
+    }
+    if (message.total !== 0) {
+      writer.uint32(32).int64(message.total);
+    }
+    if (message.start !== 0) {
+      writer.uint32(40).int64(message.start);
+    }
+    if (message.error !== "") {
+      writer.uint32(50).string(message.error);
+    }
+    if (message.perLayer !== false) {
+      writer.uint32(56).bool(message.perLayer);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Progress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.current = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.total = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.start = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.perLayer = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Progress {
+    return {
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      current: isSet(object.current) ? globalThis.Number(object.current) : 0,
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      start: isSet(object.start) ? globalThis.Number(object.start) : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      perLayer: isSet(object.perLayer)
+        ? globalThis.Boolean(object.perLayer)
+        : isSet(object.per_layer)
+        ? globalThis.Boolean(object.per_layer)
+        : false,
+    };
+  },
+
+  toJSON(message: Progress): unknown {
+    const obj: any = {};
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.current !== 0) {
+      obj.current = Math.round(message.current);
+    }
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.start !== 0) {
+      obj.start = Math.round(message.start);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.perLayer !== false) {
+      obj.perLayer = message.perLayer;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Progress>, I>>(base?: I): Progress {
+    return Progress.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Progress>, I>>(object: I): Progress {
+    const message = createBaseProgress();
+    message.status = object.status ?? "";
+    message.id = object.id ?? "";
+    message.current = object.current ?? 0;
+    message.total = object.total ?? 0;
+    message.start = object.start ?? 0;
+    message.error = object.error ?? "";
+    message.perLayer = object.perLayer ?? false;
+    return message;
+  },
+};
+
+function createBaseImportHeader(): ImportHeader {
+  return { fromSrc: "", repo: "", tag: "", comment: "" };
+}
+
+export const ImportHeader: MessageFns<ImportHeader> = {
+  encode(message: ImportHeader, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromSrc !== "") {
+      writer.uint32(10).string(message.fromSrc);
+    }
+    if (message.repo !== "") {
+      writer.uint32(18).string(message.repo);
+    }
+    if (message.tag !== "") {
+      writer.uint32(26).string(message.tag);
+    }
+    if (message.comment !== "") {
+      writer.uint32(34).string(message.comment);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportHeader {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fromSrc = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.repo = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tag = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportHeader {
+    return {
+      fromSrc: isSet(object.fromSrc)
+        ? globalThis.String(object.fromSrc)
+        : isSet(object.from_src)
+        ? globalThis.String(object.from_src)
+        : "",
+      repo: isSet(object.repo) ? globalThis.String(object.repo) : "",
+      tag: isSet(object.tag) ? globalThis.String(object.tag) : "",
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+    };
+  },
+
+  toJSON(message: ImportHeader): unknown {
+    const obj: any = {};
+    if (message.fromSrc !== "") {
+      obj.fromSrc = message.fromSrc;
+    }
+    if (message.repo !== "") {
+      obj.repo = message.repo;
+    }
+    if (message.tag !== "") {
+      obj.tag = message.tag;
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportHeader>, I>>(base?: I): ImportHeader {
+    return ImportHeader.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportHeader>, I>>(object: I): ImportHeader {
+    const message = createBaseImportHeader();
+    message.fromSrc = object.fromSrc ?? "";
+    message.repo = object.repo ?? "";
+    message.tag = object.tag ?? "";
+    message.comment = object.comment ?? "";
+    return message;
+  },
+};
+
+function createBaseImportRequest(): ImportRequest {
+  return { part: undefined };
+}
+
+export const ImportRequest: MessageFns<ImportRequest> = {
+  encode(message: ImportRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "header":
+        ImportHeader.encode(message.part.header, writer.uint32(10).fork()).join();
+        break;
+      case "chunk":
+        writer.uint32(18).bytes(message.part.chunk);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "header", header: ImportHeader.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "chunk", chunk: Buffer.from(reader.bytes()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportRequest {
+    return {
+      part: isSet(object.header)
+        ? { $case: "header", header: ImportHeader.fromJSON(object.header) }
+        : isSet(object.chunk)
+        ? { $case: "chunk", chunk: Buffer.from(bytesFromBase64(object.chunk)) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: ImportRequest): unknown {
+    const obj: any = {};
+    if (message.part?.$case === "header") {
+      obj.header = ImportHeader.toJSON(message.part.header);
+    } else if (message.part?.$case === "chunk") {
+      obj.chunk = base64FromBytes(message.part.chunk);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportRequest>, I>>(base?: I): ImportRequest {
+    return ImportRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportRequest>, I>>(object: I): ImportRequest {
+    const message = createBaseImportRequest();
+    switch (object.part?.$case) {
+      case "header": {
+        if (object.part?.header !== undefined && object.part?.header !== null) {
+          message.part = { $case: "header", header: ImportHeader.fromPartial(object.part.header) };
+        }
+        break;
+      }
+      case "chunk": {
+        if (object.part?.chunk !== undefined && object.part?.chunk !== null) {
+          message.part = { $case: "chunk", chunk: object.part.chunk };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseImageName(): ImageName {
+  return { name: "" };
+}
+
+export const ImageName: MessageFns<ImageName> = {
+  encode(message: ImageName, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageName {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageName();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageName {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: ImageName): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageName>, I>>(base?: I): ImageName {
+    return ImageName.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageName>, I>>(object: I): ImageName {
+    const message = createBaseImageName();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseImageSummary(): ImageSummary {
+  return { id: "", parentId: "", created: 0, size: 0, virtualSize: 0, repoTags: [], hasChildren: false };
+}
+
+export const ImageSummary: MessageFns<ImageSummary> = {
+  encode(message: ImageSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.parentId !== "") {
+      writer.uint32(18).string(message.parentId);
+    }
+    if (message.created !== 0) {
+      writer.uint32(24).int64(message.created);
+    }
+    if (message.size !== 0) {
+      writer.uint32(32).int64(message.size);
+    }
+    if (message.virtualSize !== 0) {
+      writer.uint32(40).int64(message.virtualSize);
+    }
+    for (const v of message.repoTags) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.hasChildren !== false) {
+      writer.uint32(56).bool(message.hasChildren);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.parentId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.created = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.size = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.virtualSize = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.repoTags.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.hasChildren = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageSummary {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      parentId: isSet(object.parentId)
+        ? globalThis.String(object.parentId)
+        : isSet(object.parent_id)
+        ? globalThis.String(object.parent_id)
+        : "",
+      created: isSet(object.created) ? globalThis.Number(object.created) : 0,
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      virtualSize: isSet(object.virtualSize)
+        ? globalThis.Number(object.virtualSize)
+        : isSet(object.virtual_size)
+        ? globalThis.Number(object.virtual_size)
+        : 0,
+      repoTags: globalThis.Array.isArray(object?.repoTags)
+        ? object.repoTags.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.repo_tags)
+        ? object.repo_tags.map((e: any) => globalThis.String(e))
+        : [],
+      hasChildren: isSet(object.hasChildren)
+        ? globalThis.Boolean(object.hasChildren)
+        : isSet(object.has_children)
+        ? globalThis.Boolean(object.has_children)
+        : false,
+    };
+  },
+
+  toJSON(message: ImageSummary): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.parentId !== "") {
+      obj.parentId = message.parentId;
+    }
+    if (message.created !== 0) {
+      obj.created = Math.round(message.created);
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    if (message.virtualSize !== 0) {
+      obj.virtualSize = Math.round(message.virtualSize);
+    }
+    if (message.repoTags?.length) {
+      obj.repoTags = message.repoTags;
+    }
+    if (message.hasChildren !== false) {
+      obj.hasChildren = message.hasChildren;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageSummary>, I>>(base?: I): ImageSummary {
+    return ImageSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageSummary>, I>>(object: I): ImageSummary {
+    const message = createBaseImageSummary();
+    message.id = object.id ?? "";
+    message.parentId = object.parentId ?? "";
+    message.created = object.created ?? 0;
+    message.size = object.size ?? 0;
+    message.virtualSize = object.virtualSize ?? 0;
+    message.repoTags = object.repoTags?.map((e) => e) || [];
+    message.hasChildren = object.hasChildren ?? false;
+    return message;
+  },
+};
+
+function createBaseListImagesRequest(): ListImagesRequest {
+  return { all: false, repoGlob: "", danglingOnly: false };
+}
+
+export const ListImagesRequest: MessageFns<ListImagesRequest> = {
+  encode(message: ListImagesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.all !== false) {
+      writer.uint32(8).bool(message.all);
+    }
+    if (message.repoGlob !== "") {
+      writer.uint32(18).string(message.repoGlob);
+    }
+    if (message.danglingOnly !== false) {
+      writer.uint32(24).bool(message.danglingOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListImagesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListImagesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.repoGlob = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.danglingOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListImagesRequest {
+    return {
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+      repoGlob: isSet(object.repoGlob)
+        ? globalThis.String(object.repoGlob)
+        : isSet(object.repo_glob)
+        ? globalThis.String(object.repo_glob)
+        : "",
+      danglingOnly: isSet(object.danglingOnly)
+        ? globalThis.Boolean(object.danglingOnly)
+        : isSet(object.dangling_only)
+        ? globalThis.Boolean(object.dangling_only)
+        : false,
+    };
+  },
+
+  toJSON(message: ListImagesRequest): unknown {
+    const obj: any = {};
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    if (message.repoGlob !== "") {
+      obj.repoGlob = message.repoGlob;
+    }
+    if (message.danglingOnly !== false) {
+      obj.danglingOnly = message.danglingOnly;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListImagesRequest>, I>>(base?: I): ListImagesRequest {
+    return ListImagesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListImagesRequest>, I>>(object: I): ListImagesRequest {
+    const message = createBaseListImagesRequest();
+    message.all = object.all ?? false;
+    message.repoGlob = object.repoGlob ?? "";
+    message.danglingOnly = object.danglingOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseListImagesResponse(): ListImagesResponse {
+  return { images: [] };
+}
+
+export const ListImagesResponse: MessageFns<ListImagesResponse> = {
+  encode(message: ListImagesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.images) {
+      ImageSummary.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListImagesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListImagesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.images.push(ImageSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListImagesResponse {
+    return {
+      images: globalThis.Array.isArray(object?.images) ? object.images.map((e: any) => ImageSummary.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListImagesResponse): unknown {
+    const obj: any = {};
+    if (message.images?.length) {
+      obj.images = message.images.map((e) => ImageSummary.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListImagesResponse>, I>>(base?: I): ListImagesResponse {
+    return ListImagesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListImagesResponse>, I>>(object: I): ListImagesResponse {
+    const message = createBaseListImagesResponse();
+    message.images = object.images?.map((e) => ImageSummary.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseInspectImageResponse(): InspectImageResponse {
+  return { id: "", metadataJson: "", size: 0, virtualSize: 0, repoTags: [] };
+}
+
+export const InspectImageResponse: MessageFns<InspectImageResponse> = {
+  encode(message: InspectImageResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.metadataJson !== "") {
+      writer.uint32(18).string(message.metadataJson);
+    }
+    if (message.size !== 0) {
+      writer.uint32(24).int64(message.size);
+    }
+    if (message.virtualSize !== 0) {
+      writer.uint32(32).int64(message.virtualSize);
+    }
+    for (const v of message.repoTags) {
+      writer.uint32(42).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InspectImageResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInspectImageResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.metadataJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.size = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.virtualSize = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.repoTags.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InspectImageResponse {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      metadataJson: isSet(object.metadataJson)
+        ? globalThis.String(object.metadataJson)
+        : isSet(object.metadata_json)
+        ? globalThis.String(object.metadata_json)
+        : "",
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      virtualSize: isSet(object.virtualSize)
+        ? globalThis.Number(object.virtualSize)
+        : isSet(object.virtual_size)
+        ? globalThis.Number(object.virtual_size)
+        : 0,
+      repoTags: globalThis.Array.isArray(object?.repoTags)
+        ? object.repoTags.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.repo_tags)
+        ? object.repo_tags.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: InspectImageResponse): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.metadataJson !== "") {
+      obj.metadataJson = message.metadataJson;
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    if (message.virtualSize !== 0) {
+      obj.virtualSize = Math.round(message.virtualSize);
+    }
+    if (message.repoTags?.length) {
+      obj.repoTags = message.repoTags;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InspectImageResponse>, I>>(base?: I): InspectImageResponse {
+    return InspectImageResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InspectImageResponse>, I>>(object: I): InspectImageResponse {
+    const message = createBaseInspectImageResponse();
+    message.id = object.id ?? "";
+    message.metadataJson = object.metadataJson ?? "";
+    message.size = object.size ?? 0;
+    message.virtualSize = object.virtualSize ?? 0;
+    message.repoTags = object.repoTags?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseHistoryEntry(): HistoryEntry {
+  return { id: "", created: 0, createdBy: "", size: 0, tags: [], comment: "" };
+}
+
+export const HistoryEntry: MessageFns<HistoryEntry> = {
+  encode(message: HistoryEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.created !== 0) {
+      writer.uint32(16).int64(message.created);
+    }
+    if (message.createdBy !== "") {
+      writer.uint32(26).string(message.createdBy);
+    }
+    if (message.size !== 0) {
+      writer.uint32(32).int64(message.size);
+    }
+    for (const v of message.tags) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.comment !== "") {
+      writer.uint32(50).string(message.comment);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HistoryEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHistoryEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.created = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.createdBy = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.size = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.tags.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HistoryEntry {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      created: isSet(object.created) ? globalThis.Number(object.created) : 0,
+      createdBy: isSet(object.createdBy)
+        ? globalThis.String(object.createdBy)
+        : isSet(object.created_by)
+        ? globalThis.String(object.created_by)
+        : "",
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      tags: globalThis.Array.isArray(object?.tags) ? object.tags.map((e: any) => globalThis.String(e)) : [],
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+    };
+  },
+
+  toJSON(message: HistoryEntry): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.created !== 0) {
+      obj.created = Math.round(message.created);
+    }
+    if (message.createdBy !== "") {
+      obj.createdBy = message.createdBy;
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    if (message.tags?.length) {
+      obj.tags = message.tags;
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HistoryEntry>, I>>(base?: I): HistoryEntry {
+    return HistoryEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HistoryEntry>, I>>(object: I): HistoryEntry {
+    const message = createBaseHistoryEntry();
+    message.id = object.id ?? "";
+    message.created = object.created ?? 0;
+    message.createdBy = object.createdBy ?? "";
+    message.size = object.size ?? 0;
+    message.tags = object.tags?.map((e) => e) || [];
+    message.comment = object.comment ?? "";
+    return message;
+  },
+};
+
+function createBaseHistoryResponse(): HistoryResponse {
+  return { entries: [] };
+}
+
+export const HistoryResponse: MessageFns<HistoryResponse> = {
+  encode(message: HistoryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      HistoryEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HistoryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHistoryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(HistoryEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HistoryResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries)
+        ? object.entries.map((e: any) => HistoryEntry.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: HistoryResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => HistoryEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HistoryResponse>, I>>(base?: I): HistoryResponse {
+    return HistoryResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HistoryResponse>, I>>(object: I): HistoryResponse {
+    const message = createBaseHistoryResponse();
+    message.entries = object.entries?.map((e) => HistoryEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTagRequest(): TagRequest {
+  return { name: "", repo: "", tag: "", force: false };
+}
+
+export const TagRequest: MessageFns<TagRequest> = {
+  encode(message: TagRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.repo !== "") {
+      writer.uint32(18).string(message.repo);
+    }
+    if (message.tag !== "") {
+      writer.uint32(26).string(message.tag);
+    }
+    if (message.force !== false) {
+      writer.uint32(32).bool(message.force);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TagRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTagRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.repo = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tag = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TagRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      repo: isSet(object.repo) ? globalThis.String(object.repo) : "",
+      tag: isSet(object.tag) ? globalThis.String(object.tag) : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+    };
+  },
+
+  toJSON(message: TagRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.repo !== "") {
+      obj.repo = message.repo;
+    }
+    if (message.tag !== "") {
+      obj.tag = message.tag;
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TagRequest>, I>>(base?: I): TagRequest {
+    return TagRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TagRequest>, I>>(object: I): TagRequest {
+    const message = createBaseTagRequest();
+    message.name = object.name ?? "";
+    message.repo = object.repo ?? "";
+    message.tag = object.tag ?? "";
+    message.force = object.force ?? false;
+    return message;
+  },
+};
+
+function createBaseTagResponse(): TagResponse {
+  return {};
+}
+
+export const TagResponse: MessageFns<TagResponse> = {
+  encode(_: TagResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TagResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTagResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): TagResponse {
+    return {};
+  },
+
+  toJSON(_: TagResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TagResponse>, I>>(base?: I): TagResponse {
+    return TagResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TagResponse>, I>>(_: I): TagResponse {
+    const message = createBaseTagResponse();
+    return message;
+  },
+};
+
+function createBaseDeleteImageRequest(): DeleteImageRequest {
+  return { name: "", force: false, noprune: false };
+}
+
+export const DeleteImageRequest: MessageFns<DeleteImageRequest> = {
+  encode(message: DeleteImageRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.force !== false) {
+      writer.uint32(16).bool(message.force);
+    }
+    if (message.noprune !== false) {
+      writer.uint32(24).bool(message.noprune);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteImageRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteImageRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.noprune = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteImageRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+      noprune: isSet(object.noprune) ? globalThis.Boolean(object.noprune) : false,
+    };
+  },
+
+  toJSON(message: DeleteImageRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    if (message.noprune !== false) {
+      obj.noprune = message.noprune;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteImageRequest>, I>>(base?: I): DeleteImageRequest {
+    return DeleteImageRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteImageRequest>, I>>(object: I): DeleteImageRequest {
+    const message = createBaseDeleteImageRequest();
+    message.name = object.name ?? "";
+    message.force = object.force ?? false;
+    message.noprune = object.noprune ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteImageItem(): DeleteImageItem {
+  return { item: undefined };
+}
+
+export const DeleteImageItem: MessageFns<DeleteImageItem> = {
+  encode(message: DeleteImageItem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.item?.$case) {
+      case "untagged":
+        writer.uint32(10).string(message.item.untagged);
+        break;
+      case "deleted":
+        writer.uint32(18).string(message.item.deleted);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteImageItem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteImageItem();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.item = { $case: "untagged", untagged: reader.string() };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.item = { $case: "deleted", deleted: reader.string() };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteImageItem {
+    return {
+      item: isSet(object.untagged)
+        ? { $case: "untagged", untagged: globalThis.String(object.untagged) }
+        : isSet(object.deleted)
+        ? { $case: "deleted", deleted: globalThis.String(object.deleted) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: DeleteImageItem): unknown {
+    const obj: any = {};
+    if (message.item?.$case === "untagged") {
+      obj.untagged = message.item.untagged;
+    } else if (message.item?.$case === "deleted") {
+      obj.deleted = message.item.deleted;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteImageItem>, I>>(base?: I): DeleteImageItem {
+    return DeleteImageItem.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteImageItem>, I>>(object: I): DeleteImageItem {
+    const message = createBaseDeleteImageItem();
+    switch (object.item?.$case) {
+      case "untagged": {
+        if (object.item?.untagged !== undefined && object.item?.untagged !== null) {
+          message.item = { $case: "untagged", untagged: object.item.untagged };
+        }
+        break;
+      }
+      case "deleted": {
+        if (object.item?.deleted !== undefined && object.item?.deleted !== null) {
+          message.item = { $case: "deleted", deleted: object.item.deleted };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseDeleteImageResponse(): DeleteImageResponse {
+  return { items: [] };
+}
+
+export const DeleteImageResponse: MessageFns<DeleteImageResponse> = {
+  encode(message: DeleteImageResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      DeleteImageItem.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteImageResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteImageResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(DeleteImageItem.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteImageResponse {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => DeleteImageItem.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: DeleteImageResponse): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => DeleteImageItem.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteImageResponse>, I>>(base?: I): DeleteImageResponse {
+    return DeleteImageResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteImageResponse>, I>>(object: I): DeleteImageResponse {
+    const message = createBaseDeleteImageResponse();
+    message.items = object.items?.map((e) => DeleteImageItem.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type ImageStoreService = typeof ImageStoreService;
 export const ImageStoreService = {
   info: {
@@ -608,12 +2341,75 @@ export const ImageStoreService = {
     responseSerialize: (value: CheckAuthResponse): Buffer => Buffer.from(CheckAuthResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckAuthResponse => CheckAuthResponse.decode(value),
   },
+  /** POST /images/create?fromSrc=: the header, then (for "-") the archive in chunks. */
+  import: {
+    path: "/stevedore.images.v1.ImageStore/Import" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: ImportRequest): Buffer => Buffer.from(ImportRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImportRequest => ImportRequest.decode(value),
+    responseSerialize: (value: Progress): Buffer => Buffer.from(Progress.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Progress => Progress.decode(value),
+  },
+  list: {
+    path: "/stevedore.images.v1.ImageStore/List" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListImagesRequest): Buffer => Buffer.from(ListImagesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListImagesRequest => ListImagesRequest.decode(value),
+    responseSerialize: (value: ListImagesResponse): Buffer => Buffer.from(ListImagesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListImagesResponse => ListImagesResponse.decode(value),
+  },
+  inspect: {
+    path: "/stevedore.images.v1.ImageStore/Inspect" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImageName): Buffer => Buffer.from(ImageName.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImageName => ImageName.decode(value),
+    responseSerialize: (value: InspectImageResponse): Buffer =>
+      Buffer.from(InspectImageResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): InspectImageResponse => InspectImageResponse.decode(value),
+  },
+  history: {
+    path: "/stevedore.images.v1.ImageStore/History" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImageName): Buffer => Buffer.from(ImageName.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImageName => ImageName.decode(value),
+    responseSerialize: (value: HistoryResponse): Buffer => Buffer.from(HistoryResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HistoryResponse => HistoryResponse.decode(value),
+  },
+  tag: {
+    path: "/stevedore.images.v1.ImageStore/Tag" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TagRequest): Buffer => Buffer.from(TagRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TagRequest => TagRequest.decode(value),
+    responseSerialize: (value: TagResponse): Buffer => Buffer.from(TagResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TagResponse => TagResponse.decode(value),
+  },
+  delete: {
+    path: "/stevedore.images.v1.ImageStore/Delete" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteImageRequest): Buffer => Buffer.from(DeleteImageRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteImageRequest => DeleteImageRequest.decode(value),
+    responseSerialize: (value: DeleteImageResponse): Buffer => Buffer.from(DeleteImageResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteImageResponse => DeleteImageResponse.decode(value),
+  },
 } as const;
 
 export interface ImageStoreServer extends UntypedServiceImplementation {
   info: handleUnaryCall<ImageStoreInfoRequest, ImageStoreInfo>;
   /** Checks credentials against the registry named in the config. */
   checkAuth: handleUnaryCall<AuthConfig, CheckAuthResponse>;
+  /** POST /images/create?fromSrc=: the header, then (for "-") the archive in chunks. */
+  import: handleBidiStreamingCall<ImportRequest, Progress>;
+  list: handleUnaryCall<ListImagesRequest, ListImagesResponse>;
+  inspect: handleUnaryCall<ImageName, InspectImageResponse>;
+  history: handleUnaryCall<ImageName, HistoryResponse>;
+  tag: handleUnaryCall<TagRequest, TagResponse>;
+  delete: handleUnaryCall<DeleteImageRequest, DeleteImageResponse>;
 }
 
 export interface ImageStoreClient extends Client {
@@ -648,6 +2444,82 @@ export interface ImageStoreClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckAuthResponse) => void,
   ): ClientUnaryCall;
+  /** POST /images/create?fromSrc=: the header, then (for "-") the archive in chunks. */
+  import(): ClientDuplexStream<ImportRequest, Progress>;
+  import(options: Partial<CallOptions>): ClientDuplexStream<ImportRequest, Progress>;
+  import(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<ImportRequest, Progress>;
+  list(
+    request: ListImagesRequest,
+    callback: (error: ServiceError | null, response: ListImagesResponse) => void,
+  ): ClientUnaryCall;
+  list(
+    request: ListImagesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListImagesResponse) => void,
+  ): ClientUnaryCall;
+  list(
+    request: ListImagesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListImagesResponse) => void,
+  ): ClientUnaryCall;
+  inspect(
+    request: ImageName,
+    callback: (error: ServiceError | null, response: InspectImageResponse) => void,
+  ): ClientUnaryCall;
+  inspect(
+    request: ImageName,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: InspectImageResponse) => void,
+  ): ClientUnaryCall;
+  inspect(
+    request: ImageName,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: InspectImageResponse) => void,
+  ): ClientUnaryCall;
+  history(
+    request: ImageName,
+    callback: (error: ServiceError | null, response: HistoryResponse) => void,
+  ): ClientUnaryCall;
+  history(
+    request: ImageName,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HistoryResponse) => void,
+  ): ClientUnaryCall;
+  history(
+    request: ImageName,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HistoryResponse) => void,
+  ): ClientUnaryCall;
+  tag(request: TagRequest, callback: (error: ServiceError | null, response: TagResponse) => void): ClientUnaryCall;
+  tag(
+    request: TagRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TagResponse) => void,
+  ): ClientUnaryCall;
+  tag(
+    request: TagRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TagResponse) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteImageRequest,
+    callback: (error: ServiceError | null, response: DeleteImageResponse) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteImageRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteImageResponse) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteImageRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteImageResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ImageStoreClient = makeGenericClientConstructor(
@@ -658,6 +2530,14 @@ export const ImageStoreClient = makeGenericClientConstructor(
   service: typeof ImageStoreService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

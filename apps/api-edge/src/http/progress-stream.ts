@@ -1,0 +1,56 @@
+// Streams of progress messages (import, pull, push, build's pull): the HTTP
+// answer starts with the first message, so a failure before it is still a
+// plain HTTP error with Docker's status; after it, the failure is the
+// stream's last message. JSON from v1.1, text for v1.0 (gate G1).
+import type { ClientReadableStream, ClientDuplexStream } from '@grpc/grpc-js';
+import type { images } from '@stevedore/contracts';
+import { jsonMessage, textMessage, type ProgressMessage } from '@stevedore/docker-api';
+import { toHttpError } from '@stevedore/errors';
+import type { ApiRequest } from './api-request';
+import type { ApiResponse } from './api-response';
+import { backendError } from '../backends/backends';
+
+export function toProgressMessage(p: images.Progress): ProgressMessage {
+  return {
+    status: p.status,
+    id: p.id || undefined,
+    current: p.current || undefined,
+    total: p.total || undefined,
+    start: p.start || undefined,
+    perLayer: p.perLayer,
+    error: p.error || undefined,
+  };
+}
+
+export async function streamProgress(
+  req: ApiRequest,
+  res: ApiResponse,
+  call: ClientReadableStream<images.Progress> | ClientDuplexStream<unknown, images.Progress>,
+  service: string,
+): Promise<void> {
+  const json = req.atLeast('1.1');
+  const format = (m: ProgressMessage) => (json ? jsonMessage(m) : textMessage(m));
+  const start = () => {
+    if (!res.started) res.startStream(200, json ? 'application/json' : undefined);
+  };
+  req.signal.addEventListener('abort', () => call.cancel(), { once: true });
+  await new Promise<void>((resolve, reject) => {
+    call.on('data', (p: images.Progress) => {
+      start();
+      const wait = res.write(format(toProgressMessage(p)));
+      if (wait) {
+        call.pause();
+        void wait.then(() => call.resume());
+      }
+    });
+    call.on('end', () => resolve());
+    call.on('error', (err) => {
+      if (req.signal.aborted) return resolve();
+      if (!res.started) return reject(backendError(err, service));
+      res.write(format({ error: toHttpError(err, service).message }));
+      resolve();
+    });
+  });
+  if (!res.started) start();
+  res.end();
+}

@@ -1,0 +1,93 @@
+// The image routes: list, inspect, history, tag, delete, viz, and
+// POST /images/create for import (pull arrives with the registry work).
+import { once } from 'node:events';
+import { Injectable } from '@nestjs/common';
+import type { images } from '@stevedore/contracts';
+import { refused } from '@stevedore/errors';
+import { callOptions } from '@stevedore/service-kit';
+import type { ApiRequest } from '../http/api-request';
+import type { ApiResponse } from '../http/api-response';
+import { streamProgress } from '../http/progress-stream';
+import { Backends, call } from '../backends/backends';
+import { toDeleteItem, toHistoryEntry, toImageInspectV1_0, toImageInspectV1_12, toImageListV1_0, toImageListV1_7, toImageViz } from './image-shapes';
+
+const SERVICE = 'image-store';
+
+@Injectable()
+export class ImagesHandlers {
+  constructor(private readonly backends: Backends) {}
+
+  private get store() {
+    return this.backends.images;
+  }
+
+  private listImages(req: ApiRequest, request: Partial<images.ListImagesRequest>) {
+    return call(this.store, this.store.list, { all: false, repoGlob: '', danglingOnly: false, ...request }, req.requestId, SERVICE);
+  }
+
+  list = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const filters = req.jsonParam<Record<string, unknown>>('filters');
+    let danglingOnly = false;
+    if (filters !== undefined) {
+      if (typeof filters !== 'object' || filters === null || Array.isArray(filters)) throw refused('Invalid filters: a JSON object was expected');
+      const dangling = filters.dangling;
+      const values = Array.isArray(dangling) ? dangling.map(String) : dangling && typeof dangling === 'object' ? Object.keys(dangling) : [];
+      danglingOnly = values.some((v) => v.toLowerCase() === 'true' || v === '1');
+    }
+    const { images: list } = await this.listImages(req, { all: req.bool('all'), repoGlob: req.string('filter'), danglingOnly });
+    res.json(200, req.below('1.7') ? list.flatMap(toImageListV1_0) : list.map(toImageListV1_7));
+  };
+
+  viz = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    if (!req.below('1.7')) return res.text(404, 'This is now implemented in the client.\n');
+    const { images: list } = await this.listImages(req, { all: true });
+    res.text(200, toImageViz(list));
+  };
+
+  inspect = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const r = await call(this.store, this.store.inspect, { name: req.params.name }, req.requestId, SERVICE);
+    res.json(200, req.below('1.12') ? toImageInspectV1_0(r) : toImageInspectV1_12(r));
+  };
+
+  history = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const r = await call(this.store, this.store.history, { name: req.params.name }, req.requestId, SERVICE);
+    res.json(200, r.entries.map(toHistoryEntry));
+  };
+
+  tag = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    await call(this.store, this.store.tag, { name: req.params.name, repo: req.string('repo'), tag: req.string('tag'), force: req.bool('force') }, req.requestId, SERVICE);
+    res.noContent(201);
+  };
+
+  remove = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const r = await call(this.store, this.store.delete, { name: req.params.name, force: req.bool('force'), noprune: req.bool('noprune') }, req.requestId, SERVICE);
+    res.json(200, r.items.map(toDeleteItem));
+  };
+
+  /** POST /images/create: pull when fromImage is set, otherwise import from fromSrc. */
+  create = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    if (req.string('fromImage')) throw refused('Pulling from a registry is not available yet in this version of Stevedore');
+    const fromSrc = req.string('fromSrc');
+    if (!fromSrc) throw refused('Either fromImage or fromSrc must be set');
+    const { metadata, options } = callOptions(req.requestId);
+    const upload = this.store.import(metadata, options);
+    upload.write({ part: { $case: 'header', header: { fromSrc, repo: req.string('repo'), tag: req.string('tag'), comment: req.string('message') } } });
+    if (fromSrc === '-') {
+      // The request body goes up as it arrives; gRPC flow control paces the client.
+      void (async () => {
+        try {
+          for await (const chunk of req.raw as AsyncIterable<Buffer>) {
+            if (!upload.write({ part: { $case: 'chunk', chunk } })) await once(upload, 'drain');
+          }
+          upload.end();
+        } catch {
+          upload.cancel();
+        }
+      })();
+    } else {
+      upload.end();
+      req.raw.resume();
+    }
+    await streamProgress(req, res, upload, SERVICE);
+  };
+}

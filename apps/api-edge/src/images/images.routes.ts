@@ -1,0 +1,24 @@
+import { Injectable } from '@nestjs/common';
+import { route, type RouteTable } from '../http/route';
+import { ImagesHandlers } from './images.handlers';
+
+@Injectable()
+export class ImagesRoutes implements RouteTable {
+  readonly domain = 'images';
+
+  constructor(private readonly h: ImagesHandlers) {}
+
+  routes() {
+    const h = this.h;
+    // Fixed paths first: `{name*}` would take them otherwise.
+    return [
+      route('GET', '/images/json', h.list, { since: '1.0' }),
+      route('GET', '/images/viz', h.viz, { since: '1.0' }),
+      route('POST', '/images/create', h.create, { since: '1.0' }),
+      route('GET', '/images/{name*}/json', h.inspect, { since: '1.0' }),
+      route('GET', '/images/{name*}/history', h.history, { since: '1.0' }),
+      route('POST', '/images/{name*}/tag', h.tag, { since: '1.0' }),
+      route('DELETE', '/images/{name*}', h.remove, { since: '1.0' }),
+    ];
+  }
+}

@@ -1,0 +1,332 @@
+// The image store's operations on Docker 1.0's model: every image is one
+// layer and an optional parent; repositories map tags to images.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { STEVEDORE_VERSION, type StevedoreConfig } from '@stevedore/config';
+import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
+import { conflict, notFound, refused } from '@stevedore/errors';
+import type { Logger } from '@stevedore/logging';
+import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
+import { CONFIG, LOGGER } from '@stevedore/service-kit';
+import type { images } from '@stevedore/contracts';
+import { applyLayer } from './archive/apply-layer';
+import { decompress } from './archive/decompress';
+import { ImageDb, parseMeta, type ImageRow } from './store/image-db';
+import { LayerStore } from './store/layer-store';
+import { DEFAULT_TAG, isIdPrefix, newImageId, normalizeRepository, splitReference, validateRepository, validateTag } from './store/names';
+
+/** Docker 1.0 wrote every key of an empty config (Go structs have no omitted fields). */
+export const EMPTY_CONFIG: ContainerConfig = {
+  Hostname: '', Domainname: '', User: '', Memory: 0, MemorySwap: 0, CpuShares: 0, Cpuset: '',
+  AttachStdin: false, AttachStdout: false, AttachStderr: false, PortSpecs: null, ExposedPorts: null,
+  Tty: false, OpenStdin: false, StdinOnce: false, Env: null, Cmd: null, Image: '', Volumes: null,
+  WorkingDir: '', Entrypoint: null, NetworkDisabled: false, OnBuild: null,
+};
+
+export const short = (id: string) => id.slice(0, 12);
+
+export interface ImportSource {
+  fromSrc: string;
+  repo: string;
+  tag: string;
+  comment: string;
+  /** The archive, for fromSrc "-". */
+  data?: Readable;
+}
+
+export type ProgressSink = (p: Partial<images.Progress>) => Promise<void> | void;
+
+@Injectable()
+export class ImageService implements OnModuleInit, OnModuleDestroy {
+  db!: ImageDb;
+  layers!: LayerStore;
+  private redis!: Redis;
+  private events!: EventLog;
+  readonly root: string;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: StevedoreConfig,
+    @Inject(LOGGER) private readonly log: Logger,
+  ) {
+    this.root = path.join(config.root, 'images');
+  }
+
+  onModuleInit(): void {
+    fs.mkdirSync(this.root, { recursive: true });
+    this.db = new ImageDb(path.join(this.root, 'images.db'));
+    this.layers = new LayerStore(this.root);
+    const { removed } = this.layers.sweep(this.db.layerNames());
+    if (removed.length) this.log.info({ removed }, 'swept unfinished layers');
+    this.redis = connectRedis(this.config.redisUrl);
+    this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.db?.close();
+    await this.redis?.quit().catch(() => undefined);
+  }
+
+  private publish(action: 'untag' | 'delete', id: string, name?: string): void {
+    this.events.append({ type: 'image', action, id, attributes: name ? { name } : {} }).catch((err) => this.log.warn({ err }, 'publishing an event failed'));
+  }
+
+  /** An image by repository[:tag], full ID or unique ID prefix. */
+  resolve(name: string): ImageRow {
+    const row = this.find(name);
+    if (!row) throw notFound(`No such image: ${name}`);
+    return row;
+  }
+
+  private find(name: string): ImageRow | undefined {
+    const { repo, tag } = splitReference(name);
+    const byTag = this.db.getTag(repo, tag ?? DEFAULT_TAG);
+    if (byTag) return this.db.get(byTag.image_id);
+    const id = name.replace(/^sha256:/, '');
+    if (isIdPrefix(id)) {
+      const rows = this.db.byPrefix(id);
+      if (rows.length === 1) return rows[0];
+    }
+    return undefined;
+  }
+
+  /** Checks a repo and tag to tag with; returns them normalized (tag defaults to latest). */
+  checkTarget(repoIn: string, tagIn: string): { repo: string; tag: string } {
+    let repo = normalizeRepository(repoIn);
+    let tag = tagIn;
+    // Today's CLI sends `repo=name:tag` and no tag (v1.14 semantics).
+    if (!tag) {
+      const split = splitReference(repoIn);
+      repo = split.repo;
+      tag = split.tag ?? DEFAULT_TAG;
+    }
+    validateRepository(repo);
+    validateTag(tag);
+    return { repo, tag };
+  }
+
+  /** POST /images/create?fromSrc=: a new base image from an archive. */
+  async import(src: ImportSource, progress: ProgressSink, signal: AbortSignal): Promise<string> {
+    const target = src.repo ? this.checkTarget(src.repo, src.tag) : undefined;
+    let data: Readable;
+    if (src.fromSrc === '-') {
+      if (!src.data) throw refused('No archive to import');
+      data = src.data;
+    } else {
+      data = await this.download(src.fromSrc, progress, signal);
+    }
+    const layer = this.layers.begin();
+    try {
+      const { stream } = await decompress(data);
+      const applied = await applyLayer(stream, layer.dir);
+      const id = newImageId();
+      const meta: StoredImage = {
+        id,
+        comment: src.comment || `Imported from ${src.fromSrc}`,
+        created: new Date().toISOString(),
+        container_config: EMPTY_CONFIG,
+        docker_version: STEVEDORE_VERSION,
+        architecture: 'amd64',
+        os: 'linux',
+        Size: applied.size,
+      };
+      this.layers.finish(layer.name);
+      try {
+        this.db.registerImage(
+          { id, parent: null, created: Date.parse(meta.created), size: applied.size, layer: layer.name, source_digest: applied.digest, meta: JSON.stringify(meta) },
+          target,
+        );
+      } catch (err) {
+        this.layers.remove(layer.name);
+        throw err;
+      }
+      this.log.info({ id, size: applied.size, entries: applied.entries, tag: target }, 'imported');
+      await progress({ status: id });
+      return id;
+    } catch (err) {
+      this.layers.abandon(layer.name);
+      throw err;
+    }
+  }
+
+  private async download(url: string, progress: ProgressSink, signal: AbortSignal): Promise<Readable> {
+    const full = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`;
+    let res: Response;
+    try {
+      res = await fetch(full, { signal, redirect: 'follow' });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      throw refused(`Get ${full}: ${cause}`);
+    }
+    if (!res.ok || !res.body) throw refused(`Get ${full}: the server answered ${res.status} ${res.statusText}`);
+    await progress({ status: `Downloading from ${full}` });
+    const total = Number(res.headers.get('content-length') ?? 0);
+    const start = Math.floor(Date.now() / 1000);
+    const { Readable: NodeReadable, Transform } = await import('node:stream');
+    let current = 0;
+    let reported = 0;
+    const step = total > 0 ? Math.min(512 * 1024, Math.max(1, Math.floor(total / 100))) : 512 * 1024;
+    const counter = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        current += chunk.length;
+        if (current - reported >= step) {
+          reported = current;
+          void progress({ status: 'Importing', current, total, start, perLayer: true });
+        }
+        cb(null, chunk);
+      },
+      flush(cb) {
+        void progress({ status: 'Importing', current, total: total || current, start, perLayer: true });
+        cb();
+      },
+    });
+    return NodeReadable.fromWeb(res.body as never).pipe(counter);
+  }
+
+  private tagMap(): Map<string, string[]> {
+    const map = new Map<string, string[]>();
+    for (const t of this.db.allTags()) {
+      const list = map.get(t.image_id) ?? [];
+      list.push(`${t.repo}:${t.tag}`);
+      map.set(t.image_id, list);
+    }
+    return map;
+  }
+
+  /** GET /images/json. */
+  list(req: images.ListImagesRequest): images.ImageSummary[] {
+    const rows = this.db.all();
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const parents = new Set(rows.map((r) => r.parent).filter((p): p is string => Boolean(p)));
+    const tags = this.tagMap();
+    const virtual = new Map<string, number>();
+    const virtualSize = (r: ImageRow): number => {
+      let v = virtual.get(r.id);
+      if (v === undefined) {
+        const parent = r.parent ? byId.get(r.parent) : undefined;
+        v = r.size + (parent ? virtualSize(parent) : 0);
+        virtual.set(r.id, v);
+      }
+      return v;
+    };
+    const glob = req.repoGlob ? globToRegExp(req.repoGlob) : undefined;
+    const out: images.ImageSummary[] = [];
+    for (const r of rows) {
+      let repoTags = tags.get(r.id) ?? [];
+      const hasChildren = parents.has(r.id);
+      if (req.danglingOnly && (repoTags.length > 0 || hasChildren)) continue;
+      if (glob) {
+        repoTags = repoTags.filter((t) => glob.test(splitReference(t).repo));
+        if (repoTags.length === 0) continue;
+      } else if (!req.all && repoTags.length === 0 && hasChildren) continue;
+      out.push({ id: r.id, parentId: r.parent ?? '', created: Math.floor(r.created / 1000), size: r.size, virtualSize: virtualSize(r), repoTags, hasChildren });
+    }
+    return out.sort((a, b) => b.created - a.created || (a.id < b.id ? -1 : 1));
+  }
+
+  inspect(name: string): images.InspectImageResponse {
+    const row = this.resolve(name);
+    let virtualSize = 0;
+    for (let r: ImageRow | undefined = row; r; r = r.parent ? this.db.get(r.parent) : undefined) virtualSize += r.size;
+    return { id: row.id, metadataJson: row.meta, size: row.size, virtualSize, repoTags: this.db.tagsOf(row.id).map((t) => `${t.repo}:${t.tag}`) };
+  }
+
+  history(name: string): images.HistoryEntry[] {
+    const entries: images.HistoryEntry[] = [];
+    for (let r: ImageRow | undefined = this.resolve(name); r; r = r.parent ? this.db.get(r.parent) : undefined) {
+      const meta = parseMeta(r);
+      entries.push({
+        id: r.id,
+        created: Math.floor(r.created / 1000),
+        createdBy: (meta.container_config?.Cmd ?? []).join(' '),
+        size: r.size,
+        tags: this.db.tagsOf(r.id).map((t) => `${t.repo}:${t.tag}`),
+        comment: meta.comment ?? '',
+      });
+    }
+    return entries;
+  }
+
+  /** POST /images/(name)/tag. Docker 1.0 always moved an existing tag: `force` changes nothing. */
+  tag(req: images.TagRequest): void {
+    const row = this.resolve(req.name);
+    const { repo, tag } = this.checkTarget(req.repo, req.tag);
+    this.db.tagImage(repo, tag, row.id);
+  }
+
+  /** DELETE /images/(name), with Docker 1.0's rules (ENDPOINTS.md #29). */
+  delete(req: images.DeleteImageRequest): images.DeleteImageItem[] {
+    const items: images.DeleteImageItem[] = [];
+    const events: Array<['untag' | 'delete', string, string?]> = [];
+    const layersToRemove: string[] = [];
+    this.db.transaction(() => {
+      const { repo, tag } = splitReference(req.name);
+      const tagRow = this.db.getTag(repo, tag ?? DEFAULT_TAG);
+      const row = tagRow ? this.db.get(tagRow.image_id) : this.find(req.name);
+      if (!row) {
+        throw notFound(this.db.repoTags(repo).length > 0 ? `No such image: ${repo}:${tag ?? DEFAULT_TAG}` : `No such image: ${req.name}`);
+      }
+      const untag = (r: string, t: string) => {
+        this.db.untagImage(r, t);
+        items.push({ item: { $case: 'untagged', untagged: `${r}:${t}` } });
+        events.push(['untag', row.id, `${r}:${t}`]);
+      };
+      if (tagRow) {
+        untag(tagRow.repo, tagRow.tag);
+      } else {
+        const tags = this.db.tagsOf(row.id);
+        if (new Set(tags.map((t) => t.repo)).size > 1 && !req.force) {
+          throw conflict(`Conflict, cannot delete image ${req.name} because it is tagged in multiple repositories, use -f to force`);
+        }
+        // Docker 1.0 removed only the first repository's tags under force (a bug); all go.
+        for (const t of tags) untag(t.repo, t.tag);
+      }
+      const removeIfUnused = (r: ImageRow, first: boolean): boolean => {
+        if (this.db.tagsOf(r.id).length > 0 || this.db.hasChildren(r.id)) return false;
+        const users = this.db.usersOf(r.id);
+        const running = users.find((u) => u.running);
+        if (running) {
+          if (!first) return false;
+          throw conflict(
+            req.force
+              ? `Conflict, cannot force delete ${short(r.id)} because the running container ${short(running.user_id)} is using it, stop it and retry`
+              : `Conflict, cannot delete ${short(r.id)} because the running container ${short(running.user_id)} is using it, stop it and use -f to force`,
+          );
+        }
+        if (users.length > 0) {
+          if (first && !req.force) {
+            throw conflict(`Conflict, cannot delete ${short(r.id)} because the container ${short(users[0].user_id)} is using it, use -f to force`);
+          }
+          // Forced: untagged above, but its layer stays while a container needs it.
+          return false;
+        }
+        this.db.deleteImageRow(r.id);
+        layersToRemove.push(r.layer);
+        items.push({ item: { $case: 'deleted', deleted: r.id } });
+        events.push(['delete', r.id]);
+        return true;
+      };
+      if (removeIfUnused(row, true) && !req.noprune) {
+        for (let p = row.parent ? this.db.get(row.parent) : undefined; p; p = p.parent ? this.db.get(p.parent) : undefined) {
+          if (!removeIfUnused(p, false)) break;
+        }
+      }
+      if (items.length === 0) throw conflict(`Conflict, ${req.name} wasn't deleted`);
+    });
+    // Layers go once the metadata no longer names them.
+    for (const layer of layersToRemove) this.layers.remove(layer);
+    for (const [action, id, name] of events) this.publish(action, id, name);
+    return items;
+  }
+
+  count(): number {
+    return this.db.count();
+  }
+}
+
+/** Docker 1.0's `filter`: a shell glob on the repository name. */
+export function globToRegExp(glob: string): RegExp {
+  const re = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  return new RegExp(`^${re}$`);
+}

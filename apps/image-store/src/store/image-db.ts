@@ -1,0 +1,180 @@
+// The image store's durable metadata in SQLite: images (one layer each, a
+// parent chain), repositories and tags, and the references that keep an
+// image from disappearing under a container. Every change that must not be
+// half-done is one named transaction.
+import Database from 'better-sqlite3';
+import type { StoredImage } from '@stevedore/docker-api';
+
+export interface ImageRow {
+  id: string;
+  parent: string | null;
+  /** Unix milliseconds. */
+  created: number;
+  size: number;
+  /** The layer directory's name under the layer root. */
+  layer: string;
+  /** sha256 of the archive as received, when it came as one. */
+  source_digest: string | null;
+  /** StoredImage JSON. */
+  meta: string;
+}
+
+export interface TagRow {
+  repo: string;
+  tag: string;
+  image_id: string;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS images (
+  id TEXT PRIMARY KEY,
+  parent TEXT REFERENCES images(id),
+  created INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  layer TEXT NOT NULL UNIQUE,
+  source_digest TEXT,
+  meta TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_parent ON images(parent);
+CREATE TABLE IF NOT EXISTS tags (
+  repo TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  image_id TEXT NOT NULL REFERENCES images(id),
+  PRIMARY KEY (repo, tag)
+);
+CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+-- Who uses an image (a container's ID): such an image cannot be deleted.
+CREATE TABLE IF NOT EXISTS image_users (
+  image_id TEXT NOT NULL REFERENCES images(id),
+  user_id TEXT NOT NULL,
+  running INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (image_id, user_id)
+);
+`;
+
+export class ImageDb {
+  readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmts = {
+      insertImage: db.prepare('INSERT INTO images (id, parent, created, size, layer, source_digest, meta) VALUES (@id, @parent, @created, @size, @layer, @source_digest, @meta)'),
+      getImage: db.prepare('SELECT * FROM images WHERE id = ?'),
+      byPrefix: db.prepare("SELECT * FROM images WHERE id >= ? AND id < ? || 'g' LIMIT 2"),
+      allImages: db.prepare('SELECT * FROM images'),
+      children: db.prepare('SELECT id FROM images WHERE parent = ?'),
+      hasChildren: db.prepare('SELECT 1 FROM images WHERE parent = ? LIMIT 1'),
+      allTags: db.prepare('SELECT * FROM tags ORDER BY repo, tag'),
+      tagsOf: db.prepare('SELECT * FROM tags WHERE image_id = ? ORDER BY repo, tag'),
+      getTag: db.prepare('SELECT * FROM tags WHERE repo = ? AND tag = ?'),
+      repoTags: db.prepare('SELECT * FROM tags WHERE repo = ? ORDER BY tag'),
+      upsertTag: db.prepare('INSERT INTO tags (repo, tag, image_id) VALUES (?, ?, ?) ON CONFLICT(repo, tag) DO UPDATE SET image_id = excluded.image_id'),
+      deleteTag: db.prepare('DELETE FROM tags WHERE repo = ? AND tag = ?'),
+      deleteImage: db.prepare('DELETE FROM images WHERE id = ?'),
+      usersOf: db.prepare('SELECT * FROM image_users WHERE image_id = ?'),
+      addUser: db.prepare('INSERT OR REPLACE INTO image_users (image_id, user_id, running) VALUES (?, ?, ?)'),
+      removeUser: db.prepare('DELETE FROM image_users WHERE user_id = ?'),
+      count: db.prepare('SELECT count(*) AS n FROM images'),
+      layers: db.prepare('SELECT layer FROM images'),
+    };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  get(id: string): ImageRow | undefined {
+    return this.stmts.getImage.get(id) as ImageRow | undefined;
+  }
+
+  /** The images whose ID starts with `prefix`: at most two (enough to know it is ambiguous). */
+  byPrefix(prefix: string): ImageRow[] {
+    return this.stmts.byPrefix.all(prefix, prefix) as ImageRow[];
+  }
+
+  all(): ImageRow[] {
+    return this.stmts.allImages.all() as ImageRow[];
+  }
+
+  count(): number {
+    return (this.stmts.count.get() as { n: number }).n;
+  }
+
+  layerNames(): Set<string> {
+    return new Set((this.stmts.layers.all() as Array<{ layer: string }>).map((r) => r.layer));
+  }
+
+  children(id: string): string[] {
+    return (this.stmts.children.all(id) as Array<{ id: string }>).map((r) => r.id);
+  }
+
+  hasChildren(id: string): boolean {
+    return this.stmts.hasChildren.get(id) !== undefined;
+  }
+
+  allTags(): TagRow[] {
+    return this.stmts.allTags.all() as TagRow[];
+  }
+
+  tagsOf(id: string): TagRow[] {
+    return this.stmts.tagsOf.all(id) as TagRow[];
+  }
+
+  getTag(repo: string, tag: string): TagRow | undefined {
+    return this.stmts.getTag.get(repo, tag) as TagRow | undefined;
+  }
+
+  repoTags(repo: string): TagRow[] {
+    return this.stmts.repoTags.all(repo) as TagRow[];
+  }
+
+  usersOf(id: string): Array<{ user_id: string; running: number }> {
+    return this.stmts.usersOf.all(id) as Array<{ user_id: string; running: number }>;
+  }
+
+  /** registerImage: a new image whose layer directory is already complete, tagged if asked, in one transaction. */
+  readonly registerImage = (row: ImageRow, tag?: { repo: string; tag: string }): void => {
+    this.db.transaction(() => {
+      this.stmts.insertImage.run(row);
+      if (tag) this.stmts.upsertTag.run(tag.repo, tag.tag, row.id);
+    })();
+  };
+
+  /** tagImage: points repo:tag at an image (moving it if it pointed elsewhere). */
+  readonly tagImage = (repo: string, tag: string, imageId: string): void => {
+    this.stmts.upsertTag.run(repo, tag, imageId);
+  };
+
+  /** untagImage: removes one tag. */
+  readonly untagImage = (repo: string, tag: string): boolean => this.stmts.deleteTag.run(repo, tag).changes > 0;
+
+  /** deleteImageRow: forgets an image that has no tags, children or users. */
+  readonly deleteImageRow = (id: string): void => {
+    this.stmts.deleteImage.run(id);
+  };
+
+  /** A batch of changes as one transaction. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** useImage: records that a container uses an image. */
+  readonly useImage = (imageId: string, userId: string, running = false): void => {
+    this.stmts.addUser.run(imageId, userId, running ? 1 : 0);
+  };
+
+  /** releaseImage: a container no longer uses its image. */
+  readonly releaseImage = (userId: string): void => {
+    this.stmts.removeUser.run(userId);
+  };
+}
+
+export function parseMeta(row: ImageRow): StoredImage {
+  return JSON.parse(row.meta) as StoredImage;
+}

@@ -1,0 +1,77 @@
+// Layer directories. A layer is built in tmp/ and renamed into l/ only when
+// complete, so a crash mid-import leaves nothing visible; start-up sweeps
+// tmp/ and any layer directory no image refers to. Names are short because
+// overlayfs takes every lower directory in one mount option.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export class LayerStore {
+  readonly layerRoot: string;
+  readonly tmpRoot: string;
+
+  constructor(readonly root: string) {
+    this.layerRoot = path.join(root, 'l');
+    this.tmpRoot = path.join(root, 'tmp');
+    fs.mkdirSync(this.layerRoot, { recursive: true });
+    fs.mkdirSync(this.tmpRoot, { recursive: true });
+  }
+
+  path(name: string): string {
+    return path.join(this.layerRoot, name);
+  }
+
+  /** A new, empty directory to build a layer in. */
+  begin(): { name: string; dir: string } {
+    for (;;) {
+      const name = randomBytes(5).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, 'x');
+      const dir = path.join(this.tmpRoot, name);
+      if (fs.existsSync(path.join(this.layerRoot, name))) continue;
+      try {
+        fs.mkdirSync(dir, { mode: 0o755 });
+        return { name, dir };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+  }
+
+  /** Makes a finished layer visible (an atomic rename). */
+  finish(name: string): string {
+    const target = this.path(name);
+    fs.renameSync(path.join(this.tmpRoot, name), target);
+    return target;
+  }
+
+  /** Throws away a layer being built. */
+  abandon(name: string): void {
+    fs.rmSync(path.join(this.tmpRoot, name), { recursive: true, force: true });
+  }
+
+  /** Removes a layer: renamed away first so that it vanishes at once. */
+  remove(name: string): void {
+    const trash = path.join(this.tmpRoot, `rm-${name}-${randomBytes(3).toString('hex')}`);
+    try {
+      fs.renameSync(this.path(name), trash);
+    } catch {
+      return;
+    }
+    fs.rm(trash, { recursive: true, force: true }, () => undefined);
+  }
+
+  /** Start-up: nothing half-built survives, and no layer without an image. */
+  sweep(known: Set<string>): { removed: string[] } {
+    const removed: string[] = [];
+    for (const name of fs.readdirSync(this.tmpRoot)) {
+      fs.rmSync(path.join(this.tmpRoot, name), { recursive: true, force: true });
+      removed.push(`tmp/${name}`);
+    }
+    for (const name of fs.readdirSync(this.layerRoot)) {
+      if (!known.has(name)) {
+        fs.rmSync(this.path(name), { recursive: true, force: true });
+        removed.push(`l/${name}`);
+      }
+    }
+    return { removed };
+  }
+}

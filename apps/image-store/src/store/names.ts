@@ -1,0 +1,50 @@
+// Image references as clients send them: repository[:tag], an ID or a prefix.
+import { randomBytes } from 'node:crypto';
+import { StevedoreError } from '@stevedore/errors';
+
+export const DEFAULT_TAG = 'latest';
+
+/** Today's docker CLI sends Docker Hub names in full: strip that back to the name the user typed. */
+export function normalizeRepository(repo: string): string {
+  return repo.replace(/^(docker\.io|index\.docker\.io|registry-1\.docker\.io)\/(library\/)?/, '');
+}
+
+/** Splits repo[:tag] at the last ':' after the last '/' (a registry port is not a tag). */
+export function splitReference(ref: string): { repo: string; tag: string | undefined } {
+  const colon = ref.lastIndexOf(':');
+  if (colon > ref.lastIndexOf('/')) return { repo: normalizeRepository(ref.slice(0, colon)), tag: ref.slice(colon + 1) };
+  return { repo: normalizeRepository(ref), tag: undefined };
+}
+
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const REGISTRY_HOST = /^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::\d+)?$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+
+/** A repository name: optional registry host, then lower-case path components. Docker 1.0 answered 500. */
+export function validateRepository(repo: string): void {
+  if (repo === '') throw new StevedoreError('refused', "Repository name can't be empty");
+  const parts = repo.split('/');
+  const first = parts[0];
+  const hasHost = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
+  if (hasHost && !REGISTRY_HOST.test(first)) throw new StevedoreError('refused', `Invalid registry name (${first})`);
+  const path = hasHost ? parts.slice(1) : parts;
+  if (path.length === 0 || path.some((p) => !COMPONENT.test(p)) || repo.length > 255) {
+    throw new StevedoreError('refused', `Invalid repository name (${repo}), only [a-z0-9-_.] are allowed`);
+  }
+}
+
+export function validateTag(tag: string): void {
+  if (!TAG.test(tag)) throw new StevedoreError('refused', `Illegal tag name (${tag}): only [A-Za-z0-9_.-] are allowed, minimum 1, maximum 128 in length`);
+}
+
+/** A new image ID: 64 hex characters whose first 12 are not all digits (Docker's rule). */
+export function newImageId(): string {
+  for (;;) {
+    const id = randomBytes(32).toString('hex');
+    if (!/^\d{12}/.test(id)) return id;
+  }
+}
+
+export function isIdPrefix(s: string): boolean {
+  return /^[0-9a-f]{1,64}$/.test(s);
+}
