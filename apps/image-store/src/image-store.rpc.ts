@@ -5,7 +5,8 @@ import { images } from '@stevedore/contracts';
 import type { StevedoreConfig } from '@stevedore/config';
 import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { CONFIG, duplexStream, headerThenBytes, LOGGER, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { clientBytes, clientStream, CONFIG, duplexStream, headerThenBytes, LOGGER, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { ImageArchive } from './image-archive';
 import { ImageService } from './images.service';
 import { checkLogin } from './registry/login';
 import { parseRegistryAddress } from './registry/registry-address';
@@ -22,6 +23,7 @@ export class ImageStoreRpc {
     @Inject(CONFIG) private readonly config: StevedoreConfig,
     @Inject(LOGGER) private readonly log: Logger,
     private readonly images: ImageService,
+    private readonly archive: ImageArchive,
   ) {}
 
   implementation(): images.ImageStoreServer {
@@ -71,6 +73,14 @@ export class ImageStoreRpc {
         return {};
       }),
       delete: unary<images.DeleteImageRequest, images.DeleteImageResponse>(log, 'Delete', async (req) => ({ items: this.images.delete(req) })),
+      save: serverStream<images.SaveRequest, images.DataChunk>(log, 'Save', async (req, call, ctx) => {
+        await this.archive.save(req.names, messageWriter(call, (data) => ({ data })), ctx.signal);
+      }),
+      load: clientStream<images.DataChunk, images.LoadResponse>(log, 'Load', async (call, ctx) => {
+        const result = await this.archive.load(clientBytes(call, (c) => Buffer.from(c.data)));
+        ctx.log.info(result, 'loaded');
+        return result;
+      }),
     };
   }
 }

@@ -43,7 +43,7 @@ export function progressText(current: number, total: number, start: number, nowS
   if (total <= 0) return humanSize(current).padStart(8);
   const percent = Math.floor((current * 100) / total);
   const k = Math.min(50, Math.floor(percent / 2));
-  const bar = `[${'='.repeat(k)}${k < 50 ? '>' : ''}${' '.repeat(Math.max(0, 49 - k))}] `;
+  const bar = `[${'='.repeat(k)}>${' '.repeat(Math.max(0, 50 - k))}] `;
   let text = `${bar}${humanSize(current).padStart(8)}/${humanSize(total)}`;
   if (k < 50 && start > 0 && current > 0) {
     const elapsed = nowSeconds - start;

@@ -2,7 +2,7 @@
 // request id from metadata and a logger carrying it; a thrown error becomes
 // the gRPC status of its kind (@stevedore/errors).
 import type * as grpc from '@grpc/grpc-js';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { toGrpcError, asStevedoreError, invalid } from '@stevedore/errors';
 import { newRequestId, REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
 
@@ -94,6 +94,50 @@ export function duplexStream<Req, Res>(log: Logger, method: string, handler: Dup
       },
     );
   };
+}
+
+export type ClientStreamHandler<Req, Res> = (call: grpc.ServerReadableStream<Req, Res>, ctx: CallContext) => Promise<Res>;
+
+/** A client stream (an upload) answered once at the end. */
+export function clientStream<Req, Res>(log: Logger, method: string, handler: ClientStreamHandler<Req, Res>): grpc.handleClientStreamingCall<Req, Res> {
+  return (call, callback) => {
+    const ctx = contextOf(call as never, log, method);
+    const started = performance.now();
+    handler(call, ctx).then(
+      (res) => {
+        ctx.log.info({ ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'call');
+        callback(null, res);
+      },
+      (err) => {
+        logFailure(ctx, err);
+        callback(toGrpcError(err));
+      },
+    );
+  };
+}
+
+/** Every message of a client stream as bytes, in a Readable that pauses the client when full. */
+export function clientBytes<Req>(call: grpc.ServerReadableStream<Req, unknown> | grpc.ServerDuplexStream<Req, unknown>, bytesOf: (req: Req) => Buffer | undefined): Readable {
+  const bytes = new Readable({ read: () => void call.resume() });
+  bytes.on('error', () => undefined);
+  call.on('data', (req: Req) => {
+    const chunk = bytesOf(req);
+    if (chunk && chunk.length && !bytes.push(chunk)) call.pause();
+  });
+  call.on('end', () => bytes.push(null));
+  call.on('error', (err) => bytes.destroy(err));
+  call.on('cancelled', () => bytes.destroy(new Error('the client went away')));
+  return bytes;
+}
+
+/** A Writable whose bytes go out as messages of a server stream, at the reader's pace. */
+export function messageWriter<Res>(call: grpc.ServerWritableStream<unknown, Res>, wrap: (chunk: Buffer) => Res): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (call.write(wrap(chunk))) cb();
+      else call.once('drain', () => cb());
+    },
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 // Starting real stacks for the tests, the way a user does (`./stevedore up`
 // with a data root and a socket of their own), and talking to them with raw
 // HTTP and the real docker CLI.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -162,9 +162,25 @@ export async function startStack(extraEnv: Record<string, string> = {}, dockerHo
   return stack;
 }
 
-export async function stopStack(stack: Stack | undefined): Promise<void> {
+/**
+ * Stops a stack. Unless the test killed processes on purpose, any restart
+ * means something crashed (the supervisor would otherwise hide it): fail.
+ */
+export async function stopStack(stack: Stack | undefined, options: { allowRestarts?: boolean } = {}): Promise<void> {
   if (!stack) return;
+  let crashed: string[] = [];
+  try {
+    crashed = stack.state().processes.filter((p) => p.restarts > 0).map((p) => `${p.name} (${p.restarts}x)`);
+  } catch {
+    // no state: the stack is not running
+  }
+  // For debugging a failure: STEVEDORE_TEST_KEEP=1 leaves the stack and its logs.
+  if (process.env.STEVEDORE_TEST_KEEP === '1') return void process.stderr.write(`kept stack at ${stack.root}\n`);
   await stack.down();
+  if (crashed.length && !options.allowRestarts) {
+    const logs = crashed.map((c) => c.split(' ')[0]).map((n) => `--- ${n}.log\n${fs.readFileSync(path.join(stack.root, 'logs', `${n}.log`), 'utf8').split('\n').filter((l) => !l.startsWith('{"level":30')).slice(-30).join('\n')}`);
+    throw new Error(`processes restarted during the test: ${crashed.join(', ')}\n${logs.join('\n')}`);
+  }
   fs.rmSync(stack.root, { recursive: true, force: true });
 }
 
@@ -233,3 +249,44 @@ export function pidCommand(pid: number): string {
 }
 
 export const isRoot = os.userInfo().uid === 0;
+
+/**
+ * The Docker engine 20.10 from Debian's docker.io, on its own socket, data
+ * root and exec root (never another engine's), for interoperability tests.
+ */
+export async function startReferenceDocker(): Promise<{ host: string; run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>; stop(): Promise<void> }> {
+  const dir = shortTempDir('ref-');
+  const socket = path.join(dir, 'd.sock');
+  const child = spawn('/usr/sbin/dockerd', [
+    '--host', `unix://${socket}`, '--data-root', path.join(dir, 'root'), '--exec-root', path.join(dir, 'exec'),
+    '--pidfile', path.join(dir, 'd.pid'), '--iptables=false', '--bridge=none', '--containerd-namespace', path.basename(dir),
+    '--log-level', 'error',
+  ], { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'log'), 'a')] });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      http.get({ socketPath: socket, path: '/_ping' }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      }).on('error', () => resolve(false));
+    });
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`dockerd did not start: ${fs.readFileSync(path.join(dir, 'log'), 'utf8').slice(-2000)}`);
+    }
+    await sleep(100);
+  }
+  const config = path.join(dir, 'cli');
+  fs.mkdirSync(config);
+  return {
+    host: `unix://${socket}`,
+    run: (args) => runCommand('docker', args, { env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: config, DOCKER_BUILDKIT: '0' }, timeoutMs: 120_000 }),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      spawnSync('umount', ['-R', path.join(dir, 'root')]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

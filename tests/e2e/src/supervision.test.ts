@@ -9,7 +9,7 @@ describe('supervision', () => {
   before(async () => {
     stack = await startStack();
   });
-  after(() => stopStack(stack));
+  after(() => stopStack(stack, { allowRestarts: true }));
 
   for (const name of ['events', 'image-store', 'container-runtime', 'api-edge']) {
     test(`SIGKILL of ${name}: restarted, and GET /info answers again within seconds`, async () => {

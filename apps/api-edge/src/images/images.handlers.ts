@@ -8,7 +8,8 @@ import { callOptions } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { streamProgress } from '../http/progress-stream';
-import { Backends, call } from '../backends/backends';
+import { streamBytes } from '../http/byte-stream';
+import { backendError, Backends, call } from '../backends/backends';
 import { toDeleteItem, toHistoryEntry, toImageInspectV1_0, toImageInspectV1_12, toImageListV1_0, toImageListV1_7, toImageViz } from './image-shapes';
 
 const SERVICE = 'image-store';
@@ -62,6 +63,35 @@ export class ImagesHandlers {
   remove = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const r = await call(this.store, this.store.delete, { name: req.params.name, force: req.bool('force'), noprune: req.bool('noprune') }, req.requestId, SERVICE);
     res.json(200, r.items.map(toDeleteItem));
+  };
+
+  /** GET /images/(name)/get (v1.7) and GET /images/get?names= (v1.15, what today's CLI sends). */
+  save = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const names = req.params.name ? [req.params.name] : req.query.getAll('names');
+    if (names.length === 0) throw refused('No image named: give names=');
+    const { metadata, options } = callOptions(req.requestId);
+    const stream = this.store.save({ names }, metadata, options);
+    // Gate G3: application/x-tar from v1.1; Docker 1.0 set none for v1.0.
+    await streamBytes(req, res, stream, SERVICE, req.atLeast('1.1') ? 'application/x-tar' : undefined);
+  };
+
+  /** POST /images/load: the tarball streams up; Docker 1.0 answered 200 with no body. */
+  load = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const { metadata, options } = callOptions(req.requestId);
+    await new Promise<void>((resolve, reject) => {
+      const upload = this.store.load(metadata, options, (err) => (err ? reject(backendError(err, SERVICE)) : resolve()));
+      void (async () => {
+        try {
+          for await (const chunk of req.raw as AsyncIterable<Buffer>) {
+            if (!upload.write({ data: chunk })) await once(upload, 'drain');
+          }
+          upload.end();
+        } catch {
+          upload.cancel();
+        }
+      })();
+    });
+    res.noContent(200);
   };
 
   /** POST /images/create: pull when fromImage is set, otherwise import from fromSrc. */

@@ -84,6 +84,8 @@ export async function applyLayer(input: Readable, dest: string): Promise<Applied
 
   const extract = tar.extract();
   extract.on('entry', (header, stream, next) => {
+    // A truncated archive fails the entry too; the extract reports it.
+    stream.on('error', () => undefined);
     const done = (err?: unknown) => (err ? next(err as Error) : next());
     (async () => {
       entries++;

@@ -12,8 +12,12 @@ import {
   Client,
   type ClientDuplexStream,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
   type handleBidiStreamingCall,
+  type handleClientStreamingCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -163,6 +167,22 @@ export interface DeleteImageItem {
 
 export interface DeleteImageResponse {
   items: DeleteImageItem[];
+}
+
+export interface SaveRequest {
+  /** Repositories (every tag), repo:tag references or image IDs. */
+  names: string[];
+}
+
+export interface DataChunk {
+  data: Buffer;
+}
+
+export interface LoadResponse {
+  /** repo:tag set by the archive. */
+  tagged: string[];
+  /** IDs of the images the archive added. */
+  loaded: string[];
 }
 
 function createBaseImageStoreInfoRequest(): ImageStoreInfoRequest {
@@ -2319,6 +2339,225 @@ export const DeleteImageResponse: MessageFns<DeleteImageResponse> = {
   },
 };
 
+function createBaseSaveRequest(): SaveRequest {
+  return { names: [] };
+}
+
+export const SaveRequest: MessageFns<SaveRequest> = {
+  encode(message: SaveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.names) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SaveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSaveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.names.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SaveRequest {
+    return { names: globalThis.Array.isArray(object?.names) ? object.names.map((e: any) => globalThis.String(e)) : [] };
+  },
+
+  toJSON(message: SaveRequest): unknown {
+    const obj: any = {};
+    if (message.names?.length) {
+      obj.names = message.names;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SaveRequest>, I>>(base?: I): SaveRequest {
+    return SaveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SaveRequest>, I>>(object: I): SaveRequest {
+    const message = createBaseSaveRequest();
+    message.names = object.names?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseDataChunk(): DataChunk {
+  return { data: Buffer.alloc(0) };
+}
+
+export const DataChunk: MessageFns<DataChunk> = {
+  encode(message: DataChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DataChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDataChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DataChunk {
+    return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: DataChunk): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DataChunk>, I>>(base?: I): DataChunk {
+    return DataChunk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DataChunk>, I>>(object: I): DataChunk {
+    const message = createBaseDataChunk();
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseLoadResponse(): LoadResponse {
+  return { tagged: [], loaded: [] };
+}
+
+export const LoadResponse: MessageFns<LoadResponse> = {
+  encode(message: LoadResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.tagged) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.loaded) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoadResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoadResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tagged.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.loaded.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoadResponse {
+    return {
+      tagged: globalThis.Array.isArray(object?.tagged) ? object.tagged.map((e: any) => globalThis.String(e)) : [],
+      loaded: globalThis.Array.isArray(object?.loaded) ? object.loaded.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: LoadResponse): unknown {
+    const obj: any = {};
+    if (message.tagged?.length) {
+      obj.tagged = message.tagged;
+    }
+    if (message.loaded?.length) {
+      obj.loaded = message.loaded;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LoadResponse>, I>>(base?: I): LoadResponse {
+    return LoadResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoadResponse>, I>>(object: I): LoadResponse {
+    const message = createBaseLoadResponse();
+    message.tagged = object.tagged?.map((e) => e) || [];
+    message.loaded = object.loaded?.map((e) => e) || [];
+    return message;
+  },
+};
+
 export type ImageStoreService = typeof ImageStoreService;
 export const ImageStoreService = {
   info: {
@@ -2397,6 +2636,26 @@ export const ImageStoreService = {
     responseSerialize: (value: DeleteImageResponse): Buffer => Buffer.from(DeleteImageResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteImageResponse => DeleteImageResponse.decode(value),
   },
+  /** GET /images/(name)/get and /images/get?names=: a tarball, streamed. */
+  save: {
+    path: "/stevedore.images.v1.ImageStore/Save" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: SaveRequest): Buffer => Buffer.from(SaveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SaveRequest => SaveRequest.decode(value),
+    responseSerialize: (value: DataChunk): Buffer => Buffer.from(DataChunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DataChunk => DataChunk.decode(value),
+  },
+  /** POST /images/load: a tarball in Docker 1.0's layout or with manifest.json. */
+  load: {
+    path: "/stevedore.images.v1.ImageStore/Load" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: DataChunk): Buffer => Buffer.from(DataChunk.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DataChunk => DataChunk.decode(value),
+    responseSerialize: (value: LoadResponse): Buffer => Buffer.from(LoadResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LoadResponse => LoadResponse.decode(value),
+  },
 } as const;
 
 export interface ImageStoreServer extends UntypedServiceImplementation {
@@ -2410,6 +2669,10 @@ export interface ImageStoreServer extends UntypedServiceImplementation {
   history: handleUnaryCall<ImageName, HistoryResponse>;
   tag: handleUnaryCall<TagRequest, TagResponse>;
   delete: handleUnaryCall<DeleteImageRequest, DeleteImageResponse>;
+  /** GET /images/(name)/get and /images/get?names=: a tarball, streamed. */
+  save: handleServerStreamingCall<SaveRequest, DataChunk>;
+  /** POST /images/load: a tarball in Docker 1.0's layout or with manifest.json. */
+  load: handleClientStreamingCall<DataChunk, LoadResponse>;
 }
 
 export interface ImageStoreClient extends Client {
@@ -2520,6 +2783,24 @@ export interface ImageStoreClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteImageResponse) => void,
   ): ClientUnaryCall;
+  /** GET /images/(name)/get and /images/get?names=: a tarball, streamed. */
+  save(request: SaveRequest, options?: Partial<CallOptions>): ClientReadableStream<DataChunk>;
+  save(request: SaveRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<DataChunk>;
+  /** POST /images/load: a tarball in Docker 1.0's layout or with manifest.json. */
+  load(callback: (error: ServiceError | null, response: LoadResponse) => void): ClientWritableStream<DataChunk>;
+  load(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LoadResponse) => void,
+  ): ClientWritableStream<DataChunk>;
+  load(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LoadResponse) => void,
+  ): ClientWritableStream<DataChunk>;
+  load(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LoadResponse) => void,
+  ): ClientWritableStream<DataChunk>;
 }
 
 export const ImageStoreClient = makeGenericClientConstructor(

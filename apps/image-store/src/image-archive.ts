@@ -1,0 +1,309 @@
+// docker save and docker load. A saved tarball has Docker 1.0's layout —
+// one directory per image of each chain (VERSION, json, layer.tar) and a
+// `repositories` file — and, at its end, the manifest.json and image config
+// that today's `docker load` reads. Loading takes either layout. Layers are
+// streamed in both directions; nothing is held whole in memory.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import * as tar from 'tar-stream';
+import { STEVEDORE_VERSION } from '@stevedore/config';
+import type { StoredImage } from '@stevedore/docker-api';
+import { notFound, refused } from '@stevedore/errors';
+import type { Logger } from '@stevedore/logging';
+import { LOGGER } from '@stevedore/service-kit';
+import { applyLayer } from './archive/apply-layer';
+import { layerTar } from './archive/layer-tar';
+import { EMPTY_CONFIG, ImageService } from './images.service';
+import { parseMeta, type ImageRow } from './store/image-db';
+import { DEFAULT_TAG, isIdPrefix, splitReference } from './store/names';
+
+/** JSON files of a saved archive are small; anything larger is a layer. */
+const MAX_JSON_ENTRY = 8 * 1024 * 1024;
+
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+
+function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: string | Buffer): Promise<void> {
+  return new Promise((resolve, reject) => pack.entry({ mode: 0o644, mtime: new Date(0), ...header } as tar.Header, body ?? '', (err) => (err ? reject(err) : resolve())));
+}
+
+interface SaveTarget {
+  row: ImageRow;
+  /** repo:tag names this image is saved under. */
+  tags: Array<{ repo: string; tag: string }>;
+}
+
+@Injectable()
+export class ImageArchive {
+  constructor(
+    private readonly images: ImageService,
+    @Inject(LOGGER) private readonly log: Logger,
+  ) {}
+
+  /** Resolves every name first, so that an unknown one fails before any byte is sent. */
+  private targets(names: string[]): SaveTarget[] {
+    const targets = new Map<string, SaveTarget>();
+    const add = (row: ImageRow, tag?: { repo: string; tag: string }) => {
+      const t = targets.get(row.id) ?? { row, tags: [] };
+      if (tag && !t.tags.some((x) => x.repo === tag.repo && x.tag === tag.tag)) t.tags.push(tag);
+      targets.set(row.id, t);
+    };
+    for (const name of names) {
+      const { repo, tag } = splitReference(name);
+      const repoTags = tag === undefined ? this.images.db.repoTags(repo) : [];
+      if (repoTags.length > 0) {
+        // A repository without a tag: every tag of it.
+        for (const t of repoTags) add(this.images.db.get(t.image_id)!, { repo: t.repo, tag: t.tag });
+        continue;
+      }
+      const tagged = this.images.db.getTag(repo, tag ?? DEFAULT_TAG);
+      if (tagged) {
+        add(this.images.db.get(tagged.image_id)!, { repo: tagged.repo, tag: tagged.tag });
+        continue;
+      }
+      const id = name.replace(/^sha256:/, '');
+      const rows = isIdPrefix(id) ? this.images.db.byPrefix(id) : [];
+      if (rows.length !== 1) throw notFound(`No such image: ${name}`);
+      add(rows[0]);
+    }
+    return [...targets.values()];
+  }
+
+  /** The chain of an image, base first. */
+  private chain(row: ImageRow): ImageRow[] {
+    const out: ImageRow[] = [];
+    for (let r: ImageRow | undefined = row; r; r = r.parent ? this.images.db.get(r.parent) : undefined) out.unshift(r);
+    return out;
+  }
+
+  /** Streams the tarball of `names`; resolves after the last byte. */
+  async save(names: string[], out: Writable, signal: AbortSignal): Promise<void> {
+    const targets = this.targets(names);
+    const pack = tar.pack();
+    const sending = pipeline(pack as unknown as Readable, out);
+    const diffIds = new Map<string, string>();
+    const written = new Set<string>();
+    try {
+      for (const target of targets) {
+        for (const row of this.chain(target.row)) {
+          if (written.has(row.id)) continue;
+          if (signal.aborted) throw new Error('cancelled');
+          written.add(row.id);
+          await entry(pack, { name: `${row.id}/`, type: 'directory', mode: 0o755 });
+          await entry(pack, { name: `${row.id}/VERSION` }, '1.0');
+          await entry(pack, { name: `${row.id}/json` }, JSON.stringify(parseMeta(row)));
+          diffIds.set(row.id, await this.addLayer(pack, row));
+        }
+      }
+      const repositories: Record<string, Record<string, string>> = {};
+      for (const t of targets) for (const { repo, tag } of t.tags) (repositories[repo] ??= {})[tag] = t.row.id;
+      if (Object.keys(repositories).length) await entry(pack, { name: 'repositories' }, JSON.stringify(repositories));
+
+      // What today's docker load reads: an OCI-style image config and manifest.json.
+      const manifest = [];
+      for (const t of targets) {
+        const chain = this.chain(t.row);
+        const top = parseMeta(t.row);
+        const config = {
+          architecture: top.architecture ?? 'amd64',
+          os: top.os ?? 'linux',
+          config: top.config ?? {},
+          container: top.container ?? '',
+          container_config: top.container_config ?? EMPTY_CONFIG,
+          created: top.created,
+          docker_version: top.docker_version ?? STEVEDORE_VERSION,
+          author: top.author ?? '',
+          history: chain.map((r) => {
+            const m = parseMeta(r);
+            return { created: m.created, created_by: (m.container_config?.Cmd ?? []).join(' '), comment: m.comment ?? '' };
+          }),
+          rootfs: { type: 'layers', diff_ids: chain.map((r) => diffIds.get(r.id)!) },
+        };
+        const text = JSON.stringify(config);
+        const configName = `${sha256(text)}.json`;
+        await entry(pack, { name: configName }, text);
+        manifest.push({ Config: configName, RepoTags: t.tags.map((x) => `${x.repo}:${x.tag}`), Layers: chain.map((r) => `${r.id}/layer.tar`) });
+      }
+      await entry(pack, { name: 'manifest.json' }, JSON.stringify(manifest));
+      pack.finalize();
+    } catch (err) {
+      pack.destroy(err as Error);
+      await sending.catch(() => undefined);
+      throw err;
+    }
+    await sending;
+  }
+
+  /** layer.tar needs its size in its header: the layer is written to a scratch file first (as Docker did), then streamed. */
+  private async addLayer(pack: tar.Pack, row: ImageRow): Promise<string> {
+    const scratch = path.join(this.images.layers.tmpRoot, `save-${row.layer}-${process.hrtime.bigint()}.tar`);
+    try {
+      const hash = createHash('sha256');
+      const tee = new PassThrough();
+      tee.on('data', (c: Buffer) => hash.update(c));
+      await pipeline(layerTar(this.images.layers.path(row.layer)), tee, fs.createWriteStream(scratch));
+      const size = fs.statSync(scratch).size;
+      const body = pack.entry({ name: `${row.id}/layer.tar`, size, mode: 0o644, mtime: new Date(0) } as tar.Header);
+      await pipeline(fs.createReadStream(scratch), body);
+      return `sha256:${hash.digest('hex')}`;
+    } finally {
+      fs.rmSync(scratch, { force: true });
+    }
+  }
+
+  /** Reads a saved tarball; registers the images it holds (parents first) and its tags. */
+  async load(input: Readable): Promise<{ loaded: string[]; tagged: string[] }> {
+    const jsonFiles = new Map<string, Buffer>();
+    /** archive path of a layer file -> the layer built from it */
+    const layers = new Map<string, { name: string; size: number; digest: string }>();
+    const extract = tar.extract();
+    extract.on('entry', (header, stream, next) => {
+      // A truncated archive fails the entry too; the extract reports it.
+      stream.on('error', () => undefined);
+      void (async () => {
+        const name = header.name.replace(/^\.\//, '');
+        if (header.type !== 'file' && header.type !== 'contiguous-file') return void stream.resume();
+        const idDir = /^([0-9a-f]{64})\/(json|layer\.tar|VERSION)$/.exec(name);
+        // Docker 1.0's layout puts <id>/json before <id>/layer.tar: a layer of an image already here is skipped.
+        if (idDir && idDir[2] === 'layer.tar' && jsonFiles.has(`${idDir[1]}/json`) && this.images.db.get(idDir[1])) return void stream.resume();
+        if (idDir?.[2] === 'VERSION') return void stream.resume();
+        const looksJson = name.endsWith('.json') || name === 'repositories' || idDir?.[2] === 'json' || name === 'index.json' || name === 'oci-layout';
+        if (looksJson && (header.size ?? 0) <= MAX_JSON_ENTRY) {
+          const chunks: Buffer[] = [];
+          for await (const c of stream) chunks.push(c as Buffer);
+          jsonFiles.set(name, Buffer.concat(chunks));
+          return;
+        }
+        // Anything else is a layer (Docker 1.0's <id>/layer.tar, or a blob of the newer layouts).
+        const layer = this.images.layers.begin();
+        layers.set(name, { name: layer.name, size: 0, digest: '' });
+        const applied = await applyLayer(stream as unknown as Readable, layer.dir);
+        layers.set(name, { name: layer.name, size: applied.size, digest: applied.digest });
+      })().then(() => next(), (err) => next(err));
+    });
+    const used = new Set<string>();
+    try {
+      try {
+        await pipeline(input, extract);
+      } catch (err) {
+        if ((err as { kind?: string }).kind) throw err;
+        throw refused(`The archive could not be read: ${(err as Error).message}`);
+      }
+      const result = jsonFiles.has('manifest.json') && ![...jsonFiles.keys()].some((k) => /^[0-9a-f]{64}\/json$/.test(k))
+        ? this.registerFromManifest(jsonFiles, layers, used)
+        : this.registerLegacy(jsonFiles, layers, used);
+      return result;
+    } finally {
+      for (const [file, layer] of layers) if (!used.has(file)) this.images.layers.abandon(layer.name);
+    }
+  }
+
+  private json<T>(files: Map<string, Buffer>, name: string): T {
+    try {
+      return JSON.parse(files.get(name)!.toString('utf8')) as T;
+    } catch {
+      throw refused(`The archive's ${name} is not valid JSON`);
+    }
+  }
+
+  /** Docker 1.0's layout: <id>/json and <id>/layer.tar per image, `repositories` for the tags. */
+  private registerLegacy(files: Map<string, Buffer>, layers: Map<string, { name: string; size: number; digest: string }>, used: Set<string>) {
+    const metas = new Map<string, StoredImage>();
+    for (const [name] of files) {
+      const m = /^([0-9a-f]{64})\/json$/.exec(name);
+      if (m) metas.set(m[1], this.json<StoredImage>(files, name));
+    }
+    if (metas.size === 0 && !files.has('repositories')) throw refused('The archive holds no image (no <id>/json and no manifest.json)');
+    const loaded: string[] = [];
+    const register = (id: string, seen: Set<string>) => {
+      if (this.images.db.get(id)) return;
+      const meta = metas.get(id);
+      if (!meta) throw refused(`The archive lacks image ${id}, which another image needs`);
+      if (seen.has(id)) throw refused(`The archive's images form a loop at ${id}`);
+      seen.add(id);
+      if (meta.parent) register(meta.parent, seen);
+      const file = `${id}/layer.tar`;
+      const layer = layers.get(file);
+      if (!layer) throw refused(`The archive lacks ${file}`);
+      this.images.layers.finish(layer.name);
+      used.add(file);
+      const created = Date.parse(meta.created) || Date.now();
+      this.images.db.registerImage({ id, parent: meta.parent || null, created, size: layer.size, layer: layer.name, source_digest: layer.digest, meta: JSON.stringify({ ...meta, id, Size: layer.size }) });
+      loaded.push(id);
+    };
+    for (const id of metas.keys()) register(id, new Set());
+    const tagged: string[] = [];
+    if (files.has('repositories')) {
+      const repos = this.json<Record<string, Record<string, string>>>(files, 'repositories');
+      for (const [repo, tags] of Object.entries(repos)) {
+        for (const [tag, id] of Object.entries(tags)) {
+          if (!this.images.db.get(id)) throw refused(`The archive tags ${repo}:${tag} as ${id}, which it does not hold`);
+          const target = this.images.checkTarget(repo, tag);
+          this.images.db.tagImage(target.repo, target.tag, id);
+          tagged.push(`${target.repo}:${target.tag}`);
+        }
+      }
+    }
+    return { loaded, tagged };
+  }
+
+  /**
+   * The newer layout: manifest.json names a config and the layer files.
+   * Each layer becomes an image of Docker 1.0's model: the top one's ID is
+   * the config's digest (as today's engines name it), the ones below are
+   * derived from their parent and content, so loading twice adds nothing.
+   */
+  private registerFromManifest(files: Map<string, Buffer>, layers: Map<string, { name: string; size: number; digest: string }>, used: Set<string>) {
+    const manifest = this.json<Array<{ Config: string; RepoTags?: string[] | null; Layers: string[] }>>(files, 'manifest.json');
+    if (!Array.isArray(manifest)) throw refused('The archive\'s manifest.json is not a list');
+    const loaded: string[] = [];
+    const tagged: string[] = [];
+    for (const m of manifest) {
+      const configBytes = files.get(m.Config);
+      if (!configBytes) throw refused(`The archive lacks ${m.Config}`);
+      const config = this.json<{ config?: object; container_config?: object; created?: string; docker_version?: string; author?: string; architecture?: string; os?: string; history?: Array<{ created?: string; created_by?: string; comment?: string; empty_layer?: boolean }> }>(files, m.Config);
+      const history = (config.history ?? []).filter((h) => !h.empty_layer);
+      let parent: string | null = null;
+      m.Layers.forEach((file, i) => {
+        const layer = layers.get(file) ?? [...layers.entries()].find(([k]) => k === file)?.[1];
+        const top = i === m.Layers.length - 1;
+        const id = top ? sha256(configBytes) : sha256(`${parent ?? ''} ${layer?.digest ?? file}`);
+        if (!this.images.db.get(id)) {
+          if (!layer) throw refused(`The archive lacks ${file}`);
+          if (used.has(file)) throw refused(`The archive uses ${file} twice`);
+          const h = history[i] ?? {};
+          const created = (top ? config.created : h.created) ?? new Date().toISOString();
+          const meta: StoredImage = {
+            id,
+            ...(parent ? { parent } : {}),
+            comment: h.comment || undefined,
+            created,
+            container_config: top ? ((config.container_config as never) ?? { ...EMPTY_CONFIG, Cmd: h.created_by ? ['/bin/sh', '-c', h.created_by] : null }) : { ...EMPTY_CONFIG, Cmd: h.created_by ? [h.created_by] : null },
+            docker_version: config.docker_version ?? STEVEDORE_VERSION,
+            author: top ? config.author : undefined,
+            config: top ? (config.config as never) : undefined,
+            architecture: config.architecture ?? 'amd64',
+            os: config.os ?? 'linux',
+            Size: layer.size,
+          };
+          this.images.layers.finish(layer.name);
+          used.add(file);
+          this.images.db.registerImage({ id, parent, created: Date.parse(created) || Date.now(), size: layer.size, layer: layer.name, source_digest: layer.digest, meta: JSON.stringify(meta) });
+          loaded.push(id);
+        }
+        parent = id;
+      });
+      for (const ref of m.RepoTags ?? []) {
+        const { repo, tag } = splitReference(ref);
+        const target = this.images.checkTarget(repo, tag ?? DEFAULT_TAG);
+        this.images.db.tagImage(target.repo, target.tag, parent!);
+        tagged.push(`${target.repo}:${target.tag}`);
+      }
+    }
+    return { loaded, tagged };
+  }
+}
+
