@@ -10,21 +10,20 @@ import { pipeline } from 'node:stream/promises';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import * as tar from 'tar-stream';
-import { STEVEDORE_VERSION } from '@stevedore/config';
 import type { StoredImage } from '@stevedore/docker-api';
 import { notFound, refused } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { LOGGER } from '@stevedore/service-kit';
 import { applyLayer } from './archive/apply-layer';
 import { layerTar } from './archive/layer-tar';
-import { EMPTY_CONFIG, ImageService } from './images.service';
+import { ImageService } from './images.service';
+import { chainIds, imageConfig, layerImageMeta, sha256, type ImageConfigJson } from './image-config';
 import { parseMeta, type ImageRow } from './store/image-db';
 import { DEFAULT_TAG, isIdPrefix, splitReference } from './store/names';
 
 /** JSON files of a saved archive are small; anything larger is a layer. */
 const MAX_JSON_ENTRY = 8 * 1024 * 1024;
 
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 
 function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: string | Buffer): Promise<void> {
   return new Promise((resolve, reject) => pack.entry({ mode: 0o644, mtime: new Date(0), ...header } as tar.Header, body ?? '', (err) => (err ? reject(err) : resolve())));
@@ -106,22 +105,7 @@ export class ImageArchive {
       const manifest = [];
       for (const t of targets) {
         const chain = this.chain(t.row);
-        const top = parseMeta(t.row);
-        const config = {
-          architecture: top.architecture ?? 'amd64',
-          os: top.os ?? 'linux',
-          config: top.config ?? {},
-          container: top.container ?? '',
-          container_config: top.container_config ?? EMPTY_CONFIG,
-          created: top.created,
-          docker_version: top.docker_version ?? STEVEDORE_VERSION,
-          author: top.author ?? '',
-          history: chain.map((r) => {
-            const m = parseMeta(r);
-            return { created: m.created, created_by: (m.container_config?.Cmd ?? []).join(' '), comment: m.comment ?? '' };
-          }),
-          rootfs: { type: 'layers', diff_ids: chain.map((r) => diffIds.get(r.id)!) },
-        };
+        const config = imageConfig(chain.map(parseMeta), chain.map((r) => diffIds.get(r.id)!));
         const text = JSON.stringify(config);
         const configName = `${sha256(text)}.json`;
         await entry(pack, { name: configName }, text);
@@ -264,34 +248,20 @@ export class ImageArchive {
     for (const m of manifest) {
       const configBytes = files.get(m.Config);
       if (!configBytes) throw refused(`The archive lacks ${m.Config}`);
-      const config = this.json<{ config?: object; container_config?: object; created?: string; docker_version?: string; author?: string; architecture?: string; os?: string; history?: Array<{ created?: string; created_by?: string; comment?: string; empty_layer?: boolean }> }>(files, m.Config);
-      const history = (config.history ?? []).filter((h) => !h.empty_layer);
+      const config = this.json<ImageConfigJson>(files, m.Config);
+      const diffIds = m.Layers.map((file) => layers.get(file)?.digest ?? config.rootfs?.diff_ids?.[m.Layers.indexOf(file)] ?? file);
+      const ids = chainIds(configBytes, diffIds);
       let parent: string | null = null;
       m.Layers.forEach((file, i) => {
-        const layer = layers.get(file) ?? [...layers.entries()].find(([k]) => k === file)?.[1];
-        const top = i === m.Layers.length - 1;
-        const id = top ? sha256(configBytes) : sha256(`${parent ?? ''} ${layer?.digest ?? file}`);
+        const id = ids[i];
         if (!this.images.db.get(id)) {
+          const layer = layers.get(file);
           if (!layer) throw refused(`The archive lacks ${file}`);
           if (used.has(file)) throw refused(`The archive uses ${file} twice`);
-          const h = history[i] ?? {};
-          const created = (top ? config.created : h.created) ?? new Date().toISOString();
-          const meta: StoredImage = {
-            id,
-            ...(parent ? { parent } : {}),
-            comment: h.comment || undefined,
-            created,
-            container_config: top ? ((config.container_config as never) ?? { ...EMPTY_CONFIG, Cmd: h.created_by ? ['/bin/sh', '-c', h.created_by] : null }) : { ...EMPTY_CONFIG, Cmd: h.created_by ? [h.created_by] : null },
-            docker_version: config.docker_version ?? STEVEDORE_VERSION,
-            author: top ? config.author : undefined,
-            config: top ? (config.config as never) : undefined,
-            architecture: config.architecture ?? 'amd64',
-            os: config.os ?? 'linux',
-            Size: layer.size,
-          };
+          const meta = layerImageMeta(config, i, m.Layers.length, id, parent, layer.size);
           this.images.layers.finish(layer.name);
           used.add(file);
-          this.images.db.registerImage({ id, parent, created: Date.parse(created) || Date.now(), size: layer.size, layer: layer.name, source_digest: layer.digest, meta: JSON.stringify(meta) });
+          this.images.db.registerImage({ id, parent, created: Date.parse(meta.created) || Date.now(), size: layer.size, layer: layer.name, source_digest: layer.digest, meta: JSON.stringify(meta) });
           loaded.push(id);
         }
         parent = id;

@@ -7,9 +7,29 @@ import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { clientBytes, clientStream, CONFIG, duplexStream, headerThenBytes, LOGGER, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
 import { ImageArchive } from './image-archive';
+import { pullImage } from './registry/pull';
+import { pushImages } from './registry/push';
+import { remoteRepository } from './registry/reference';
+import { searchCatalog } from './registry/search';
+import { RegistrySession, type Credentials } from './registry/session';
+import { DEFAULT_TAG, normalizeRepository, splitReference, validateRepository } from './store/names';
+import { notFound } from '@stevedore/errors';
 import { ImageService } from './images.service';
 import { checkLogin } from './registry/login';
 import { parseRegistryAddress } from './registry/registry-address';
+
+/** Credentials from an AuthConfig (username/password, or the `auth` field's user:password). */
+function credentials(auth: images.AuthConfig | undefined): Credentials | undefined {
+  if (!auth) return undefined;
+  let { username, password } = auth;
+  if (!username && auth.auth) {
+    const decoded = Buffer.from(auth.auth, 'base64').toString();
+    const colon = decoded.indexOf(':');
+    username = decoded.slice(0, colon);
+    password = decoded.slice(colon + 1);
+  }
+  return username ? { username, password, identityToken: auth.identityToken } : undefined;
+}
 
 function progressMessage(p: Partial<images.Progress>): images.Progress {
   return { status: '', id: '', current: 0, total: 0, start: 0, error: '', perLayer: false, ...p };
@@ -40,15 +60,9 @@ export class ImageStoreRpc {
       })),
       checkAuth: unary<images.AuthConfig, images.CheckAuthResponse>(log, 'CheckAuth', async (req, ctx) => {
         const address = parseRegistryAddress(req.serverAddress, this.insecure);
-        let { username, password } = req;
-        if (!username && req.auth) {
-          const decoded = Buffer.from(req.auth, 'base64').toString();
-          const colon = decoded.indexOf(':');
-          username = decoded.slice(0, colon);
-          password = decoded.slice(colon + 1);
-        }
-        const status = await checkLogin(address, { username, password });
-        ctx.log.info({ registry: address.host, username }, 'login checked');
+        const creds = credentials(req) ?? { username: '', password: '' };
+        const status = await checkLogin(address, creds);
+        ctx.log.info({ registry: address.host, username: creds.username }, 'login checked');
         return { status, identityToken: '' };
       }),
       import: duplexStream<images.ImportRequest, images.Progress>(log, 'Import', async (call, ctx) => {
@@ -75,6 +89,35 @@ export class ImageStoreRpc {
       delete: unary<images.DeleteImageRequest, images.DeleteImageResponse>(log, 'Delete', async (req) => ({ items: this.images.delete(req) })),
       save: serverStream<images.SaveRequest, images.DataChunk>(log, 'Save', async (req, call, ctx) => {
         await this.archive.save(req.names, messageWriter(call, (data) => ({ data })), ctx.signal);
+      }),
+      pull: serverStream<images.PullRequest, images.Progress>(log, 'Pull', async (req, call, ctx) => {
+        let { repo, tag } = { repo: normalizeRepository(req.image), tag: req.tag };
+        if (!tag) ({ repo, tag = DEFAULT_TAG } = splitReference(req.image));
+        validateRepository(repo);
+        this.images.checkTarget(repo, tag);
+        const remote = remoteRepository(repo, this.insecure);
+        const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), 'pull');
+        const result = await pullImage(this.images, session, repo, tag, (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal), ctx.signal);
+        ctx.log.info({ repo, tag, ...result }, 'pulled');
+      }),
+      push: serverStream<images.PushRequest, images.Progress>(log, 'Push', async (req, call, ctx) => {
+        const repo = normalizeRepository(req.name);
+        validateRepository(repo);
+        const tags = req.tag
+          ? [{ tag: req.tag, row: ((t) => (t ? this.images.db.get(t.image_id) : undefined))(this.images.db.getTag(repo, req.tag)) }]
+          : this.images.db.repoTags(repo).map((t) => ({ tag: t.tag, row: this.images.db.get(t.image_id) }));
+        if (tags.length === 0 || tags.some((t) => !t.row)) throw notFound(`An image does not exist locally with the tag: ${repo}${req.tag ? `:${req.tag}` : ''}`);
+        const remote = remoteRepository(repo, this.insecure);
+        const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), 'push,pull');
+        await pushImages(this.images, session, repo, tags.map((t) => ({ tag: t.tag, row: t.row! })), (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal));
+      }),
+      search: unary<images.SearchRequest, images.SearchResponse>(log, 'Search', async (req) => {
+        // A term may start with a registry host: search that registry's catalog for the rest.
+        const { address, path } = remoteRepository(req.term.includes('/') ? req.term : `${req.term}`, this.insecure);
+        const explicitHost = req.term.split('/')[0] === address.host;
+        const term = explicitHost ? path : req.term;
+        const session = new RegistrySession(address, '', credentials(req.auth), 'pull');
+        return { results: await searchCatalog(session, explicitHost ? `${address.host}/` : '', term) };
       }),
       load: clientStream<images.DataChunk, images.LoadResponse>(log, 'Load', async (call, ctx) => {
         const result = await this.archive.load(clientBytes(call, (c) => Buffer.from(c.data)));

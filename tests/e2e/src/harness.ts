@@ -197,7 +197,7 @@ export function freePort(): Promise<number> {
 }
 
 /** Debian's docker-registry on 127.0.0.1, optionally behind htpasswd basic auth. */
-export async function startRegistry(auth?: { username: string; password: string }): Promise<{ address: string; stop(): Promise<void> }> {
+export async function startRegistry(auth?: { username: string; password: string }): Promise<{ address: string; stop(): Promise<void>; accessLog(): string }> {
   const dir = shortTempDir('reg-');
   const port = await freePort();
   const lines = [
@@ -218,7 +218,8 @@ export async function startRegistry(auth?: { username: string; password: string 
     lines.push('auth:', '  htpasswd:', '    realm: stevedore-test', `    path: ${dir}/htpasswd`);
   }
   fs.writeFileSync(path.join(dir, 'config.yml'), `${lines.join('\n')}\n`);
-  const child = spawn('docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: 'ignore' });
+  const logFile = path.join(dir, 'access.log');
+  const child = spawn('docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: ['ignore', fs.openSync(logFile, 'a'), fs.openSync(logFile, 'a')] });
   const deadline = Date.now() + 15_000;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -236,6 +237,7 @@ export async function startRegistry(auth?: { username: string; password: string 
   }
   return {
     address: `127.0.0.1:${port}`,
+    accessLog: () => fs.readFileSync(logFile, 'utf8'),
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));

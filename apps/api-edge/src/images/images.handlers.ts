@@ -9,6 +9,8 @@ import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { streamProgress } from '../http/progress-stream';
 import { streamBytes } from '../http/byte-stream';
+import { authConfig, registryAuth } from '../http/registry-auth';
+import type { AuthConfigJson } from '@stevedore/docker-api';
 import { backendError, Backends, call } from '../backends/backends';
 import { toDeleteItem, toHistoryEntry, toImageInspectV1_0, toImageInspectV1_12, toImageListV1_0, toImageListV1_7, toImageViz } from './image-shapes';
 
@@ -65,6 +67,29 @@ export class ImagesHandlers {
     res.json(200, r.items.map(toDeleteItem));
   };
 
+  /** POST /images/(name)/push: credentials from X-Registry-Auth, or (v1.2 - v1.4 clients) the body. */
+  push = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    let auth = registryAuth(req);
+    if (!req.header('x-registry-auth')) {
+      const body = await req.json<AuthConfigJson>().catch(() => undefined);
+      auth = authConfig(body);
+    } else req.raw.resume();
+    const { metadata, options } = callOptions(req.requestId);
+    const stream = this.store.push({ name: req.params.name, tag: req.string('tag'), auth }, metadata, options);
+    await streamProgress(req, res, stream, SERVICE);
+  };
+
+  /** GET /images/search: Docker 1.0's keys for every version, and is_automated for today's clients. */
+  search = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const r = await call(this.store, this.store.search, { term: req.string('term'), auth: registryAuth(req) }, req.requestId, SERVICE, 30_000);
+    res.json(
+      200,
+      r.results
+        .sort((a, b) => b.starCount - a.starCount)
+        .map((x) => ({ description: x.description, is_automated: x.isAutomated, is_official: x.isOfficial, is_trusted: x.isAutomated, name: x.name, star_count: x.starCount })),
+    );
+  };
+
   /** GET /images/(name)/get (v1.7) and GET /images/get?names= (v1.15, what today's CLI sends). */
   save = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const names = req.params.name ? [req.params.name] : req.query.getAll('names');
@@ -96,7 +121,13 @@ export class ImagesHandlers {
 
   /** POST /images/create: pull when fromImage is set, otherwise import from fromSrc. */
   create = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    if (req.string('fromImage')) throw refused('Pulling from a registry is not available yet in this version of Stevedore');
+    const fromImage = req.string('fromImage');
+    if (fromImage) {
+      const { metadata, options } = callOptions(req.requestId);
+      const stream = this.store.pull({ image: fromImage, tag: req.string('tag'), auth: registryAuth(req) }, metadata, options);
+      req.raw.resume();
+      return streamProgress(req, res, stream, SERVICE);
+    }
     const fromSrc = req.string('fromSrc');
     if (!fromSrc) throw refused('Either fromImage or fromSrc must be set');
     const { metadata, options } = callOptions(req.requestId);

@@ -11,6 +11,7 @@ import { invalid } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { Backends, call } from '../backends/backends';
+import { authConfig } from '../http/registry-auth';
 
 const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386' };
 
@@ -131,15 +132,7 @@ export class SystemHandlers {
     const result = await call(
       b.images,
       b.images.checkAuth,
-      {
-        username: String(body.username ?? ''),
-        password: String(body.password ?? ''),
-        auth: String(body.auth ?? ''),
-        email: String(body.email ?? ''),
-        serverAddress: String(body.serveraddress ?? ''),
-        identityToken: String(body.identitytoken ?? ''),
-        registryToken: String(body.registrytoken ?? ''),
-      },
+      authConfig(body),
       req.requestId,
       'image-store',
       30_000,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRegistryAddress } from './registry-address';
-import { parseChallenge } from './login';
+import { parseChallenge } from './session';
 
 test('loopback registries are spoken to over HTTP, others over HTTPS', () => {
   assert.equal(parseRegistryAddress('127.0.0.1:5000').v2, 'http://127.0.0.1:5000/v2/');

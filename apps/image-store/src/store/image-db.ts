@@ -19,6 +19,14 @@ export interface ImageRow {
   meta: string;
 }
 
+export interface BlobRow {
+  image_id: string;
+  digest: string;
+  diff_id: string;
+  size: number;
+  media_type: string;
+}
+
 export interface TagRow {
   repo: string;
   tag: string;
@@ -43,6 +51,16 @@ CREATE TABLE IF NOT EXISTS tags (
   PRIMARY KEY (repo, tag)
 );
 CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+-- Registry blobs known to hold an image's layer: the compressed digest and the
+-- digest of the uncompressed tar it unpacks to (a registry config's diff_id).
+CREATE TABLE IF NOT EXISTS image_blobs (
+  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+  digest TEXT NOT NULL,
+  diff_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  media_type TEXT NOT NULL,
+  PRIMARY KEY (image_id, digest)
+);
 -- Who uses an image (a container's ID): such an image cannot be deleted.
 CREATE TABLE IF NOT EXISTS image_users (
   image_id TEXT NOT NULL REFERENCES images(id),
@@ -81,6 +99,9 @@ export class ImageDb {
       addUser: db.prepare('INSERT OR REPLACE INTO image_users (image_id, user_id, running) VALUES (?, ?, ?)'),
       removeUser: db.prepare('DELETE FROM image_users WHERE user_id = ?'),
       count: db.prepare('SELECT count(*) AS n FROM images'),
+      blobsOf: db.prepare('SELECT * FROM image_blobs WHERE image_id = ?'),
+      addBlob: db.prepare('INSERT OR REPLACE INTO image_blobs (image_id, digest, diff_id, size, media_type) VALUES (@image_id, @digest, @diff_id, @size, @media_type)'),
+      deleteBlobs: db.prepare('DELETE FROM image_blobs WHERE image_id = ?'),
       layers: db.prepare('SELECT layer FROM images'),
     };
   }
@@ -156,7 +177,17 @@ export class ImageDb {
 
   /** deleteImageRow: forgets an image that has no tags, children or users. */
   readonly deleteImageRow = (id: string): void => {
+    this.stmts.deleteBlobs.run(id);
     this.stmts.deleteImage.run(id);
+  };
+
+  blobsOf(id: string): BlobRow[] {
+    return this.stmts.blobsOf.all(id) as BlobRow[];
+  }
+
+  /** recordBlob: a registry blob known to hold an image's layer. */
+  readonly recordBlob = (row: BlobRow): void => {
+    this.stmts.addBlob.run(row);
   };
 
   /** A batch of changes as one transaction. */

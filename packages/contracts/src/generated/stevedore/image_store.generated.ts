@@ -185,6 +185,38 @@ export interface LoadResponse {
   loaded: string[];
 }
 
+export interface PullRequest {
+  /** Repository, with a registry host when not Docker Hub: 127.0.0.1:5000/team/app. */
+  image: string;
+  /** Empty: "latest". */
+  tag: string;
+  auth: AuthConfig | undefined;
+}
+
+export interface PushRequest {
+  name: string;
+  /** Empty: every tag of the repository. */
+  tag: string;
+  auth: AuthConfig | undefined;
+}
+
+export interface SearchRequest {
+  term: string;
+  auth: AuthConfig | undefined;
+}
+
+export interface SearchResult {
+  name: string;
+  description: string;
+  starCount: number;
+  isOfficial: boolean;
+  isAutomated: boolean;
+}
+
+export interface SearchResponse {
+  results: SearchResult[];
+}
+
 function createBaseImageStoreInfoRequest(): ImageStoreInfoRequest {
   return {};
 }
@@ -2558,6 +2590,515 @@ export const LoadResponse: MessageFns<LoadResponse> = {
   },
 };
 
+function createBasePullRequest(): PullRequest {
+  return { image: "", tag: "", auth: undefined };
+}
+
+export const PullRequest: MessageFns<PullRequest> = {
+  encode(message: PullRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== "") {
+      writer.uint32(10).string(message.image);
+    }
+    if (message.tag !== "") {
+      writer.uint32(18).string(message.tag);
+    }
+    if (message.auth !== undefined) {
+      AuthConfig.encode(message.auth, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PullRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePullRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tag = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.auth = AuthConfig.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PullRequest {
+    return {
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+      tag: isSet(object.tag) ? globalThis.String(object.tag) : "",
+      auth: isSet(object.auth) ? AuthConfig.fromJSON(object.auth) : undefined,
+    };
+  },
+
+  toJSON(message: PullRequest): unknown {
+    const obj: any = {};
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    if (message.tag !== "") {
+      obj.tag = message.tag;
+    }
+    if (message.auth !== undefined) {
+      obj.auth = AuthConfig.toJSON(message.auth);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PullRequest>, I>>(base?: I): PullRequest {
+    return PullRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PullRequest>, I>>(object: I): PullRequest {
+    const message = createBasePullRequest();
+    message.image = object.image ?? "";
+    message.tag = object.tag ?? "";
+    message.auth = (object.auth !== undefined && object.auth !== null)
+      ? AuthConfig.fromPartial(object.auth)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePushRequest(): PushRequest {
+  return { name: "", tag: "", auth: undefined };
+}
+
+export const PushRequest: MessageFns<PushRequest> = {
+  encode(message: PushRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.tag !== "") {
+      writer.uint32(18).string(message.tag);
+    }
+    if (message.auth !== undefined) {
+      AuthConfig.encode(message.auth, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tag = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.auth = AuthConfig.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      tag: isSet(object.tag) ? globalThis.String(object.tag) : "",
+      auth: isSet(object.auth) ? AuthConfig.fromJSON(object.auth) : undefined,
+    };
+  },
+
+  toJSON(message: PushRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.tag !== "") {
+      obj.tag = message.tag;
+    }
+    if (message.auth !== undefined) {
+      obj.auth = AuthConfig.toJSON(message.auth);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PushRequest>, I>>(base?: I): PushRequest {
+    return PushRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PushRequest>, I>>(object: I): PushRequest {
+    const message = createBasePushRequest();
+    message.name = object.name ?? "";
+    message.tag = object.tag ?? "";
+    message.auth = (object.auth !== undefined && object.auth !== null)
+      ? AuthConfig.fromPartial(object.auth)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSearchRequest(): SearchRequest {
+  return { term: "", auth: undefined };
+}
+
+export const SearchRequest: MessageFns<SearchRequest> = {
+  encode(message: SearchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.term !== "") {
+      writer.uint32(10).string(message.term);
+    }
+    if (message.auth !== undefined) {
+      AuthConfig.encode(message.auth, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SearchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSearchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.term = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.auth = AuthConfig.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SearchRequest {
+    return {
+      term: isSet(object.term) ? globalThis.String(object.term) : "",
+      auth: isSet(object.auth) ? AuthConfig.fromJSON(object.auth) : undefined,
+    };
+  },
+
+  toJSON(message: SearchRequest): unknown {
+    const obj: any = {};
+    if (message.term !== "") {
+      obj.term = message.term;
+    }
+    if (message.auth !== undefined) {
+      obj.auth = AuthConfig.toJSON(message.auth);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SearchRequest>, I>>(base?: I): SearchRequest {
+    return SearchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SearchRequest>, I>>(object: I): SearchRequest {
+    const message = createBaseSearchRequest();
+    message.term = object.term ?? "";
+    message.auth = (object.auth !== undefined && object.auth !== null)
+      ? AuthConfig.fromPartial(object.auth)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSearchResult(): SearchResult {
+  return { name: "", description: "", starCount: 0, isOfficial: false, isAutomated: false };
+}
+
+export const SearchResult: MessageFns<SearchResult> = {
+  encode(message: SearchResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.description !== "") {
+      writer.uint32(18).string(message.description);
+    }
+    if (message.starCount !== 0) {
+      writer.uint32(24).int64(message.starCount);
+    }
+    if (message.isOfficial !== false) {
+      writer.uint32(32).bool(message.isOfficial);
+    }
+    if (message.isAutomated !== false) {
+      writer.uint32(40).bool(message.isAutomated);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SearchResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSearchResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.starCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.isOfficial = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.isAutomated = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SearchResult {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      starCount: isSet(object.starCount)
+        ? globalThis.Number(object.starCount)
+        : isSet(object.star_count)
+        ? globalThis.Number(object.star_count)
+        : 0,
+      isOfficial: isSet(object.isOfficial)
+        ? globalThis.Boolean(object.isOfficial)
+        : isSet(object.is_official)
+        ? globalThis.Boolean(object.is_official)
+        : false,
+      isAutomated: isSet(object.isAutomated)
+        ? globalThis.Boolean(object.isAutomated)
+        : isSet(object.is_automated)
+        ? globalThis.Boolean(object.is_automated)
+        : false,
+    };
+  },
+
+  toJSON(message: SearchResult): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.starCount !== 0) {
+      obj.starCount = Math.round(message.starCount);
+    }
+    if (message.isOfficial !== false) {
+      obj.isOfficial = message.isOfficial;
+    }
+    if (message.isAutomated !== false) {
+      obj.isAutomated = message.isAutomated;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SearchResult>, I>>(base?: I): SearchResult {
+    return SearchResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SearchResult>, I>>(object: I): SearchResult {
+    const message = createBaseSearchResult();
+    message.name = object.name ?? "";
+    message.description = object.description ?? "";
+    message.starCount = object.starCount ?? 0;
+    message.isOfficial = object.isOfficial ?? false;
+    message.isAutomated = object.isAutomated ?? false;
+    return message;
+  },
+};
+
+function createBaseSearchResponse(): SearchResponse {
+  return { results: [] };
+}
+
+export const SearchResponse: MessageFns<SearchResponse> = {
+  encode(message: SearchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      SearchResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SearchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSearchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(SearchResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SearchResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => SearchResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SearchResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => SearchResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SearchResponse>, I>>(base?: I): SearchResponse {
+    return SearchResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SearchResponse>, I>>(object: I): SearchResponse {
+    const message = createBaseSearchResponse();
+    message.results = object.results?.map((e) => SearchResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type ImageStoreService = typeof ImageStoreService;
 export const ImageStoreService = {
   info: {
@@ -2656,6 +3197,36 @@ export const ImageStoreService = {
     responseSerialize: (value: LoadResponse): Buffer => Buffer.from(LoadResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LoadResponse => LoadResponse.decode(value),
   },
+  /** POST /images/create?fromImage=: from a registry (HTTP API v2). */
+  pull: {
+    path: "/stevedore.images.v1.ImageStore/Pull" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: PullRequest): Buffer => Buffer.from(PullRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PullRequest => PullRequest.decode(value),
+    responseSerialize: (value: Progress): Buffer => Buffer.from(Progress.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Progress => Progress.decode(value),
+  },
+  /** POST /images/(name)/push. */
+  push: {
+    path: "/stevedore.images.v1.ImageStore/Push" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: PushRequest): Buffer => Buffer.from(PushRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PushRequest => PushRequest.decode(value),
+    responseSerialize: (value: Progress): Buffer => Buffer.from(Progress.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Progress => Progress.decode(value),
+  },
+  /** GET /images/search. */
+  search: {
+    path: "/stevedore.images.v1.ImageStore/Search" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SearchRequest): Buffer => Buffer.from(SearchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SearchRequest => SearchRequest.decode(value),
+    responseSerialize: (value: SearchResponse): Buffer => Buffer.from(SearchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SearchResponse => SearchResponse.decode(value),
+  },
 } as const;
 
 export interface ImageStoreServer extends UntypedServiceImplementation {
@@ -2673,6 +3244,12 @@ export interface ImageStoreServer extends UntypedServiceImplementation {
   save: handleServerStreamingCall<SaveRequest, DataChunk>;
   /** POST /images/load: a tarball in Docker 1.0's layout or with manifest.json. */
   load: handleClientStreamingCall<DataChunk, LoadResponse>;
+  /** POST /images/create?fromImage=: from a registry (HTTP API v2). */
+  pull: handleServerStreamingCall<PullRequest, Progress>;
+  /** POST /images/(name)/push. */
+  push: handleServerStreamingCall<PushRequest, Progress>;
+  /** GET /images/search. */
+  search: handleUnaryCall<SearchRequest, SearchResponse>;
 }
 
 export interface ImageStoreClient extends Client {
@@ -2801,6 +3378,28 @@ export interface ImageStoreClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LoadResponse) => void,
   ): ClientWritableStream<DataChunk>;
+  /** POST /images/create?fromImage=: from a registry (HTTP API v2). */
+  pull(request: PullRequest, options?: Partial<CallOptions>): ClientReadableStream<Progress>;
+  pull(request: PullRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<Progress>;
+  /** POST /images/(name)/push. */
+  push(request: PushRequest, options?: Partial<CallOptions>): ClientReadableStream<Progress>;
+  push(request: PushRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<Progress>;
+  /** GET /images/search. */
+  search(
+    request: SearchRequest,
+    callback: (error: ServiceError | null, response: SearchResponse) => void,
+  ): ClientUnaryCall;
+  search(
+    request: SearchRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SearchResponse) => void,
+  ): ClientUnaryCall;
+  search(
+    request: SearchRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SearchResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ImageStoreClient = makeGenericClientConstructor(

@@ -1,0 +1,159 @@
+// Pull, push and search against Debian's docker-registry on 127.0.0.1 (with
+// and without htpasswd), through the real CLI; interoperability with the
+// Docker engine 20.10; concurrent pulls sharing layers.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as tar from 'tar-stream';
+import { busyboxRootfsTar, makeTar } from './images-fixtures';
+import { freePort, startReferenceDocker, startRegistry, startStack, stopStack, type Stack } from './harness';
+
+async function tarOf(entries: Map<string, Buffer>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const [name, body] of entries) pack.entry({ name, size: body.length } as tar.Header, body);
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+describe('registries', () => {
+  let stack: Stack;
+  let open: Awaited<ReturnType<typeof startRegistry>>;
+  let secured: Awaited<ReturnType<typeof startRegistry>>;
+  before(async () => {
+    [stack, open, secured] = await Promise.all([startStack(), startRegistry(), startRegistry({ username: 'alice', password: 's3cret' })]);
+    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
+  });
+  after(async () => {
+    await Promise.all([stopStack(stack), open?.stop(), secured?.stop()]);
+  });
+
+  test('login, push, rmi, pull and search against a registry with htpasswd', async () => {
+    const name = `${secured.address}/team/bb:v1`;
+    assert.equal((await stack.docker(['tag', 'busybox', name])).code, 0);
+    const anonymous = await stack.docker(['push', name]);
+    assert.equal(anonymous.code, 1);
+    assert.match(anonymous.stdout + anonymous.stderr, /no basic auth credentials: .* requires a login/);
+
+    const login = await stack.docker(['login', secured.address, '-u', 'alice', '--password-stdin'], { input: 's3cret\n' });
+    assert.equal(login.code, 0, login.stderr);
+    const pushed = await stack.docker(['push', name]);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.match(pushed.stdout, /Pushed/);
+    assert.match(pushed.stdout, /v1: digest: sha256:[0-9a-f]{64} size: \d+/);
+    const again = await stack.docker(['push', name]);
+    assert.match(again.stdout, /Layer already exists/);
+
+    assert.equal((await stack.docker(['rmi', name])).code, 0);
+    const pulled = await stack.docker(['pull', name]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    assert.match(pulled.stdout, /Status: Downloaded newer image for/);
+    const size = (await stack.docker(['inspect', '-f', '{{.Size}}', name])).stdout.trim();
+    assert.equal(size, (await stack.docker(['inspect', '-f', '{{.Size}}', 'busybox'])).stdout.trim());
+    const upToDate = await stack.docker(['pull', name]);
+    assert.match(upToDate.stdout, /Image is up to date/);
+
+    const search = await stack.docker(['search', `${secured.address}/team`]);
+    assert.equal(search.code, 0, search.stderr);
+    assert.match(search.stdout, new RegExp(`${secured.address.replace(/\./g, '\\.')}/team/bb`));
+    assert.equal((await stack.docker(['logout', secured.address])).code, 0);
+  });
+
+  test('pull errors: an unknown repository and a registry that is down', async () => {
+    const unknown = await stack.docker(['pull', `${open.address}/nothing/here:v9`]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /manifest for .*nothing\/here:v9 not found/);
+    const raw = await stack.request('POST', `/v1.12/images/create?fromImage=${open.address}/nothing/here&tag=v9`);
+    assert.equal(raw.status, 404);
+    const port = await freePort();
+    const down = await stack.request('POST', `/v1.12/images/create?fromImage=127.0.0.1:${port}/x&tag=latest`);
+    assert.equal(down.status, 500);
+    assert.match(down.text, /Cannot reach the registry at http:\/\/127\.0\.0\.1:\d+\/v2\/: ECONNREFUSED/);
+    const bad = await stack.request('POST', '/v1.12/images/create?fromImage=Not_Valid&tag=latest');
+    assert.equal(bad.status, 500);
+    assert.match(bad.text, /Invalid repository name/);
+  });
+
+  test('progress framing: text at v1.0, JSON with progressDetail from v1.1', async () => {
+    const name = `${open.address}/frame/bb`;
+    // Content of its own, so that no layer of it is present when pulled.
+    const unique = await makeTar([{ name: 'frame.txt', body: `framing ${Date.now()}\n` }]);
+    const imported = await stack.request('POST', `/v1.12/images/create?fromSrc=-&repo=${name}&tag=v1`, { body: unique });
+    assert.equal(imported.status, 200, imported.text);
+    assert.equal((await stack.docker(['push', `${name}:v1`])).code, 0);
+    assert.equal((await stack.docker(['rmi', `${name}:v1`])).code, 0);
+    const v10 = await stack.request('POST', `/v1.0/images/create?fromImage=${name}&tag=v1`);
+    assert.equal(v10.status, 200);
+    assert.equal(v10.headers['content-type'], undefined);
+    assert.match(v10.text, /^v1: Pulling from frame\/bb \r\n|^Pulling from frame\/bb/);
+    assert.ok(!v10.text.includes('{'));
+    assert.match(v10.text, /Status: (Downloaded newer image|Image is up to date) for .*\r\n$/);
+    assert.equal((await stack.docker(['rmi', `${name}:v1`])).code, 0);
+    const v11 = await stack.request('POST', `/v1.11/images/create?fromImage=${name}&tag=v1`);
+    assert.equal(v11.headers['content-type'], 'application/json');
+    const messages = v11.text.split(/\r\n|(?<=\})(?=\{)/).filter(Boolean).map((l) => JSON.parse(l));
+    const layerLines = messages.filter((m) => m.id && m.id !== 'v1');
+    assert.ok(layerLines.length >= 2);
+    for (const m of layerLines) assert.equal(typeof m.progressDetail, 'object');
+    assert.deepEqual(Object.keys(messages[0]), ['status', 'progressDetail', 'id']);
+  });
+
+  test('two pulls sharing a layer at once: both succeed, the shared layer is fetched once', async () => {
+    const base = fs.readFileSync(busyboxRootfsTar());
+    const baseId = 'a'.repeat(63) + '7';
+    const meta = (id: string, parent?: string) => Buffer.from(JSON.stringify({ id, ...(parent ? { parent } : {}), created: '2014-06-09T12:00:00Z', architecture: 'amd64', os: 'linux' }));
+    const children = ['1', '2'].map((n) => ({ id: `${n}`.repeat(64), body: `child ${n}\n` }));
+    const entries = new Map<string, Buffer>([[`${baseId}/json`, meta(baseId)], [`${baseId}/layer.tar`, base]]);
+    for (const c of children) {
+      entries.set(`${c.id}/json`, meta(c.id, baseId));
+      entries.set(`${c.id}/layer.tar`, await makeTar([{ name: 'child.txt', body: c.body }]));
+    }
+    entries.set('repositories', Buffer.from(JSON.stringify({ [`${open.address}/shared/one`]: { v1: children[0].id }, [`${open.address}/shared/two`]: { v1: children[1].id } })));
+    assert.equal((await stack.request('POST', '/v1.12/images/load', { body: await tarOf(entries) })).status, 200);
+    for (const r of ['one', 'two']) assert.equal((await stack.docker(['push', `${open.address}/shared/${r}:v1`])).code, 0);
+    for (const r of ['one', 'two']) assert.equal((await stack.docker(['rmi', `${open.address}/shared/${r}:v1`])).code, 0);
+    assert.equal(JSON.parse((await stack.request('GET', '/images/json?all=1')).text).filter((i: any) => i.Id === baseId).length, 0, 'the base went with its children');
+
+    const logBefore = open.accessLog().split('\n').length;
+    const [a, b] = await Promise.all(['one', 'two'].map((r) => stack.docker(['pull', `${open.address}/shared/${r}:v1`])));
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const blobGets = open.accessLog().split('\n').slice(logBefore - 1).filter((l) => /"GET \/v2\/shared\/(one|two)\/blobs\/sha256:[0-9a-f]+ /.test(l));
+    const perDigest = new Map<string, number>();
+    for (const l of blobGets) {
+      const digest = /blobs\/(sha256:[0-9a-f]+)/.exec(l)![1];
+      perDigest.set(digest, (perDigest.get(digest) ?? 0) + 1);
+    }
+    // Two configs, two child layers, one shared base layer: five blobs, each fetched once.
+    assert.equal(perDigest.size, 5, blobGets.join('\n'));
+    for (const [digest, n] of perDigest) assert.equal(n, 1, `${digest} fetched ${n} times`);
+    const hist = await stack.docker(['history', '-q', `${open.address}/shared/one:v1`]);
+    assert.equal(hist.stdout.trim().split('\n').length, 2);
+  });
+
+  test('an image pushed by the Docker engine 20.10 pulls and matches', async () => {
+    const ref = await startReferenceDocker();
+    try {
+      const tarFile = busyboxRootfsTar();
+      assert.equal((await ref.run(['import', tarFile, `${open.address}/fromref/bb:v1`])).code, 0);
+      const pushed = await ref.run(['push', `${open.address}/fromref/bb:v1`]);
+      assert.equal(pushed.code, 0, pushed.stderr);
+      const pulled = await stack.docker(['pull', `${open.address}/fromref/bb:v1`]);
+      assert.equal(pulled.code, 0, pulled.stderr);
+      const refId = (await ref.run(['inspect', '-f', '{{.Id}}', `${open.address}/fromref/bb:v1`])).stdout.trim();
+      const ourId = (await stack.docker(['inspect', '-f', '{{.Id}}', `${open.address}/fromref/bb:v1`])).stdout.trim();
+      assert.equal(`sha256:${ourId}`, refId, 'the image is named by its config digest, as the Docker engine names it');
+      // And back: the Docker engine pulls what Stevedore pushed.
+      assert.equal((await stack.docker(['tag', 'busybox', `${open.address}/tostd/bb:v1`])).code, 0);
+      assert.equal((await stack.docker(['push', `${open.address}/tostd/bb:v1`])).code, 0);
+      const back = await ref.run(['pull', `${open.address}/tostd/bb:v1`]);
+      assert.equal(back.code, 0, back.stderr);
+      const ran = await ref.run(['run', '--rm', '--net=none', `${open.address}/tostd/bb:v1`, 'sh', '-c', 'echo pulled-and-ran']);
+      assert.equal(ran.stdout.trim(), 'pulled-and-ran');
+    } finally {
+      await ref.stop();
+    }
+  });
+});
+
