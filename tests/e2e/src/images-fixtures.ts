@@ -63,3 +63,13 @@ export function listTree(dir: string): string[] {
   walk(dir, '');
   return out;
 }
+
+/** A tar archive of named buffers, in memory (test archives are small). */
+export async function tarBuffer(entries: Map<string, Buffer>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const [name, body] of entries) pack.entry({ name, size: body.length } as tar.Header, body);
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks);
+}

@@ -4,18 +4,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as tar from 'tar-stream';
-import { busyboxRootfsTar, makeTar } from './images-fixtures';
+import { busyboxRootfsTar, makeTar, tarBuffer } from './images-fixtures';
 import { freePort, startReferenceDocker, startRegistry, startStack, stopStack, type Stack } from './harness';
-
-async function tarOf(entries: Map<string, Buffer>): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const [name, body] of entries) pack.entry({ name, size: body.length } as tar.Header, body);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks);
-}
 
 describe('registries', () => {
   let stack: Stack;
@@ -110,7 +100,7 @@ describe('registries', () => {
       entries.set(`${c.id}/layer.tar`, await makeTar([{ name: 'child.txt', body: c.body }]));
     }
     entries.set('repositories', Buffer.from(JSON.stringify({ [`${open.address}/shared/one`]: { v1: children[0].id }, [`${open.address}/shared/two`]: { v1: children[1].id } })));
-    assert.equal((await stack.request('POST', '/v1.12/images/load', { body: await tarOf(entries) })).status, 200);
+    assert.equal((await stack.request('POST', '/v1.12/images/load', { body: await tarBuffer(entries) })).status, 200);
     for (const r of ['one', 'two']) assert.equal((await stack.docker(['push', `${open.address}/shared/${r}:v1`])).code, 0);
     for (const r of ['one', 'two']) assert.equal((await stack.docker(['rmi', `${open.address}/shared/${r}:v1`])).code, 0);
     assert.equal(JSON.parse((await stack.request('GET', '/images/json?all=1')).text).filter((i: any) => i.Id === baseId).length, 0, 'the base went with its children');

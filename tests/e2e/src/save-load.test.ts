@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
-import { busyboxRootfsTar, listTree, makeTar } from './images-fixtures';
+import { busyboxRootfsTar, listTree, makeTar, tarBuffer } from './images-fixtures';
 import { shortTempDir, startReferenceDocker, startStack, stopStack, type Stack } from './harness';
 
 /** Reads a tar into a map of name -> content (test archives are small). */
@@ -157,7 +157,7 @@ describe('save and load', () => {
     const half = fs.readFileSync(path.join(work, 'busybox.tar'));
     const truncated = await stack.request('POST', '/v1.12/images/load', { body: half.subarray(0, Math.floor(half.length / 2)) });
     assert.equal(truncated.status, 500, truncated.text);
-    const orphan = await writeTarBuffer(new Map([['d'.repeat(64) + '/json', Buffer.from(JSON.stringify({ id: 'd'.repeat(64), parent: 'e'.repeat(64), created: '2014-01-01T00:00:00Z' }))], ['d'.repeat(64) + '/layer.tar', await makeTar([{ name: 'x', body: 'x' }])]]));
+    const orphan = await tarBuffer(new Map([['d'.repeat(64) + '/json', Buffer.from(JSON.stringify({ id: 'd'.repeat(64), parent: 'e'.repeat(64), created: '2014-01-01T00:00:00Z' }))], ['d'.repeat(64) + '/layer.tar', await makeTar([{ name: 'x', body: 'x' }])]]));
     const missingParent = await stack.request('POST', '/v1.12/images/load', { body: orphan });
     assert.equal(missingParent.status, 500);
     assert.match(missingParent.text, /lacks image e{64}/);
@@ -186,12 +186,3 @@ describe('save and load', () => {
     }
   });
 });
-
-async function writeTarBuffer(entries: Map<string, Buffer>): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const [name, body] of entries) pack.entry({ name, size: body.length } as tar.Header, body);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks);
-}

@@ -1,0 +1,576 @@
+/*
+ * stevedore-shim: the monitor of one container (like containerd-shim or
+ * conmon). It creates the container with the OCI runtime, holds its stdio
+ * (pipes, or the pty the runtime hands over its console socket), writes the
+ * log in Docker's json-file format with rotation, serves an attach socket,
+ * starts the container when told to, and records the exit status in a file
+ * that outlives it. It runs detached in its own session, so containers keep
+ * running when container-runtime restarts.
+ *
+ * Attach protocol (both directions): frames of 1 type byte, 4 bytes of
+ * big-endian length, then the payload.
+ *   to clients:   1 stdout, 2 stderr, 3 exit (payload: decimal exit code)
+ *   from clients: 0 stdin, 4 stdin closed, 5 resize ("rows cols"),
+ *                 6 start (answered with 8 ok or 9 error + message),
+ *                 10 subscribe to output (a client that never sends it,
+ *                 such as one that only resizes, gets no output)
+ *
+ * Usage: stevedore-shim --id ID --bundle DIR --state DIR --runtime PATH
+ *        [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
+ *        --log FILE [--log-max-size BYTES] [--log-max-files N]
+ * On success it prints "ok <container pid>" and exits, leaving the monitor
+ * running; on failure "error <message>" and exits 1.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CLIENTS 64
+#define LINE_MAX_BYTES (16 * 1024)
+
+enum { FR_STDIN = 0, FR_STDOUT = 1, FR_STDERR = 2, FR_EXIT = 3, FR_STDIN_CLOSE = 4, FR_RESIZE = 5,
+       FR_START = 6, FR_OK = 8, FR_ERROR = 9, FR_SUBSCRIBE = 10 };
+
+static const char *opt_id, *opt_bundle, *opt_state, *opt_runtime, *opt_runtime_root, *opt_log;
+static int opt_tty, opt_stdin, opt_stdin_once;
+static long long opt_log_max = 10 * 1024 * 1024;
+static int opt_log_files = 5;
+
+static int log_fd = -1;
+static long long log_size;
+static pid_t container_pid = -1;
+
+struct client {
+  int fd;
+  int subscribed;
+  unsigned char hdr[5];
+  size_t hdr_len;
+  unsigned char *body;
+  size_t body_len, body_want;
+};
+static struct client clients[MAX_CLIENTS];
+
+struct line_buf {
+  const char *stream;
+  char data[LINE_MAX_BYTES];
+  size_t len;
+};
+static struct line_buf out_line = {"stdout", {0}, 0}, err_line = {"stderr", {0}, 0};
+
+static void die_to(int fd, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (fd >= 0) dprintf(fd, "error %s\n", msg);
+  _exit(1);
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        poll(&pfd, 1, 1000);
+        continue;
+      }
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* RFC 3339 with nanoseconds, UTC, as Docker's json-file writes it. */
+static void now_rfc3339(char *out, size_t size) {
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  char base[32];
+  strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out, size, "%s.%09ldZ", base, ts.tv_nsec);
+}
+
+static void open_log(void) {
+  log_fd = open(opt_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  struct stat st;
+  log_size = (log_fd >= 0 && fstat(log_fd, &st) == 0) ? st.st_size : 0;
+}
+
+/* json.log -> json.log.1 -> ... -> json.log.<files-1>; the oldest goes. */
+static void rotate_log(void) {
+  if (opt_log_files <= 1) {
+    if (ftruncate(log_fd, 0) == 0) log_size = 0;
+    return;
+  }
+  char from[4096], to[4096];
+  for (int i = opt_log_files - 1; i >= 1; i--) {
+    if (i == 1) snprintf(from, sizeof from, "%s", opt_log);
+    else snprintf(from, sizeof from, "%s.%d", opt_log, i - 1);
+    snprintf(to, sizeof to, "%s.%d", opt_log, i);
+    rename(from, to);
+  }
+  close(log_fd);
+  open_log();
+}
+
+/* One json-file entry: {"log":"...","stream":"stdout","time":"..."} */
+static void log_entry(const char *stream, const char *data, size_t len) {
+  if (log_fd < 0) return;
+  static char buf[LINE_MAX_BYTES * 6 + 256];
+  size_t o = 0;
+  o += (size_t)snprintf(buf + o, sizeof buf - o, "{\"log\":\"");
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)data[i];
+    if (c == '"' || c == '\\') { buf[o++] = '\\'; buf[o++] = (char)c; }
+    else if (c == '\n') { buf[o++] = '\\'; buf[o++] = 'n'; }
+    else if (c == '\r') { buf[o++] = '\\'; buf[o++] = 'r'; }
+    else if (c == '\t') { buf[o++] = '\\'; buf[o++] = 't'; }
+    else if (c < 0x20) o += (size_t)snprintf(buf + o, sizeof buf - o, "\\u%04x", c);
+    else buf[o++] = (char)c;
+  }
+  char ts[64];
+  now_rfc3339(ts, sizeof ts);
+  o += (size_t)snprintf(buf + o, sizeof buf - o, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream, ts);
+  if (opt_log_max > 0 && log_size + (long long)o > opt_log_max && log_size > 0) rotate_log();
+  if (write_all(log_fd, buf, o) == 0) log_size += (long long)o;
+}
+
+/* Lines go to the log whole; a line longer than the buffer is cut. */
+static void log_bytes(struct line_buf *lb, const char *data, size_t len, int flush) {
+  for (size_t i = 0; i < len; i++) {
+    lb->data[lb->len++] = data[i];
+    if (data[i] == '\n' || lb->len == sizeof lb->data) {
+      log_entry(lb->stream, lb->data, lb->len);
+      lb->len = 0;
+    }
+  }
+  if (flush && lb->len) {
+    log_entry(lb->stream, lb->data, lb->len);
+    lb->len = 0;
+  }
+}
+
+static void drop_client(int i) {
+  close(clients[i].fd);
+  free(clients[i].body);
+  memset(&clients[i], 0, sizeof clients[i]);
+  clients[i].fd = -1;
+}
+
+static void send_frame(int fd, int type, const void *data, size_t len) {
+  unsigned char hdr[5] = {(unsigned char)type, (unsigned char)(len >> 24), (unsigned char)(len >> 16), (unsigned char)(len >> 8), (unsigned char)len};
+  write_all(fd, hdr, 5);
+  if (len) write_all(fd, data, len);
+}
+
+static void broadcast(int type, const void *data, size_t len) {
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    if (clients[i].fd >= 0 && clients[i].subscribed) send_frame(clients[i].fd, type, data, len);
+}
+
+static int run_runtime(char *const argv[]) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void runtime_argv(const char **argv, int *n, const char *verb) {
+  argv[(*n)++] = opt_runtime;
+  if (opt_runtime_root) { argv[(*n)++] = "--root"; argv[(*n)++] = opt_runtime_root; }
+  argv[(*n)++] = verb;
+}
+
+static int start_container(char *err, size_t errlen) {
+  const char *argv[8];
+  int n = 0;
+  runtime_argv(argv, &n, "start");
+  argv[n++] = opt_id;
+  argv[n] = NULL;
+  int rc = run_runtime((char *const *)argv);
+  if (rc != 0) snprintf(err, errlen, "%s start exited with %d", opt_runtime, rc);
+  return rc;
+}
+
+static void write_exit_file(int code) {
+  char path[4096], tmp[4096], ts[64];
+  now_rfc3339(ts, sizeof ts);
+  snprintf(path, sizeof path, "%s/exit.json", opt_state);
+  snprintf(tmp, sizeof tmp, "%s/exit.json.tmp", opt_state);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return;
+  dprintf(fd, "{\"exitCode\":%d,\"finishedAt\":\"%s\",\"pid\":%d}\n", code, ts, (int)container_pid);
+  fsync(fd);
+  close(fd);
+  rename(tmp, path);
+}
+
+/* Receives the pty master the runtime sends over the console socket. */
+static int receive_console(int listen_fd) {
+  int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (conn < 0) return -1;
+  char buf[256];
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {buf, sizeof buf};
+  struct msghdr msg = {0};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  if (recvmsg(conn, &msg, 0) < 0) { close(conn); return -1; }
+  close(conn);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+static int listen_unix(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; return -1; }
+  strcpy(addr.sun_path, path);
+  unlink(path);
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 16) < 0) return -1;
+  chmod(path, 0600);
+  return fd;
+}
+
+static void handle_frame(struct client *cl, int type, const unsigned char *data, size_t len, int *stdin_fd, int pty) {
+  switch (type) {
+    case FR_STDIN:
+      if (*stdin_fd >= 0 && len) write_all(*stdin_fd, data, len);
+      break;
+    case FR_STDIN_CLOSE:
+      /* Only a non-tty container started with StdinOnce sees its stdin close. */
+      if (opt_stdin_once && !opt_tty && *stdin_fd >= 0) { close(*stdin_fd); *stdin_fd = -1; }
+      break;
+    case FR_RESIZE:
+      if (pty >= 0) {
+        char text[64] = {0};
+        memcpy(text, data, len < sizeof text - 1 ? len : sizeof text - 1);
+        struct winsize ws = {0};
+        unsigned rows = 0, cols = 0;
+        if (sscanf(text, "%u %u", &rows, &cols) == 2) {
+          ws.ws_row = (unsigned short)rows;
+          ws.ws_col = (unsigned short)cols;
+          ioctl(pty, TIOCSWINSZ, &ws);
+        }
+      }
+      break;
+    case FR_SUBSCRIBE:
+      cl->subscribed = 1;
+      break;
+    case FR_START: {
+      char err[512] = {0};
+      if (start_container(err, sizeof err) == 0) send_frame(cl->fd, FR_OK, NULL, 0);
+      else send_frame(cl->fd, FR_ERROR, err, strlen(err));
+      break;
+    }
+  }
+}
+
+/* Reads what a client sent; returns -1 when it is gone. */
+static int read_client(struct client *cl, int *stdin_fd, int pty) {
+  unsigned char buf[32768];
+  ssize_t n = read(cl->fd, buf, sizeof buf);
+  if (n <= 0) return (n < 0 && (errno == EINTR || errno == EAGAIN)) ? 0 : -1;
+  size_t i = 0;
+  while (i < (size_t)n) {
+    if (cl->hdr_len < 5) {
+      cl->hdr[cl->hdr_len++] = buf[i++];
+      if (cl->hdr_len == 5) {
+        cl->body_want = ((size_t)cl->hdr[1] << 24) | ((size_t)cl->hdr[2] << 16) | ((size_t)cl->hdr[3] << 8) | cl->hdr[4];
+        if (cl->body_want > (1 << 20)) return -1;
+        cl->body = cl->body_want ? malloc(cl->body_want) : NULL;
+        cl->body_len = 0;
+      }
+    } else {
+      size_t take = (size_t)n - i;
+      if (take > cl->body_want - cl->body_len) take = cl->body_want - cl->body_len;
+      memcpy(cl->body + cl->body_len, buf + i, take);
+      cl->body_len += take;
+      i += take;
+    }
+    if (cl->hdr_len == 5 && cl->body_len == cl->body_want) {
+      handle_frame(cl, cl->hdr[0], cl->body, cl->body_len, stdin_fd, pty);
+      free(cl->body);
+      cl->body = NULL;
+      cl->hdr_len = 0;
+      cl->body_len = cl->body_want = 0;
+    }
+  }
+  return 0;
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: stevedore-shim --id ID --bundle DIR --state DIR --runtime PATH [--runtime-root DIR] [--tty] [--stdin] [--stdin-once] --log FILE [--log-max-size N] [--log-max-files N]\n");
+  exit(2);
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--id") && v) { opt_id = v; i++; }
+    else if (!strcmp(a, "--bundle") && v) { opt_bundle = v; i++; }
+    else if (!strcmp(a, "--state") && v) { opt_state = v; i++; }
+    else if (!strcmp(a, "--runtime") && v) { opt_runtime = v; i++; }
+    else if (!strcmp(a, "--runtime-root") && v) { opt_runtime_root = v; i++; }
+    else if (!strcmp(a, "--log") && v) { opt_log = v; i++; }
+    else if (!strcmp(a, "--log-max-size") && v) { opt_log_max = atoll(v); i++; }
+    else if (!strcmp(a, "--log-max-files") && v) { opt_log_files = atoi(v); i++; }
+    else if (!strcmp(a, "--tty")) opt_tty = 1;
+    else if (!strcmp(a, "--stdin")) opt_stdin = 1;
+    else if (!strcmp(a, "--stdin-once")) opt_stdin_once = 1;
+    else usage();
+  }
+  if (!opt_id || !opt_bundle || !opt_state || !opt_runtime || !opt_log) usage();
+
+  /* The parent waits for the monitor to report the container created, then leaves. */
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) < 0) die_to(1, "pipe: %s", strerror(errno));
+  pid_t first = fork();
+  if (first < 0) die_to(1, "fork: %s", strerror(errno));
+  if (first > 0) {
+    close(report[1]);
+    char msg[1100];
+    ssize_t n = read(report[0], msg, sizeof msg - 1);
+    if (n <= 0) { printf("error the monitor died during start-up\n"); return 1; }
+    msg[n] = 0;
+    fputs(msg, stdout);
+    return strncmp(msg, "ok ", 3) == 0 ? 0 : 1;
+  }
+  close(report[0]);
+  setsid();
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  signal(SIGPIPE, SIG_IGN);
+
+  char path[4096];
+  snprintf(path, sizeof path, "%s/shim.log", opt_state);
+  int diag = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int devnull = open("/dev/null", O_RDWR);
+  dup2(devnull, 0);
+  dup2(diag >= 0 ? diag : devnull, 1);
+  dup2(diag >= 0 ? diag : devnull, 2);
+
+  open_log();
+  if (log_fd < 0) die_to(report[1], "cannot open the log %s: %s", opt_log, strerror(errno));
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGTERM);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+  snprintf(path, sizeof path, "%s/attach.sock", opt_state);
+  int attach_fd = listen_unix(path);
+  if (attach_fd < 0) die_to(report[1], "cannot listen on %s: %s", path, strerror(errno));
+
+  /* The container's stdio: three pipes, or a pty from the runtime. */
+  int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+  int console_listen = -1;
+  char console_path[4096];
+  const char *cargv[16];
+  int n = 0;
+  runtime_argv(cargv, &n, "create");
+  cargv[n++] = "--bundle";
+  cargv[n++] = opt_bundle;
+  snprintf(path, sizeof path, "%s/init.pid", opt_state);
+  cargv[n++] = "--pid-file";
+  cargv[n++] = strdup(path);
+  if (opt_tty) {
+    snprintf(console_path, sizeof console_path, "%s/console.sock", opt_state);
+    console_listen = listen_unix(console_path);
+    if (console_listen < 0) die_to(report[1], "cannot listen on %s: %s", console_path, strerror(errno));
+    cargv[n++] = "--console-socket";
+    cargv[n++] = console_path;
+  }
+  cargv[n++] = opt_id;
+  cargv[n] = NULL;
+
+  if (!opt_tty) {
+    if (pipe2(out_pipe, 0) < 0 || pipe2(err_pipe, 0) < 0 || pipe2(in_pipe, 0) < 0) die_to(report[1], "pipe: %s", strerror(errno));
+  }
+  pid_t creator = fork();
+  if (creator < 0) die_to(report[1], "fork: %s", strerror(errno));
+  if (creator == 0) {
+    sigprocmask(SIG_UNBLOCK, &mask, NULL);
+    if (!opt_tty) {
+      dup2(opt_stdin ? in_pipe[0] : devnull, 0);
+      dup2(out_pipe[1], 1);
+      dup2(err_pipe[1], 2);
+    } else {
+      dup2(devnull, 0);
+    }
+    execv(cargv[0], (char *const *)cargv);
+    _exit(127);
+  }
+  int pty = -1;
+  if (opt_tty) {
+    struct pollfd p = {console_listen, POLLIN, 0};
+    if (poll(&p, 1, 30000) <= 0) die_to(report[1], "the runtime sent no terminal");
+    pty = receive_console(console_listen);
+    close(console_listen);
+    unlink(console_path);
+    if (pty < 0) die_to(report[1], "no terminal received from the runtime");
+  }
+  int status;
+  while (waitpid(creator, &status, 0) < 0 && errno == EINTR) {}
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    char tail[800] = {0};
+    snprintf(path, sizeof path, "%s/shim.log", opt_state);
+    int lf = open(path, O_RDONLY);
+    if (lf >= 0) {
+      off_t size = lseek(lf, 0, SEEK_END);
+      lseek(lf, size > 700 ? size - 700 : 0, SEEK_SET);
+      ssize_t got = read(lf, tail, sizeof tail - 1);
+      if (got > 0) tail[got] = 0;
+      close(lf);
+      for (char *c = tail; *c; c++) if (*c == '\n') *c = ' ';
+    }
+    /* Container errors from runc arrive on the container's stderr pipe when not using a tty. */
+    if (!opt_tty) {
+      char buf[700];
+      fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+      ssize_t got = read(err_pipe[0], buf, sizeof buf - 1);
+      if (got > 0) { buf[got] = 0; for (char *c = buf; *c; c++) if (*c == '\n') *c = ' '; snprintf(tail, sizeof tail, "%s", buf); }
+    }
+    die_to(report[1], "%s create failed: %s", opt_runtime, tail[0] ? tail : "no message");
+  }
+  snprintf(path, sizeof path, "%s/init.pid", opt_state);
+  FILE *pf = fopen(path, "r");
+  if (!pf || fscanf(pf, "%d", &container_pid) != 1) die_to(report[1], "no pid from the runtime");
+  fclose(pf);
+
+  int stdin_fd = -1, out_fd = -1, err_fd = -1;
+  if (opt_tty) {
+    out_fd = pty;
+    stdin_fd = opt_stdin ? pty : -1;
+  } else {
+    close(in_pipe[0]);
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    stdin_fd = opt_stdin ? in_pipe[1] : -1;
+    if (!opt_stdin) close(in_pipe[1]);
+    out_fd = out_pipe[0];
+    err_fd = err_pipe[0];
+  }
+  for (int i = 0; i < MAX_CLIENTS; i++) clients[i].fd = -1;
+  snprintf(path, sizeof path, "%s/shim.pid", opt_state);
+  FILE *sp = fopen(path, "w");
+  if (sp) { fprintf(sp, "%d\n", (int)getpid()); fclose(sp); }
+
+  dprintf(report[1], "ok %d\n", (int)container_pid);
+  close(report[1]);
+
+  int exited = 0, exit_code = 0;
+  for (;;) {
+    struct pollfd fds[4 + MAX_CLIENTS];
+    int nf = 0;
+    fds[nf++] = (struct pollfd){sfd, POLLIN, 0};
+    fds[nf++] = (struct pollfd){attach_fd, POLLIN, 0};
+    fds[nf++] = (struct pollfd){out_fd, POLLIN, 0};
+    fds[nf++] = (struct pollfd){err_fd, POLLIN, 0};
+    for (int i = 0; i < MAX_CLIENTS; i++) fds[nf++] = (struct pollfd){clients[i].fd, POLLIN, 0};
+    /* Once the container has exited, drain what is left and stop. */
+    int r = poll(fds, (nfds_t)nf, exited ? 200 : -1);
+    if (r < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGTERM) continue; /* the container decides when it ends, not us */
+        int st;
+        pid_t p;
+        while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+          if (p == container_pid) {
+            exited = 1;
+            exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+          }
+        }
+      }
+    }
+    if (fds[1].revents & POLLIN) {
+      int c = accept4(attach_fd, NULL, NULL, SOCK_CLOEXEC);
+      if (c >= 0) {
+        int placed = 0;
+        for (int i = 0; i < MAX_CLIENTS && !placed; i++)
+          if (clients[i].fd < 0) { memset(&clients[i], 0, sizeof clients[i]); clients[i].fd = c; placed = 1; }
+        if (!placed) close(c);
+      }
+    }
+    int streams[2] = {out_fd, err_fd};
+    for (int s = 0; s < 2; s++) {
+      if (streams[s] < 0 || !(fds[2 + s].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[32768];
+      ssize_t got = read(streams[s], buf, sizeof buf);
+      if (got > 0) {
+        log_bytes(s == 0 ? &out_line : &err_line, buf, (size_t)got, 0);
+        broadcast(s == 0 ? FR_STDOUT : FR_STDERR, buf, (size_t)got);
+      } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+        log_bytes(s == 0 ? &out_line : &err_line, NULL, 0, 1);
+        if (s == 0) { if (out_fd != pty) close(out_fd); out_fd = -1; }
+        else { close(err_fd); err_fd = -1; }
+      }
+    }
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      if (clients[i].fd >= 0 && (fds[4 + i].revents & (POLLIN | POLLHUP | POLLERR))) {
+        if (read_client(&clients[i], &stdin_fd, pty) < 0) drop_client(i);
+      }
+    }
+    if (exited && (r == 0 || (out_fd < 0 && err_fd < 0))) break;
+  }
+
+  log_bytes(&out_line, NULL, 0, 1);
+  log_bytes(&err_line, NULL, 0, 1);
+  write_exit_file(exit_code);
+  char code[16];
+  snprintf(code, sizeof code, "%d", exit_code);
+  broadcast(FR_EXIT, code, strlen(code));
+  for (int i = 0; i < MAX_CLIENTS; i++) if (clients[i].fd >= 0) drop_client(i);
+  const char *dargv[8];
+  int dn = 0;
+  runtime_argv(dargv, &dn, "delete");
+  dargv[dn++] = "--force";
+  dargv[dn++] = opt_id;
+  dargv[dn] = NULL;
+  run_runtime((char *const *)dargv);
+  snprintf(path, sizeof path, "%s/attach.sock", opt_state);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/shim.pid", opt_state);
+  unlink(path);
+  return 0;
+}
