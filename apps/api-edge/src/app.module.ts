@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { BackendsModule } from './backends/backends.module';
+import { ContainersModule } from './containers/containers.module';
+import { ContainersRoutes } from './containers/containers.routes';
 import { EventsModule } from './events/events.module';
 import { EventsRoutes } from './events/events.routes';
 import { ImagesModule } from './images/images.module';
@@ -10,10 +12,10 @@ import { SystemModule } from './system/system.module';
 import { SystemRoutes } from './system/system.routes';
 
 /** Every domain's route table, in one router. */
-const ROUTE_TABLES = [SystemRoutes, EventsRoutes, ImagesRoutes];
+const ROUTE_TABLES = [SystemRoutes, EventsRoutes, ImagesRoutes, ContainersRoutes];
 
 @Module({
-  imports: [BackendsModule, SystemModule, EventsModule, ImagesModule],
+  imports: [BackendsModule, SystemModule, EventsModule, ImagesModule, ContainersModule],
   providers: [
     { provide: ROUTER, useFactory: (...tables: SystemRoutes[]) => new DockerRouter(tables), inject: ROUTE_TABLES },
     HttpFront,

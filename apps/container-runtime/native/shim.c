@@ -198,7 +198,7 @@ static int run_runtime(char *const argv[]) {
   if (pid == 0) {
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
-    execv(argv[0], argv);
+    execvp(argv[0], argv);
     _exit(127);
   }
   int status;
@@ -436,7 +436,7 @@ int main(int argc, char **argv) {
     } else {
       dup2(devnull, 0);
     }
-    execv(cargv[0], (char *const *)cargv);
+    execvp(cargv[0], (char *const *)cargv);
     _exit(127);
   }
   int pty = -1;

@@ -1,44 +1,201 @@
-// The ContainerRuntime gRPC service. (Containers themselves arrive with the container runtime issue.)
+// The ContainerRuntime gRPC service: thin adapters over ContainersService.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
+import type * as grpc from '@grpc/grpc-js';
 import { containers } from '@stevedore/contracts';
-import type { StevedoreConfig } from '@stevedore/config';
+import type { ContainerConfig } from '@stevedore/docker-api';
+
 import type { Logger } from '@stevedore/logging';
-import { CONFIG, LOGGER, unary } from '@stevedore/service-kit';
-import { cgroupFacts, chooseOciRuntime, ipv4Forwarding, type OciRuntime } from './host-facts';
+import { duplexStream, LOGGER, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { ContainersService, type Attachment } from './containers.service';
+import { cgroupFacts, ipv4Forwarding } from './host-facts';
+import { Frame } from './shim';
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** Docker 1.0's log timestamps: Go's StampMilli in UTC, `Jan _2 15:04:05.000`. */
+export function stampMilli(iso: string): string {
+  const d = new Date(iso);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)}`;
+}
+
+interface LogEntry {
+  log: string;
+  stream: string;
+  time: string;
+}
 
 @Injectable()
 export class ContainerRuntimeRpc {
-  private readonly runtime: OciRuntime;
-
   constructor(
-    @Inject(CONFIG) private readonly config: StevedoreConfig,
     @Inject(LOGGER) private readonly log: Logger,
-  ) {
-    this.runtime = chooseOciRuntime(config.runtime);
-    log.info({ runtime: this.runtime }, 'OCI runtime chosen');
+    private readonly containers: ContainersService,
+  ) {}
+
+  /** Replays the json-file log; with `follow`, keeps reading while the container runs. */
+  private async streamLog(id: string, wanted: { stdout: boolean; stderr: boolean; timestamps: boolean; follow: boolean }, emit: (o: containers.Output) => Promise<void> | undefined, signal: AbortSignal): Promise<void> {
+    const send = async (line: string) => {
+      if (!line) return;
+      let e: LogEntry;
+      try {
+        e = JSON.parse(line) as LogEntry;
+      } catch {
+        return;
+      }
+      const stream = e.stream === 'stderr' ? 2 : 1;
+      if ((stream === 1 && !wanted.stdout) || (stream === 2 && !wanted.stderr)) return;
+      const text = wanted.timestamps ? `[${stampMilli(e.time)}] ${e.log}` : e.log;
+      await emit({ stream, data: Buffer.from(text) });
+    };
+    const files = this.containers.logFiles(id);
+    const current = files[files.length - 1];
+    for (const file of files.slice(0, -1)) for (const line of fs.readFileSync(file, 'utf8').split('\n')) await send(line);
+    if (!current) return;
+    let offset = 0;
+    let rest = '';
+    let inode = fs.statSync(current).ino;
+    for (;;) {
+      const st = fs.existsSync(current) ? fs.statSync(current) : undefined;
+      if (st && st.ino !== inode) {
+        inode = st.ino; // rotated: start the new file from its beginning
+        offset = 0;
+      }
+      if (st && st.size > offset) {
+        const fd = fs.openSync(current, 'r');
+        const buf = Buffer.alloc(st.size - offset);
+        fs.readSync(fd, buf, 0, buf.length, offset);
+        fs.closeSync(fd);
+        offset = st.size;
+        const lines = (rest + buf.toString('utf8')).split('\n');
+        rest = lines.pop() ?? '';
+        for (const line of lines) await send(line);
+      }
+      if (!wanted.follow || signal.aborted) return;
+      const row = this.containers.db.get(id);
+      if (!row || row.status !== 'running') {
+        // One more read after the end, for the last lines.
+        const final = fs.existsSync(current) ? fs.statSync(current).size : offset;
+        if (final <= offset) return;
+        continue;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   implementation(): containers.ContainerRuntimeServer {
+    const log = this.log;
+    const svc = this.containers;
     return {
-      info: unary<containers.RuntimeInfoRequest, containers.RuntimeInfo>(this.log, 'Info', async () => {
-        const dir = path.join(this.config.root, 'containers');
-        const count = fs.existsSync(dir) ? fs.readdirSync(dir).length : 0;
+      info: unary<containers.RuntimeInfoRequest, containers.RuntimeInfo>(log, 'Info', async () => {
+        const counts = svc.counts();
         const cgroups = cgroupFacts();
         return {
-          containers: count,
-          running: 0,
-          paused: 0,
-          stopped: count,
-          ociRuntime: this.runtime.name,
-          ociRuntimeVersion: this.runtime.version,
+          containers: counts.total,
+          running: counts.running - counts.paused,
+          paused: counts.paused,
+          stopped: counts.total - counts.running,
+          ociRuntime: svc.runtime.name,
+          ociRuntimeVersion: svc.runtime.version,
           memoryLimit: cgroups.memoryLimit,
           swapLimit: cgroups.swapLimit,
           ipv4Forwarding: ipv4Forwarding(),
           cgroupVersion: cgroups.version,
         };
       }),
+      create: unary<containers.CreateRequest, containers.CreateResponse>(log, 'Create', (req, ctx) => svc.create(req, ctx.requestId)),
+      start: unary<containers.StartRequest, containers.Done>(log, 'Start', async (req, ctx) => {
+        await svc.start(req, ctx.requestId);
+        return {};
+      }),
+      wait: unary<containers.ContainerRef, containers.WaitResponse>(log, 'Wait', async (req) => ({ statusCode: await svc.wait(req.id) })),
+      inspect: unary<containers.ContainerRef, containers.Container>(log, 'Inspect', async (req) => svc.toMessage(svc.resolve(req.id))),
+      list: unary<containers.ListRequest, containers.ListResponse>(log, 'List', async (req, ctx) => ({ containers: await svc.list(req, ctx.requestId) })),
+      remove: unary<containers.RemoveRequest, containers.Done>(log, 'Remove', async (req, ctx) => {
+        await svc.remove(req, ctx.requestId);
+        return {};
+      }),
+      stop: unary<containers.StopRequest, containers.Done>(log, 'Stop', async (req) => {
+        await svc.stop(req);
+        return {};
+      }),
+      kill: unary<containers.KillRequest, containers.Done>(log, 'Kill', async (req) => {
+        await svc.kill(req);
+        return {};
+      }),
+      resize: unary<containers.ResizeRequest, containers.Done>(log, 'Resize', async (req) => {
+        await svc.resize(req);
+        return {};
+      }),
+      logs: serverStream<containers.LogsRequest, containers.Output>(log, 'Logs', async (req, call, ctx) => {
+        const row = svc.resolve(req.id);
+        await this.streamLog(row.id, req, (o) => writeWithBackpressure(call, o, ctx.signal), ctx.signal);
+      }),
+      attach: duplexStream<containers.AttachRequest, containers.AttachReply>(log, 'Attach', (call, ctx) => this.attach(call, ctx.signal)),
     };
   }
+
+  private attach(call: grpc.ServerDuplexStream<containers.AttachRequest, containers.AttachReply>, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let attachment: Attachment | undefined;
+      let id = '';
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        if (attachment) svc.detach(id, attachment);
+        resolve();
+      };
+      const svc = this.containers;
+      signal.addEventListener('abort', end, { once: true });
+      call.on('data', (req: containers.AttachRequest) => {
+        const part = req.part;
+        if (!part) return;
+        if (part.$case === 'open') {
+          void (async () => {
+            const o = part.open;
+            const row = svc.resolve(o.id);
+            id = row.id;
+            const config = JSON.parse(row.config) as ContainerConfig;
+            call.write({ part: { $case: 'tty', tty: Boolean(config.Tty) } });
+            if (o.logs) {
+              await this.streamLog(row.id, { stdout: o.stdout, stderr: o.stderr, timestamps: false, follow: false }, (out) => writeWithBackpressure(call, { part: { $case: 'output', output: out } }, signal), signal);
+            }
+            if (!o.stream) return end();
+            attachment = {
+              wantStdout: o.stdout,
+              wantStderr: o.stderr,
+              wantStdin: o.stdin && Boolean(config.OpenStdin),
+              pendingStdin: [],
+              stdinClosed: false,
+              onOutput: (stream, data) => {
+                if (!call.write({ part: { $case: 'output', output: { stream, data } } })) {
+                  attachment?.connection?.socket.pause();
+                  call.once('drain', () => attachment?.connection?.socket.resume());
+                }
+              },
+              onEnd: end,
+            };
+            const how = await svc.attach(row.id, attachment);
+            if (how === 'not-running') end();
+          })().catch((err) => {
+            ended = true;
+            reject(err);
+          });
+        } else if (part.$case === 'stdin' && attachment?.wantStdin) {
+          if (attachment.connection) attachment.connection.send(Frame.stdin, Buffer.from(part.stdin));
+          else attachment.pendingStdin.push(Buffer.from(part.stdin));
+        } else if (part.$case === 'stdinClosed' && attachment) {
+          if (!attachment.wantStdin) return;
+          if (attachment.connection) attachment.connection.send(Frame.stdinClosed);
+          else attachment.stdinClosed = true;
+        }
+      });
+      call.on('end', () => {
+        if (!attachment) end();
+      });
+      call.on('error', end);
+    });
+  }
 }
+

@@ -119,6 +119,14 @@ export class ImageStoreRpc {
         const session = new RegistrySession(address, '', credentials(req.auth), 'pull');
         return { results: await searchCatalog(session, explicitHost ? `${address.host}/` : '', term) };
       }),
+      useImage: unary<images.UseImageRequest, images.UseImageResponse>(log, 'UseImage', async (req) => this.images.useImage(req.image, req.user)),
+      releaseImage: unary<images.ReleaseImageRequest, images.ReleaseImageResponse>(log, 'ReleaseImage', async (req) => {
+        this.images.db.releaseImage(req.user);
+        return {};
+      }),
+      imageNames: unary<images.ImageNamesRequest, images.ImageNamesResponse>(log, 'ImageNames', async (req) => ({
+        names: Object.fromEntries(req.ids.map((id) => [id, this.images.db.get(id) ? this.images.displayName(id) : id.slice(0, 12)])),
+      })),
       load: clientStream<images.DataChunk, images.LoadResponse>(log, 'Load', async (call, ctx) => {
         const result = await this.archive.load(clientBytes(call, (c) => Buffer.from(c.data)));
         ctx.log.info(result, 'loaded');

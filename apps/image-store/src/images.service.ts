@@ -320,6 +320,24 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
     return items;
   }
 
+  /** The name an image is shown by: its alphabetically first repo:tag, or its short ID. */
+  displayName(id: string): string {
+    const tags = this.db.tagsOf(id);
+    return tags.length ? `${tags[0].repo}:${tags[0].tag}` : short(id);
+  }
+
+  /** A container starts using an image (recorded in the same transaction that finds it). */
+  useImage(name: string, user: string): images.UseImageResponse {
+    return this.db.transaction(() => {
+      const row = this.resolve(name);
+      this.db.useImage(row.id, user);
+      const layers: string[] = [];
+      for (let r: ImageRow | undefined = row; r; r = r.parent ? this.db.get(r.parent) : undefined) layers.push(this.layers.path(r.layer));
+      const meta = parseMeta(row);
+      return { id: row.id, layers, configJson: meta.config ? JSON.stringify(meta.config) : '', displayName: this.displayName(row.id) };
+    });
+  }
+
   count(): number {
     return this.db.count();
   }

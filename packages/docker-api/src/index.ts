@@ -3,3 +3,4 @@ export * from './system';
 export * from './events';
 export * from './image';
 export * from './progress';
+export * from './container';

@@ -10,8 +10,12 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -23,7 +27,11 @@ export const protobufPackage = "stevedore.containers.v1";
 
 export const protobufFileName = "stevedore/container_runtime.proto";
 
-/** The container runtime: containers and everything that isolates them. */
+/**
+ * The container runtime: containers and everything that isolates them.
+ * Docker's Config and HostConfig travel as their JSON (the Docker API's own
+ * types, in @stevedore/docker-api); everything else is typed here.
+ */
 
 export interface RuntimeInfoRequest {
 }
@@ -40,6 +48,153 @@ export interface RuntimeInfo {
   swapLimit: boolean;
   ipv4Forwarding: boolean;
   cgroupVersion: string;
+}
+
+export interface CreateRequest {
+  name: string;
+  /** Docker's container config (create's body without HostConfig). */
+  configJson: string;
+  /** HostConfig from the create body (today's clients send it there), or "". */
+  hostConfigJson: string;
+}
+
+export interface CreateResponse {
+  id: string;
+  warnings: string[];
+}
+
+export interface ContainerRef {
+  /** A name (with or without '/'), a full ID or a unique prefix. */
+  id: string;
+}
+
+export interface StartRequest {
+  id: string;
+  /** A host config from the start body (Docker 1.0's way), or "". */
+  hostConfigJson: string;
+}
+
+export interface Done {
+}
+
+export interface WaitResponse {
+  statusCode: number;
+}
+
+export interface ContainerState {
+  running: boolean;
+  paused: boolean;
+  pid: number;
+  exitCode: number;
+  /** RFC 3339; "" when never. */
+  startedAt: string;
+  finishedAt: string;
+  /** Created but never started. */
+  neverStarted: boolean;
+}
+
+export interface Container {
+  id: string;
+  /** With the leading '/'. */
+  name: string;
+  /** RFC 3339 with nanoseconds. */
+  created: string;
+  path: string;
+  args: string[];
+  configJson: string;
+  hostConfigJson: string;
+  /** Full image ID, and the name it was created from / is known by. */
+  image: string;
+  imageName: string;
+  state: ContainerState | undefined;
+  hostnamePath: string;
+  hostsPath: string;
+  resolvConfPath: string;
+  driver: string;
+  execDriver: string;
+  /** Bytes in the writable layer, and in the whole root filesystem (only when asked). */
+  sizeRw: number;
+  sizeRootFs: number;
+}
+
+export interface ListRequest {
+  all: boolean;
+  limit: number;
+  since: string;
+  before: string;
+  size: boolean;
+}
+
+export interface ListResponse {
+  /** Newest first. */
+  containers: Container[];
+}
+
+export interface RemoveRequest {
+  id: string;
+  force: boolean;
+  volumes: boolean;
+}
+
+export interface StopRequest {
+  id: string;
+  /** Seconds before SIGKILL. */
+  timeout: number;
+}
+
+export interface KillRequest {
+  id: string;
+  /** A number or a name, with or without SIG; "" means SIGKILL. */
+  signal: string;
+}
+
+export interface LogsRequest {
+  id: string;
+  stdout: boolean;
+  stderr: boolean;
+  timestamps: boolean;
+  follow: boolean;
+}
+
+export interface Output {
+  /** 1 stdout, 2 stderr. */
+  stream: number;
+  data: Buffer;
+}
+
+export interface AttachOpen {
+  id: string;
+  logs: boolean;
+  stream: boolean;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+}
+
+export interface Resize {
+  height: number;
+  width: number;
+}
+
+export interface AttachRequest {
+  part: { $case: "open"; open: AttachOpen } | { $case: "stdin"; stdin: Buffer } | //
+  /** The client ended its input (half-close). */
+  { $case: "stdinClosed"; stdinClosed: boolean } | undefined;
+}
+
+export interface AttachReply {
+  part:
+    | //
+    /** First: whether the container has a TTY (the framing depends on it). */
+    { $case: "tty"; tty: boolean }
+    | { $case: "output"; output: Output }
+    | undefined;
+}
+
+export interface ResizeRequest {
+  id: string;
+  height: number;
+  width: number;
 }
 
 function createBaseRuntimeInfoRequest(): RuntimeInfoRequest {
@@ -342,6 +497,2296 @@ export const RuntimeInfo: MessageFns<RuntimeInfo> = {
   },
 };
 
+function createBaseCreateRequest(): CreateRequest {
+  return { name: "", configJson: "", hostConfigJson: "" };
+}
+
+export const CreateRequest: MessageFns<CreateRequest> = {
+  encode(message: CreateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.configJson !== "") {
+      writer.uint32(18).string(message.configJson);
+    }
+    if (message.hostConfigJson !== "") {
+      writer.uint32(26).string(message.hostConfigJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.hostConfigJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      configJson: isSet(object.configJson)
+        ? globalThis.String(object.configJson)
+        : isSet(object.config_json)
+        ? globalThis.String(object.config_json)
+        : "",
+      hostConfigJson: isSet(object.hostConfigJson)
+        ? globalThis.String(object.hostConfigJson)
+        : isSet(object.host_config_json)
+        ? globalThis.String(object.host_config_json)
+        : "",
+    };
+  },
+
+  toJSON(message: CreateRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.configJson !== "") {
+      obj.configJson = message.configJson;
+    }
+    if (message.hostConfigJson !== "") {
+      obj.hostConfigJson = message.hostConfigJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateRequest>, I>>(base?: I): CreateRequest {
+    return CreateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateRequest>, I>>(object: I): CreateRequest {
+    const message = createBaseCreateRequest();
+    message.name = object.name ?? "";
+    message.configJson = object.configJson ?? "";
+    message.hostConfigJson = object.hostConfigJson ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateResponse(): CreateResponse {
+  return { id: "", warnings: [] };
+}
+
+export const CreateResponse: MessageFns<CreateResponse> = {
+  encode(message: CreateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    for (const v of message.warnings) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.warnings.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateResponse {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      warnings: globalThis.Array.isArray(object?.warnings) ? object.warnings.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: CreateResponse): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.warnings?.length) {
+      obj.warnings = message.warnings;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateResponse>, I>>(base?: I): CreateResponse {
+    return CreateResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateResponse>, I>>(object: I): CreateResponse {
+    const message = createBaseCreateResponse();
+    message.id = object.id ?? "";
+    message.warnings = object.warnings?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseContainerRef(): ContainerRef {
+  return { id: "" };
+}
+
+export const ContainerRef: MessageFns<ContainerRef> = {
+  encode(message: ContainerRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ContainerRef {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: ContainerRef): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ContainerRef>, I>>(base?: I): ContainerRef {
+    return ContainerRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerRef>, I>>(object: I): ContainerRef {
+    const message = createBaseContainerRef();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseStartRequest(): StartRequest {
+  return { id: "", hostConfigJson: "" };
+}
+
+export const StartRequest: MessageFns<StartRequest> = {
+  encode(message: StartRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.hostConfigJson !== "") {
+      writer.uint32(18).string(message.hostConfigJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostConfigJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StartRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      hostConfigJson: isSet(object.hostConfigJson)
+        ? globalThis.String(object.hostConfigJson)
+        : isSet(object.host_config_json)
+        ? globalThis.String(object.host_config_json)
+        : "",
+    };
+  },
+
+  toJSON(message: StartRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.hostConfigJson !== "") {
+      obj.hostConfigJson = message.hostConfigJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StartRequest>, I>>(base?: I): StartRequest {
+    return StartRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartRequest>, I>>(object: I): StartRequest {
+    const message = createBaseStartRequest();
+    message.id = object.id ?? "";
+    message.hostConfigJson = object.hostConfigJson ?? "";
+    return message;
+  },
+};
+
+function createBaseDone(): Done {
+  return {};
+}
+
+export const Done: MessageFns<Done> = {
+  encode(_: Done, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Done {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDone();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): Done {
+    return {};
+  },
+
+  toJSON(_: Done): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Done>, I>>(base?: I): Done {
+    return Done.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Done>, I>>(_: I): Done {
+    const message = createBaseDone();
+    return message;
+  },
+};
+
+function createBaseWaitResponse(): WaitResponse {
+  return { statusCode: 0 };
+}
+
+export const WaitResponse: MessageFns<WaitResponse> = {
+  encode(message: WaitResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.statusCode !== 0) {
+      writer.uint32(8).int32(message.statusCode);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.statusCode = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WaitResponse {
+    return {
+      statusCode: isSet(object.statusCode)
+        ? globalThis.Number(object.statusCode)
+        : isSet(object.status_code)
+        ? globalThis.Number(object.status_code)
+        : 0,
+    };
+  },
+
+  toJSON(message: WaitResponse): unknown {
+    const obj: any = {};
+    if (message.statusCode !== 0) {
+      obj.statusCode = Math.round(message.statusCode);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WaitResponse>, I>>(base?: I): WaitResponse {
+    return WaitResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WaitResponse>, I>>(object: I): WaitResponse {
+    const message = createBaseWaitResponse();
+    message.statusCode = object.statusCode ?? 0;
+    return message;
+  },
+};
+
+function createBaseContainerState(): ContainerState {
+  return { running: false, paused: false, pid: 0, exitCode: 0, startedAt: "", finishedAt: "", neverStarted: false };
+}
+
+export const ContainerState: MessageFns<ContainerState> = {
+  encode(message: ContainerState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.running !== false) {
+      writer.uint32(8).bool(message.running);
+    }
+    if (message.paused !== false) {
+      writer.uint32(16).bool(message.paused);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(24).int32(message.pid);
+    }
+    if (message.exitCode !== 0) {
+      writer.uint32(32).int32(message.exitCode);
+    }
+    if (message.startedAt !== "") {
+      writer.uint32(42).string(message.startedAt);
+    }
+    if (message.finishedAt !== "") {
+      writer.uint32(50).string(message.finishedAt);
+    }
+    if (message.neverStarted !== false) {
+      writer.uint32(56).bool(message.neverStarted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.running = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pid = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.startedAt = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.finishedAt = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.neverStarted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ContainerState {
+    return {
+      running: isSet(object.running) ? globalThis.Boolean(object.running) : false,
+      paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false,
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      exitCode: isSet(object.exitCode)
+        ? globalThis.Number(object.exitCode)
+        : isSet(object.exit_code)
+        ? globalThis.Number(object.exit_code)
+        : 0,
+      startedAt: isSet(object.startedAt)
+        ? globalThis.String(object.startedAt)
+        : isSet(object.started_at)
+        ? globalThis.String(object.started_at)
+        : "",
+      finishedAt: isSet(object.finishedAt)
+        ? globalThis.String(object.finishedAt)
+        : isSet(object.finished_at)
+        ? globalThis.String(object.finished_at)
+        : "",
+      neverStarted: isSet(object.neverStarted)
+        ? globalThis.Boolean(object.neverStarted)
+        : isSet(object.never_started)
+        ? globalThis.Boolean(object.never_started)
+        : false,
+    };
+  },
+
+  toJSON(message: ContainerState): unknown {
+    const obj: any = {};
+    if (message.running !== false) {
+      obj.running = message.running;
+    }
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    if (message.exitCode !== 0) {
+      obj.exitCode = Math.round(message.exitCode);
+    }
+    if (message.startedAt !== "") {
+      obj.startedAt = message.startedAt;
+    }
+    if (message.finishedAt !== "") {
+      obj.finishedAt = message.finishedAt;
+    }
+    if (message.neverStarted !== false) {
+      obj.neverStarted = message.neverStarted;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ContainerState>, I>>(base?: I): ContainerState {
+    return ContainerState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerState>, I>>(object: I): ContainerState {
+    const message = createBaseContainerState();
+    message.running = object.running ?? false;
+    message.paused = object.paused ?? false;
+    message.pid = object.pid ?? 0;
+    message.exitCode = object.exitCode ?? 0;
+    message.startedAt = object.startedAt ?? "";
+    message.finishedAt = object.finishedAt ?? "";
+    message.neverStarted = object.neverStarted ?? false;
+    return message;
+  },
+};
+
+function createBaseContainer(): Container {
+  return {
+    id: "",
+    name: "",
+    created: "",
+    path: "",
+    args: [],
+    configJson: "",
+    hostConfigJson: "",
+    image: "",
+    imageName: "",
+    state: undefined,
+    hostnamePath: "",
+    hostsPath: "",
+    resolvConfPath: "",
+    driver: "",
+    execDriver: "",
+    sizeRw: 0,
+    sizeRootFs: 0,
+  };
+}
+
+export const Container: MessageFns<Container> = {
+  encode(message: Container, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.created !== "") {
+      writer.uint32(26).string(message.created);
+    }
+    if (message.path !== "") {
+      writer.uint32(34).string(message.path);
+    }
+    for (const v of message.args) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.configJson !== "") {
+      writer.uint32(50).string(message.configJson);
+    }
+    if (message.hostConfigJson !== "") {
+      writer.uint32(58).string(message.hostConfigJson);
+    }
+    if (message.image !== "") {
+      writer.uint32(66).string(message.image);
+    }
+    if (message.imageName !== "") {
+      writer.uint32(74).string(message.imageName);
+    }
+    if (message.state !== undefined) {
+      ContainerState.encode(message.state, writer.uint32(82).fork()).join();
+    }
+    if (message.hostnamePath !== "") {
+      writer.uint32(90).string(message.hostnamePath);
+    }
+    if (message.hostsPath !== "") {
+      writer.uint32(98).string(message.hostsPath);
+    }
+    if (message.resolvConfPath !== "") {
+      writer.uint32(106).string(message.resolvConfPath);
+    }
+    if (message.driver !== "") {
+      writer.uint32(114).string(message.driver);
+    }
+    if (message.execDriver !== "") {
+      writer.uint32(122).string(message.execDriver);
+    }
+    if (message.sizeRw !== 0) {
+      writer.uint32(128).int64(message.sizeRw);
+    }
+    if (message.sizeRootFs !== 0) {
+      writer.uint32(136).int64(message.sizeRootFs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Container {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.created = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.args.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.hostConfigJson = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.imageName = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.state = ContainerState.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.hostnamePath = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.hostsPath = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.resolvConfPath = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.driver = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.execDriver = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.sizeRw = longToNumber(reader.int64());
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.sizeRootFs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Container {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      created: isSet(object.created) ? globalThis.String(object.created) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      args: globalThis.Array.isArray(object?.args) ? object.args.map((e: any) => globalThis.String(e)) : [],
+      configJson: isSet(object.configJson)
+        ? globalThis.String(object.configJson)
+        : isSet(object.config_json)
+        ? globalThis.String(object.config_json)
+        : "",
+      hostConfigJson: isSet(object.hostConfigJson)
+        ? globalThis.String(object.hostConfigJson)
+        : isSet(object.host_config_json)
+        ? globalThis.String(object.host_config_json)
+        : "",
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+      imageName: isSet(object.imageName)
+        ? globalThis.String(object.imageName)
+        : isSet(object.image_name)
+        ? globalThis.String(object.image_name)
+        : "",
+      state: isSet(object.state) ? ContainerState.fromJSON(object.state) : undefined,
+      hostnamePath: isSet(object.hostnamePath)
+        ? globalThis.String(object.hostnamePath)
+        : isSet(object.hostname_path)
+        ? globalThis.String(object.hostname_path)
+        : "",
+      hostsPath: isSet(object.hostsPath)
+        ? globalThis.String(object.hostsPath)
+        : isSet(object.hosts_path)
+        ? globalThis.String(object.hosts_path)
+        : "",
+      resolvConfPath: isSet(object.resolvConfPath)
+        ? globalThis.String(object.resolvConfPath)
+        : isSet(object.resolv_conf_path)
+        ? globalThis.String(object.resolv_conf_path)
+        : "",
+      driver: isSet(object.driver) ? globalThis.String(object.driver) : "",
+      execDriver: isSet(object.execDriver)
+        ? globalThis.String(object.execDriver)
+        : isSet(object.exec_driver)
+        ? globalThis.String(object.exec_driver)
+        : "",
+      sizeRw: isSet(object.sizeRw)
+        ? globalThis.Number(object.sizeRw)
+        : isSet(object.size_rw)
+        ? globalThis.Number(object.size_rw)
+        : 0,
+      sizeRootFs: isSet(object.sizeRootFs)
+        ? globalThis.Number(object.sizeRootFs)
+        : isSet(object.size_root_fs)
+        ? globalThis.Number(object.size_root_fs)
+        : 0,
+    };
+  },
+
+  toJSON(message: Container): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.created !== "") {
+      obj.created = message.created;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.args?.length) {
+      obj.args = message.args;
+    }
+    if (message.configJson !== "") {
+      obj.configJson = message.configJson;
+    }
+    if (message.hostConfigJson !== "") {
+      obj.hostConfigJson = message.hostConfigJson;
+    }
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    if (message.imageName !== "") {
+      obj.imageName = message.imageName;
+    }
+    if (message.state !== undefined) {
+      obj.state = ContainerState.toJSON(message.state);
+    }
+    if (message.hostnamePath !== "") {
+      obj.hostnamePath = message.hostnamePath;
+    }
+    if (message.hostsPath !== "") {
+      obj.hostsPath = message.hostsPath;
+    }
+    if (message.resolvConfPath !== "") {
+      obj.resolvConfPath = message.resolvConfPath;
+    }
+    if (message.driver !== "") {
+      obj.driver = message.driver;
+    }
+    if (message.execDriver !== "") {
+      obj.execDriver = message.execDriver;
+    }
+    if (message.sizeRw !== 0) {
+      obj.sizeRw = Math.round(message.sizeRw);
+    }
+    if (message.sizeRootFs !== 0) {
+      obj.sizeRootFs = Math.round(message.sizeRootFs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Container>, I>>(base?: I): Container {
+    return Container.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Container>, I>>(object: I): Container {
+    const message = createBaseContainer();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.created = object.created ?? "";
+    message.path = object.path ?? "";
+    message.args = object.args?.map((e) => e) || [];
+    message.configJson = object.configJson ?? "";
+    message.hostConfigJson = object.hostConfigJson ?? "";
+    message.image = object.image ?? "";
+    message.imageName = object.imageName ?? "";
+    message.state = (object.state !== undefined && object.state !== null)
+      ? ContainerState.fromPartial(object.state)
+      : undefined;
+    message.hostnamePath = object.hostnamePath ?? "";
+    message.hostsPath = object.hostsPath ?? "";
+    message.resolvConfPath = object.resolvConfPath ?? "";
+    message.driver = object.driver ?? "";
+    message.execDriver = object.execDriver ?? "";
+    message.sizeRw = object.sizeRw ?? 0;
+    message.sizeRootFs = object.sizeRootFs ?? 0;
+    return message;
+  },
+};
+
+function createBaseListRequest(): ListRequest {
+  return { all: false, limit: 0, since: "", before: "", size: false };
+}
+
+export const ListRequest: MessageFns<ListRequest> = {
+  encode(message: ListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.all !== false) {
+      writer.uint32(8).bool(message.all);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).int32(message.limit);
+    }
+    if (message.since !== "") {
+      writer.uint32(26).string(message.since);
+    }
+    if (message.before !== "") {
+      writer.uint32(34).string(message.before);
+    }
+    if (message.size !== false) {
+      writer.uint32(40).bool(message.size);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.since = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.before = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.size = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRequest {
+    return {
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      since: isSet(object.since) ? globalThis.String(object.since) : "",
+      before: isSet(object.before) ? globalThis.String(object.before) : "",
+      size: isSet(object.size) ? globalThis.Boolean(object.size) : false,
+    };
+  },
+
+  toJSON(message: ListRequest): unknown {
+    const obj: any = {};
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.since !== "") {
+      obj.since = message.since;
+    }
+    if (message.before !== "") {
+      obj.before = message.before;
+    }
+    if (message.size !== false) {
+      obj.size = message.size;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRequest>, I>>(base?: I): ListRequest {
+    return ListRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRequest>, I>>(object: I): ListRequest {
+    const message = createBaseListRequest();
+    message.all = object.all ?? false;
+    message.limit = object.limit ?? 0;
+    message.since = object.since ?? "";
+    message.before = object.before ?? "";
+    message.size = object.size ?? false;
+    return message;
+  },
+};
+
+function createBaseListResponse(): ListResponse {
+  return { containers: [] };
+}
+
+export const ListResponse: MessageFns<ListResponse> = {
+  encode(message: ListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.containers) {
+      Container.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containers.push(Container.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListResponse {
+    return {
+      containers: globalThis.Array.isArray(object?.containers)
+        ? object.containers.map((e: any) => Container.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListResponse): unknown {
+    const obj: any = {};
+    if (message.containers?.length) {
+      obj.containers = message.containers.map((e) => Container.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListResponse>, I>>(base?: I): ListResponse {
+    return ListResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListResponse>, I>>(object: I): ListResponse {
+    const message = createBaseListResponse();
+    message.containers = object.containers?.map((e) => Container.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRemoveRequest(): RemoveRequest {
+  return { id: "", force: false, volumes: false };
+}
+
+export const RemoveRequest: MessageFns<RemoveRequest> = {
+  encode(message: RemoveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.force !== false) {
+      writer.uint32(16).bool(message.force);
+    }
+    if (message.volumes !== false) {
+      writer.uint32(24).bool(message.volumes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.volumes = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+      volumes: isSet(object.volumes) ? globalThis.Boolean(object.volumes) : false,
+    };
+  },
+
+  toJSON(message: RemoveRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    if (message.volumes !== false) {
+      obj.volumes = message.volumes;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveRequest>, I>>(base?: I): RemoveRequest {
+    return RemoveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveRequest>, I>>(object: I): RemoveRequest {
+    const message = createBaseRemoveRequest();
+    message.id = object.id ?? "";
+    message.force = object.force ?? false;
+    message.volumes = object.volumes ?? false;
+    return message;
+  },
+};
+
+function createBaseStopRequest(): StopRequest {
+  return { id: "", timeout: 0 };
+}
+
+export const StopRequest: MessageFns<StopRequest> = {
+  encode(message: StopRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.timeout !== 0) {
+      writer.uint32(16).int32(message.timeout);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StopRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStopRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.timeout = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StopRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      timeout: isSet(object.timeout) ? globalThis.Number(object.timeout) : 0,
+    };
+  },
+
+  toJSON(message: StopRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.timeout !== 0) {
+      obj.timeout = Math.round(message.timeout);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StopRequest>, I>>(base?: I): StopRequest {
+    return StopRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StopRequest>, I>>(object: I): StopRequest {
+    const message = createBaseStopRequest();
+    message.id = object.id ?? "";
+    message.timeout = object.timeout ?? 0;
+    return message;
+  },
+};
+
+function createBaseKillRequest(): KillRequest {
+  return { id: "", signal: "" };
+}
+
+export const KillRequest: MessageFns<KillRequest> = {
+  encode(message: KillRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.signal !== "") {
+      writer.uint32(18).string(message.signal);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KillRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKillRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signal = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KillRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
+    };
+  },
+
+  toJSON(message: KillRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.signal !== "") {
+      obj.signal = message.signal;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KillRequest>, I>>(base?: I): KillRequest {
+    return KillRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KillRequest>, I>>(object: I): KillRequest {
+    const message = createBaseKillRequest();
+    message.id = object.id ?? "";
+    message.signal = object.signal ?? "";
+    return message;
+  },
+};
+
+function createBaseLogsRequest(): LogsRequest {
+  return { id: "", stdout: false, stderr: false, timestamps: false, follow: false };
+}
+
+export const LogsRequest: MessageFns<LogsRequest> = {
+  encode(message: LogsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.stdout !== false) {
+      writer.uint32(16).bool(message.stdout);
+    }
+    if (message.stderr !== false) {
+      writer.uint32(24).bool(message.stderr);
+    }
+    if (message.timestamps !== false) {
+      writer.uint32(32).bool(message.timestamps);
+    }
+    if (message.follow !== false) {
+      writer.uint32(40).bool(message.follow);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LogsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLogsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.stdout = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.stderr = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.timestamps = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.follow = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LogsRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      stdout: isSet(object.stdout) ? globalThis.Boolean(object.stdout) : false,
+      stderr: isSet(object.stderr) ? globalThis.Boolean(object.stderr) : false,
+      timestamps: isSet(object.timestamps) ? globalThis.Boolean(object.timestamps) : false,
+      follow: isSet(object.follow) ? globalThis.Boolean(object.follow) : false,
+    };
+  },
+
+  toJSON(message: LogsRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.stdout !== false) {
+      obj.stdout = message.stdout;
+    }
+    if (message.stderr !== false) {
+      obj.stderr = message.stderr;
+    }
+    if (message.timestamps !== false) {
+      obj.timestamps = message.timestamps;
+    }
+    if (message.follow !== false) {
+      obj.follow = message.follow;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LogsRequest>, I>>(base?: I): LogsRequest {
+    return LogsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LogsRequest>, I>>(object: I): LogsRequest {
+    const message = createBaseLogsRequest();
+    message.id = object.id ?? "";
+    message.stdout = object.stdout ?? false;
+    message.stderr = object.stderr ?? false;
+    message.timestamps = object.timestamps ?? false;
+    message.follow = object.follow ?? false;
+    return message;
+  },
+};
+
+function createBaseOutput(): Output {
+  return { stream: 0, data: Buffer.alloc(0) };
+}
+
+export const Output: MessageFns<Output> = {
+  encode(message: Output, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.stream !== 0) {
+      writer.uint32(8).int32(message.stream);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Output {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOutput();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.stream = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Output {
+    return {
+      stream: isSet(object.stream) ? globalThis.Number(object.stream) : 0,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: Output): unknown {
+    const obj: any = {};
+    if (message.stream !== 0) {
+      obj.stream = Math.round(message.stream);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Output>, I>>(base?: I): Output {
+    return Output.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Output>, I>>(object: I): Output {
+    const message = createBaseOutput();
+    message.stream = object.stream ?? 0;
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseAttachOpen(): AttachOpen {
+  return { id: "", logs: false, stream: false, stdin: false, stdout: false, stderr: false };
+}
+
+export const AttachOpen: MessageFns<AttachOpen> = {
+  encode(message: AttachOpen, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.logs !== false) {
+      writer.uint32(16).bool(message.logs);
+    }
+    if (message.stream !== false) {
+      writer.uint32(24).bool(message.stream);
+    }
+    if (message.stdin !== false) {
+      writer.uint32(32).bool(message.stdin);
+    }
+    if (message.stdout !== false) {
+      writer.uint32(40).bool(message.stdout);
+    }
+    if (message.stderr !== false) {
+      writer.uint32(48).bool(message.stderr);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachOpen {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachOpen();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.logs = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.stream = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.stdin = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.stdout = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.stderr = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachOpen {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      logs: isSet(object.logs) ? globalThis.Boolean(object.logs) : false,
+      stream: isSet(object.stream) ? globalThis.Boolean(object.stream) : false,
+      stdin: isSet(object.stdin) ? globalThis.Boolean(object.stdin) : false,
+      stdout: isSet(object.stdout) ? globalThis.Boolean(object.stdout) : false,
+      stderr: isSet(object.stderr) ? globalThis.Boolean(object.stderr) : false,
+    };
+  },
+
+  toJSON(message: AttachOpen): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.logs !== false) {
+      obj.logs = message.logs;
+    }
+    if (message.stream !== false) {
+      obj.stream = message.stream;
+    }
+    if (message.stdin !== false) {
+      obj.stdin = message.stdin;
+    }
+    if (message.stdout !== false) {
+      obj.stdout = message.stdout;
+    }
+    if (message.stderr !== false) {
+      obj.stderr = message.stderr;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachOpen>, I>>(base?: I): AttachOpen {
+    return AttachOpen.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachOpen>, I>>(object: I): AttachOpen {
+    const message = createBaseAttachOpen();
+    message.id = object.id ?? "";
+    message.logs = object.logs ?? false;
+    message.stream = object.stream ?? false;
+    message.stdin = object.stdin ?? false;
+    message.stdout = object.stdout ?? false;
+    message.stderr = object.stderr ?? false;
+    return message;
+  },
+};
+
+function createBaseResize(): Resize {
+  return { height: 0, width: 0 };
+}
+
+export const Resize: MessageFns<Resize> = {
+  encode(message: Resize, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.height !== 0) {
+      writer.uint32(8).int32(message.height);
+    }
+    if (message.width !== 0) {
+      writer.uint32(16).int32(message.width);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Resize {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResize();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.height = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.width = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Resize {
+    return {
+      height: isSet(object.height) ? globalThis.Number(object.height) : 0,
+      width: isSet(object.width) ? globalThis.Number(object.width) : 0,
+    };
+  },
+
+  toJSON(message: Resize): unknown {
+    const obj: any = {};
+    if (message.height !== 0) {
+      obj.height = Math.round(message.height);
+    }
+    if (message.width !== 0) {
+      obj.width = Math.round(message.width);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Resize>, I>>(base?: I): Resize {
+    return Resize.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Resize>, I>>(object: I): Resize {
+    const message = createBaseResize();
+    message.height = object.height ?? 0;
+    message.width = object.width ?? 0;
+    return message;
+  },
+};
+
+function createBaseAttachRequest(): AttachRequest {
+  return { part: undefined };
+}
+
+export const AttachRequest: MessageFns<AttachRequest> = {
+  encode(message: AttachRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "open":
+        AttachOpen.encode(message.part.open, writer.uint32(10).fork()).join();
+        break;
+      case "stdin":
+        writer.uint32(18).bytes(message.part.stdin);
+        break;
+      case "stdinClosed":
+        writer.uint32(24).bool(message.part.stdinClosed);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "open", open: AttachOpen.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "stdin", stdin: Buffer.from(reader.bytes()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.part = { $case: "stdinClosed", stdinClosed: reader.bool() };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachRequest {
+    return {
+      part: isSet(object.open)
+        ? { $case: "open", open: AttachOpen.fromJSON(object.open) }
+        : isSet(object.stdin)
+        ? { $case: "stdin", stdin: Buffer.from(bytesFromBase64(object.stdin)) }
+        : isSet(object.stdinClosed)
+        ? { $case: "stdinClosed", stdinClosed: globalThis.Boolean(object.stdinClosed) }
+        : isSet(object.stdin_closed)
+        ? { $case: "stdinClosed", stdinClosed: globalThis.Boolean(object.stdin_closed) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: AttachRequest): unknown {
+    const obj: any = {};
+    if (message.part?.$case === "open") {
+      obj.open = AttachOpen.toJSON(message.part.open);
+    } else if (message.part?.$case === "stdin") {
+      obj.stdin = base64FromBytes(message.part.stdin);
+    } else if (message.part?.$case === "stdinClosed") {
+      obj.stdinClosed = message.part.stdinClosed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachRequest>, I>>(base?: I): AttachRequest {
+    return AttachRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachRequest>, I>>(object: I): AttachRequest {
+    const message = createBaseAttachRequest();
+    switch (object.part?.$case) {
+      case "open": {
+        if (object.part?.open !== undefined && object.part?.open !== null) {
+          message.part = { $case: "open", open: AttachOpen.fromPartial(object.part.open) };
+        }
+        break;
+      }
+      case "stdin": {
+        if (object.part?.stdin !== undefined && object.part?.stdin !== null) {
+          message.part = { $case: "stdin", stdin: object.part.stdin };
+        }
+        break;
+      }
+      case "stdinClosed": {
+        if (object.part?.stdinClosed !== undefined && object.part?.stdinClosed !== null) {
+          message.part = { $case: "stdinClosed", stdinClosed: object.part.stdinClosed };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseAttachReply(): AttachReply {
+  return { part: undefined };
+}
+
+export const AttachReply: MessageFns<AttachReply> = {
+  encode(message: AttachReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "tty":
+        writer.uint32(8).bool(message.part.tty);
+        break;
+      case "output":
+        Output.encode(message.part.output, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.part = { $case: "tty", tty: reader.bool() };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "output", output: Output.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachReply {
+    return {
+      part: isSet(object.tty)
+        ? { $case: "tty", tty: globalThis.Boolean(object.tty) }
+        : isSet(object.output)
+        ? { $case: "output", output: Output.fromJSON(object.output) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: AttachReply): unknown {
+    const obj: any = {};
+    if (message.part?.$case === "tty") {
+      obj.tty = message.part.tty;
+    } else if (message.part?.$case === "output") {
+      obj.output = Output.toJSON(message.part.output);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachReply>, I>>(base?: I): AttachReply {
+    return AttachReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachReply>, I>>(object: I): AttachReply {
+    const message = createBaseAttachReply();
+    switch (object.part?.$case) {
+      case "tty": {
+        if (object.part?.tty !== undefined && object.part?.tty !== null) {
+          message.part = { $case: "tty", tty: object.part.tty };
+        }
+        break;
+      }
+      case "output": {
+        if (object.part?.output !== undefined && object.part?.output !== null) {
+          message.part = { $case: "output", output: Output.fromPartial(object.part.output) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseResizeRequest(): ResizeRequest {
+  return { id: "", height: 0, width: 0 };
+}
+
+export const ResizeRequest: MessageFns<ResizeRequest> = {
+  encode(message: ResizeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.height !== 0) {
+      writer.uint32(16).int32(message.height);
+    }
+    if (message.width !== 0) {
+      writer.uint32(24).int32(message.width);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResizeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResizeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.height = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.width = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResizeRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      height: isSet(object.height) ? globalThis.Number(object.height) : 0,
+      width: isSet(object.width) ? globalThis.Number(object.width) : 0,
+    };
+  },
+
+  toJSON(message: ResizeRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.height !== 0) {
+      obj.height = Math.round(message.height);
+    }
+    if (message.width !== 0) {
+      obj.width = Math.round(message.width);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResizeRequest>, I>>(base?: I): ResizeRequest {
+    return ResizeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResizeRequest>, I>>(object: I): ResizeRequest {
+    const message = createBaseResizeRequest();
+    message.id = object.id ?? "";
+    message.height = object.height ?? 0;
+    message.width = object.width ?? 0;
+    return message;
+  },
+};
+
 export type ContainerRuntimeService = typeof ContainerRuntimeService;
 export const ContainerRuntimeService = {
   info: {
@@ -353,10 +2798,120 @@ export const ContainerRuntimeService = {
     responseSerialize: (value: RuntimeInfo): Buffer => Buffer.from(RuntimeInfo.encode(value).finish()),
     responseDeserialize: (value: Buffer): RuntimeInfo => RuntimeInfo.decode(value),
   },
+  create: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Create" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateRequest): Buffer => Buffer.from(CreateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateRequest => CreateRequest.decode(value),
+    responseSerialize: (value: CreateResponse): Buffer => Buffer.from(CreateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateResponse => CreateResponse.decode(value),
+  },
+  start: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Start" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StartRequest): Buffer => Buffer.from(StartRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StartRequest => StartRequest.decode(value),
+    responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Done => Done.decode(value),
+  },
+  wait: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Wait" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ContainerRef): Buffer => Buffer.from(ContainerRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ContainerRef => ContainerRef.decode(value),
+    responseSerialize: (value: WaitResponse): Buffer => Buffer.from(WaitResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WaitResponse => WaitResponse.decode(value),
+  },
+  inspect: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Inspect" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ContainerRef): Buffer => Buffer.from(ContainerRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ContainerRef => ContainerRef.decode(value),
+    responseSerialize: (value: Container): Buffer => Buffer.from(Container.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Container => Container.decode(value),
+  },
+  list: {
+    path: "/stevedore.containers.v1.ContainerRuntime/List" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRequest): Buffer => Buffer.from(ListRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRequest => ListRequest.decode(value),
+    responseSerialize: (value: ListResponse): Buffer => Buffer.from(ListResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListResponse => ListResponse.decode(value),
+  },
+  remove: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Remove" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveRequest): Buffer => Buffer.from(RemoveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveRequest => RemoveRequest.decode(value),
+    responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Done => Done.decode(value),
+  },
+  stop: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Stop" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StopRequest): Buffer => Buffer.from(StopRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StopRequest => StopRequest.decode(value),
+    responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Done => Done.decode(value),
+  },
+  kill: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Kill" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: KillRequest): Buffer => Buffer.from(KillRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): KillRequest => KillRequest.decode(value),
+    responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Done => Done.decode(value),
+  },
+  logs: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Logs" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: LogsRequest): Buffer => Buffer.from(LogsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LogsRequest => LogsRequest.decode(value),
+    responseSerialize: (value: Output): Buffer => Buffer.from(Output.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Output => Output.decode(value),
+  },
+  attach: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Attach" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: AttachRequest): Buffer => Buffer.from(AttachRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AttachRequest => AttachRequest.decode(value),
+    responseSerialize: (value: AttachReply): Buffer => Buffer.from(AttachReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AttachReply => AttachReply.decode(value),
+  },
+  resize: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Resize" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResizeRequest): Buffer => Buffer.from(ResizeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResizeRequest => ResizeRequest.decode(value),
+    responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Done => Done.decode(value),
+  },
 } as const;
 
 export interface ContainerRuntimeServer extends UntypedServiceImplementation {
   info: handleUnaryCall<RuntimeInfoRequest, RuntimeInfo>;
+  create: handleUnaryCall<CreateRequest, CreateResponse>;
+  start: handleUnaryCall<StartRequest, Done>;
+  wait: handleUnaryCall<ContainerRef, WaitResponse>;
+  inspect: handleUnaryCall<ContainerRef, Container>;
+  list: handleUnaryCall<ListRequest, ListResponse>;
+  remove: handleUnaryCall<RemoveRequest, Done>;
+  stop: handleUnaryCall<StopRequest, Done>;
+  kill: handleUnaryCall<KillRequest, Done>;
+  logs: handleServerStreamingCall<LogsRequest, Output>;
+  attach: handleBidiStreamingCall<AttachRequest, AttachReply>;
+  resize: handleUnaryCall<ResizeRequest, Done>;
 }
 
 export interface ContainerRuntimeClient extends Client {
@@ -375,6 +2930,122 @@ export interface ContainerRuntimeClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RuntimeInfo) => void,
   ): ClientUnaryCall;
+  create(
+    request: CreateRequest,
+    callback: (error: ServiceError | null, response: CreateResponse) => void,
+  ): ClientUnaryCall;
+  create(
+    request: CreateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateResponse) => void,
+  ): ClientUnaryCall;
+  create(
+    request: CreateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateResponse) => void,
+  ): ClientUnaryCall;
+  start(request: StartRequest, callback: (error: ServiceError | null, response: Done) => void): ClientUnaryCall;
+  start(
+    request: StartRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  start(
+    request: StartRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  wait(request: ContainerRef, callback: (error: ServiceError | null, response: WaitResponse) => void): ClientUnaryCall;
+  wait(
+    request: ContainerRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WaitResponse) => void,
+  ): ClientUnaryCall;
+  wait(
+    request: ContainerRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WaitResponse) => void,
+  ): ClientUnaryCall;
+  inspect(request: ContainerRef, callback: (error: ServiceError | null, response: Container) => void): ClientUnaryCall;
+  inspect(
+    request: ContainerRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Container) => void,
+  ): ClientUnaryCall;
+  inspect(
+    request: ContainerRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Container) => void,
+  ): ClientUnaryCall;
+  list(request: ListRequest, callback: (error: ServiceError | null, response: ListResponse) => void): ClientUnaryCall;
+  list(
+    request: ListRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListResponse) => void,
+  ): ClientUnaryCall;
+  list(
+    request: ListRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListResponse) => void,
+  ): ClientUnaryCall;
+  remove(request: RemoveRequest, callback: (error: ServiceError | null, response: Done) => void): ClientUnaryCall;
+  remove(
+    request: RemoveRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  remove(
+    request: RemoveRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  stop(request: StopRequest, callback: (error: ServiceError | null, response: Done) => void): ClientUnaryCall;
+  stop(
+    request: StopRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  stop(
+    request: StopRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  kill(request: KillRequest, callback: (error: ServiceError | null, response: Done) => void): ClientUnaryCall;
+  kill(
+    request: KillRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  kill(
+    request: KillRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  logs(request: LogsRequest, options?: Partial<CallOptions>): ClientReadableStream<Output>;
+  logs(request: LogsRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<Output>;
+  attach(): ClientDuplexStream<AttachRequest, AttachReply>;
+  attach(options: Partial<CallOptions>): ClientDuplexStream<AttachRequest, AttachReply>;
+  attach(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<AttachRequest, AttachReply>;
+  resize(request: ResizeRequest, callback: (error: ServiceError | null, response: Done) => void): ClientUnaryCall;
+  resize(
+    request: ResizeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  resize(
+    request: ResizeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
 }
 
 export const ContainerRuntimeClient = makeGenericClientConstructor(
@@ -385,6 +3056,14 @@ export const ContainerRuntimeClient = makeGenericClientConstructor(
   service: typeof ContainerRuntimeService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -217,6 +217,44 @@ export interface SearchResponse {
   results: SearchResult[];
 }
 
+export interface UseImageRequest {
+  /** The image as the container names it. */
+  image: string;
+  /** Who uses it: a container's ID. */
+  user: string;
+}
+
+export interface UseImageResponse {
+  id: string;
+  /** The image's layer directories on this host, top first (overlay lower directories). */
+  layers: string[];
+  /** The image's container config (Docker's JSON), "" when it has none. */
+  configJson: string;
+  /** The name it is shown by: the alphabetically first repo:tag, or the short ID. */
+  displayName: string;
+}
+
+export interface ReleaseImageRequest {
+  user: string;
+}
+
+export interface ReleaseImageResponse {
+}
+
+export interface ImageNamesRequest {
+  ids: string[];
+}
+
+export interface ImageNamesResponse {
+  /** ID -> display name. */
+  names: { [key: string]: string };
+}
+
+export interface ImageNamesResponse_NamesEntry {
+  key: string;
+  value: string;
+}
+
 function createBaseImageStoreInfoRequest(): ImageStoreInfoRequest {
   return {};
 }
@@ -3099,6 +3137,588 @@ export const SearchResponse: MessageFns<SearchResponse> = {
   },
 };
 
+function createBaseUseImageRequest(): UseImageRequest {
+  return { image: "", user: "" };
+}
+
+export const UseImageRequest: MessageFns<UseImageRequest> = {
+  encode(message: UseImageRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== "") {
+      writer.uint32(10).string(message.image);
+    }
+    if (message.user !== "") {
+      writer.uint32(18).string(message.user);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UseImageRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUseImageRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UseImageRequest {
+    return {
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+    };
+  },
+
+  toJSON(message: UseImageRequest): unknown {
+    const obj: any = {};
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UseImageRequest>, I>>(base?: I): UseImageRequest {
+    return UseImageRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UseImageRequest>, I>>(object: I): UseImageRequest {
+    const message = createBaseUseImageRequest();
+    message.image = object.image ?? "";
+    message.user = object.user ?? "";
+    return message;
+  },
+};
+
+function createBaseUseImageResponse(): UseImageResponse {
+  return { id: "", layers: [], configJson: "", displayName: "" };
+}
+
+export const UseImageResponse: MessageFns<UseImageResponse> = {
+  encode(message: UseImageResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    for (const v of message.layers) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.configJson !== "") {
+      writer.uint32(26).string(message.configJson);
+    }
+    if (message.displayName !== "") {
+      writer.uint32(34).string(message.displayName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UseImageResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUseImageResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.layers.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.displayName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UseImageResponse {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      layers: globalThis.Array.isArray(object?.layers) ? object.layers.map((e: any) => globalThis.String(e)) : [],
+      configJson: isSet(object.configJson)
+        ? globalThis.String(object.configJson)
+        : isSet(object.config_json)
+        ? globalThis.String(object.config_json)
+        : "",
+      displayName: isSet(object.displayName)
+        ? globalThis.String(object.displayName)
+        : isSet(object.display_name)
+        ? globalThis.String(object.display_name)
+        : "",
+    };
+  },
+
+  toJSON(message: UseImageResponse): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.layers?.length) {
+      obj.layers = message.layers;
+    }
+    if (message.configJson !== "") {
+      obj.configJson = message.configJson;
+    }
+    if (message.displayName !== "") {
+      obj.displayName = message.displayName;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UseImageResponse>, I>>(base?: I): UseImageResponse {
+    return UseImageResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UseImageResponse>, I>>(object: I): UseImageResponse {
+    const message = createBaseUseImageResponse();
+    message.id = object.id ?? "";
+    message.layers = object.layers?.map((e) => e) || [];
+    message.configJson = object.configJson ?? "";
+    message.displayName = object.displayName ?? "";
+    return message;
+  },
+};
+
+function createBaseReleaseImageRequest(): ReleaseImageRequest {
+  return { user: "" };
+}
+
+export const ReleaseImageRequest: MessageFns<ReleaseImageRequest> = {
+  encode(message: ReleaseImageRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== "") {
+      writer.uint32(10).string(message.user);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseImageRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseImageRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReleaseImageRequest {
+    return { user: isSet(object.user) ? globalThis.String(object.user) : "" };
+  },
+
+  toJSON(message: ReleaseImageRequest): unknown {
+    const obj: any = {};
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseImageRequest>, I>>(base?: I): ReleaseImageRequest {
+    return ReleaseImageRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseImageRequest>, I>>(object: I): ReleaseImageRequest {
+    const message = createBaseReleaseImageRequest();
+    message.user = object.user ?? "";
+    return message;
+  },
+};
+
+function createBaseReleaseImageResponse(): ReleaseImageResponse {
+  return {};
+}
+
+export const ReleaseImageResponse: MessageFns<ReleaseImageResponse> = {
+  encode(_: ReleaseImageResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseImageResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseImageResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ReleaseImageResponse {
+    return {};
+  },
+
+  toJSON(_: ReleaseImageResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseImageResponse>, I>>(base?: I): ReleaseImageResponse {
+    return ReleaseImageResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseImageResponse>, I>>(_: I): ReleaseImageResponse {
+    const message = createBaseReleaseImageResponse();
+    return message;
+  },
+};
+
+function createBaseImageNamesRequest(): ImageNamesRequest {
+  return { ids: [] };
+}
+
+export const ImageNamesRequest: MessageFns<ImageNamesRequest> = {
+  encode(message: ImageNamesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ids) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageNamesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageNamesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ids.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageNamesRequest {
+    return { ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.String(e)) : [] };
+  },
+
+  toJSON(message: ImageNamesRequest): unknown {
+    const obj: any = {};
+    if (message.ids?.length) {
+      obj.ids = message.ids;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageNamesRequest>, I>>(base?: I): ImageNamesRequest {
+    return ImageNamesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageNamesRequest>, I>>(object: I): ImageNamesRequest {
+    const message = createBaseImageNamesRequest();
+    message.ids = object.ids?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseImageNamesResponse(): ImageNamesResponse {
+  return { names: {} };
+}
+
+export const ImageNamesResponse: MessageFns<ImageNamesResponse> = {
+  encode(message: ImageNamesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    globalThis.Object.entries(message.names).forEach(([key, value]: [string, string]) => {
+      ImageNamesResponse_NamesEntry.encode({ key: key as any, value }, writer.uint32(10).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageNamesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageNamesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            const entry1 = ImageNamesResponse_NamesEntry.decode(reader, reader.uint32());
+            if (entry1.value !== undefined) {
+              message.names[entry1.key] = entry1.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageNamesResponse {
+    return {
+      names: isObject(object.names)
+        ? (globalThis.Object.entries(object.names) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ImageNamesResponse): unknown {
+    const obj: any = {};
+    if (message.names) {
+      const entries = globalThis.Object.entries(message.names) as [string, string][];
+      if (entries.length > 0) {
+        obj.names = {};
+        entries.forEach(([k, v]) => {
+          obj.names[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageNamesResponse>, I>>(base?: I): ImageNamesResponse {
+    return ImageNamesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageNamesResponse>, I>>(object: I): ImageNamesResponse {
+    const message = createBaseImageNamesResponse();
+    message.names = (globalThis.Object.entries(object.names ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseImageNamesResponse_NamesEntry(): ImageNamesResponse_NamesEntry {
+  return { key: "", value: "" };
+}
+
+export const ImageNamesResponse_NamesEntry: MessageFns<ImageNamesResponse_NamesEntry> = {
+  encode(message: ImageNamesResponse_NamesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageNamesResponse_NamesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageNamesResponse_NamesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageNamesResponse_NamesEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ImageNamesResponse_NamesEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageNamesResponse_NamesEntry>, I>>(base?: I): ImageNamesResponse_NamesEntry {
+    return ImageNamesResponse_NamesEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageNamesResponse_NamesEntry>, I>>(
+    object: I,
+  ): ImageNamesResponse_NamesEntry {
+    const message = createBaseImageNamesResponse_NamesEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
 export type ImageStoreService = typeof ImageStoreService;
 export const ImageStoreService = {
   info: {
@@ -3227,6 +3847,35 @@ export const ImageStoreService = {
     responseSerialize: (value: SearchResponse): Buffer => Buffer.from(SearchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SearchResponse => SearchResponse.decode(value),
   },
+  /** A container starts using an image: its layers stay until it lets go. */
+  useImage: {
+    path: "/stevedore.images.v1.ImageStore/UseImage" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UseImageRequest): Buffer => Buffer.from(UseImageRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UseImageRequest => UseImageRequest.decode(value),
+    responseSerialize: (value: UseImageResponse): Buffer => Buffer.from(UseImageResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UseImageResponse => UseImageResponse.decode(value),
+  },
+  releaseImage: {
+    path: "/stevedore.images.v1.ImageStore/ReleaseImage" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReleaseImageRequest): Buffer => Buffer.from(ReleaseImageRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReleaseImageRequest => ReleaseImageRequest.decode(value),
+    responseSerialize: (value: ReleaseImageResponse): Buffer =>
+      Buffer.from(ReleaseImageResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReleaseImageResponse => ReleaseImageResponse.decode(value),
+  },
+  imageNames: {
+    path: "/stevedore.images.v1.ImageStore/ImageNames" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImageNamesRequest): Buffer => Buffer.from(ImageNamesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImageNamesRequest => ImageNamesRequest.decode(value),
+    responseSerialize: (value: ImageNamesResponse): Buffer => Buffer.from(ImageNamesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ImageNamesResponse => ImageNamesResponse.decode(value),
+  },
 } as const;
 
 export interface ImageStoreServer extends UntypedServiceImplementation {
@@ -3250,6 +3899,10 @@ export interface ImageStoreServer extends UntypedServiceImplementation {
   push: handleServerStreamingCall<PushRequest, Progress>;
   /** GET /images/search. */
   search: handleUnaryCall<SearchRequest, SearchResponse>;
+  /** A container starts using an image: its layers stay until it lets go. */
+  useImage: handleUnaryCall<UseImageRequest, UseImageResponse>;
+  releaseImage: handleUnaryCall<ReleaseImageRequest, ReleaseImageResponse>;
+  imageNames: handleUnaryCall<ImageNamesRequest, ImageNamesResponse>;
 }
 
 export interface ImageStoreClient extends Client {
@@ -3400,6 +4053,52 @@ export interface ImageStoreClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SearchResponse) => void,
   ): ClientUnaryCall;
+  /** A container starts using an image: its layers stay until it lets go. */
+  useImage(
+    request: UseImageRequest,
+    callback: (error: ServiceError | null, response: UseImageResponse) => void,
+  ): ClientUnaryCall;
+  useImage(
+    request: UseImageRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UseImageResponse) => void,
+  ): ClientUnaryCall;
+  useImage(
+    request: UseImageRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UseImageResponse) => void,
+  ): ClientUnaryCall;
+  releaseImage(
+    request: ReleaseImageRequest,
+    callback: (error: ServiceError | null, response: ReleaseImageResponse) => void,
+  ): ClientUnaryCall;
+  releaseImage(
+    request: ReleaseImageRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReleaseImageResponse) => void,
+  ): ClientUnaryCall;
+  releaseImage(
+    request: ReleaseImageRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReleaseImageResponse) => void,
+  ): ClientUnaryCall;
+  imageNames(
+    request: ImageNamesRequest,
+    callback: (error: ServiceError | null, response: ImageNamesResponse) => void,
+  ): ClientUnaryCall;
+  imageNames(
+    request: ImageNamesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ImageNamesResponse) => void,
+  ): ClientUnaryCall;
+  imageNames(
+    request: ImageNamesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ImageNamesResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ImageStoreClient = makeGenericClientConstructor(
@@ -3441,6 +4140,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

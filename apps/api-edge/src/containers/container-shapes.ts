@@ -1,0 +1,151 @@
+// The container answers per API version (VERSIONS.md G9, G13; ENDPOINTS.md #1, #4).
+import type { containers } from '@stevedore/contracts';
+import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
+
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** Docker 1.0's human durations (units.HumanDuration). */
+export function humanDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.floor(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.floor(m / 60);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
+  if (h < 24 * 30 * 3) return `${Math.floor(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
+  return `${(h / 24 / 365).toFixed(6)} years`;
+}
+
+export function statusText(s: containers.ContainerState | undefined, now = Date.now()): string {
+  if (!s) return '';
+  if (s.running) return `Up ${humanDuration(now - Date.parse(s.startedAt))}${s.paused ? ' (Paused)' : ''}`;
+  if (!s.finishedAt) return '';
+  return `Exited (${s.exitCode}) ${humanDuration(now - Date.parse(s.finishedAt))} ago`;
+}
+
+/** `Command` of the list: the path and arguments, an argument with a space in single quotes. */
+export function commandText(c: containers.Container): string {
+  return [c.path, ...c.args].map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ');
+}
+
+export function hostConfigOf(c: containers.Container): Required<Pick<HostConfig, 'Binds' | 'ContainerIDFile' | 'LxcConf' | 'Privileged' | 'PortBindings' | 'Links' | 'PublishAllPorts' | 'Dns' | 'DnsSearch' | 'VolumesFrom' | 'NetworkMode'>> & HostConfig {
+  const h = JSON.parse(c.hostConfigJson || '{}') as HostConfig;
+  return {
+    ...h,
+    Binds: h.Binds ?? null,
+    ContainerIDFile: h.ContainerIDFile ?? '',
+    LxcConf: h.LxcConf ?? null,
+    Privileged: h.Privileged ?? false,
+    PortBindings: h.PortBindings ?? {},
+    Links: h.Links ?? null,
+    PublishAllPorts: h.PublishAllPorts ?? false,
+    Dns: h.Dns ?? null,
+    DnsSearch: h.DnsSearch ?? null,
+    VolumesFrom: h.VolumesFrom ?? null,
+    NetworkMode: h.NetworkMode ?? '',
+  };
+}
+
+function stateOf(c: containers.Container) {
+  const s = c.state!;
+  return {
+    Running: s.running,
+    Paused: s.paused,
+    Pid: s.pid,
+    ExitCode: s.exitCode,
+    StartedAt: s.startedAt || ZERO_TIME,
+    FinishedAt: s.finishedAt || ZERO_TIME,
+    // Not in Docker 1.0; today's clients read it.
+    Status: s.paused ? 'paused' : s.running ? 'running' : s.neverStarted ? 'created' : 'exited',
+  };
+}
+
+function networkSettings() {
+  return { Bridge: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, PortMapping: null, Ports: {} };
+}
+
+function sorted<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as T;
+}
+
+/** v1.12: CamelCase with `Id`, keys sorted (Config re-sorted too). */
+export function toContainerInspectV1_12(c: containers.Container) {
+  return sorted({
+    Args: c.args,
+    Config: sorted(JSON.parse(c.configJson) as ContainerConfig),
+    Created: c.created,
+    Driver: c.driver,
+    ExecDriver: c.execDriver,
+    HostConfig: hostConfigOf(c),
+    HostnamePath: c.hostnamePath,
+    HostsPath: c.hostsPath,
+    Id: c.id,
+    Image: c.image,
+    MountLabel: '',
+    Name: c.name,
+    NetworkSettings: networkSettings(),
+    Path: c.path,
+    ProcessLabel: '',
+    ResolvConfPath: c.resolvConfPath,
+    State: stateOf(c),
+    Volumes: {},
+    VolumesRW: {},
+  });
+}
+
+/** Before v1.12: the stored structure, `ID`, in its field order, HostConfig last. */
+export function toContainerInspectV1_0(c: containers.Container) {
+  return {
+    ID: c.id,
+    Created: c.created,
+    Path: c.path,
+    Args: c.args,
+    Config: JSON.parse(c.configJson) as ContainerConfig,
+    State: stateOf(c),
+    Image: c.image,
+    NetworkSettings: networkSettings(),
+    ResolvConfPath: c.resolvConfPath,
+    HostnamePath: c.hostnamePath,
+    HostsPath: c.hostsPath,
+    Name: c.name,
+    Driver: c.driver,
+    ExecDriver: c.execDriver,
+    MountLabel: '',
+    ProcessLabel: '',
+    Volumes: {},
+    VolumesRW: {},
+    HostConfig: hostConfigOf(c),
+  };
+}
+
+interface ListEntry {
+  Command: string;
+  Created: number;
+  Id: string;
+  Image: string;
+  Names: string[];
+  Ports: unknown;
+  Status: string;
+  SizeRw?: number;
+  SizeRootFs?: number;
+}
+
+function listEntry(c: containers.Container, size: boolean, ports: unknown): ListEntry {
+  const e: ListEntry = { Command: commandText(c), Created: Math.floor(Date.parse(c.created) / 1000), Id: c.id, Image: c.imageName, Names: [c.name], Ports: ports, Status: statusText(c.state) };
+  if (size) {
+    e.SizeRootFs = c.sizeRootFs;
+    e.SizeRw = c.sizeRw;
+  }
+  return e;
+}
+
+/** v1.5 and later: `Ports` a list of objects. */
+export const toContainerListV1_5 = (c: containers.Container, size: boolean) => listEntry(c, size, []);
+
+/** Before v1.5: `Ports` one string (Docker 1.0's own answer here was a bug: always []). */
+export const toContainerListV1_0 = (c: containers.Container, size: boolean) => listEntry(c, size, '');

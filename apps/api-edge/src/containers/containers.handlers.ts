@@ -1,0 +1,202 @@
+// The container routes.
+import type { Duplex } from 'node:stream';
+import { Injectable } from '@nestjs/common';
+import type { containers } from '@stevedore/contracts';
+import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
+import { invalid, refused } from '@stevedore/errors';
+import { callOptions } from '@stevedore/service-kit';
+import type { ApiRequest } from '../http/api-request';
+import type { ApiResponse } from '../http/api-response';
+import { backendError, Backends, call } from '../backends/backends';
+import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
+
+const SERVICE = 'container-runtime';
+
+/** The 8-byte header of a multiplexed frame (STREAMS.md §4). */
+export function muxFrame(stream: number, data: Uint8Array): Buffer {
+  const head = Buffer.alloc(8);
+  head[0] = stream;
+  head.writeUInt32BE(data.byteLength, 4);
+  return Buffer.concat([head, data]);
+}
+
+@Injectable()
+export class ContainersHandlers {
+  constructor(private readonly backends: Backends) {}
+
+  private get rt() {
+    return this.backends.containers;
+  }
+
+  private inspectOf(req: ApiRequest, id: string) {
+    return call(this.rt, this.rt.inspect, { id }, req.requestId, SERVICE);
+  }
+
+  create = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const body = await req.json<ContainerConfig & { HostConfig?: HostConfig }>();
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('The container config must be a JSON object');
+    const { HostConfig: hostConfig, ...config } = body as ContainerConfig & { HostConfig?: HostConfig; [k: string]: unknown };
+    // Fields of later APIs that Docker 1.0 never read are dropped here.
+    for (const k of ['Labels', 'NetworkingConfig', 'StopSignal', 'Healthcheck', 'Shell', 'ArgsEscaped', 'MacAddress', 'StopTimeout'] as const) delete (config as Record<string, unknown>)[k];
+    if (typeof config.Cmd === 'string') config.Cmd = [config.Cmd];
+    if (typeof config.Entrypoint === 'string') config.Entrypoint = [config.Entrypoint];
+    const r = await call(this.rt, this.rt.create, { name: req.string('name'), configJson: JSON.stringify(config), hostConfigJson: hostConfig ? JSON.stringify(hostConfig) : '' }, req.requestId, SERVICE, 60_000);
+    res.json(201, { Id: r.id, Warnings: r.warnings.length ? r.warnings : null });
+  };
+
+  start = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    // Docker 1.0 read a start body only with a JSON content type.
+    let hostConfigJson = '';
+    if (/^application\/json\b/.test(req.header('content-type') ?? '')) {
+      const text = await readText(req);
+      if (text.trim() && text.trim() !== 'null') {
+        try {
+          JSON.parse(text);
+        } catch (err) {
+          throw invalid(`Request body is not valid JSON: ${(err as Error).message}`);
+        }
+        hostConfigJson = text;
+      }
+    } else req.raw.resume();
+    await call(this.rt, this.rt.start, { id: req.params.id, hostConfigJson }, req.requestId, SERVICE, 120_000);
+    res.noContent(204);
+  };
+
+  wait = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const { metadata, options } = callOptions(req.requestId);
+    const r = await new Promise<containers.WaitResponse>((resolve, reject) => {
+      const c = this.rt.wait({ id: req.params.id }, metadata, options, (err, out) => (err ? reject(backendError(err, SERVICE)) : resolve(out)));
+      req.signal.addEventListener('abort', () => c.cancel(), { once: true });
+    });
+    res.json(200, { StatusCode: r.statusCode });
+  };
+
+  inspect = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const c = await this.inspectOf(req, req.params.id);
+    res.json(200, req.below('1.12') ? toContainerInspectV1_0(c) : toContainerInspectV1_12(c));
+  };
+
+  list = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const size = req.bool('size');
+    const r = await call(this.rt, this.rt.list, { all: req.bool('all'), limit: req.int('limit'), since: req.string('since'), before: req.string('before'), size }, req.requestId, SERVICE);
+    res.json(200, r.containers.map((c) => (req.below('1.5') ? toContainerListV1_0(c, size) : toContainerListV1_5(c, size))));
+  };
+
+  remove = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    await call(this.rt, this.rt.remove, { id: req.params.id, force: req.bool('force'), volumes: req.bool('v') }, req.requestId, SERVICE, 60_000);
+    res.noContent(204);
+  };
+
+  stop = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    // Docker 1.0 read a missing `t` as 0; its CLI always sent 10, the default here.
+    await call(this.rt, this.rt.stop, { id: req.params.id, timeout: req.int('t', 10) }, req.requestId, SERVICE, 120_000);
+    res.noContent(204);
+  };
+
+  kill = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    await call(this.rt, this.rt.kill, { id: req.params.id, signal: req.string('signal') }, req.requestId, SERVICE, 60_000);
+    res.noContent(204);
+  };
+
+  resize = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    await call(this.rt, this.rt.resize, { id: req.params.id, height: req.int('h'), width: req.int('w') }, req.requestId, SERVICE);
+    res.noContent(200);
+  };
+
+  logs = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const c = await this.inspectOf(req, req.params.id);
+    const tty = Boolean((JSON.parse(c.configJson) as ContainerConfig).Tty);
+    const multiplex = req.atLeast('1.6') && !tty; // gate G10
+    const stdout = req.bool('stdout');
+    const stderr = req.bool('stderr');
+    res.startStream(200);
+    if (!stdout && !stderr) {
+      const text = Buffer.from('Error running logs job: You must choose at least one stream');
+      await res.write(multiplex ? muxFrame(1, text) : text);
+      return res.end();
+    }
+    const { metadata, options } = callOptions(req.requestId);
+    const stream = this.rt.logs({ id: c.id, stdout, stderr, timestamps: req.bool('timestamps'), follow: req.bool('follow') }, metadata, options);
+    req.signal.addEventListener('abort', () => stream.cancel(), { once: true });
+    await new Promise<void>((resolve) => {
+      stream.on('data', (o: containers.Output) => {
+        const wait = res.write(multiplex ? muxFrame(o.stream, o.data) : Buffer.from(o.data));
+        if (wait) {
+          stream.pause();
+          void wait.then(() => stream.resume());
+        }
+      });
+      stream.on('end', resolve);
+      stream.on('error', () => resolve());
+    });
+    res.end();
+  };
+
+  /**
+   * POST /containers/(id)/attach: the connection is taken over. With an
+   * Upgrade header (today's clients insist) the answer is 101; otherwise
+   * Docker 1.0's 200. Output is multiplexed from v1.6 for a container
+   * without a TTY (gate G10).
+   */
+  attach = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const c = await this.inspectOf(req, req.params.id);
+    const tty = Boolean((JSON.parse(c.configJson) as ContainerConfig).Tty);
+    const multiplex = req.atLeast('1.6') && !tty;
+    const socket: Duplex = req.hijack?.socket ?? (req.raw.socket as Duplex);
+    const head = req.hijack
+      ? 'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n'
+      : 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n';
+    // The HTTP layer lets go of the connection: from here it is a raw pipe.
+    res.raw.detachSocket?.(socket as never);
+    (socket as unknown as { setTimeout?: (n: number) => void }).setTimeout?.(0);
+    socket.write(head);
+
+    const { metadata, options } = callOptions(req.requestId);
+    const grpcCall = this.rt.attach(metadata, options);
+    grpcCall.write({ part: { $case: 'open', open: { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr') } } });
+    const sendStdin = (chunk: Buffer) => grpcCall.write({ part: { $case: 'stdin', stdin: chunk } });
+    if (req.hijack?.head.length) sendStdin(req.hijack.head);
+    socket.on('data', (chunk: Buffer) => {
+      if (!sendStdin(chunk)) {
+        socket.pause();
+        grpcCall.once('drain', () => socket.resume());
+      }
+    });
+    // A half-close is the end of the client's input; output keeps flowing.
+    socket.on('end', () => grpcCall.write({ part: { $case: 'stdinClosed', stdinClosed: true } }));
+    socket.on('error', () => grpcCall.cancel());
+    socket.on('close', () => grpcCall.cancel());
+    await new Promise<void>((resolve) => {
+      grpcCall.on('data', (r: containers.AttachReply) => {
+        if (r.part?.$case !== 'output') return;
+        const o = r.part.output;
+        const ok = socket.write(multiplex ? muxFrame(o.stream, o.data) : Buffer.from(o.data));
+        if (!ok) {
+          grpcCall.pause();
+          socket.once('drain', () => grpcCall.resume());
+        }
+      });
+      grpcCall.on('end', resolve);
+      grpcCall.on('error', (err) => {
+        if (!socket.destroyed && socket.writable) {
+          const text = Buffer.from(`Error attaching: ${backendError(err, SERVICE).message}\n`);
+          socket.write(multiplex ? muxFrame(1, text) : text);
+        }
+        resolve();
+      });
+    });
+    grpcCall.end();
+    socket.end();
+  };
+}
+
+async function readText(req: ApiRequest): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req.raw as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > 1024 * 1024) throw refused('Request body too large');
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

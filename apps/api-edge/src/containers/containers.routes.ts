@@ -1,0 +1,28 @@
+import { Injectable } from '@nestjs/common';
+import { route, type RouteTable } from '../http/route';
+import { ContainersHandlers } from './containers.handlers';
+
+@Injectable()
+export class ContainersRoutes implements RouteTable {
+  readonly domain = 'containers';
+
+  constructor(private readonly h: ContainersHandlers) {}
+
+  routes() {
+    const h = this.h;
+    return [
+      route('GET', '/containers/json', h.list, { since: '1.0' }),
+      route('GET', '/containers/ps', h.list, { since: '1.0' }),
+      route('POST', '/containers/create', h.create, { since: '1.0' }),
+      route('GET', '/containers/{id}/json', h.inspect, { since: '1.0' }),
+      route('GET', '/containers/{id}/logs', h.logs, { since: '1.11' }),
+      route('POST', '/containers/{id}/resize', h.resize, { since: '1.0' }),
+      route('POST', '/containers/{id}/start', h.start, { since: '1.0' }),
+      route('POST', '/containers/{id}/stop', h.stop, { since: '1.0' }),
+      route('POST', '/containers/{id}/kill', h.kill, { since: '1.0' }),
+      route('POST', '/containers/{id}/attach', h.attach, { since: '1.0' }),
+      route('POST', '/containers/{id}/wait', h.wait, { since: '1.0' }),
+      route('DELETE', '/containers/{id}', h.remove, { since: '1.0' }),
+    ];
+  }
+}

@@ -1,0 +1,530 @@
+// Containers: created from an image, run by their monitor, ended, removed.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type * as grpc from '@grpc/grpc-js';
+import { containers, images } from '@stevedore/contracts';
+import type { StevedoreConfig } from '@stevedore/config';
+import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
+import { conflict, notAllowed, notFound, refused, StevedoreError, asStevedoreError } from '@stevedore/errors';
+import type { Logger } from '@stevedore/logging';
+import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
+import { callUnary, CONFIG, createServiceClient, LOGGER } from '@stevedore/service-kit';
+import { chooseOciRuntime, type OciRuntime } from './host-facts';
+import { buildSpec, hostCapabilities, resolveUser } from './oci-spec';
+import { isMounted, mountRootfs, unmountRootfs } from './rootfs';
+import { Frame, runtimeCommand, ShimConnection, spawnShim } from './shim';
+import { ContainerDb, type ContainerRow } from './store/container-db';
+import { checkName, newContainerId, randomName } from './store/names';
+
+const LOG_MAX_SIZE = Number(process.env.STEVEDORE_LOG_MAX_SIZE || 10 * 1024 * 1024);
+const LOG_MAX_FILES = Number(process.env.STEVEDORE_LOG_MAX_FILES || 5);
+
+const SIGNALS: Record<string, number> = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12, PIPE: 13, ALRM: 14, TERM: 15,
+  STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, PWR: 30, SYS: 31,
+};
+
+export function parseSignal(raw: string): number {
+  if (raw === '') return 9;
+  if (/^\d+$/.test(raw)) {
+    const n = Number(raw);
+    if (n >= 1 && n <= 31) return n;
+  } else {
+    const n = SIGNALS[raw.toUpperCase().replace(/^SIG/, '')];
+    if (n) return n;
+  }
+  throw refused(`Invalid signal: ${raw}`);
+}
+
+/** Attachment waiting for its container to start (docker run attaches first). */
+export interface Attachment {
+  wantStdout: boolean;
+  wantStderr: boolean;
+  wantStdin: boolean;
+  onOutput(stream: 1 | 2, data: Buffer): void;
+  onEnd(): void;
+  pendingStdin: Buffer[];
+  stdinClosed: boolean;
+  connection?: ShimConnection;
+}
+
+function merge(user: ContainerConfig, image: ContainerConfig | undefined): ContainerConfig {
+  if (!image) return user;
+  const out: ContainerConfig = { ...user };
+  const empty = (v: unknown) => v === undefined || v === null || v === '' || v === 0 || (Array.isArray(v) && v.length === 0);
+  for (const key of ['User', 'WorkingDir', 'Memory', 'MemorySwap', 'CpuShares', 'Cpuset', 'Domainname'] as const) {
+    if (empty(out[key]) && !empty(image[key])) (out as Record<string, unknown>)[key] = image[key];
+  }
+  // Env and ExposedPorts are unions (the user wins on the same key).
+  const env = new Map<string, string>();
+  for (const e of [...(image.Env ?? []), ...(user.Env ?? [])]) env.set(e.split('=')[0], e);
+  if (env.size) out.Env = [...env.values()];
+  if (image.ExposedPorts || user.ExposedPorts) out.ExposedPorts = { ...(image.ExposedPorts ?? {}), ...(user.ExposedPorts ?? {}) };
+  if (image.Volumes || user.Volumes) out.Volumes = { ...(image.Volumes ?? {}), ...(user.Volumes ?? {}) };
+  if (empty(user.Entrypoint)) {
+    out.Entrypoint = image.Entrypoint ?? null;
+    if (empty(user.Cmd)) out.Cmd = image.Cmd ?? null;
+  }
+  return out;
+}
+
+@Injectable()
+export class ContainersService implements OnModuleInit, OnModuleDestroy {
+  db!: ContainerDb;
+  readonly root: string;
+  readonly runtime: OciRuntime;
+  private readonly runtimeRoot: string;
+  private readonly hostCaps = hostCapabilities();
+  private readonly imagesClient: images.ImageStoreClient;
+  private redis!: Redis;
+  private events!: EventLog;
+  private readonly monitors = new Map<string, ShimConnection>();
+  private readonly pending = new Map<string, Set<Attachment>>();
+  private readonly waiters = new Map<string, Array<(code: number) => void>>();
+
+  constructor(
+    @Inject(CONFIG) private readonly config: StevedoreConfig,
+    @Inject(LOGGER) private readonly log: Logger,
+  ) {
+    this.root = path.join(config.root, 'containers');
+    this.runtimeRoot = path.join(config.runDir, 'runtime');
+    this.runtime = chooseOciRuntime(config.runtime);
+    this.imagesClient = createServiceClient(images.ImageStoreClient, config, 'image-store');
+  }
+
+  async onModuleInit(): Promise<void> {
+    fs.mkdirSync(this.root, { recursive: true });
+    fs.mkdirSync(this.runtimeRoot, { recursive: true });
+    this.db = new ContainerDb(path.join(this.root, 'containers.db'));
+    this.redis = connectRedis(this.config.redisUrl);
+    this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
+    await this.adopt();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    for (const m of this.monitors.values()) m.close();
+    this.imagesClient.close();
+    this.db?.close();
+    await this.redis?.quit().catch(() => undefined);
+  }
+
+  dir(id: string): string {
+    return path.join(this.root, id);
+  }
+
+  /** The monitor's state: short, since the attach socket's path must fit a unix socket address. */
+  stateDir(id: string): string {
+    const preferred = path.join(this.config.runDir, 's', id.slice(0, 12));
+    if (`${preferred}/attach.sock`.length < 100) return preferred;
+    return path.join('/run/stevedore', createHash('sha256').update(this.config.root).digest('hex').slice(0, 8), id.slice(0, 12));
+  }
+
+  private publish(action: string, row: ContainerRow, extra: Record<string, string> = {}): void {
+    this.events
+      .append({ type: 'container', action, id: row.id, from: row.image_name, attributes: { image: row.image_name, name: row.name.replace(/^\//, ''), ...extra } })
+      .catch((err) => this.log.warn({ err }, 'publishing an event failed'));
+  }
+
+  private images<Req, Res>(method: (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall, req: Req, requestId: string): Promise<Res> {
+    return callUnary(this.imagesClient, method as never, req, requestId).catch((err) => {
+      const e = asStevedoreError(err);
+      throw e.kind === 'internal' || e.kind === 'unavailable' ? new StevedoreError('unavailable', `Cannot reach the image-store service: ${e.message}`) : e;
+    }) as Promise<Res>;
+  }
+
+  /** By name (with or without '/'), full ID, or unique ID prefix. */
+  resolve(ref: string): ContainerRow {
+    const row = this.db.byName(ref.startsWith('/') ? ref : `/${ref}`) ?? this.db.get(ref) ?? (/^[0-9a-f]+$/.test(ref) ? this.unique(this.db.byPrefix(ref)) : undefined);
+    if (!row) throw notFound(`No such container: ${ref}`);
+    return row;
+  }
+
+  private unique(rows: ContainerRow[]): ContainerRow | undefined {
+    return rows.length === 1 ? rows[0] : undefined;
+  }
+
+  async create(req: containers.CreateRequest, requestId: string): Promise<containers.CreateResponse> {
+    let config: ContainerConfig;
+    let hostConfig: HostConfig;
+    try {
+      config = JSON.parse(req.configJson || '{}');
+      hostConfig = JSON.parse(req.hostConfigJson || '{}') ?? {};
+    } catch (err) {
+      throw refused(`Invalid container config: ${(err as Error).message}`);
+    }
+    if (!config.Image) throw refused('No image was given (Config.Image)');
+    for (const [what, v] of [['Memory', config.Memory ?? hostConfig.Memory ?? 0], ['MemorySwap', config.MemorySwap ?? hostConfig.MemorySwap ?? 0]] as const) {
+      if (typeof v !== 'number' || !Number.isFinite(v) || (v < 0 && !(what === 'MemorySwap' && v === -1)) || v > 2 ** 62) throw refused(`Invalid ${what} limit: ${v}`);
+    }
+    const memory = config.Memory || hostConfig.Memory || 0;
+    if (memory > 0 && memory < 524288) throw refused('Minimum memory limit allowed is 512k');
+    let name = req.name ? checkName(req.name) : '';
+    if (name) {
+      const taken = this.db.byName(name);
+      if (taken) throw conflict(`Conflict, The name ${name.slice(1)} is already assigned to ${taken.id.slice(0, 12)}. You have to delete (or rename) that container to be able to assign ${name.slice(1)} to a container again.`);
+    }
+    const id = newContainerId();
+    const image = await this.images(this.imagesClient.useImage, { image: config.Image, user: id }, requestId).catch((err) => {
+      const e = asStevedoreError(err);
+      if (e.kind === 'notFound') throw notFound(`No such image: ${config.Image}`);
+      throw e;
+    });
+    try {
+      const merged = merge(config, image.configJson ? JSON.parse(image.configJson) : undefined);
+      if ((merged.Cmd ?? []).length === 0 && (merged.Entrypoint ?? []).length === 0) throw refused('No command specified');
+      for (let attempt = 0; !name; attempt++) {
+        const candidate = `/${randomName(attempt)}`;
+        if (!this.db.byName(candidate)) name = candidate;
+      }
+      fs.mkdirSync(this.dir(id), { recursive: true });
+      this.db.createContainer({ id, name, created: new Date().toISOString(), image_id: image.id, image_name: image.displayName, config: JSON.stringify(merged), host_config: JSON.stringify(hostConfig) });
+    } catch (err) {
+      await this.images(this.imagesClient.releaseImage, { user: id }, requestId).catch(() => undefined);
+      fs.rmSync(this.dir(id), { recursive: true, force: true });
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw conflict(`Conflict, The name ${name.slice(1)} is already assigned. You have to delete (or rename) that container to be able to assign ${name.slice(1)} to a container again.`);
+      throw err;
+    }
+    this.publish('create', this.db.get(id)!);
+    return { id, warnings: [] };
+  }
+
+  private writeEtcFiles(row: ContainerRow, config: ContainerConfig, hostConfig: HostConfig): { hostname: string; hosts: string; resolvConf: string; name: string } {
+    const dir = this.dir(row.id);
+    const hostname = config.Hostname || row.id.slice(0, 12);
+    const files = { hostname: path.join(dir, 'hostname'), hosts: path.join(dir, 'hosts'), resolvConf: path.join(dir, 'resolv.conf'), name: hostname };
+    fs.writeFileSync(files.hostname, `${hostname}\n`);
+    const fqdn = config.Domainname ? `${hostname}.${config.Domainname} ${hostname}` : hostname;
+    fs.writeFileSync(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${fqdn}\n`);
+    let resolv = '';
+    if (hostConfig.Dns?.length) resolv += hostConfig.Dns.map((d) => `nameserver ${d}\n`).join('');
+    else {
+      try {
+        // The host's, without loopback name servers (they mean nothing inside).
+        resolv = fs.readFileSync('/etc/resolv.conf', 'utf8').split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
+      } catch {
+        resolv = '';
+      }
+      if (!/^\s*nameserver/m.test(resolv)) resolv += '\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n';
+    }
+    if (hostConfig.DnsSearch?.length) resolv = `${resolv.replace(/^search .*$/m, '')}\nsearch ${hostConfig.DnsSearch.join(' ')}\n`;
+    fs.writeFileSync(files.resolvConf, resolv);
+    return files;
+  }
+
+  async start(req: containers.StartRequest, requestId: string): Promise<void> {
+    const row = this.resolve(req.id);
+    if (row.status === 'running') return; // Docker 1.0: a no-op, still 204
+    if (req.hostConfigJson) {
+      try {
+        JSON.parse(req.hostConfigJson);
+      } catch (err) {
+        throw refused(`Invalid host config: ${(err as Error).message}`);
+      }
+      this.db.setHostConfig(row.id, req.hostConfigJson);
+    }
+    const current = this.db.get(row.id)!;
+    const config = JSON.parse(current.config) as ContainerConfig;
+    const hostConfig = JSON.parse(current.host_config) as HostConfig;
+    const mode = hostConfig.NetworkMode || 'default';
+    if (!['default', 'bridge', 'none', 'host', ''].includes(mode)) throw refused(`Cannot start container ${row.id}: network mode ${mode} is not supported yet`);
+    const dir = this.dir(row.id);
+    const image = await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id }, requestId);
+    const fail = (err: unknown) => new StevedoreError(asStevedoreError(err).kind === 'notFound' ? 'notFound' : 'refused', `Cannot start container ${row.id}: ${asStevedoreError(err).message}`);
+    let rootfs: string;
+    try {
+      rootfs = (await mountRootfs(dir, image.layers)).merged;
+    } catch (err) {
+      throw fail(err);
+    }
+    const state = this.stateDir(row.id);
+    try {
+      const etc = this.writeEtcFiles(row, config, hostConfig);
+      const user = resolveUser(rootfs, config.User ?? '');
+      const cwd = config.WorkingDir || '/';
+      const cwdAbs = path.join(rootfs, cwd);
+      if (!fs.existsSync(cwdAbs)) fs.mkdirSync(cwdAbs, { recursive: true });
+      const spec = buildSpec({ id: row.id, rootfs, config, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps });
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
+      fs.rmSync(state, { recursive: true, force: true });
+      fs.mkdirSync(state, { recursive: true });
+      const pid = await spawnShim({
+        id: row.id, bundle: dir, state, runtime: this.runtime.name, runtimeRoot: this.runtimeRoot, tty: Boolean(config.Tty),
+        stdin: Boolean(config.OpenStdin), stdinOnce: Boolean(config.StdinOnce), log: path.join(dir, 'json.log'), logMaxSize: LOG_MAX_SIZE, logMaxFiles: LOG_MAX_FILES,
+      });
+      const monitor = await ShimConnection.connect(path.join(state, 'attach.sock'));
+      this.watch(row.id, monitor);
+      // Attachments made before start are connected before the process runs: they miss nothing.
+      for (const a of this.pending.get(row.id) ?? []) await this.connectAttachment(row.id, a);
+      this.pending.delete(row.id);
+      await monitor.start();
+      this.db.markStarted(row.id, pid, new Date().toISOString());
+    } catch (err) {
+      await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', row.id]).catch(() => undefined);
+      this.monitors.get(row.id)?.close();
+      this.monitors.delete(row.id);
+      await unmountRootfs(dir);
+      const message = asStevedoreError(err).message;
+      // The process never ran: Docker reports 127 for a command it cannot find, 126 otherwise.
+      this.db.markExited(row.id, /not found|no such file/i.test(message) ? 127 : 126, new Date().toISOString());
+      for (const a of this.pending.get(row.id) ?? []) a.onEnd();
+      this.pending.delete(row.id);
+      throw fail(err);
+    }
+    this.publish('start', this.db.get(row.id)!);
+  }
+
+  /** Follows a running container's monitor; its connection closes when the container has exited. */
+  private watch(id: string, monitor: ShimConnection): void {
+    this.monitors.set(id, monitor);
+    monitor.on('close', () => {
+      if (this.monitors.get(id) === monitor) this.monitors.delete(id);
+      void this.exited(id);
+    });
+  }
+
+  private async exited(id: string): Promise<void> {
+    const row = this.db.get(id);
+    if (!row || row.status !== 'running') return;
+    let exitCode = 137;
+    let finishedAt = new Date().toISOString();
+    try {
+      const e = JSON.parse(fs.readFileSync(path.join(this.stateDir(id), 'exit.json'), 'utf8')) as { exitCode: number; finishedAt: string };
+      exitCode = e.exitCode;
+      finishedAt = e.finishedAt;
+    } catch {
+      // The monitor died without recording the exit: the container went with it.
+      await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', id]).catch(() => undefined);
+    }
+    this.db.markExited(id, exitCode, finishedAt);
+    await unmountRootfs(this.dir(id));
+    fs.rmSync(this.stateDir(id), { recursive: true, force: true });
+    this.publish('die', this.db.get(id)!, { exitCode: String(exitCode) });
+    for (const w of this.waiters.get(id) ?? []) w(exitCode);
+    this.waiters.delete(id);
+  }
+
+  /** Start-up: running containers whose monitor lives are followed again; the others are recorded as exited. */
+  private async adopt(): Promise<void> {
+    for (const row of this.db.all()) {
+      if (row.status !== 'running') continue;
+      const sock = path.join(this.stateDir(row.id), 'attach.sock');
+      try {
+        const monitor = await ShimConnection.connect(sock);
+        this.watch(row.id, monitor);
+        this.log.info({ id: row.id }, 'adopted a running container');
+      } catch {
+        await this.exited(row.id);
+        this.log.info({ id: row.id }, 'a container exited while the runtime was away');
+      }
+    }
+  }
+
+  /** Resolves with the exit code once the container is not running. */
+  wait(ref: string): Promise<number> {
+    let row: ContainerRow;
+    try {
+      row = this.resolve(ref);
+    } catch {
+      // Docker 1.0: a 500 whose lower-case "no such" escaped its 404 mapping.
+      throw refused(`wait: no such container: ${ref}`);
+    }
+    if (row.status !== 'running') return Promise.resolve(row.exit_code);
+    return new Promise((resolve) => this.waiters.set(row.id, [...(this.waiters.get(row.id) ?? []), resolve]));
+  }
+
+  private async signal(row: ContainerRow, sig: number): Promise<void> {
+    await runtimeCommand(this.runtime.name, this.runtimeRoot, ['kill', row.id, String(sig)]).catch((err) => {
+      if (this.db.get(row.id)?.status === 'running') throw err;
+    });
+  }
+
+  private async waitExit(row: ContainerRow, ms: number): Promise<boolean> {
+    if (this.db.get(row.id)?.status !== 'running') return true;
+    const done = this.wait(row.id).then(() => true);
+    return Promise.race([done, new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+  }
+
+  async stop(req: containers.StopRequest): Promise<void> {
+    const row = this.resolve(req.id);
+    if (row.status !== 'running') return;
+    if (row.paused) throw refused(`Cannot stop container ${req.id}: Container ${row.id} is paused. Unpause the container before stopping`);
+    await this.signal(row, 15);
+    if (!(await this.waitExit(row, Math.max(0, req.timeout) * 1000))) {
+      await this.signal(row, 9);
+      await this.waitExit(row, 10_000);
+    }
+    this.publish('stop', this.db.get(row.id)!);
+  }
+
+  async kill(req: containers.KillRequest): Promise<void> {
+    const row = this.resolve(req.id);
+    const sig = parseSignal(req.signal);
+    if (row.status !== 'running') return;
+    if (row.paused) throw refused(`Cannot kill container ${req.id}: Container ${row.id} is paused. Unpause the container before stopping`);
+    await this.signal(row, sig);
+    if (sig === 9) {
+      await this.waitExit(row, 10_000);
+      this.publish('kill', this.db.get(row.id)!);
+    }
+  }
+
+  async remove(req: containers.RemoveRequest, requestId: string): Promise<void> {
+    const row = this.resolve(req.id);
+    if (row.status === 'running') {
+      if (!req.force) throw notAllowed('Impossible to remove a running container, please stop it first or use -f');
+      await this.signal(row, 9);
+      if (!(await this.waitExit(row, 15_000))) throw refused(`Could not stop running container, cannot remove - ${row.id}`);
+    }
+    await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', row.id]).catch(() => undefined);
+    await unmountRootfs(this.dir(row.id));
+    if (isMounted(path.join(this.dir(row.id), 'rootfs'))) throw refused(`Cannot destroy container ${row.id}: its root filesystem is still mounted`);
+    this.db.removeContainer(row.id);
+    fs.rmSync(this.dir(row.id), { recursive: true, force: true });
+    fs.rmSync(this.stateDir(row.id), { recursive: true, force: true });
+    await this.images(this.imagesClient.releaseImage, { user: row.id }, requestId).catch((err) => this.log.warn({ err }, 'releasing the image failed'));
+    this.publish('destroy', row);
+  }
+
+  toMessage(row: ContainerRow, imageName = row.image_name): containers.Container {
+    const config = JSON.parse(row.config) as ContainerConfig;
+    const args = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
+    return {
+      id: row.id,
+      name: row.name,
+      created: row.created,
+      path: args[0] ?? '',
+      args: args.slice(1),
+      configJson: row.config,
+      hostConfigJson: row.host_config,
+      image: row.image_id,
+      imageName,
+      state: {
+        running: row.status === 'running',
+        paused: Boolean(row.paused),
+        pid: row.pid,
+        exitCode: row.exit_code,
+        startedAt: row.started_at,
+        finishedAt: row.finished_at,
+        neverStarted: row.status === 'created',
+      },
+      hostnamePath: path.join(this.dir(row.id), 'hostname'),
+      hostsPath: path.join(this.dir(row.id), 'hosts'),
+      resolvConfPath: path.join(this.dir(row.id), 'resolv.conf'),
+      driver: 'overlay',
+      execDriver: `${this.runtime.name}-${this.runtime.version}`,
+      sizeRw: 0,
+      sizeRootFs: 0,
+    };
+  }
+
+  async list(req: containers.ListRequest, requestId: string): Promise<containers.Container[]> {
+    const rows = this.db.all();
+    const all = req.all || req.limit > 0 || Boolean(req.since) || Boolean(req.before);
+    const before = req.before ? this.resolveForList(req.before) : undefined;
+    const since = req.since ? this.resolveForList(req.since) : undefined;
+    const out: ContainerRow[] = [];
+    let skipping = Boolean(before);
+    for (const r of rows) {
+      if (skipping) {
+        if (r.id === before!.id) skipping = false;
+        continue;
+      }
+      if (since && r.id === since.id) break;
+      if (!all && r.status !== 'running') continue;
+      out.push(r);
+      if (req.limit > 0 && out.length >= req.limit) break;
+    }
+    const names = out.length ? (await this.images(this.imagesClient.imageNames, { ids: [...new Set(out.map((r) => r.image_id))] }, requestId)).names : {};
+    return out.map((r) => {
+      const m = this.toMessage(r, names[r.image_id] ?? r.image_id.slice(0, 12));
+      if (req.size) {
+        m.sizeRw = dirSize(path.join(this.dir(r.id), 'upper'));
+        m.sizeRootFs = m.sizeRw;
+      }
+      return m;
+    });
+  }
+
+  private resolveForList(ref: string): ContainerRow {
+    try {
+      return this.resolve(ref);
+    } catch {
+      throw refused(`Could not find container with name or id ${ref}`);
+    }
+  }
+
+  /** Connects an attachment to a running container's monitor. */
+  async connectAttachment(id: string, a: Attachment): Promise<void> {
+    const conn = await ShimConnection.connect(path.join(this.stateDir(id), 'attach.sock'));
+    a.connection = conn;
+    conn.on('frame', (type: number, payload: Buffer) => {
+      if (type === Frame.stdout && a.wantStdout) a.onOutput(1, payload);
+      else if (type === Frame.stderr && a.wantStderr) a.onOutput(2, payload);
+    });
+    conn.on('close', () => a.onEnd());
+    if (a.wantStdout || a.wantStderr) conn.send(Frame.subscribe);
+    for (const chunk of a.pendingStdin) conn.send(Frame.stdin, chunk);
+    a.pendingStdin = [];
+    if (a.stdinClosed) conn.send(Frame.stdinClosed);
+  }
+
+  /** Attaches to a container: connected now if it runs, at start if it was only created. */
+  async attach(id: string, a: Attachment): Promise<'attached' | 'pending' | 'not-running'> {
+    const row = this.resolve(id);
+    if (row.status === 'running' && this.monitors.has(row.id)) {
+      await this.connectAttachment(row.id, a);
+      return 'attached';
+    }
+    if (row.status === 'created') {
+      this.pending.set(row.id, new Set([...(this.pending.get(row.id) ?? []), a]));
+      return 'pending';
+    }
+    return 'not-running';
+  }
+
+  detach(id: string, a: Attachment): void {
+    this.pending.get(id)?.delete(a);
+    a.connection?.close();
+  }
+
+  async resize(req: containers.ResizeRequest): Promise<void> {
+    const row = this.resolve(req.id);
+    if (row.status !== 'running') throw refused(`Cannot resize container ${row.id}: it is not running`);
+    const conn = await ShimConnection.connect(path.join(this.stateDir(row.id), 'attach.sock'));
+    conn.send(Frame.resize, `${req.height} ${req.width}`);
+    conn.socket.end();
+  }
+
+  logFiles(id: string): string[] {
+    const base = path.join(this.dir(id), 'json.log');
+    const files: string[] = [];
+    for (let i = LOG_MAX_FILES; i >= 1; i--) if (fs.existsSync(`${base}.${i}`)) files.push(`${base}.${i}`);
+    if (fs.existsSync(base)) files.push(base);
+    return files;
+  }
+
+  counts() {
+    return this.db.counts();
+  }
+}
+
+function dirSize(dir: string): number {
+  let size = 0;
+  const walk = (d: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) size += fs.lstatSync(p).size;
+    }
+  };
+  walk(dir);
+  return size;
+}

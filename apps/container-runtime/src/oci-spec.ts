@@ -1,0 +1,163 @@
+// The OCI runtime's config.json, written from a container's Config and
+// HostConfig the way Docker does: Docker's default capabilities, masked and
+// read-only kernel paths, /dev as tmpfs with the default device allow-list,
+// cgroup limits, and the user resolved in the container's own files.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
+import { refused } from '@stevedore/errors';
+
+export const DEFAULT_CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
+  'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+];
+
+const CAP_NAMES = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'LINUX_IMMUTABLE',
+  'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT',
+  'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE',
+  'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ',
+  'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
+];
+
+/** Every capability this host's bounding set has (a privileged container gets these, not a fixed list). */
+export function hostCapabilities(): string[] {
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const bnd = BigInt(`0x${/^CapBnd:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'}`);
+  return CAP_NAMES.filter((_, i) => (bnd >> BigInt(i)) & 1n).map((n) => `CAP_${n}`);
+}
+
+const MASKED = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'];
+const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/** Docker's default device rules: deny all, then the usual character devices. */
+const DEVICE_RULES = [
+  { allow: false, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 7, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 8, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 9, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 0, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 1, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' },
+  { allow: true, type: 'c', major: 136, access: 'rwm' },
+  { allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' },
+];
+
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  home: string;
+}
+
+function readLines(file: string): string[][] {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  } catch {
+    return [];
+  }
+}
+
+/** `user`, `user:group`, `uid` or `uid:gid`, looked up in the container's /etc/passwd and /etc/group. */
+export function resolveUser(rootfs: string, spec: string): ResolvedUser {
+  const passwd = readLines(path.join(rootfs, 'etc', 'passwd'));
+  const groups = readLines(path.join(rootfs, 'etc', 'group'));
+  const [userPart, groupPart] = (spec || '0').split(':');
+  const entry = /^\d+$/.test(userPart) ? passwd.find((p) => p[2] === userPart) : passwd.find((p) => p[0] === userPart);
+  if (!entry && !/^\d+$/.test(userPart)) throw refused(`Unable to find user ${userPart}: no matching entries in passwd file`);
+  const uid = entry ? Number(entry[2]) : Number(userPart);
+  let gid = entry ? Number(entry[3]) : uid;
+  if (groupPart !== undefined && groupPart !== '') {
+    const g = /^\d+$/.test(groupPart) ? groups.find((x) => x[2] === groupPart) : groups.find((x) => x[0] === groupPart);
+    if (!g && !/^\d+$/.test(groupPart)) throw refused(`Unable to find group ${groupPart}: no matching entries in group file`);
+    gid = g ? Number(g[2]) : Number(groupPart);
+  }
+  const name = entry?.[0];
+  const additionalGids = name ? groups.filter((g) => (g[3] ?? '').split(',').includes(name)).map((g) => Number(g[2])).filter((g) => g !== gid) : [];
+  return { uid, gid, additionalGids, home: entry?.[5] || '/' };
+}
+
+export interface SpecInput {
+  id: string;
+  rootfs: string;
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  user: ResolvedUser;
+  hostname: string;
+  /** Files bind-mounted over /etc/hostname, /etc/hosts, /etc/resolv.conf. */
+  etcFiles: { hostname: string; hosts: string; resolvConf: string };
+  hostCaps: string[];
+}
+
+/** Docker's default environment, with the container's own on top. */
+export function containerEnv(config: ContainerConfig, hostname: string, home: string): string[] {
+  const env = new Map<string, string>();
+  env.set('PATH', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  env.set('HOSTNAME', `HOSTNAME=${hostname}`);
+  env.set('HOME', `HOME=${home}`);
+  if (config.Tty) env.set('TERM', 'TERM=xterm');
+  for (const e of config.Env ?? []) {
+    const key = e.split('=')[0];
+    env.set(key, e);
+  }
+  return [...env.values()];
+}
+
+export function buildSpec(input: SpecInput): object {
+  const { config, hostConfig } = input;
+  const privileged = Boolean(hostConfig.Privileged);
+  const caps = privileged ? input.hostCaps : DEFAULT_CAPABILITIES.filter((c) => input.hostCaps.includes(c));
+  const args = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
+  const memory = hostConfig.Memory || config.Memory || 0;
+  const swapSetting = hostConfig.MemorySwap || config.MemorySwap || 0;
+  const cpuShares = hostConfig.CpuShares || config.CpuShares || 0;
+  const cpuset = hostConfig.CpusetCpus || config.Cpuset || '';
+  const networkMode = hostConfig.NetworkMode || 'default';
+  const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  if (networkMode !== 'host') namespaces.push({ type: 'network' });
+  const memoryLimits: Record<string, number> = {};
+  if (memory > 0) {
+    memoryLimits.limit = memory;
+    // Docker: MemorySwap is memory plus swap; 0 means twice the memory, -1 no limit.
+    memoryLimits.swap = swapSetting === -1 ? -1 : swapSetting > 0 ? swapSetting : memory * 2;
+  }
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: Boolean(config.Tty),
+      user: { uid: input.user.uid, gid: input.user.gid, additionalGids: input.user.additionalGids },
+      args,
+      env: containerEnv(config, input.hostname, input.user.home),
+      cwd: config.WorkingDir || '/',
+      capabilities: { bounding: caps, effective: caps, permitted: caps, ambient: [] },
+      noNewPrivileges: false,
+    },
+    root: { path: input.rootfs, readonly: false },
+    hostname: input.hostname,
+    ...(config.Domainname ? { domainname: config.Domainname } : {}),
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', privileged ? 'rw' : 'ro'] },
+      { destination: '/etc/hostname', type: 'bind', source: input.etcFiles.hostname, options: ['rbind', 'rprivate'] },
+      { destination: '/etc/hosts', type: 'bind', source: input.etcFiles.hosts, options: ['rbind', 'rprivate'] },
+      { destination: '/etc/resolv.conf', type: 'bind', source: input.etcFiles.resolvConf, options: ['rbind', 'rprivate'] },
+    ],
+    linux: {
+      namespaces,
+      cgroupsPath: `/stevedore/${input.id}`,
+      resources: {
+        devices: privileged ? [{ allow: true, access: 'rwm' }] : DEVICE_RULES,
+        ...(Object.keys(memoryLimits).length ? { memory: memoryLimits } : {}),
+        ...(cpuShares > 0 || cpuset ? { cpu: { ...(cpuShares > 0 ? { shares: cpuShares } : {}), ...(cpuset ? { cpus: cpuset } : {}) } } : {}),
+      },
+      ...(privileged ? {} : { maskedPaths: MASKED, readonlyPaths: READONLY }),
+    },
+  };
+}

@@ -1,0 +1,126 @@
+// Talking to a container's monitor (native/shim.c): starting it, and its
+// attach socket's frames (1 type byte, 4 bytes big-endian length, payload).
+import { execFile } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { refused } from '@stevedore/errors';
+
+export const SHIM_BINARY = path.resolve(__dirname, '..', 'native', 'build', 'stevedore-shim');
+
+export const Frame = {
+  stdin: 0,
+  stdout: 1,
+  stderr: 2,
+  exit: 3,
+  stdinClosed: 4,
+  resize: 5,
+  start: 6,
+  ok: 8,
+  error: 9,
+  subscribe: 10,
+} as const;
+
+export interface ShimOptions {
+  id: string;
+  bundle: string;
+  state: string;
+  runtime: string;
+  runtimeRoot: string;
+  tty: boolean;
+  stdin: boolean;
+  stdinOnce: boolean;
+  log: string;
+  logMaxSize: number;
+  logMaxFiles: number;
+}
+
+/** Starts the monitor; resolves with the container's pid once the runtime has created it. */
+export function spawnShim(o: ShimOptions): Promise<number> {
+  const args = ['--id', o.id, '--bundle', o.bundle, '--state', o.state, '--runtime', o.runtime, '--runtime-root', o.runtimeRoot, '--log', o.log, '--log-max-size', String(o.logMaxSize), '--log-max-files', String(o.logMaxFiles)];
+  if (o.tty) args.push('--tty');
+  if (o.stdin) args.push('--stdin');
+  if (o.stdinOnce) args.push('--stdin-once');
+  return new Promise((resolve, reject) => {
+    execFile(SHIM_BINARY, args, { timeout: 60_000 }, (err, stdout) => {
+      const line = stdout.trim();
+      if (line.startsWith('ok ')) return resolve(Number(line.slice(3)));
+      reject(refused(line.startsWith('error ') ? line.slice(6) : `the container monitor failed: ${err?.message ?? line}`));
+    });
+  });
+}
+
+export function encodeFrame(type: number, payload: Buffer | string = Buffer.alloc(0)): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const head = Buffer.alloc(5);
+  head[0] = type;
+  head.writeUInt32BE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** A connection to a monitor's attach socket, emitting `frame` (type, payload) and `close`. */
+export class ShimConnection extends EventEmitter {
+  private buffer: Buffer = Buffer.alloc(0);
+
+  private constructor(readonly socket: net.Socket) {
+    super();
+    socket.on('data', (chunk: Buffer) => this.take(chunk));
+    socket.on('close', () => this.emit('close'));
+    socket.on('error', () => undefined);
+  }
+
+  static connect(socketPath: string): Promise<ShimConnection> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(socketPath);
+      s.once('connect', () => resolve(new ShimConnection(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private take(chunk: Buffer): void {
+    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    while (this.buffer.length >= 5) {
+      const len = this.buffer.readUInt32BE(1);
+      if (this.buffer.length < 5 + len) break;
+      const type = this.buffer[0];
+      const payload = this.buffer.subarray(5, 5 + len);
+      this.buffer = this.buffer.subarray(5 + len);
+      this.emit('frame', type, payload);
+    }
+  }
+
+  send(type: number, payload?: Buffer | string): boolean {
+    return this.socket.write(encodeFrame(type, payload));
+  }
+
+  /** Sends START and waits for the monitor's answer. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onFrame = (type: number, payload: Buffer) => {
+        if (type === Frame.ok) done(undefined);
+        else if (type === Frame.error) done(refused(payload.toString()));
+      };
+      const onClose = () => done(refused('the container monitor went away before starting the container'));
+      const done = (err: Error | undefined) => {
+        this.off('frame', onFrame);
+        this.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.on('frame', onFrame);
+      this.on('close', onClose);
+      this.send(Frame.start);
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Runs the OCI runtime with the stack's own state root. */
+export function runtimeCommand(runtime: string, root: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(runtime, ['--root', root, ...args], { timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(refused(stderr.trim() || err.message)) : resolve(stdout)));
+  });
+}

@@ -1,0 +1,122 @@
+// Containers' durable records in SQLite. A state change that must not be
+// half-done (created, started, exited, removed) is one named statement or
+// transaction.
+import Database from 'better-sqlite3';
+
+export interface ContainerRow {
+  id: string;
+  name: string;
+  /** RFC 3339 with nanoseconds. */
+  created: string;
+  image_id: string;
+  image_name: string;
+  config: string;
+  host_config: string;
+  /** created | running | exited */
+  status: string;
+  pid: number;
+  exit_code: number;
+  started_at: string;
+  finished_at: string;
+  paused: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS containers (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  created TEXT NOT NULL,
+  image_id TEXT NOT NULL,
+  image_name TEXT NOT NULL,
+  config TEXT NOT NULL,
+  host_config TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'created',
+  pid INTEGER NOT NULL DEFAULT 0,
+  exit_code INTEGER NOT NULL DEFAULT 0,
+  started_at TEXT NOT NULL DEFAULT '',
+  finished_at TEXT NOT NULL DEFAULT '',
+  paused INTEGER NOT NULL DEFAULT 0,
+  seq INTEGER NOT NULL DEFAULT 0
+);
+`;
+
+export class ContainerDb {
+  readonly db: Database.Database;
+  private readonly s;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.s = {
+      insert: db.prepare(`INSERT INTO containers (id, name, created, image_id, image_name, config, host_config, seq)
+        VALUES (@id, @name, @created, @image_id, @image_name, @config, @host_config, (SELECT coalesce(max(seq), 0) + 1 FROM containers))`),
+      get: db.prepare('SELECT * FROM containers WHERE id = ?'),
+      byName: db.prepare('SELECT * FROM containers WHERE name = ?'),
+      byPrefix: db.prepare("SELECT * FROM containers WHERE id >= ? AND id < ? || 'g' LIMIT 2"),
+      all: db.prepare('SELECT * FROM containers ORDER BY seq DESC'),
+      started: db.prepare("UPDATE containers SET status = 'running', pid = ?, started_at = ?, paused = 0 WHERE id = ?"),
+      exited: db.prepare("UPDATE containers SET status = 'exited', pid = 0, exit_code = ?, finished_at = ?, paused = 0 WHERE id = ?"),
+      hostConfig: db.prepare('UPDATE containers SET host_config = ? WHERE id = ?'),
+      paused: db.prepare('UPDATE containers SET paused = ? WHERE id = ?'),
+      remove: db.prepare('DELETE FROM containers WHERE id = ?'),
+      count: db.prepare("SELECT count(*) AS n, sum(status = 'running') AS running, sum(paused) AS paused FROM containers"),
+    };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** createContainer: fails when the name is taken (UNIQUE). */
+  readonly createContainer = (row: Pick<ContainerRow, 'id' | 'name' | 'created' | 'image_id' | 'image_name' | 'config' | 'host_config'>): void => {
+    this.s.insert.run(row);
+  };
+
+  get(id: string): ContainerRow | undefined {
+    return this.s.get.get(id) as ContainerRow | undefined;
+  }
+
+  byName(name: string): ContainerRow | undefined {
+    return this.s.byName.get(name) as ContainerRow | undefined;
+  }
+
+  byPrefix(prefix: string): ContainerRow[] {
+    return this.s.byPrefix.all(prefix, prefix) as ContainerRow[];
+  }
+
+  /** Newest first. */
+  all(): ContainerRow[] {
+    return this.s.all.all() as ContainerRow[];
+  }
+
+  /** markStarted: the container's process runs. */
+  readonly markStarted = (id: string, pid: number, startedAt: string): void => {
+    this.s.started.run(pid, startedAt, id);
+  };
+
+  /** markExited: the process ended with this code. */
+  readonly markExited = (id: string, exitCode: number, finishedAt: string): void => {
+    this.s.exited.run(exitCode, finishedAt, id);
+  };
+
+  readonly setHostConfig = (id: string, hostConfig: string): void => {
+    this.s.hostConfig.run(hostConfig, id);
+  };
+
+  readonly setPaused = (id: string, paused: boolean): void => {
+    this.s.paused.run(paused ? 1 : 0, id);
+  };
+
+  /** removeContainer: the record goes. */
+  readonly removeContainer = (id: string): void => {
+    this.s.remove.run(id);
+  };
+
+  counts(): { total: number; running: number; paused: number } {
+    const r = this.s.count.get() as { n: number; running: number | null; paused: number | null };
+    return { total: r.n, running: r.running ?? 0, paused: r.paused ?? 0 };
+  }
+}
