@@ -12,8 +12,8 @@
  *   to clients:   1 stdout, 2 stderr, 3 exit (payload: decimal exit code)
  *   from clients: 0 stdin, 4 stdin closed, 5 resize ("rows cols"),
  *                 6 start (answered with 8 ok or 9 error + message),
- *                 10 subscribe to output (a client that never sends it,
- *                 such as one that only resizes, gets no output)
+ *                 10 subscribe to output, answered with 8 ok (a client that
+ *                 never sends it, such as one that only resizes, gets no output)
  *
  * Usage: stevedore-shim --id ID --bundle DIR --state DIR --runtime PATH
  *        [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
@@ -291,7 +291,9 @@ static void handle_frame(struct client *cl, int type, const unsigned char *data,
       }
       break;
     case FR_SUBSCRIBE:
+      /* Acknowledged, so that a client can wait for it before asking for START. */
       cl->subscribed = 1;
+      send_frame(cl->fd, FR_OK, NULL, 0);
       break;
     case FR_START: {
       char err[512] = {0};

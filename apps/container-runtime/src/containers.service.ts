@@ -280,7 +280,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.monitors.set(id, monitor);
     monitor.on('close', () => {
       if (this.monitors.get(id) === monitor) this.monitors.delete(id);
-      void this.exited(id);
+      this.exited(id).catch((err) => this.log.error({ err, id }, 'recording an exit failed'));
     });
   }
 
@@ -298,11 +298,12 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', id]).catch(() => undefined);
     }
     this.db.markExited(id, exitCode, finishedAt);
-    await unmountRootfs(this.dir(id));
-    fs.rmSync(this.stateDir(id), { recursive: true, force: true });
-    this.publish('die', this.db.get(id)!, { exitCode: String(exitCode) });
+    // `die` first, from the row as it was: a removal may follow at once.
+    this.publish('die', row, { exitCode: String(exitCode) });
     for (const w of this.waiters.get(id) ?? []) w(exitCode);
     this.waiters.delete(id);
+    await unmountRootfs(this.dir(id));
+    fs.rmSync(this.stateDir(id), { recursive: true, force: true });
   }
 
   /** Start-up: running containers whose monitor lives are followed again; the others are recorded as exited. */
@@ -464,7 +465,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       else if (type === Frame.stderr && a.wantStderr) a.onOutput(2, payload);
     });
     conn.on('close', () => a.onEnd());
-    if (a.wantStdout || a.wantStderr) conn.send(Frame.subscribe);
+    if (a.wantStdout || a.wantStderr) await conn.subscribe();
     for (const chunk of a.pendingStdin) conn.send(Frame.stdin, chunk);
     a.pendingStdin = [];
     if (a.stdinClosed) conn.send(Frame.stdinClosed);

@@ -95,6 +95,15 @@ export class ShimConnection extends EventEmitter {
 
   /** Sends START and waits for the monitor's answer. */
   start(): Promise<void> {
+    return this.request(Frame.start);
+  }
+
+  /** Asks for the container's output; resolves once the monitor will send it. */
+  subscribe(): Promise<void> {
+    return this.request(Frame.subscribe);
+  }
+
+  private request(frame: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const onFrame = (type: number, payload: Buffer) => {
         if (type === Frame.ok) done(undefined);
@@ -109,7 +118,7 @@ export class ShimConnection extends EventEmitter {
       };
       this.on('frame', onFrame);
       this.on('close', onClose);
-      this.send(Frame.start);
+      this.send(frame);
     });
   }
 

@@ -1,0 +1,213 @@
+// Containers through the real docker CLI: run in the foreground and
+// detached, exit codes, stdin, a TTY, the user, environment and working
+// directory, memory limits, ps, logs, inspect, stop, kill, wait, rm; and the
+// per-version shapes and framing through raw HTTP.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { busyboxRootfsTar } from './images-fixtures';
+import { runCommand, sleep, startStack, stopStack, type Stack } from './harness';
+
+/** Mounts whose target is below `dir`. */
+function mountsBelow(dir: string): string[] {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m && m.startsWith(dir));
+}
+
+/** Splits a multiplexed stream (STREAMS.md §4) into its frames. */
+function demux(buf: Buffer): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  for (let i = 0; i + 8 <= buf.length; ) {
+    const len = buf.readUInt32BE(i + 4);
+    out.push([buf[i], buf.subarray(i + 8, i + 8 + len).toString()]);
+    i += 8 + len;
+  }
+  return out;
+}
+
+describe('containers', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack();
+    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
+  });
+  after(() => stopStack(stack));
+
+  test('docker run in the foreground passes output and the exit code through', async () => {
+    const hello = await stack.docker(['run', 'busybox', 'echo', 'hello']);
+    assert.equal(hello.code, 0, hello.stderr);
+    assert.equal(hello.stdout, 'hello\n');
+    const three = await stack.docker(['run', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    assert.equal(three.code, 3);
+    assert.equal(three.stdout, 'out\n');
+    assert.equal(three.stderr, 'err\n');
+  });
+
+  test('-i with piped stdin, --rm, --name, -e, -w, -u', async () => {
+    const piped = await stack.docker(['run', '-i', '--rm', 'busybox', 'sh', '-c', 'tr a-z A-Z'], { input: 'shout\n' });
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal(piped.stdout, 'SHOUT\n');
+    const env = await stack.docker(['run', '--name', 'envy', '-e', 'FOO=bar', '-w', '/tmp/work', '-u', 'nobody', 'busybox', 'sh', '-c', 'echo $FOO; pwd; id -u; id -g; echo $HOME; cat /etc/hostname']);
+    assert.equal(env.code, 0, env.stderr);
+    const [foo, pwd, uid, gid, home, hostname] = env.stdout.trim().split('\n');
+    assert.deepEqual([foo, pwd, uid, gid, home], ['bar', '/tmp/work', '65534', '65534', '/nonexistent']);
+    const id = (await stack.docker(['inspect', '-f', '{{.Id}}', 'envy'])).stdout.trim();
+    assert.equal(hostname, id.slice(0, 12));
+    const names = (await stack.docker(['ps', '-a', '--format', '{{.Names}}'])).stdout;
+    assert.match(names, /^envy$/m);
+    assert.equal((await stack.docker(['rm', 'envy'])).code, 0);
+    const rmd = await stack.docker(['ps', '-a', '-q', '--no-trunc']);
+    assert.ok(!rmd.stdout.includes(id));
+  });
+
+  test('-t runs under a pty', async () => {
+    const r = await runCommand('script', ['-qec', 'docker run -t --rm busybox sh -c "tty; echo TERM=$TERM"', '/dev/null'], {
+      env: { ...process.env, DOCKER_HOST: stack.dockerHost, DOCKER_CONFIG: stack.dockerConfig },
+      timeoutMs: 60_000,
+    });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /\/dev\/pts\/\d+\r*\n/);
+    assert.match(r.stdout, /TERM=xterm/);
+  });
+
+  test('-m sets the memory limit; bad limits and bad input are refused with Docker\'s codes', async () => {
+    const limit = await stack.docker(['run', '--rm', '-m', '8m', 'busybox', 'cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes']);
+    assert.equal(limit.code, 0, limit.stderr);
+    assert.equal(limit.stdout.trim(), String(8 * 1024 * 1024));
+    const tiny = await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox', Cmd: ['true'], Memory: 1000 }) });
+    assert.equal(tiny.status, 500);
+    assert.equal(tiny.text, 'Minimum memory limit allowed is 512k\n');
+    const negative = await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox', Cmd: ['true'], Memory: -5 }) });
+    assert.equal(negative.status, 500);
+    const badJson = await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: '{"Image": ' });
+    assert.equal(badJson.status, 400);
+    const noImage = await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'nothere', Cmd: ['true'] }) });
+    assert.equal(noImage.status, 404);
+    assert.equal(noImage.text, 'No such image: nothere\n');
+    const noCmd = await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox' }) });
+    assert.equal(noCmd.status, 500);
+    assert.equal(noCmd.text, 'No command specified\n');
+    const badName = await stack.request('POST', '/v1.12/containers/create?name=bad%20name', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox', Cmd: ['true'] }) });
+    assert.equal(badName.status, 500);
+    assert.match(badName.text, /Invalid container name/);
+    assert.equal((await stack.docker(['create', '--name', 'twice', 'busybox', 'true'])).code, 0);
+    const dup = await stack.docker(['create', '--name', 'twice', 'busybox', 'true']);
+    assert.equal(dup.code, 1);
+    assert.match(dup.stderr, /Conflict, The name twice is already assigned to [0-9a-f]{12}/);
+    const missingCmd = await stack.docker(['run', 'busybox', 'nosuchcommand']);
+    assert.equal(missingCmd.code, 127);
+    assert.match(missingCmd.stderr, /executable file not found/);
+    const badUser = await stack.docker(['run', '-u', 'nosuchuser', 'busybox', 'true']);
+    assert.notEqual(badUser.code, 0);
+    assert.match(badUser.stderr, /Unable to find user nosuchuser/);
+    const unknown = await stack.request('GET', '/v1.12/containers/nothere/json');
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.text, 'No such container: nothere\n');
+    const waitUnknown = await stack.request('POST', '/v1.12/containers/nothere/wait');
+    assert.equal(waitUnknown.status, 500);
+    assert.equal((await stack.request('GET', '/_ping')).status, 200);
+  });
+
+  test('-d, ps, logs, logs -f, inspect, stop, kill -s, wait, rm and rm -f', async () => {
+    const d = await stack.docker(['run', '-d', '--name', 'ticker', 'busybox', 'sh', '-c', 'trap "echo got-usr1" USR1; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done']);
+    assert.equal(d.code, 0, d.stderr);
+    const id = d.stdout.trim();
+    await sleep(600);
+    const ps = await stack.docker(['ps', '--format', '{{.ID}} {{.Names}} {{.Status}}']);
+    assert.match(ps.stdout, new RegExp(`^${id.slice(0, 12)} ticker Up `, 'm'));
+    const psq = await stack.docker(['ps', '-q']);
+    assert.ok(psq.stdout.includes(id.slice(0, 12)));
+    const logs = await stack.docker(['logs', 'ticker']);
+    assert.match(logs.stdout, /^tick 0\ntick 1\n/);
+    const running = await stack.docker(['inspect', '-f', '{{.State.Running}} {{.State.Pid}}', 'ticker']);
+    assert.match(running.stdout, /^true [1-9]\d*\n$/);
+    assert.equal((await stack.docker(['kill', '-s', 'USR1', 'ticker'])).code, 0);
+    await sleep(400);
+    assert.match((await stack.docker(['logs', 'ticker'])).stdout, /got-usr1/);
+    const rmRunning = await stack.docker(['rm', 'ticker']);
+    assert.notEqual(rmRunning.code, 0);
+    assert.match(rmRunning.stderr, /Impossible to remove a running container, please stop it first or use -f/);
+    assert.equal((await stack.request('DELETE', `/v1.12/containers/${id}`)).status, 406);
+    const follow = stack.docker(['logs', '-f', 'ticker'], { timeoutMs: 30_000 });
+    await sleep(300);
+    const stopped = await stack.docker(['stop', '-t', '1', 'ticker']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    const followed = await follow;
+    assert.equal(followed.code, 0, 'logs -f ends when the container stops');
+    assert.match(followed.stdout, /tick \d+\n$/);
+    const wait = await stack.docker(['wait', 'ticker']);
+    assert.equal(wait.stdout.trim(), '137');
+    assert.match((await stack.docker(['ps', '-a', '--format', '{{.Names}} {{.Status}}'])).stdout, /^ticker Exited \(137\) /m);
+
+    const sleeper = (await stack.docker(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim();
+    const waiting = stack.docker(['wait', sleeper]);
+    assert.equal((await stack.docker(['kill', sleeper])).code, 0);
+    assert.equal((await waiting).stdout.trim(), '137');
+    const again = (await stack.docker(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim();
+    assert.equal((await stack.docker(['rm', '-f', again])).code, 0);
+    assert.equal((await stack.request('GET', `/v1.12/containers/${again}/json`)).status, 404);
+    assert.equal((await stack.docker(['rm', 'ticker', sleeper])).code, 0);
+  });
+
+  test('nothing is left behind: mounts, monitors and directories go with the containers', async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await stack.docker(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim());
+    assert.ok(mountsBelow(path.join(stack.root, 'containers')).length >= 3);
+    assert.equal((await stack.docker(['rm', '-f', ...ids])).code, 0);
+    const all = (await stack.docker(['ps', '-a', '-q'])).stdout.trim().split('\n').filter(Boolean);
+    if (all.length) assert.equal((await stack.docker(['rm', '-f', ...all])).code, 0);
+    assert.deepEqual(mountsBelow(stack.root), []);
+    assert.deepEqual(fs.readdirSync(path.join(stack.root, 'containers')).filter((f) => !f.startsWith('containers.db')), []);
+    const runtimeState = path.join(stack.root, 'run', 'runtime');
+    assert.deepEqual(fs.existsSync(runtimeState) ? fs.readdirSync(runtimeState) : [], []);
+  });
+
+  test('per version: inspect keys, the list, logs framing, and a raw attach with and without Upgrade', async () => {
+    const id = (await stack.docker(['create', 'busybox', 'sh', '-c', 'echo to-out; echo to-err >&2'])).stdout.trim();
+    const old = JSON.parse((await stack.request('GET', `/v1.11/containers/${id}/json`)).text);
+    assert.equal(old.ID, id);
+    assert.equal(Object.keys(old)[0], 'ID');
+    assert.equal(Object.keys(old).at(-1), 'HostConfig');
+    const cur = JSON.parse((await stack.request('GET', `/v1.12/containers/${id}/json`)).text);
+    assert.equal(cur.Id, id);
+    assert.deepEqual(Object.keys(cur), [...Object.keys(cur)].sort());
+    assert.equal(typeof cur.HostConfig, 'object');
+    assert.equal(cur.State.StartedAt, '0001-01-01T00:00:00Z');
+
+    // Attach before start, as docker run does, over a raw socket with Upgrade.
+    const sock = net.connect(stack.socket);
+    const received: Buffer[] = [];
+    sock.on('data', (c) => received.push(c));
+    const closed = new Promise((r) => sock.on('close', r));
+    await new Promise((r) => sock.on('connect', r));
+    sock.write(`POST /v1.12/containers/${id}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n`);
+    await sleep(300);
+    sock.end(); // half-close: output must keep flowing
+    assert.equal((await stack.request('POST', `/v1.12/containers/${id}/start`)).status, 204);
+    await closed;
+    const all = Buffer.concat(received);
+    const headEnd = all.indexOf('\r\n\r\n');
+    assert.match(all.subarray(0, headEnd).toString(), /^HTTP\/1\.1 101 UPGRADED\r\nContent-Type: application\/vnd\.docker\.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp/);
+    const frames = demux(all.subarray(headEnd + 4));
+    assert.deepEqual(frames.filter(([s]) => s === 1).map(([, t]) => t).join(''), 'to-out\n');
+    assert.deepEqual(frames.filter(([s]) => s === 2).map(([, t]) => t).join(''), 'to-err\n');
+
+    const muxed = await stack.request('GET', `/v1.12/containers/${id}/logs?stdout=1&stderr=1`);
+    assert.deepEqual(demux(muxed.body).map(([s, t]) => `${s}:${t}`).sort(), ['1:to-out\n', '2:to-err\n']);
+    const raw = await stack.request('GET', `/v1.5/containers/${id}/logs?stdout=1&stderr=1`);
+    assert.deepEqual(raw.text.split('\n').filter(Boolean).sort(), ['to-err', 'to-out']);
+    const none = await stack.request('GET', `/v1.12/containers/${id}/logs`);
+    assert.match(none.body.subarray(8).toString(), /You must choose at least one stream/);
+    const stamped = await stack.request('GET', `/v1.12/containers/${id}/logs?stdout=1&timestamps=1`);
+    assert.match(demux(stamped.body)[0][1], /^\[[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d\.\d{3}\] to-out\n$/);
+
+    const list12 = JSON.parse((await stack.request('GET', '/v1.12/containers/json?all=1')).text).find((c: any) => c.Id === id);
+    assert.deepEqual(Object.keys(list12), ['Command', 'Created', 'Id', 'Image', 'Names', 'Ports', 'Status']);
+    assert.deepEqual(list12.Ports, []);
+    assert.match(list12.Status, /^Exited \(0\) /);
+    const list14 = JSON.parse((await stack.request('GET', '/v1.4/containers/json?all=1')).text).find((c: any) => c.Id === id);
+    assert.equal(list14.Ports, '');
+    assert.equal((await stack.docker(['rm', id])).code, 0);
+  });
+});
