@@ -127,6 +127,22 @@ export class ContainerRuntimeRpc {
         await svc.resize(req);
         return {};
       }),
+      restart: unary<containers.StopRequest, containers.Done>(log, 'Restart', async (req, ctx) => {
+        await svc.restart(req, ctx.requestId);
+        return {};
+      }),
+      pause: unary<containers.ContainerRef, containers.Done>(log, 'Pause', async (req) => {
+        await svc.pause(req.id, true);
+        return {};
+      }),
+      unpause: unary<containers.ContainerRef, containers.Done>(log, 'Unpause', async (req) => {
+        await svc.pause(req.id, false);
+        return {};
+      }),
+      top: unary<containers.TopRequest, containers.TopResponse>(log, 'Top', async (req) => {
+        const r = await svc.top(req.id, req.psArgs);
+        return { titles: r.titles, processes: r.processes.map((fields) => ({ fields })) };
+      }),
       logs: serverStream<containers.LogsRequest, containers.Output>(log, 'Logs', async (req, call, ctx) => {
         const row = svc.resolve(req.id);
         await this.streamLog(row.id, req, (o) => writeWithBackpressure(call, o, ctx.signal), ctx.signal);

@@ -103,7 +103,14 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     await this.adopt();
   }
 
+  /**
+   * A graceful stop (stevedore down) stops the running containers, as
+   * Docker's daemon does; a crash leaves them to their monitors, and the
+   * next start adopts them.
+   */
   async onModuleDestroy(): Promise<void> {
+    const running = this.db?.all().filter((r) => r.status === 'running') ?? [];
+    await Promise.all(running.map((r) => this.stop({ id: r.id, timeout: 3 }).catch((err) => this.log.warn({ err, id: r.id }, 'stopping at shutdown failed'))));
     for (const m of this.monitors.values()) m.close();
     this.imagesClient.close();
     this.db?.close();
@@ -213,7 +220,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     return files;
   }
 
-  async start(req: containers.StartRequest, requestId: string): Promise<void> {
+  async start(req: containers.StartRequest, requestId: string, announce = true): Promise<void> {
     const row = this.resolve(req.id);
     if (row.status === 'running') return; // Docker 1.0: a no-op, still 204
     if (req.hostConfigJson) {
@@ -272,7 +279,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       this.pending.delete(row.id);
       throw fail(err);
     }
-    this.publish('start', this.db.get(row.id)!);
+    if (announce) this.publish('start', this.db.get(row.id)!);
   }
 
   /** Follows a running container's monitor; its connection closes when the container has exited. */
@@ -371,10 +378,65 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
+  /** Stop then start; Docker 1.0 emitted `die` and `restart`, not stop/start. */
+  async restart(req: containers.StopRequest, requestId: string): Promise<void> {
+    const row = this.resolve(req.id);
+    if (row.status === 'running') {
+      await this.signal(row, 15);
+      if (!(await this.waitExit(row, Math.max(0, req.timeout) * 1000))) {
+        await this.signal(row, 9);
+        await this.waitExit(row, 10_000);
+      }
+    }
+    await this.start({ id: row.id, hostConfigJson: '' }, requestId, false);
+    this.publish('restart', this.db.get(row.id)!);
+  }
+
+  /** Freezes (or thaws) every process of the container (the freezer cgroup, through the runtime). */
+  async pause(ref: string, pause: boolean): Promise<void> {
+    const row = this.resolve(ref);
+    const verb = pause ? 'pause' : 'unpause';
+    const runtimeVerb = pause ? 'pause' : 'resume';
+    if (row.status !== 'running') throw refused(`Cannot ${verb} container ${ref}: Container ${row.id} is not running`);
+    if (pause && row.paused) throw refused(`Cannot pause container ${ref}: Container ${row.id} is already paused`);
+    if (!pause && !row.paused) throw refused(`Cannot unpause container ${ref}: Container ${row.id} is not paused`);
+    await runtimeCommand(this.runtime.name, this.runtimeRoot, [runtimeVerb, row.id]).catch((err) => {
+      throw refused(`Cannot ${verb} container ${ref}: ${asStevedoreError(err).message}`);
+    });
+    this.db.setPaused(row.id, pause);
+    this.publish(verb, this.db.get(row.id)!);
+  }
+
+  /** The container's processes: `ps` of the host, restricted to the container's pids. */
+  async top(ref: string, psArgs: string): Promise<{ titles: string[]; processes: string[][] }> {
+    const row = this.resolve(ref);
+    if (row.status !== 'running') throw refused(`Container ${row.id} is not running`);
+    const pids = new Set((await runtimeCommand(this.runtime.name, this.runtimeRoot, ['ps', '--format', 'json', row.id]).then((o) => JSON.parse(o) as number[])).map(String));
+    const args = (psArgs || '-ef').split(/\s+/).filter(Boolean);
+    const { execFile } = await import('node:child_process');
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile('ps', args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => (err ? reject(refused(`Error running ps: ${err.message}`)) : resolve(stdout))),
+    );
+    const lines = out.trimEnd().split('\n');
+    const titles = lines[0].trim().split(/\s+/);
+    const pidCol = titles.indexOf('PID');
+    if (pidCol < 0) throw refused(`Couldn't find PID field in ps output`);
+    const processes: string[][] = [];
+    for (const line of lines.slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (!pids.has(fields[pidCol])) continue;
+      // The last column keeps its spaces (the command line).
+      processes.push([...fields.slice(0, titles.length - 1), fields.slice(titles.length - 1).join(' ')]);
+    }
+    return { titles, processes };
+  }
+
   async remove(req: containers.RemoveRequest, requestId: string): Promise<void> {
     const row = this.resolve(req.id);
     if (row.status === 'running') {
       if (!req.force) throw notAllowed('Impossible to remove a running container, please stop it first or use -f');
+      // A frozen process cannot die: thaw it first.
+      if (row.paused) await runtimeCommand(this.runtime.name, this.runtimeRoot, ['resume', row.id]).catch(() => undefined);
       await this.signal(row, 9);
       if (!(await this.waitExit(row, 15_000))) throw refused(`Could not stop running container, cannot remove - ${row.id}`);
     }

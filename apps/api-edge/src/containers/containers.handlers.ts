@@ -93,6 +93,26 @@ export class ContainersHandlers {
     res.noContent(204);
   };
 
+  restart = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    await call(this.rt, this.rt.restart, { id: req.params.id, timeout: req.int('t', 10) }, req.requestId, SERVICE, 120_000);
+    res.noContent(204);
+  };
+
+  pause = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    await call(this.rt, this.rt.pause, { id: req.params.id }, req.requestId, SERVICE);
+    res.noContent(204);
+  };
+
+  unpause = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    await call(this.rt, this.rt.unpause, { id: req.params.id }, req.requestId, SERVICE);
+    res.noContent(204);
+  };
+
+  top = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const r = await call(this.rt, this.rt.top, { id: req.params.id, psArgs: req.string('ps_args') }, req.requestId, SERVICE);
+    res.json(200, { Processes: r.processes.map((p) => p.fields), Titles: r.titles });
+  };
+
   kill = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     await call(this.rt, this.rt.kill, { id: req.params.id, signal: req.string('signal') }, req.requestId, SERVICE, 60_000);
     res.noContent(204);

@@ -197,6 +197,20 @@ export interface ResizeRequest {
   width: number;
 }
 
+export interface TopRequest {
+  id: string;
+  psArgs: string;
+}
+
+export interface ProcessRow {
+  fields: string[];
+}
+
+export interface TopResponse {
+  titles: string[];
+  processes: ProcessRow[];
+}
+
 function createBaseRuntimeInfoRequest(): RuntimeInfoRequest {
   return {};
 }
@@ -2787,6 +2801,251 @@ export const ResizeRequest: MessageFns<ResizeRequest> = {
   },
 };
 
+function createBaseTopRequest(): TopRequest {
+  return { id: "", psArgs: "" };
+}
+
+export const TopRequest: MessageFns<TopRequest> = {
+  encode(message: TopRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.psArgs !== "") {
+      writer.uint32(18).string(message.psArgs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.psArgs = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TopRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      psArgs: isSet(object.psArgs)
+        ? globalThis.String(object.psArgs)
+        : isSet(object.ps_args)
+        ? globalThis.String(object.ps_args)
+        : "",
+    };
+  },
+
+  toJSON(message: TopRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.psArgs !== "") {
+      obj.psArgs = message.psArgs;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TopRequest>, I>>(base?: I): TopRequest {
+    return TopRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TopRequest>, I>>(object: I): TopRequest {
+    const message = createBaseTopRequest();
+    message.id = object.id ?? "";
+    message.psArgs = object.psArgs ?? "";
+    return message;
+  },
+};
+
+function createBaseProcessRow(): ProcessRow {
+  return { fields: [] };
+}
+
+export const ProcessRow: MessageFns<ProcessRow> = {
+  encode(message: ProcessRow, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.fields) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProcessRow {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProcessRow();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fields.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProcessRow {
+    return {
+      fields: globalThis.Array.isArray(object?.fields) ? object.fields.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: ProcessRow): unknown {
+    const obj: any = {};
+    if (message.fields?.length) {
+      obj.fields = message.fields;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProcessRow>, I>>(base?: I): ProcessRow {
+    return ProcessRow.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProcessRow>, I>>(object: I): ProcessRow {
+    const message = createBaseProcessRow();
+    message.fields = object.fields?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTopResponse(): TopResponse {
+  return { titles: [], processes: [] };
+}
+
+export const TopResponse: MessageFns<TopResponse> = {
+  encode(message: TopResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.titles) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.processes) {
+      ProcessRow.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.titles.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.processes.push(ProcessRow.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TopResponse {
+    return {
+      titles: globalThis.Array.isArray(object?.titles) ? object.titles.map((e: any) => globalThis.String(e)) : [],
+      processes: globalThis.Array.isArray(object?.processes)
+        ? object.processes.map((e: any) => ProcessRow.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TopResponse): unknown {
+    const obj: any = {};
+    if (message.titles?.length) {
+      obj.titles = message.titles;
+    }
+    if (message.processes?.length) {
+      obj.processes = message.processes.map((e) => ProcessRow.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TopResponse>, I>>(base?: I): TopResponse {
+    return TopResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TopResponse>, I>>(object: I): TopResponse {
+    const message = createBaseTopResponse();
+    message.titles = object.titles?.map((e) => e) || [];
+    message.processes = object.processes?.map((e) => ProcessRow.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type ContainerRuntimeService = typeof ContainerRuntimeService;
 export const ContainerRuntimeService = {
   info: {
@@ -2897,6 +3156,42 @@ export const ContainerRuntimeService = {
     responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
     responseDeserialize: (value: Buffer): Done => Done.decode(value),
   },
+  restart: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Restart" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StopRequest): Buffer => Buffer.from(StopRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StopRequest => StopRequest.decode(value),
+    responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Done => Done.decode(value),
+  },
+  pause: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Pause" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ContainerRef): Buffer => Buffer.from(ContainerRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ContainerRef => ContainerRef.decode(value),
+    responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Done => Done.decode(value),
+  },
+  unpause: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Unpause" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ContainerRef): Buffer => Buffer.from(ContainerRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ContainerRef => ContainerRef.decode(value),
+    responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Done => Done.decode(value),
+  },
+  top: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Top" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TopRequest): Buffer => Buffer.from(TopRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TopRequest => TopRequest.decode(value),
+    responseSerialize: (value: TopResponse): Buffer => Buffer.from(TopResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TopResponse => TopResponse.decode(value),
+  },
 } as const;
 
 export interface ContainerRuntimeServer extends UntypedServiceImplementation {
@@ -2912,6 +3207,10 @@ export interface ContainerRuntimeServer extends UntypedServiceImplementation {
   logs: handleServerStreamingCall<LogsRequest, Output>;
   attach: handleBidiStreamingCall<AttachRequest, AttachReply>;
   resize: handleUnaryCall<ResizeRequest, Done>;
+  restart: handleUnaryCall<StopRequest, Done>;
+  pause: handleUnaryCall<ContainerRef, Done>;
+  unpause: handleUnaryCall<ContainerRef, Done>;
+  top: handleUnaryCall<TopRequest, TopResponse>;
 }
 
 export interface ContainerRuntimeClient extends Client {
@@ -3045,6 +3344,54 @@ export interface ContainerRuntimeClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  restart(request: StopRequest, callback: (error: ServiceError | null, response: Done) => void): ClientUnaryCall;
+  restart(
+    request: StopRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  restart(
+    request: StopRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  pause(request: ContainerRef, callback: (error: ServiceError | null, response: Done) => void): ClientUnaryCall;
+  pause(
+    request: ContainerRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  pause(
+    request: ContainerRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  unpause(request: ContainerRef, callback: (error: ServiceError | null, response: Done) => void): ClientUnaryCall;
+  unpause(
+    request: ContainerRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  unpause(
+    request: ContainerRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientUnaryCall;
+  top(request: TopRequest, callback: (error: ServiceError | null, response: TopResponse) => void): ClientUnaryCall;
+  top(
+    request: TopRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TopResponse) => void,
+  ): ClientUnaryCall;
+  top(
+    request: TopRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TopResponse) => void,
   ): ClientUnaryCall;
 }
 
