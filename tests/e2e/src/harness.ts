@@ -177,6 +177,16 @@ export async function stopStack(stack: Stack | undefined, options: { allowRestar
   // For debugging a failure: STEVEDORE_TEST_KEEP=1 leaves the stack and its logs.
   if (process.env.STEVEDORE_TEST_KEEP === '1') return void process.stderr.write(`kept stack at ${stack.root}\n`);
   await stack.down();
+  // Nothing of the stack may outlive `down`: no monitor, no service, no Redis.
+  const leftovers = processesMentioning(stack.root);
+  for (const p of leftovers) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (leftovers.length) throw new Error(`processes left running after stevedore down:\n${leftovers.map((p) => `${p.pid} ${p.cmd}`).join('\n')}`);
   if (crashed.length && !options.allowRestarts) {
     const logs = crashed.map((c) => c.split(' ')[0]).map((n) => `--- ${n}.log\n${fs.readFileSync(path.join(stack.root, 'logs', `${n}.log`), 'utf8').split('\n').filter((l) => !l.startsWith('{"level":30')).slice(-30).join('\n')}`);
     throw new Error(`processes restarted during the test: ${crashed.join(', ')}\n${logs.join('\n')}`);
@@ -244,6 +254,21 @@ export async function startRegistry(auth?: { username: string; password: string 
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Processes whose command line names this path. */
+export function processesMentioning(text: string): Array<{ pid: number; cmd: string }> {
+  const out: Array<{ pid: number; cmd: string }> = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmd.includes(text)) out.push({ pid: Number(entry), cmd });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
 
 export function pidCommand(pid: number): string {
