@@ -6,7 +6,10 @@ import { containers } from '@stevedore/contracts';
 import type { ContainerConfig } from '@stevedore/docker-api';
 
 import type { Logger } from '@stevedore/logging';
-import { duplexStream, LOGGER, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { clientStream, duplexStream, headerThenBytes, LOGGER, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { pipeline } from 'node:stream/promises';
+import { refused } from '@stevedore/errors';
+import { extractInto, pathTar, rootfsTar, statPath } from './container-fs';
 import { ContainersService, type Attachment } from './containers.service';
 import { cgroupFacts, ipv4Forwarding } from './host-facts';
 import { Frame } from './shim';
@@ -142,6 +145,29 @@ export class ContainerRuntimeRpc {
       top: unary<containers.TopRequest, containers.TopResponse>(log, 'Top', async (req) => {
         const r = await svc.top(req.id, req.psArgs);
         return { titles: r.titles, processes: r.processes.map((fields) => ({ fields })) };
+      }),
+      changes: unary<containers.ContainerRef, containers.ChangesResponse>(log, 'Changes', async (req, ctx) => ({ changes: await svc.changes(req.id, ctx.requestId) })),
+      export: serverStream<containers.ContainerRef, containers.Chunk>(log, 'Export', async (req, call, ctx) => {
+        await svc.onRootfs(req.id, ctx.requestId, async (rootfs, row) => {
+          await pipeline(rootfsTar(rootfs), messageWriter(call, (data) => ({ data })));
+          svc.exported(row);
+        });
+      }),
+      statPath: unary<containers.PathRequest, containers.PathStat>(log, 'StatPath', async (req, ctx) =>
+        svc.onRootfs(req.id, ctx.requestId, async (rootfs) => statPath(rootfs, req.path)),
+      ),
+      getArchive: serverStream<containers.PathRequest, containers.Chunk>(log, 'GetArchive', async (req, call, ctx) => {
+        if (!req.path) throw refused('Path cannot be empty');
+        await svc.onRootfs(req.id, ctx.requestId, async (rootfs) => {
+          await pipeline(pathTar(rootfs, req.path), messageWriter(call, (data) => ({ data })));
+        });
+      }),
+      putArchive: clientStream<containers.PutArchiveRequest, containers.Done>(log, 'PutArchive', async (call, ctx) => {
+        const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? Buffer.from(r.part.chunk) : undefined));
+        if (header.part?.$case !== 'target') throw refused('PutArchive must start with its target');
+        const target = header.part.target;
+        await svc.onRootfs(target.id, ctx.requestId, (rootfs) => extractInto(rootfs, target.path, bytes));
+        return {};
       }),
       logs: serverStream<containers.LogsRequest, containers.Output>(log, 'Logs', async (req, call, ctx) => {
         const row = svc.resolve(req.id);

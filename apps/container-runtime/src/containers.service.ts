@@ -14,6 +14,7 @@ import { callUnary, CONFIG, createServiceClient, LOGGER } from '@stevedore/servi
 import { chooseOciRuntime, type OciRuntime } from './host-facts';
 import { buildSpec, hostCapabilities, resolveUser } from './oci-spec';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs';
+import { changes, withRootfs, type Change } from './container-fs';
 import { Frame, runtimeCommand, ShimConnection, spawnShim } from './shim';
 import { ContainerDb, type ContainerRow } from './store/container-db';
 import { checkName, newContainerId, randomName } from './store/names';
@@ -558,6 +559,27 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const conn = await ShimConnection.connect(path.join(this.stateDir(row.id), 'attach.sock'));
     conn.send(Frame.resize, `${req.height} ${req.width}`);
     conn.socket.end();
+  }
+
+  /** The image layers under a container (top first). */
+  async layersOf(row: ContainerRow, requestId: string): Promise<string[]> {
+    return (await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id }, requestId)).layers;
+  }
+
+  /** Runs `fn` on the container's mounted root filesystem. */
+  async onRootfs<T>(ref: string, requestId: string, fn: (rootfs: string, row: ContainerRow) => Promise<T>): Promise<T> {
+    const row = this.resolve(ref);
+    const layers = await this.layersOf(row, requestId);
+    return withRootfs(this.dir(row.id), layers, (rootfs) => fn(rootfs, row));
+  }
+
+  async changes(ref: string, requestId: string): Promise<Change[]> {
+    const row = this.resolve(ref);
+    return changes(this.dir(row.id), await this.layersOf(row, requestId));
+  }
+
+  exported(row: ContainerRow): void {
+    this.publish('export', row);
   }
 
   logFiles(id: string): string[] {

@@ -1,4 +1,5 @@
 // The container routes.
+import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { Injectable } from '@nestjs/common';
 import type { containers } from '@stevedore/contracts';
@@ -8,6 +9,7 @@ import { callOptions } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { backendError, Backends, call } from '../backends/backends';
+import { streamBytes } from '../http/byte-stream';
 import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
 
 const SERVICE = 'container-runtime';
@@ -111,6 +113,70 @@ export class ContainersHandlers {
   top = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const r = await call(this.rt, this.rt.top, { id: req.params.id, psArgs: req.string('ps_args') }, req.requestId, SERVICE);
     res.json(200, { Processes: r.processes.map((p) => p.fields), Titles: r.titles });
+  };
+
+  changes = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const r = await call(this.rt, this.rt.changes, { id: req.params.id }, req.requestId, SERVICE, 60_000);
+    res.json(200, r.changes.map((c) => ({ Kind: c.kind, Path: c.path })));
+  };
+
+  export = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const { metadata, options } = callOptions(req.requestId);
+    await streamBytes(req, res, this.rt.export({ id: req.params.id }, metadata, options), SERVICE, 'application/octet-stream');
+  };
+
+  /** POST /containers/(id)/copy (v1.4): a JSON body `{Resource}` is required, as Docker 1.0 required it. */
+  copy = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const type = req.header('content-type') ?? '';
+    if (!/^application\/json\b/.test(type)) throw refused(`Content-Type not supported: ${type}`);
+    const body = await req.json<{ Resource?: string }>();
+    if (!body?.Resource) throw refused('Path cannot be empty');
+    const { metadata, options } = callOptions(req.requestId);
+    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: body.Resource }, metadata, options), SERVICE, 'application/octet-stream');
+  };
+
+  private async statHeader(req: ApiRequest): Promise<string> {
+    const path = req.string('path');
+    if (!path) throw invalid('Path cannot be empty');
+    const st = await call(this.rt, this.rt.statPath, { id: req.params.id, path }, req.requestId, SERVICE, 60_000);
+    return Buffer.from(JSON.stringify({ name: st.name, size: st.size, mode: st.mode, mtime: st.mtime, linkTarget: st.linkTarget })).toString('base64');
+  }
+
+  /** HEAD /containers/(id)/archive (v1.20; today's `docker cp` needs it). */
+  archiveHead = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const stat = await this.statHeader(req);
+    res.raw.writeHead(200, { 'X-Docker-Container-Path-Stat': stat });
+    res.raw.end();
+  };
+
+  /** GET /containers/(id)/archive (v1.20; today's `docker cp` needs it). */
+  archiveGet = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const stat = await this.statHeader(req);
+    res.raw.setHeader('X-Docker-Container-Path-Stat', stat);
+    const { metadata, options } = callOptions(req.requestId);
+    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: req.string('path') }, metadata, options), SERVICE, 'application/x-tar');
+  };
+
+  /** PUT /containers/(id)/archive (v1.20): a tar extracted into a directory of the container. */
+  archivePut = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const path = req.string('path');
+    if (!path) throw invalid('Path cannot be empty');
+    const { metadata, options } = callOptions(req.requestId);
+    await new Promise<void>((resolve, reject) => {
+      const upload = this.rt.putArchive(metadata, options, (err) => (err ? reject(backendError(err, SERVICE)) : resolve()));
+      upload.write({ part: { $case: 'target', target: { id: req.params.id, path } } });
+      void (async () => {
+        try {
+          for await (const chunk of req.raw as AsyncIterable<Buffer>) {
+            if (!upload.write({ part: { $case: 'chunk', chunk } })) await once(upload, 'drain');
+          }
+          upload.end();
+        } catch {
+          upload.cancel();
+        }
+      })();
+    });
+    res.noContent(200);
   };
 
   kill = async (req: ApiRequest, res: ApiResponse): Promise<void> => {

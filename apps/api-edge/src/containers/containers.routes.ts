@@ -26,6 +26,12 @@ export class ContainersRoutes implements RouteTable {
       route('GET', '/containers/{id}/top', h.top, { since: '1.3', gate: { below: '1.4', status: 500, message: 'top was improved a lot since 1.3, Please upgrade your docker client.' } }),
       route('POST', '/containers/{id}/attach', h.attach, { since: '1.0' }),
       route('POST', '/containers/{id}/wait', h.wait, { since: '1.0' }),
+      route('GET', '/containers/{id}/changes', h.changes, { since: '1.0' }),
+      route('GET', '/containers/{id}/export', h.export, { since: '1.0' }),
+      route('POST', '/containers/{id}/copy', h.copy, { since: '1.4' }),
+      route('HEAD', '/containers/{id}/archive', h.archiveHead, { since: '1.20', addedFor: 'docker cp of today\'s CLI' }),
+      route('GET', '/containers/{id}/archive', h.archiveGet, { since: '1.20', addedFor: 'docker cp of today\'s CLI' }),
+      route('PUT', '/containers/{id}/archive', h.archivePut, { since: '1.20', addedFor: 'docker cp of today\'s CLI' }),
       route('DELETE', '/containers/{id}', h.remove, { since: '1.0' }),
     ];
   }

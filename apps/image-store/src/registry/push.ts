@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { refused } from '@stevedore/errors';
-import { layerTar } from '../archive/layer-tar';
+import { layerTar } from '@stevedore/archive';
 import { imageConfig, sha256 } from '../image-config';
 import type { ImageService, ProgressSink } from '../images.service';
 import { parseMeta, type ImageRow } from '../store/image-db';

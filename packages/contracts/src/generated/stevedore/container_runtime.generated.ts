@@ -14,7 +14,9 @@ import {
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
   type handleBidiStreamingCall,
+  type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -209,6 +211,39 @@ export interface ProcessRow {
 export interface TopResponse {
   titles: string[];
   processes: ProcessRow[];
+}
+
+export interface Chunk {
+  data: Buffer;
+}
+
+export interface Change {
+  path: string;
+  /** 0 modified, 1 added, 2 deleted. */
+  kind: number;
+}
+
+export interface ChangesResponse {
+  changes: Change[];
+}
+
+export interface PathRequest {
+  id: string;
+  /** A path inside the container. */
+  path: string;
+}
+
+export interface PathStat {
+  name: string;
+  size: number;
+  /** Go's os.FileMode bits, as today's CLI reads them. */
+  mode: number;
+  mtime: string;
+  linkTarget: string;
+}
+
+export interface PutArchiveRequest {
+  part: { $case: "target"; target: PathRequest } | { $case: "chunk"; chunk: Buffer } | undefined;
 }
 
 function createBaseRuntimeInfoRequest(): RuntimeInfoRequest {
@@ -3046,6 +3081,550 @@ export const TopResponse: MessageFns<TopResponse> = {
   },
 };
 
+function createBaseChunk(): Chunk {
+  return { data: Buffer.alloc(0) };
+}
+
+export const Chunk: MessageFns<Chunk> = {
+  encode(message: Chunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Chunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Chunk {
+    return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: Chunk): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Chunk>, I>>(base?: I): Chunk {
+    return Chunk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Chunk>, I>>(object: I): Chunk {
+    const message = createBaseChunk();
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseChange(): Change {
+  return { path: "", kind: 0 };
+}
+
+export const Change: MessageFns<Change> = {
+  encode(message: Change, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(16).int32(message.kind);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Change {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.kind = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Change {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      kind: isSet(object.kind) ? globalThis.Number(object.kind) : 0,
+    };
+  },
+
+  toJSON(message: Change): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.kind !== 0) {
+      obj.kind = Math.round(message.kind);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Change>, I>>(base?: I): Change {
+    return Change.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Change>, I>>(object: I): Change {
+    const message = createBaseChange();
+    message.path = object.path ?? "";
+    message.kind = object.kind ?? 0;
+    return message;
+  },
+};
+
+function createBaseChangesResponse(): ChangesResponse {
+  return { changes: [] };
+}
+
+export const ChangesResponse: MessageFns<ChangesResponse> = {
+  encode(message: ChangesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.changes) {
+      Change.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChangesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChangesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.changes.push(Change.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChangesResponse {
+    return {
+      changes: globalThis.Array.isArray(object?.changes) ? object.changes.map((e: any) => Change.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ChangesResponse): unknown {
+    const obj: any = {};
+    if (message.changes?.length) {
+      obj.changes = message.changes.map((e) => Change.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ChangesResponse>, I>>(base?: I): ChangesResponse {
+    return ChangesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChangesResponse>, I>>(object: I): ChangesResponse {
+    const message = createBaseChangesResponse();
+    message.changes = object.changes?.map((e) => Change.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePathRequest(): PathRequest {
+  return { id: "", path: "" };
+}
+
+export const PathRequest: MessageFns<PathRequest> = {
+  encode(message: PathRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PathRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePathRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PathRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+    };
+  },
+
+  toJSON(message: PathRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PathRequest>, I>>(base?: I): PathRequest {
+    return PathRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PathRequest>, I>>(object: I): PathRequest {
+    const message = createBasePathRequest();
+    message.id = object.id ?? "";
+    message.path = object.path ?? "";
+    return message;
+  },
+};
+
+function createBasePathStat(): PathStat {
+  return { name: "", size: 0, mode: 0, mtime: "", linkTarget: "" };
+}
+
+export const PathStat: MessageFns<PathStat> = {
+  encode(message: PathStat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.size !== 0) {
+      writer.uint32(16).int64(message.size);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(24).uint32(message.mode);
+    }
+    if (message.mtime !== "") {
+      writer.uint32(34).string(message.mtime);
+    }
+    if (message.linkTarget !== "") {
+      writer.uint32(42).string(message.linkTarget);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PathStat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePathStat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.size = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.mode = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.mtime = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.linkTarget = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PathStat {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      mode: isSet(object.mode) ? globalThis.Number(object.mode) : 0,
+      mtime: isSet(object.mtime) ? globalThis.String(object.mtime) : "",
+      linkTarget: isSet(object.linkTarget)
+        ? globalThis.String(object.linkTarget)
+        : isSet(object.link_target)
+        ? globalThis.String(object.link_target)
+        : "",
+    };
+  },
+
+  toJSON(message: PathStat): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    if (message.mode !== 0) {
+      obj.mode = Math.round(message.mode);
+    }
+    if (message.mtime !== "") {
+      obj.mtime = message.mtime;
+    }
+    if (message.linkTarget !== "") {
+      obj.linkTarget = message.linkTarget;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PathStat>, I>>(base?: I): PathStat {
+    return PathStat.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PathStat>, I>>(object: I): PathStat {
+    const message = createBasePathStat();
+    message.name = object.name ?? "";
+    message.size = object.size ?? 0;
+    message.mode = object.mode ?? 0;
+    message.mtime = object.mtime ?? "";
+    message.linkTarget = object.linkTarget ?? "";
+    return message;
+  },
+};
+
+function createBasePutArchiveRequest(): PutArchiveRequest {
+  return { part: undefined };
+}
+
+export const PutArchiveRequest: MessageFns<PutArchiveRequest> = {
+  encode(message: PutArchiveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "target":
+        PathRequest.encode(message.part.target, writer.uint32(10).fork()).join();
+        break;
+      case "chunk":
+        writer.uint32(18).bytes(message.part.chunk);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutArchiveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutArchiveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "target", target: PathRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "chunk", chunk: Buffer.from(reader.bytes()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PutArchiveRequest {
+    return {
+      part: isSet(object.target)
+        ? { $case: "target", target: PathRequest.fromJSON(object.target) }
+        : isSet(object.chunk)
+        ? { $case: "chunk", chunk: Buffer.from(bytesFromBase64(object.chunk)) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: PutArchiveRequest): unknown {
+    const obj: any = {};
+    if (message.part?.$case === "target") {
+      obj.target = PathRequest.toJSON(message.part.target);
+    } else if (message.part?.$case === "chunk") {
+      obj.chunk = base64FromBytes(message.part.chunk);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PutArchiveRequest>, I>>(base?: I): PutArchiveRequest {
+    return PutArchiveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PutArchiveRequest>, I>>(object: I): PutArchiveRequest {
+    const message = createBasePutArchiveRequest();
+    switch (object.part?.$case) {
+      case "target": {
+        if (object.part?.target !== undefined && object.part?.target !== null) {
+          message.part = { $case: "target", target: PathRequest.fromPartial(object.part.target) };
+        }
+        break;
+      }
+      case "chunk": {
+        if (object.part?.chunk !== undefined && object.part?.chunk !== null) {
+          message.part = { $case: "chunk", chunk: object.part.chunk };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
 export type ContainerRuntimeService = typeof ContainerRuntimeService;
 export const ContainerRuntimeService = {
   info: {
@@ -3192,6 +3771,54 @@ export const ContainerRuntimeService = {
     responseSerialize: (value: TopResponse): Buffer => Buffer.from(TopResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TopResponse => TopResponse.decode(value),
   },
+  changes: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Changes" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ContainerRef): Buffer => Buffer.from(ContainerRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ContainerRef => ContainerRef.decode(value),
+    responseSerialize: (value: ChangesResponse): Buffer => Buffer.from(ChangesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ChangesResponse => ChangesResponse.decode(value),
+  },
+  /** The whole root filesystem as a tar, streamed. */
+  export: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Export" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ContainerRef): Buffer => Buffer.from(ContainerRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ContainerRef => ContainerRef.decode(value),
+    responseSerialize: (value: Chunk): Buffer => Buffer.from(Chunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Chunk => Chunk.decode(value),
+  },
+  statPath: {
+    path: "/stevedore.containers.v1.ContainerRuntime/StatPath" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PathRequest): Buffer => Buffer.from(PathRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PathRequest => PathRequest.decode(value),
+    responseSerialize: (value: PathStat): Buffer => Buffer.from(PathStat.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PathStat => PathStat.decode(value),
+  },
+  /** A path as a tar named by its base name (GET archive, POST copy). */
+  getArchive: {
+    path: "/stevedore.containers.v1.ContainerRuntime/GetArchive" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: PathRequest): Buffer => Buffer.from(PathRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PathRequest => PathRequest.decode(value),
+    responseSerialize: (value: Chunk): Buffer => Buffer.from(Chunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Chunk => Chunk.decode(value),
+  },
+  /** A tar extracted into a directory of the container (PUT archive). */
+  putArchive: {
+    path: "/stevedore.containers.v1.ContainerRuntime/PutArchive" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: PutArchiveRequest): Buffer => Buffer.from(PutArchiveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PutArchiveRequest => PutArchiveRequest.decode(value),
+    responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Done => Done.decode(value),
+  },
 } as const;
 
 export interface ContainerRuntimeServer extends UntypedServiceImplementation {
@@ -3211,6 +3838,14 @@ export interface ContainerRuntimeServer extends UntypedServiceImplementation {
   pause: handleUnaryCall<ContainerRef, Done>;
   unpause: handleUnaryCall<ContainerRef, Done>;
   top: handleUnaryCall<TopRequest, TopResponse>;
+  changes: handleUnaryCall<ContainerRef, ChangesResponse>;
+  /** The whole root filesystem as a tar, streamed. */
+  export: handleServerStreamingCall<ContainerRef, Chunk>;
+  statPath: handleUnaryCall<PathRequest, PathStat>;
+  /** A path as a tar named by its base name (GET archive, POST copy). */
+  getArchive: handleServerStreamingCall<PathRequest, Chunk>;
+  /** A tar extracted into a directory of the container (PUT archive). */
+  putArchive: handleClientStreamingCall<PutArchiveRequest, Done>;
 }
 
 export interface ContainerRuntimeClient extends Client {
@@ -3393,6 +4028,54 @@ export interface ContainerRuntimeClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TopResponse) => void,
   ): ClientUnaryCall;
+  changes(
+    request: ContainerRef,
+    callback: (error: ServiceError | null, response: ChangesResponse) => void,
+  ): ClientUnaryCall;
+  changes(
+    request: ContainerRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ChangesResponse) => void,
+  ): ClientUnaryCall;
+  changes(
+    request: ContainerRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ChangesResponse) => void,
+  ): ClientUnaryCall;
+  /** The whole root filesystem as a tar, streamed. */
+  export(request: ContainerRef, options?: Partial<CallOptions>): ClientReadableStream<Chunk>;
+  export(request: ContainerRef, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<Chunk>;
+  statPath(request: PathRequest, callback: (error: ServiceError | null, response: PathStat) => void): ClientUnaryCall;
+  statPath(
+    request: PathRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PathStat) => void,
+  ): ClientUnaryCall;
+  statPath(
+    request: PathRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PathStat) => void,
+  ): ClientUnaryCall;
+  /** A path as a tar named by its base name (GET archive, POST copy). */
+  getArchive(request: PathRequest, options?: Partial<CallOptions>): ClientReadableStream<Chunk>;
+  getArchive(request: PathRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<Chunk>;
+  /** A tar extracted into a directory of the container (PUT archive). */
+  putArchive(callback: (error: ServiceError | null, response: Done) => void): ClientWritableStream<PutArchiveRequest>;
+  putArchive(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientWritableStream<PutArchiveRequest>;
+  putArchive(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientWritableStream<PutArchiveRequest>;
+  putArchive(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Done) => void,
+  ): ClientWritableStream<PutArchiveRequest>;
 }
 
 export const ContainerRuntimeClient = makeGenericClientConstructor(
