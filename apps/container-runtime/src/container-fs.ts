@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { applyLayer, resolveInRoot, statInRoot, treeTar, type PathStat } from '@stevedore/archive';
+import { applyLayer, layerTar, resolveInRoot, statInRoot, treeTar, type PathStat } from '@stevedore/archive';
 import { notFound, refused } from '@stevedore/errors';
 import { isMounted, mountRootfs, rootfsPaths, unmountRootfs } from './rootfs';
 
@@ -57,6 +57,16 @@ export function changes(containerDir: string, layers: string[]): Change[] {
   };
   walk('');
   return out;
+}
+
+/** The mount points the runtime creates, left out of a commit (they would hide the image's own files). */
+const COMMIT_EXCLUDES = new Set(['etc/hostname', 'etc/hosts', 'etc/resolv.conf', 'dev', 'proc', 'sys']);
+
+/** The writable layer as a tar diff. */
+export function diffTar(containerDir: string): Readable {
+  const { upper } = rootfsPaths(containerDir);
+  if (!fs.existsSync(upper)) fs.mkdirSync(upper, { recursive: true });
+  return layerTar(upper, COMMIT_EXCLUDES);
 }
 
 /** Runs `fn` with the root filesystem mounted, mounting it for the while if the container is stopped. */

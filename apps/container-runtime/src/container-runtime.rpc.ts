@@ -9,7 +9,7 @@ import type { Logger } from '@stevedore/logging';
 import { clientStream, duplexStream, headerThenBytes, LOGGER, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
 import { pipeline } from 'node:stream/promises';
 import { refused } from '@stevedore/errors';
-import { extractInto, pathTar, rootfsTar, statPath } from './container-fs';
+import { diffTar, extractInto, pathTar, rootfsTar, statPath } from './container-fs';
 import { ContainersService, type Attachment } from './containers.service';
 import { cgroupFacts, ipv4Forwarding } from './host-facts';
 import { Frame } from './shim';
@@ -168,6 +168,10 @@ export class ContainerRuntimeRpc {
         const target = header.part.target;
         await svc.onRootfs(target.id, ctx.requestId, (rootfs) => extractInto(rootfs, target.path, bytes));
         return {};
+      }),
+      diff: serverStream<containers.ContainerRef, containers.Chunk>(log, 'Diff', async (req, call) => {
+        const row = svc.resolve(req.id);
+        await pipeline(diffTar(svc.dir(row.id)), messageWriter(call, (data) => ({ data })));
       }),
       logs: serverStream<containers.LogsRequest, containers.Output>(log, 'Logs', async (req, call, ctx) => {
         const row = svc.resolve(req.id);

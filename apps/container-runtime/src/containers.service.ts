@@ -222,6 +222,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   }
 
   async start(req: containers.StartRequest, requestId: string, announce = true): Promise<void> {
+    await this.settled(this.resolve(req.id).id);
     const row = this.resolve(req.id);
     if (row.status === 'running') return; // Docker 1.0: a no-op, still 204
     if (req.hostConfigJson) {
@@ -292,7 +293,23 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     });
   }
 
-  private async exited(id: string): Promise<void> {
+  /** Exits being recorded: until one settles, the container's files are still being released. */
+  private readonly exiting = new Map<string, Promise<void>>();
+
+  private exited(id: string): Promise<void> {
+    const running = this.exiting.get(id);
+    if (running) return running;
+    const p = this.recordExit(id).finally(() => this.exiting.delete(id));
+    this.exiting.set(id, p);
+    return p;
+  }
+
+  /** Waits until an exit being recorded has released the root filesystem. */
+  private async settled(id: string): Promise<void> {
+    await this.exiting.get(id)?.catch(() => undefined);
+  }
+
+  private async recordExit(id: string): Promise<void> {
     const row = this.db.get(id);
     if (!row || row.status !== 'running') return;
     let exitCode = 137;
@@ -306,12 +323,12 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', id]).catch(() => undefined);
     }
     this.db.markExited(id, exitCode, finishedAt);
-    // `die` first, from the row as it was: a removal may follow at once.
+    // `die` from the row as it was: a removal may follow at once (it waits for this exit to settle).
     this.publish('die', row, { exitCode: String(exitCode) });
-    for (const w of this.waiters.get(id) ?? []) w(exitCode);
-    this.waiters.delete(id);
     await unmountRootfs(this.dir(id));
     fs.rmSync(this.stateDir(id), { recursive: true, force: true });
+    for (const w of this.waiters.get(id) ?? []) w(exitCode);
+    this.waiters.delete(id);
   }
 
   /** Start-up: running containers whose monitor lives are followed again; the others are recorded as exited. */
@@ -330,8 +347,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** Resolves with the exit code once the container is not running. */
-  wait(ref: string): Promise<number> {
+  /** Resolves with the exit code once the container is not running (and its exit has settled). */
+  async wait(ref: string): Promise<number> {
     let row: ContainerRow;
     try {
       row = this.resolve(ref);
@@ -339,7 +356,10 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       // Docker 1.0: a 500 whose lower-case "no such" escaped its 404 mapping.
       throw refused(`wait: no such container: ${ref}`);
     }
-    if (row.status !== 'running') return Promise.resolve(row.exit_code);
+    if (row.status !== 'running') {
+      await this.settled(row.id);
+      return this.db.get(row.id)?.exit_code ?? row.exit_code;
+    }
     return new Promise((resolve) => this.waiters.set(row.id, [...(this.waiters.get(row.id) ?? []), resolve]));
   }
 
@@ -350,7 +370,6 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   }
 
   private async waitExit(row: ContainerRow, ms: number): Promise<boolean> {
-    if (this.db.get(row.id)?.status !== 'running') return true;
     const done = this.wait(row.id).then(() => true);
     return Promise.race([done, new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
   }
@@ -441,6 +460,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       await this.signal(row, 9);
       if (!(await this.waitExit(row, 15_000))) throw refused(`Could not stop running container, cannot remove - ${row.id}`);
     }
+    await this.settled(row.id);
     await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', row.id]).catch(() => undefined);
     await unmountRootfs(this.dir(row.id));
     if (isMounted(path.join(this.dir(row.id), 'rootfs'))) throw refused(`Cannot destroy container ${row.id}: its root filesystem is still mounted`);

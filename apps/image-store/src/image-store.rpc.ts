@@ -127,6 +127,13 @@ export class ImageStoreRpc {
       imageNames: unary<images.ImageNamesRequest, images.ImageNamesResponse>(log, 'ImageNames', async (req) => ({
         names: Object.fromEntries(req.ids.map((id) => [id, this.images.db.get(id) ? this.images.displayName(id) : id.slice(0, 12)])),
       })),
+      commit: clientStream<images.CommitRequest, images.CommitResponse>(log, 'Commit', async (call, ctx) => {
+        const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? Buffer.from(r.part.chunk) : undefined));
+        if (header.part?.$case !== 'header') throw invalid('Commit must start with its header');
+        const id = await this.images.commit(header.part.header, bytes);
+        ctx.log.info({ id, container: header.part.header.containerId }, 'committed');
+        return { id };
+      }),
       load: clientStream<images.DataChunk, images.LoadResponse>(log, 'Load', async (call, ctx) => {
         const result = await this.archive.load(clientBytes(call, (c) => Buffer.from(c.data)));
         ctx.log.info(result, 'loaded');

@@ -11,8 +11,7 @@ import type { Logger } from '@stevedore/logging';
 import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
 import { CONFIG, LOGGER } from '@stevedore/service-kit';
 import type { images } from '@stevedore/contracts';
-import { applyLayer } from '@stevedore/archive';
-import { decompress } from '@stevedore/archive';
+import { applyLayer, decompress } from '@stevedore/archive';
 import { ImageDb, parseMeta, type ImageRow } from './store/image-db';
 import { LayerStore } from './store/layer-store';
 import { DEFAULT_TAG, isIdPrefix, newImageId, normalizeRepository, splitReference, validateRepository, validateTag } from './store/names';
@@ -318,6 +317,60 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
     for (const layer of layersToRemove) this.layers.remove(layer);
     for (const [action, id, name] of events) this.publish(action, id, name);
     return items;
+  }
+
+  /** POST /commit: the container's diff as a new image on top of the container's image. */
+  async commit(h: images.CommitHeader, diff: Readable): Promise<string> {
+    const target = h.repo ? this.checkTarget(h.repo, h.tag) : undefined;
+    const parent = this.db.get(h.parent);
+    if (!parent) throw notFound(`No such image: ${h.parent}`);
+    const containerConfig = JSON.parse(h.containerConfigJson || '{}') as ContainerConfig;
+    let config: ContainerConfig = containerConfig;
+    if (h.configJson) {
+      // Docker 1.0 ignored a body it could not read; the fields it gives win, the rest come from the container.
+      try {
+        const given = JSON.parse(h.configJson) as ContainerConfig | null;
+        if (given && typeof given === 'object') {
+          config = { ...containerConfig };
+          for (const [k, v] of Object.entries(given)) {
+            const empty = v === undefined || v === null || v === '' || v === 0 || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v as object).length === 0);
+            if (!empty) (config as Record<string, unknown>)[k] = v;
+          }
+        }
+      } catch {
+        config = containerConfig;
+      }
+    }
+    const layer = this.layers.begin();
+    try {
+      const applied = await applyLayer(diff, layer.dir, { allowEmpty: true });
+      const id = newImageId();
+      const meta: StoredImage = {
+        id,
+        parent: parent.id,
+        ...(h.comment ? { comment: h.comment } : {}),
+        created: new Date().toISOString(),
+        container: h.containerId,
+        container_config: containerConfig,
+        docker_version: STEVEDORE_VERSION,
+        ...(h.author ? { author: h.author } : {}),
+        config,
+        architecture: 'amd64',
+        os: 'linux',
+        Size: applied.size,
+      };
+      this.layers.finish(layer.name);
+      try {
+        this.db.registerImage({ id, parent: parent.id, created: Date.parse(meta.created), size: applied.size, layer: layer.name, source_digest: applied.digest, meta: JSON.stringify(meta) }, target);
+      } catch (err) {
+        this.layers.remove(layer.name);
+        throw err;
+      }
+      return id;
+    } catch (err) {
+      this.layers.abandon(layer.name);
+      throw err;
+    }
   }
 
   /** The name an image is shown by: its alphabetically first repo:tag, or its short ID. */

@@ -41,7 +41,7 @@ class Digester extends Transform {
   }
 }
 
-export async function applyLayer(input: Readable, dest: string): Promise<AppliedLayer> {
+export async function applyLayer(input: Readable, dest: string, options: { allowEmpty?: boolean } = {}): Promise<AppliedLayer> {
   const safeDirs = new Set<string>(['']);
   const whiteouts: string[] = [];
   const opaque: string[] = [];
@@ -184,7 +184,7 @@ export async function applyLayer(input: Readable, dest: string): Promise<Applied
     if (e.kind) throw err;
     throw refused(`The archive is not a valid tar archive: ${e.message}`);
   }
-  if (entries === 0) throw refused('The archive is empty or not a tar archive');
+  if (entries === 0 && !options.allowEmpty) throw refused('The archive is empty or not a tar archive');
   await makeWhiteouts(whiteouts);
   await markOpaque(opaque);
   // Directory times last: creating their entries changed them.

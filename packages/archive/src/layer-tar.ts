@@ -17,11 +17,13 @@ export interface TreeTarOptions {
   whiteouts: boolean;
   /** Entry names start with this (a copied path's base name). */
   prefix?: string;
+  /** Paths (relative, no leading '/') left out with everything below them. */
+  exclude?: Set<string>;
 }
 
 /** A layer directory as a tar diff. */
-export function layerTar(dir: string): Readable {
-  return treeTar(dir, { whiteouts: true });
+export function layerTar(dir: string, exclude?: Set<string>): Readable {
+  return treeTar(dir, { whiteouts: true, exclude });
 }
 
 /** A file or directory tree as a tar: a file as one entry, a directory with everything below it. */
@@ -51,6 +53,7 @@ export function treeTar(dir: string, options: TreeTarOptions): Readable {
       const names = fs.readdirSync(path.join(dir, rel)).sort();
       for (const name of names) {
         const childRel = rel ? `${rel}/${name}` : name;
+        if (options.exclude?.has(childRel)) continue;
         const entryName = `${prefix}${childRel}`;
         const abs = path.join(dir, childRel);
         const st = fs.lstatSync(abs);

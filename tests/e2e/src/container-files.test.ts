@@ -104,6 +104,36 @@ describe('container files and processes', () => {
     assert.equal((await stack.docker(['rm', 'linker'])).code, 0);
   });
 
+  test('commit of a changed container: a new image on top of its own, with the change, the message and the author', async () => {
+    const r = await stack.docker(['run', '--name', 'tocommit', 'busybox', 'sh', '-c', 'echo committed > /greeting; rm /etc/group']);
+    assert.equal(r.code, 0, r.stderr);
+    const c = await stack.docker(['commit', '-m', 'a message', '-a', 'someone', 'tocommit', 'snap:v1']);
+    assert.equal(c.code, 0, c.stderr);
+    const id = c.stdout.trim().replace(/^sha256:/, '');
+    const meta = await stack.docker(['inspect', '-f', '{{.Id}}|{{.Comment}}|{{.Author}}|{{.Parent}}|{{.Container}}', 'snap:v1']);
+    const [imageId, comment, author, parent, container] = meta.stdout.trim().split('|');
+    assert.equal(imageId, id);
+    assert.deepEqual([comment, author], ['a message', 'someone']);
+    assert.equal(parent, (await stack.docker(['inspect', '-f', '{{.Id}}', 'busybox'])).stdout.trim());
+    assert.equal(container, (await stack.docker(['inspect', '-f', '{{.Id}}', 'tocommit'])).stdout.trim());
+    const run = await stack.docker(['run', '--rm', 'snap:v1', 'sh', '-c', 'cat /greeting; test -e /etc/group && echo still-there || echo gone; cat /etc/hostname']);
+    assert.equal(run.code, 0, run.stderr);
+    const [greeting, group, hostname] = run.stdout.trim().split('\n');
+    assert.deepEqual([greeting, group], ['committed', 'gone']);
+    assert.match(hostname, /^[0-9a-f]{12}$/, 'the runtime\'s own /etc/hostname was not committed');
+    const history = await stack.docker(['history', '-q', 'snap:v1']);
+    assert.equal(history.stdout.trim().split('\n').length, 2);
+    // A config in the body is merged over the container's.
+    const withConfig = await stack.request('POST', '/v1.12/commit?container=tocommit&repo=snap&tag=v2', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Cmd: ['cat', '/greeting'], Env: ['FROM_COMMIT=1'] }) });
+    assert.equal(withConfig.status, 201);
+    assert.match(JSON.parse(withConfig.text).Id, /^[0-9a-f]{64}$/);
+    const v2 = await stack.docker(['run', '--rm', 'snap:v2']);
+    assert.equal(v2.stdout, 'committed\n');
+    const missing = await stack.request('POST', '/v1.12/commit?container=nothere');
+    assert.equal(missing.status, 404);
+    assert.equal((await stack.docker(['rm', 'tocommit'])).code, 0);
+  });
+
   test('top, pause and unpause, restart, attach', async () => {
     const id = (await stack.docker(['run', '-d', '--name', 'looper', 'busybox', 'sh', '-c', 'while true; do echo beat; sleep 0.2; done'])).stdout.trim();
     const top = await stack.docker(['top', 'looper']);

@@ -50,7 +50,7 @@ export class ContainersHandlers {
     // Docker 1.0 read a start body only with a JSON content type.
     let hostConfigJson = '';
     if (/^application\/json\b/.test(req.header('content-type') ?? '')) {
-      const text = await readText(req);
+      const text = await req.text();
       if (text.trim() && text.trim() !== 'null') {
         try {
           JSON.parse(text);
@@ -276,13 +276,3 @@ export class ContainersHandlers {
   };
 }
 
-async function readText(req: ApiRequest): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req.raw as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > 1024 * 1024) throw refused('Request body too large');
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}

@@ -103,8 +103,8 @@ export class ApiRequest {
     }
   }
 
-  /** Reads a small JSON body (a config, not a stream); malformed JSON is a 400. */
-  async json<T>(): Promise<T> {
+  /** Reads a small body (a config, not a stream). */
+  async text(): Promise<string> {
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of this.raw as AsyncIterable<Buffer>) {
@@ -112,7 +112,12 @@ export class ApiRequest {
       if (size > MAX_JSON_BODY) throw invalid(`Request body larger than ${MAX_JSON_BODY} bytes`);
       chunks.push(chunk);
     }
-    const text = Buffer.concat(chunks).toString('utf8');
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  /** Reads a small JSON body; malformed JSON is a 400. */
+  async json<T>(): Promise<T> {
+    const text = await this.text();
     if (text.trim() === '') throw invalid('Request body is empty: a JSON object was expected');
     try {
       return JSON.parse(text) as T;

@@ -3,7 +3,7 @@
 import { once } from 'node:events';
 import { Injectable } from '@nestjs/common';
 import type { images } from '@stevedore/contracts';
-import { refused } from '@stevedore/errors';
+import { notFound, refused } from '@stevedore/errors';
 import { callOptions } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
@@ -90,6 +90,47 @@ export class ImagesHandlers {
     );
   };
 
+  /**
+   * POST /commit: the container's writable layer streams from the container
+   * runtime into the image store, which makes it an image on top of the
+   * container's own. `comment` is read (the docs' `m` never was); a JSON body
+   * is the config, merged over the container's; Docker 1.0 ignored one it
+   * could not read.
+   */
+  commit = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const containerRef = req.string('container');
+    if (!containerRef) throw notFound('No such container: ');
+    const text = (await req.text()).trim();
+    const rt = this.backends.containers;
+    const container = await call(rt, rt.inspect, { id: containerRef }, req.requestId, 'container-runtime');
+    const { metadata, options } = callOptions(req.requestId);
+    const id = await new Promise<string>((resolve, reject) => {
+      const upload = this.store.commit(metadata, options, (err, r) => (err ? reject(backendError(err, SERVICE)) : resolve(r.id)));
+      upload.write({
+        part: {
+          $case: 'header',
+          header: {
+            containerId: container.id, containerConfigJson: container.configJson, parent: container.image,
+            repo: req.string('repo'), tag: req.string('tag'), comment: req.string('comment'), author: req.string('author'), configJson: text,
+          },
+        },
+      });
+      const diff = rt.diff({ id: container.id }, callOptions(req.requestId).metadata);
+      diff.on('data', (c: { data: Uint8Array }) => {
+        if (!upload.write({ part: { $case: 'chunk', chunk: Buffer.from(c.data) } })) {
+          diff.pause();
+          upload.once('drain', () => diff.resume());
+        }
+      });
+      diff.on('end', () => upload.end());
+      diff.on('error', (err) => {
+        upload.cancel();
+        reject(backendError(err, 'container-runtime'));
+      });
+    });
+    res.json(201, { Id: id });
+  };
+
   /** GET /images/(name)/get (v1.7) and GET /images/get?names= (v1.15, what today's CLI sends). */
   save = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const names = req.params.name ? [req.params.name] : req.query.getAll('names');
@@ -152,3 +193,4 @@ export class ImagesHandlers {
     await streamProgress(req, res, upload, SERVICE);
   };
 }
+

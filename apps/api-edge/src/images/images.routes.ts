@@ -18,6 +18,7 @@ export class ImagesRoutes implements RouteTable {
       route('GET', '/images/get', h.save, { since: '1.7', addedFor: 'docker save of today\'s CLI (API 1.15 form)' }),
       route('POST', '/images/load', h.load, { since: '1.7' }),
       route('GET', '/images/search', h.search, { since: '1.0' }),
+      route('POST', '/commit', h.commit, { since: '1.0' }),
       route('GET', '/images/{name*}/json', h.inspect, { since: '1.0' }),
       route('GET', '/images/{name*}/history', h.history, { since: '1.0' }),
       route('POST', '/images/{name*}/tag', h.tag, { since: '1.0' }),

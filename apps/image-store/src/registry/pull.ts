@@ -5,8 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { notFound, refused } from '@stevedore/errors';
-import { applyLayer } from '@stevedore/archive';
-import { decompress } from '@stevedore/archive';
+import { applyLayer, decompress } from '@stevedore/archive';
 import { chainIds, layerImageMeta, sha256, type ImageConfigJson } from '../image-config';
 import type { ImageService, ProgressSink } from '../images.service';
 import { MANIFEST_ACCEPT, MEDIA, type Descriptor, type Manifest } from './media-types';

@@ -3819,6 +3819,16 @@ export const ContainerRuntimeService = {
     responseSerialize: (value: Done): Buffer => Buffer.from(Done.encode(value).finish()),
     responseDeserialize: (value: Buffer): Done => Done.decode(value),
   },
+  /** The writable layer as a tar diff (whiteouts as .wh. entries), for commit. */
+  diff: {
+    path: "/stevedore.containers.v1.ContainerRuntime/Diff" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ContainerRef): Buffer => Buffer.from(ContainerRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ContainerRef => ContainerRef.decode(value),
+    responseSerialize: (value: Chunk): Buffer => Buffer.from(Chunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Chunk => Chunk.decode(value),
+  },
 } as const;
 
 export interface ContainerRuntimeServer extends UntypedServiceImplementation {
@@ -3846,6 +3856,8 @@ export interface ContainerRuntimeServer extends UntypedServiceImplementation {
   getArchive: handleServerStreamingCall<PathRequest, Chunk>;
   /** A tar extracted into a directory of the container (PUT archive). */
   putArchive: handleClientStreamingCall<PutArchiveRequest, Done>;
+  /** The writable layer as a tar diff (whiteouts as .wh. entries), for commit. */
+  diff: handleServerStreamingCall<ContainerRef, Chunk>;
 }
 
 export interface ContainerRuntimeClient extends Client {
@@ -4076,6 +4088,9 @@ export interface ContainerRuntimeClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Done) => void,
   ): ClientWritableStream<PutArchiveRequest>;
+  /** The writable layer as a tar diff (whiteouts as .wh. entries), for commit. */
+  diff(request: ContainerRef, options?: Partial<CallOptions>): ClientReadableStream<Chunk>;
+  diff(request: ContainerRef, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<Chunk>;
 }
 
 export const ContainerRuntimeClient = makeGenericClientConstructor(

@@ -255,6 +255,28 @@ export interface ImageNamesResponse_NamesEntry {
   value: string;
 }
 
+export interface CommitHeader {
+  containerId: string;
+  /** The container's config (Docker's JSON): the image's container_config. */
+  containerConfigJson: string;
+  /** The image the container runs: the new image's parent. */
+  parent: string;
+  repo: string;
+  tag: string;
+  comment: string;
+  author: string;
+  /** The config given with the commit (its body), merged over the container's. */
+  configJson: string;
+}
+
+export interface CommitRequest {
+  part: { $case: "header"; header: CommitHeader } | { $case: "chunk"; chunk: Buffer } | undefined;
+}
+
+export interface CommitResponse {
+  id: string;
+}
+
 function createBaseImageStoreInfoRequest(): ImageStoreInfoRequest {
   return {};
 }
@@ -3719,6 +3741,376 @@ export const ImageNamesResponse_NamesEntry: MessageFns<ImageNamesResponse_NamesE
   },
 };
 
+function createBaseCommitHeader(): CommitHeader {
+  return {
+    containerId: "",
+    containerConfigJson: "",
+    parent: "",
+    repo: "",
+    tag: "",
+    comment: "",
+    author: "",
+    configJson: "",
+  };
+}
+
+export const CommitHeader: MessageFns<CommitHeader> = {
+  encode(message: CommitHeader, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.containerConfigJson !== "") {
+      writer.uint32(18).string(message.containerConfigJson);
+    }
+    if (message.parent !== "") {
+      writer.uint32(26).string(message.parent);
+    }
+    if (message.repo !== "") {
+      writer.uint32(34).string(message.repo);
+    }
+    if (message.tag !== "") {
+      writer.uint32(42).string(message.tag);
+    }
+    if (message.comment !== "") {
+      writer.uint32(50).string(message.comment);
+    }
+    if (message.author !== "") {
+      writer.uint32(58).string(message.author);
+    }
+    if (message.configJson !== "") {
+      writer.uint32(66).string(message.configJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommitHeader {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommitHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.containerConfigJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.parent = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.repo = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.tag = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.author = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommitHeader {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+      containerConfigJson: isSet(object.containerConfigJson)
+        ? globalThis.String(object.containerConfigJson)
+        : isSet(object.container_config_json)
+        ? globalThis.String(object.container_config_json)
+        : "",
+      parent: isSet(object.parent) ? globalThis.String(object.parent) : "",
+      repo: isSet(object.repo) ? globalThis.String(object.repo) : "",
+      tag: isSet(object.tag) ? globalThis.String(object.tag) : "",
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      author: isSet(object.author) ? globalThis.String(object.author) : "",
+      configJson: isSet(object.configJson)
+        ? globalThis.String(object.configJson)
+        : isSet(object.config_json)
+        ? globalThis.String(object.config_json)
+        : "",
+    };
+  },
+
+  toJSON(message: CommitHeader): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    if (message.containerConfigJson !== "") {
+      obj.containerConfigJson = message.containerConfigJson;
+    }
+    if (message.parent !== "") {
+      obj.parent = message.parent;
+    }
+    if (message.repo !== "") {
+      obj.repo = message.repo;
+    }
+    if (message.tag !== "") {
+      obj.tag = message.tag;
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    if (message.author !== "") {
+      obj.author = message.author;
+    }
+    if (message.configJson !== "") {
+      obj.configJson = message.configJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CommitHeader>, I>>(base?: I): CommitHeader {
+    return CommitHeader.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CommitHeader>, I>>(object: I): CommitHeader {
+    const message = createBaseCommitHeader();
+    message.containerId = object.containerId ?? "";
+    message.containerConfigJson = object.containerConfigJson ?? "";
+    message.parent = object.parent ?? "";
+    message.repo = object.repo ?? "";
+    message.tag = object.tag ?? "";
+    message.comment = object.comment ?? "";
+    message.author = object.author ?? "";
+    message.configJson = object.configJson ?? "";
+    return message;
+  },
+};
+
+function createBaseCommitRequest(): CommitRequest {
+  return { part: undefined };
+}
+
+export const CommitRequest: MessageFns<CommitRequest> = {
+  encode(message: CommitRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "header":
+        CommitHeader.encode(message.part.header, writer.uint32(10).fork()).join();
+        break;
+      case "chunk":
+        writer.uint32(18).bytes(message.part.chunk);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommitRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommitRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "header", header: CommitHeader.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "chunk", chunk: Buffer.from(reader.bytes()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommitRequest {
+    return {
+      part: isSet(object.header)
+        ? { $case: "header", header: CommitHeader.fromJSON(object.header) }
+        : isSet(object.chunk)
+        ? { $case: "chunk", chunk: Buffer.from(bytesFromBase64(object.chunk)) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: CommitRequest): unknown {
+    const obj: any = {};
+    if (message.part?.$case === "header") {
+      obj.header = CommitHeader.toJSON(message.part.header);
+    } else if (message.part?.$case === "chunk") {
+      obj.chunk = base64FromBytes(message.part.chunk);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CommitRequest>, I>>(base?: I): CommitRequest {
+    return CommitRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CommitRequest>, I>>(object: I): CommitRequest {
+    const message = createBaseCommitRequest();
+    switch (object.part?.$case) {
+      case "header": {
+        if (object.part?.header !== undefined && object.part?.header !== null) {
+          message.part = { $case: "header", header: CommitHeader.fromPartial(object.part.header) };
+        }
+        break;
+      }
+      case "chunk": {
+        if (object.part?.chunk !== undefined && object.part?.chunk !== null) {
+          message.part = { $case: "chunk", chunk: object.part.chunk };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseCommitResponse(): CommitResponse {
+  return { id: "" };
+}
+
+export const CommitResponse: MessageFns<CommitResponse> = {
+  encode(message: CommitResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommitResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommitResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommitResponse {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: CommitResponse): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CommitResponse>, I>>(base?: I): CommitResponse {
+    return CommitResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CommitResponse>, I>>(object: I): CommitResponse {
+    const message = createBaseCommitResponse();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
 export type ImageStoreService = typeof ImageStoreService;
 export const ImageStoreService = {
   info: {
@@ -3876,6 +4268,16 @@ export const ImageStoreService = {
     responseSerialize: (value: ImageNamesResponse): Buffer => Buffer.from(ImageNamesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ImageNamesResponse => ImageNamesResponse.decode(value),
   },
+  /** POST /commit: a container's diff becomes a new image on top of its image. */
+  commit: {
+    path: "/stevedore.images.v1.ImageStore/Commit" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: CommitRequest): Buffer => Buffer.from(CommitRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CommitRequest => CommitRequest.decode(value),
+    responseSerialize: (value: CommitResponse): Buffer => Buffer.from(CommitResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CommitResponse => CommitResponse.decode(value),
+  },
 } as const;
 
 export interface ImageStoreServer extends UntypedServiceImplementation {
@@ -3903,6 +4305,8 @@ export interface ImageStoreServer extends UntypedServiceImplementation {
   useImage: handleUnaryCall<UseImageRequest, UseImageResponse>;
   releaseImage: handleUnaryCall<ReleaseImageRequest, ReleaseImageResponse>;
   imageNames: handleUnaryCall<ImageNamesRequest, ImageNamesResponse>;
+  /** POST /commit: a container's diff becomes a new image on top of its image. */
+  commit: handleClientStreamingCall<CommitRequest, CommitResponse>;
 }
 
 export interface ImageStoreClient extends Client {
@@ -4099,6 +4503,21 @@ export interface ImageStoreClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ImageNamesResponse) => void,
   ): ClientUnaryCall;
+  /** POST /commit: a container's diff becomes a new image on top of its image. */
+  commit(callback: (error: ServiceError | null, response: CommitResponse) => void): ClientWritableStream<CommitRequest>;
+  commit(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CommitResponse) => void,
+  ): ClientWritableStream<CommitRequest>;
+  commit(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CommitResponse) => void,
+  ): ClientWritableStream<CommitRequest>;
+  commit(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CommitResponse) => void,
+  ): ClientWritableStream<CommitRequest>;
 }
 
 export const ImageStoreClient = makeGenericClientConstructor(
