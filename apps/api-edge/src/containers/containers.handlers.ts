@@ -10,6 +10,7 @@ import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { backendError, Backends, call } from '../backends/backends';
 import { streamBytes } from '../http/byte-stream';
+import { acceptKey, WebSocketPeer } from '../http/websocket';
 import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
 
 const SERVICE = 'container-runtime';
@@ -216,6 +217,38 @@ export class ContainersHandlers {
       stream.on('error', () => resolve());
     });
     res.end();
+  };
+
+  /**
+   * GET /containers/(id)/attach/ws: WebSocket attach. Refused (403) without
+   * an Origin header, as Docker's WebSocket library refused it; output as
+   * text frames, never multiplexed, whatever the version.
+   */
+  attachWebSocket = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const c = await this.inspectOf(req, req.params.id);
+    const key = req.header('sec-websocket-key');
+    if (!req.hijack || !key || (req.header('upgrade') ?? '').toLowerCase() !== 'websocket') return res.text(400, 'Bad Request: a WebSocket handshake was expected\n');
+    if (!req.header('origin')) return res.text(403, 'Forbidden: the WebSocket handshake needs an Origin header\n');
+    const socket = req.hijack.socket;
+    res.raw.detachSocket?.(socket as never);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`);
+    const peer = new WebSocketPeer(socket);
+    const { metadata, options } = callOptions(req.requestId);
+    const grpcCall = this.rt.attach(metadata, options);
+    grpcCall.write({ part: { $case: 'open', open: { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr') } } });
+    peer.on('message', (data: Buffer) => grpcCall.write({ part: { $case: 'stdin', stdin: data } }));
+    peer.on('close', () => grpcCall.cancel());
+    await new Promise<void>((resolve) => {
+      grpcCall.on('data', (r: containers.AttachReply) => {
+        if (r.part?.$case === 'output' && !peer.send(Buffer.from(r.part.output.data))) {
+          grpcCall.pause();
+          socket.once('drain', () => grpcCall.resume());
+        }
+      });
+      grpcCall.on('end', resolve);
+      grpcCall.on('error', () => resolve());
+    });
+    peer.close();
   };
 
   /**
