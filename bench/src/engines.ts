@@ -40,10 +40,10 @@ async function waitForPing(socket: string, timeoutMs: number): Promise<void> {
   }
 }
 
-export async function startStevedore(): Promise<Engine> {
+export async function startStevedore(extraEnv: Record<string, string> = {}): Promise<Engine> {
   const root = fs.mkdtempSync('/tmp/sd-bench-');
   const socket = path.join(root, 'api.sock');
-  const env: NodeJS.ProcessEnv = { ...process.env, STEVEDORE_ROOT: root, STEVEDORE_HOST: `unix://${socket}`, STEVEDORE_LOG_LEVEL: 'warn' };
+  const env: NodeJS.ProcessEnv = { ...process.env, STEVEDORE_ROOT: root, STEVEDORE_HOST: `unix://${socket}`, STEVEDORE_LOG_LEVEL: 'warn', ...extraEnv };
   delete env.REDIS_URL;
   execFileSync(path.join(REPO, 'stevedore'), ['up'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const version = JSON.parse((await get(socket, '/version')).body).Version as string;

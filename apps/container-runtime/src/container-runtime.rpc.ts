@@ -23,6 +23,9 @@ export function stampMilli(iso: string): string {
   return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)}`;
 }
 
+/** Bytes read from a log file at a time, and the most sent in one message. */
+const SLICE = 1024 * 1024;
+
 interface LogEntry {
   log: string;
   stream: string;
@@ -36,9 +39,23 @@ export class ContainerRuntimeRpc {
     private readonly containers: ContainersService,
   ) {}
 
-  /** Replays the json-file log; with `follow`, keeps reading while the container runs. */
+  /**
+   * Replays the json-file log, read in slices (never whole), consecutive
+   * lines of one stream batched into one message; with `follow`, keeps
+   * reading while the container runs.
+   */
   private async streamLog(id: string, wanted: { stdout: boolean; stderr: boolean; timestamps: boolean; follow: boolean }, emit: (o: containers.Output) => Promise<void> | undefined, signal: AbortSignal): Promise<void> {
-    const send = async (line: string) => {
+    let batch: Buffer[] = [];
+    let batchSize = 0;
+    let batchStream = 0;
+    const flush = async () => {
+      if (!batchSize) return;
+      const data = Buffer.concat(batch, batchSize);
+      batch = [];
+      batchSize = 0;
+      await emit({ stream: batchStream, data });
+    };
+    const take = async (line: string) => {
       if (!line) return;
       let e: LogEntry;
       try {
@@ -48,38 +65,51 @@ export class ContainerRuntimeRpc {
       }
       const stream = e.stream === 'stderr' ? 2 : 1;
       if ((stream === 1 && !wanted.stdout) || (stream === 2 && !wanted.stderr)) return;
-      const text = wanted.timestamps ? `[${stampMilli(e.time)}] ${e.log}` : e.log;
-      await emit({ stream, data: Buffer.from(text) });
+      if (stream !== batchStream || batchSize >= SLICE) await flush();
+      batchStream = stream;
+      const text = Buffer.from(wanted.timestamps ? `[${stampMilli(e.time)}] ${e.log}` : e.log);
+      batch.push(text);
+      batchSize += text.length;
+    };
+    /** Reads a file from `offset` to its current end in slices; returns the new offset and the unfinished line. */
+    const readFrom = async (file: string, offset: number, rest: string): Promise<{ offset: number; rest: string }> => {
+      const fd = fs.openSync(file, 'r');
+      try {
+        const buf = Buffer.alloc(SLICE);
+        for (;;) {
+          const n = fs.readSync(fd, buf, 0, SLICE, offset);
+          if (n <= 0) break;
+          offset += n;
+          const lines = (rest + buf.subarray(0, n).toString('utf8')).split('\n');
+          rest = lines.pop() ?? '';
+          for (const line of lines) await take(line);
+          if (signal.aborted) break;
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+      return { offset, rest };
     };
     const files = this.containers.logFiles(id);
     const current = files[files.length - 1];
-    for (const file of files.slice(0, -1)) for (const line of fs.readFileSync(file, 'utf8').split('\n')) await send(line);
-    if (!current) return;
-    let offset = 0;
-    let rest = '';
+    for (const file of files.slice(0, -1)) await readFrom(file, 0, '');
+    if (!current) return flush();
+    let position = { offset: 0, rest: '' };
     let inode = fs.statSync(current).ino;
     for (;;) {
       const st = fs.existsSync(current) ? fs.statSync(current) : undefined;
       if (st && st.ino !== inode) {
-        inode = st.ino; // rotated: start the new file from its beginning
-        offset = 0;
+        inode = st.ino; // rotated: the new file from its beginning
+        position = { offset: 0, rest: '' };
       }
-      if (st && st.size > offset) {
-        const fd = fs.openSync(current, 'r');
-        const buf = Buffer.alloc(st.size - offset);
-        fs.readSync(fd, buf, 0, buf.length, offset);
-        fs.closeSync(fd);
-        offset = st.size;
-        const lines = (rest + buf.toString('utf8')).split('\n');
-        rest = lines.pop() ?? '';
-        for (const line of lines) await send(line);
-      }
+      if (st && st.size > position.offset) position = await readFrom(current, position.offset, position.rest);
+      await flush();
       if (!wanted.follow || signal.aborted) return;
       const row = this.containers.db.get(id);
       if (!row || row.status !== 'running') {
         // One more read after the end, for the last lines.
-        const final = fs.existsSync(current) ? fs.statSync(current).size : offset;
-        if (final <= offset) return;
+        const final = fs.existsSync(current) ? fs.statSync(current).size : position.offset;
+        if (final <= position.offset) return;
         continue;
       }
       await new Promise((r) => setTimeout(r, 100));

@@ -174,7 +174,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       if (taken) throw conflict(`Conflict, The name ${name.slice(1)} is already assigned to ${taken.id.slice(0, 12)}. You have to delete (or rename) that container to be able to assign ${name.slice(1)} to a container again.`);
     }
     const id = newContainerId();
-    const image = await this.images(this.imagesClient.useImage, { image: config.Image, user: id }, requestId).catch((err) => {
+    const image = await this.images(this.imagesClient.useImage, { image: config.Image, user: id, running: false }, requestId).catch((err) => {
       const e = asStevedoreError(err);
       if (e.kind === 'notFound') throw notFound(`No such image: ${config.Image}`);
       throw e;
@@ -239,7 +239,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const mode = hostConfig.NetworkMode || 'default';
     if (!['default', 'bridge', 'none', 'host', ''].includes(mode)) throw refused(`Cannot start container ${row.id}: network mode ${mode} is not supported yet`);
     const dir = this.dir(row.id);
-    const image = await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id }, requestId);
+    const image = await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id, running: true }, requestId);
     const fail = (err: unknown) => new StevedoreError(asStevedoreError(err).kind === 'notFound' ? 'notFound' : 'refused', `Cannot start container ${row.id}: ${asStevedoreError(err).message}`);
     let rootfs: string;
     try {
@@ -327,6 +327,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.publish('die', row, { exitCode: String(exitCode) });
     await unmountRootfs(this.dir(id));
     fs.rmSync(this.stateDir(id), { recursive: true, force: true });
+    // The image is now used by a stopped container only.
+    await this.images(this.imagesClient.useImage, { image: row.image_id, user: id, running: false }, 'exit').catch((err) => this.log.warn({ err, id }, 'updating the image use failed'));
     for (const w of this.waiters.get(id) ?? []) w(exitCode);
     this.waiters.delete(id);
   }
@@ -583,7 +585,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
 
   /** The image layers under a container (top first). */
   async layersOf(row: ContainerRow, requestId: string): Promise<string[]> {
-    return (await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id }, requestId)).layers;
+    return (await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id, running: row.status === 'running' }, requestId)).layers;
   }
 
   /** Runs `fn` on the container's mounted root filesystem. */

@@ -119,7 +119,7 @@ export class ImageStoreRpc {
         const session = new RegistrySession(address, '', credentials(req.auth), 'pull');
         return { results: await searchCatalog(session, explicitHost ? `${address.host}/` : '', term) };
       }),
-      useImage: unary<images.UseImageRequest, images.UseImageResponse>(log, 'UseImage', async (req) => this.images.useImage(req.image, req.user)),
+      useImage: unary<images.UseImageRequest, images.UseImageResponse>(log, 'UseImage', async (req) => this.images.useImage(req.image, req.user, req.running)),
       releaseImage: unary<images.ReleaseImageRequest, images.ReleaseImageResponse>(log, 'ReleaseImage', async (req) => {
         this.images.db.releaseImage(req.user);
         return {};

@@ -380,10 +380,10 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** A container starts using an image (recorded in the same transaction that finds it). */
-  useImage(name: string, user: string): images.UseImageResponse {
+  useImage(name: string, user: string, running = false): images.UseImageResponse {
     return this.db.transaction(() => {
       const row = this.resolve(name);
-      this.db.useImage(row.id, user);
+      this.db.useImage(row.id, user, running);
       const layers: string[] = [];
       for (let r: ImageRow | undefined = row; r; r = r.parent ? this.db.get(r.parent) : undefined) layers.push(this.layers.path(r.layer));
       const meta = parseMeta(row);

@@ -130,14 +130,51 @@ export function clientBytes<Req>(call: grpc.ServerReadableStream<Req, unknown> |
   return bytes;
 }
 
-/** A Writable whose bytes go out as messages of a server stream, at the reader's pace. */
+/** Bytes per message when a byte stream crosses gRPC: fewer, larger messages cost less. */
+export const STREAM_MESSAGE_BYTES = 1024 * 1024;
+
+/**
+ * A Writable whose bytes go out as messages of a server stream, at the
+ * reader's pace, gathered into messages of up to STREAM_MESSAGE_BYTES.
+ */
 export function messageWriter<Res>(call: grpc.ServerWritableStream<unknown, Res>, wrap: (chunk: Buffer) => Res): Writable {
+  let pending: Buffer[] = [];
+  let size = 0;
+  const flush = (cb: (err?: Error | null) => void) => {
+    if (size === 0) return cb();
+    const message = wrap(pending.length === 1 ? pending[0] : Buffer.concat(pending, size));
+    pending = [];
+    size = 0;
+    if (call.write(message)) cb();
+    else call.once('drain', () => cb());
+  };
   return new Writable({
     write(chunk: Buffer, _enc, cb) {
-      if (call.write(wrap(chunk))) cb();
-      else call.once('drain', () => cb());
+      pending.push(chunk);
+      size += chunk.length;
+      if (size >= STREAM_MESSAGE_BYTES) flush(cb);
+      else cb();
+    },
+    final(cb) {
+      flush(cb);
     },
   });
+}
+
+/** Gathers a byte stream's chunks into messages of up to STREAM_MESSAGE_BYTES (for uploads from the API edge). */
+export async function* gatherChunks(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of source) {
+    pending.push(chunk);
+    size += chunk.length;
+    if (size >= STREAM_MESSAGE_BYTES) {
+      yield Buffer.concat(pending, size);
+      pending = [];
+      size = 0;
+    }
+  }
+  if (size) yield Buffer.concat(pending, size);
 }
 
 /**

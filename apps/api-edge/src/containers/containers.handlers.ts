@@ -1,5 +1,4 @@
 // The container routes.
-import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { Injectable } from '@nestjs/common';
 import type { containers } from '@stevedore/contracts';
@@ -10,6 +9,7 @@ import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { backendError, Backends, call } from '../backends/backends';
 import { streamBytes } from '../http/byte-stream';
+import { pumpBody } from '../http/upload';
 import { acceptKey, WebSocketPeer } from '../http/websocket';
 import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
 
@@ -166,16 +166,7 @@ export class ContainersHandlers {
     await new Promise<void>((resolve, reject) => {
       const upload = this.rt.putArchive(metadata, options, (err) => (err ? reject(backendError(err, SERVICE)) : resolve()));
       upload.write({ part: { $case: 'target', target: { id: req.params.id, path } } });
-      void (async () => {
-        try {
-          for await (const chunk of req.raw as AsyncIterable<Buffer>) {
-            if (!upload.write({ part: { $case: 'chunk', chunk } })) await once(upload, 'drain');
-          }
-          upload.end();
-        } catch {
-          upload.cancel();
-        }
-      })();
+      pumpBody(req, upload, (chunk) => ({ part: { $case: 'chunk' as const, chunk } }));
     });
     res.noContent(200);
   };

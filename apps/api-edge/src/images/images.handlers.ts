@@ -1,6 +1,5 @@
 // The image routes: list, inspect, history, tag, delete, viz, and
 // POST /images/create for import (pull arrives with the registry work).
-import { once } from 'node:events';
 import { Injectable } from '@nestjs/common';
 import type { images } from '@stevedore/contracts';
 import { notFound, refused } from '@stevedore/errors';
@@ -9,6 +8,7 @@ import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { streamProgress } from '../http/progress-stream';
 import { streamBytes } from '../http/byte-stream';
+import { pumpBody } from '../http/upload';
 import { authConfig, registryAuth } from '../http/registry-auth';
 import type { AuthConfigJson } from '@stevedore/docker-api';
 import { backendError, Backends, call } from '../backends/backends';
@@ -146,16 +146,7 @@ export class ImagesHandlers {
     const { metadata, options } = callOptions(req.requestId);
     await new Promise<void>((resolve, reject) => {
       const upload = this.store.load(metadata, options, (err) => (err ? reject(backendError(err, SERVICE)) : resolve()));
-      void (async () => {
-        try {
-          for await (const chunk of req.raw as AsyncIterable<Buffer>) {
-            if (!upload.write({ data: chunk })) await once(upload, 'drain');
-          }
-          upload.end();
-        } catch {
-          upload.cancel();
-        }
-      })();
+      pumpBody(req, upload, (data) => ({ data }));
     });
     res.noContent(200);
   };
@@ -176,16 +167,7 @@ export class ImagesHandlers {
     upload.write({ part: { $case: 'header', header: { fromSrc, repo: req.string('repo'), tag: req.string('tag'), comment: req.string('message') } } });
     if (fromSrc === '-') {
       // The request body goes up as it arrives; gRPC flow control paces the client.
-      void (async () => {
-        try {
-          for await (const chunk of req.raw as AsyncIterable<Buffer>) {
-            if (!upload.write({ part: { $case: 'chunk', chunk } })) await once(upload, 'drain');
-          }
-          upload.end();
-        } catch {
-          upload.cancel();
-        }
-      })();
+      pumpBody(req, upload, (chunk) => ({ part: { $case: 'chunk' as const, chunk } }));
     } else {
       upload.end();
       req.raw.resume();

@@ -222,6 +222,8 @@ export interface UseImageRequest {
   image: string;
   /** Who uses it: a container's ID. */
   user: string;
+  /** Whether that container runs (an image of a running container cannot go, even forced). */
+  running: boolean;
 }
 
 export interface UseImageResponse {
@@ -3160,7 +3162,7 @@ export const SearchResponse: MessageFns<SearchResponse> = {
 };
 
 function createBaseUseImageRequest(): UseImageRequest {
-  return { image: "", user: "" };
+  return { image: "", user: "", running: false };
 }
 
 export const UseImageRequest: MessageFns<UseImageRequest> = {
@@ -3170,6 +3172,9 @@ export const UseImageRequest: MessageFns<UseImageRequest> = {
     }
     if (message.user !== "") {
       writer.uint32(18).string(message.user);
+    }
+    if (message.running !== false) {
+      writer.uint32(24).bool(message.running);
     }
     return writer;
   },
@@ -3203,6 +3208,14 @@ export const UseImageRequest: MessageFns<UseImageRequest> = {
             message.user = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.running = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3219,6 +3232,7 @@ export const UseImageRequest: MessageFns<UseImageRequest> = {
     return {
       image: isSet(object.image) ? globalThis.String(object.image) : "",
       user: isSet(object.user) ? globalThis.String(object.user) : "",
+      running: isSet(object.running) ? globalThis.Boolean(object.running) : false,
     };
   },
 
@@ -3230,6 +3244,9 @@ export const UseImageRequest: MessageFns<UseImageRequest> = {
     if (message.user !== "") {
       obj.user = message.user;
     }
+    if (message.running !== false) {
+      obj.running = message.running;
+    }
     return obj;
   },
 
@@ -3240,6 +3257,7 @@ export const UseImageRequest: MessageFns<UseImageRequest> = {
     const message = createBaseUseImageRequest();
     message.image = object.image ?? "";
     message.user = object.user ?? "";
+    message.running = object.running ?? false;
     return message;
   },
 };

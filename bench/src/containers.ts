@@ -1,0 +1,208 @@
+// Container benchmark, Stevedore and the Docker engine in one run:
+// `docker run --rm IMAGE true` latency (the real CLI), create→start→wait→remove
+// throughput at concurrency 1, 4 and 16, p99/p50 of 32 parallel runs,
+// GET /containers/json?all=1 with 1,000 containers, reading back 50 MB of
+// logs, and the memory of the per-container monitors.
+//
+//   node bench/dist/containers.js [--runs 20] [--containers 1000]
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startDocker, startStevedore, type Engine } from './engines';
+import { send } from './http-client';
+import { markdownTable, percentile, row, summarize, type Row } from './stats';
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const RUNS = opt('--runs', 20);
+const CONTAINERS = opt('--containers', 1000);
+const ms = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e6;
+
+function json(socket: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ socketPath: socket, method, path: p, agent: false, headers: text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {} }, (res) => {
+      let b = '';
+      res.on('data', (d) => (b += d));
+      res.on('end', () => {
+        let parsed: unknown = b;
+        try {
+          parsed = b ? JSON.parse(b) : undefined;
+        } catch {
+          // text
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+async function cycle(e: Engine, cmd: string[] = ['true']): Promise<number> {
+  const t = process.hrtime.bigint();
+  const c = await json(e.socket, 'POST', '/v1.12/containers/create', { Image: 'busybox', Cmd: cmd, HostConfig: { NetworkMode: 'none' } });
+  if (c.status !== 201) throw new Error(`${e.name} create: ${c.status} ${JSON.stringify(c.body)}`);
+  const id = c.body.Id as string;
+  const s = await json(e.socket, 'POST', `/v1.12/containers/${id}/start`);
+  if (s.status !== 204) throw new Error(`${e.name} start: ${s.status} ${JSON.stringify(s.body)}`);
+  await json(e.socket, 'POST', `/v1.12/containers/${id}/wait`);
+  await json(e.socket, 'DELETE', `/v1.12/containers/${id}`);
+  return ms(t);
+}
+
+async function throughput(e: Engine, concurrency: number, total: number): Promise<number> {
+  let left = total;
+  const t = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (left-- > 0) await cycle(e);
+  }));
+  return total / (ms(t) / 1000);
+}
+
+function cliRun(e: Engine): number {
+  const t = process.hrtime.bigint();
+  const r = spawnSync('docker', ['run', '--rm', '--net=none', 'busybox', 'true'], { env: { ...process.env, DOCKER_HOST: `unix://${e.socket}` } });
+  if (r.status !== 0) throw new Error(`${e.name} docker run: ${r.stderr}`);
+  return ms(t);
+}
+
+function rssKiB(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      total += Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
+function pidsMatching(re: RegExp): number[] {
+  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      return re.test(fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' '));
+    } catch {
+      return false;
+    }
+  }).map(Number);
+}
+
+async function main(): Promise<void> {
+  const work = fs.mkdtempSync('/tmp/bench-containers-');
+  const rootfs = path.join(work, 'rootfs');
+  fs.mkdirSync(path.join(rootfs, 'bin'), { recursive: true });
+  fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
+  for (const a of ['sh', 'true', 'sleep', 'head', 'tr', 'fold', 'yes']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
+  const tarFile = path.join(work, 'busybox.tar');
+  execFileSync('tar', ['-C', rootfs, '-cf', tarFile, '.']);
+  const stevedore = await startStevedore({ STEVEDORE_LOG_MAX_SIZE: String(200 * 1024 * 1024) });
+  const docker = await startDocker();
+  const engines = [stevedore, docker];
+  const samples = new Map<string, number[]>();
+  const add = (k: string, v: number) => samples.set(k, [...(samples.get(k) ?? []), v]);
+  try {
+    for (const e of engines) {
+      const r = await send(e.socket, 'POST', '/v1.12/images/create?fromSrc=-&repo=busybox&tag=latest', { file: tarFile });
+      if (r.status !== 200) throw new Error(`${e.name} import: ${r.status}`);
+      for (let i = 0; i < 3; i++) await cycle(e); // warm-up
+    }
+    process.stderr.write('bench: docker run --rm latency\n');
+    for (let i = 0; i < RUNS; i++) for (const e of i % 2 ? [...engines].reverse() : engines) add(`${e.name} run`, cliRun(e));
+    for (const c of [1, 4, 16]) {
+      process.stderr.write(`bench: throughput at concurrency ${c}\n`);
+      for (const e of engines) add(`${e.name} tput${c}`, await throughput(e, c, Math.max(32, c * 4)));
+    }
+    process.stderr.write('bench: 32 parallel runs\n');
+    for (let round = 0; round < 3; round++) for (const e of engines) for (const v of await Promise.all(Array.from({ length: 32 }, () => cycle(e)))) add(`${e.name} par32`, v);
+
+    process.stderr.write('bench: 50 MB of logs\n');
+    for (const e of engines) {
+      const c = await json(e.socket, 'POST', '/v1.12/containers/create', { Image: 'busybox', Cmd: ['sh', '-c', 'yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 | head -c 52428800'], HostConfig: { NetworkMode: 'none' } });
+      const id = c.body.Id;
+      await json(e.socket, 'POST', `/v1.12/containers/${id}/start`);
+      await json(e.socket, 'POST', `/v1.12/containers/${id}/wait`);
+      for (let i = 0; i < 3; i++) {
+        const t = process.hrtime.bigint();
+        const r = await send(e.socket, 'GET', `/v1.12/containers/${id}/logs?stdout=1&stderr=1`, { keep: false });
+        add(`${e.name} logsMBps`, r.bytes / 1e6 / (ms(t) / 1000));
+        add(`${e.name} logsBytes`, r.bytes);
+      }
+      await json(e.socket, 'DELETE', `/v1.12/containers/${id}`);
+    }
+
+    process.stderr.write('bench: memory of 20 running containers\n');
+    for (const e of engines) {
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const c = await json(e.socket, 'POST', '/v1.12/containers/create', { Image: 'busybox', Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none' } });
+        ids.push(c.body.Id);
+        await json(e.socket, 'POST', `/v1.12/containers/${c.body.Id}/start`);
+      }
+      const monitors = e.name === 'stevedore' ? pidsMatching(/stevedore-shim/) : pidsMatching(/containerd-shim/);
+      add(`${e.name} monitorKiB`, rssKiB(monitors) / Math.max(1, ids.length));
+      for (const id of ids) await json(e.socket, 'DELETE', `/v1.12/containers/${id}?force=1`);
+    }
+
+    process.stderr.write(`bench: listing ${CONTAINERS} containers\n`);
+    for (const e of engines) {
+      for (let i = 0; i < CONTAINERS; i++) {
+        const c = await json(e.socket, 'POST', '/v1.12/containers/create', { Image: 'busybox', Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+        if (c.status !== 201) throw new Error(`${e.name} create ${i}: ${c.status}`);
+      }
+    }
+    for (let round = 0; round < 3; round++) {
+      for (const e of engines) {
+        for (let i = 0; i < 10; i++) {
+          const t = process.hrtime.bigint();
+          const r = await send(e.socket, 'GET', '/v1.12/containers/json?all=1', { keep: false });
+          if (r.status !== 200) throw new Error(`${e.name} list: ${r.status}`);
+          add(`${e.name} list`, ms(t));
+        }
+      }
+    }
+  } finally {
+    await Promise.all(engines.map((e) => e.stop()));
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const med = (k: string) => summarize(samples.get(k)!).median;
+  const par = (name: string) => {
+    const s = [...samples.get(`${name} par32`)!].sort((a, b) => a - b);
+    return percentile(s, 99) / percentile(s, 50);
+  };
+  const rows: Row[] = [
+    row('docker run --rm busybox true, median', 'ms', med('stevedore run'), med('docker run'), 'lower'),
+    row('docker run --rm busybox true, p95', 'ms', summarize(samples.get('stevedore run')!).p95, summarize(samples.get('docker run')!).p95, 'lower'),
+    ...[1, 4, 16].map((c) => row(`create→start→wait→remove at concurrency ${c}`, 'per s', med(`stevedore tput${c}`), med(`docker tput${c}`), 'higher')),
+    row('32 parallel runs: p99 / p50', '×', par('stevedore'), par('docker'), 'lower'),
+    row('32 parallel runs: p50', 'ms', med('stevedore par32'), med('docker par32'), 'lower'),
+    row(`GET /containers/json?all=1, ${CONTAINERS} containers, median`, 'ms', med('stevedore list'), med('docker list'), 'lower'),
+    row('reading back 50 MB of logs', 'MB/s', med('stevedore logsMBps'), med('docker logsMBps'), 'higher'),
+    row('memory of the monitor per running container (RSS)', 'KiB', med('stevedore monitorKiB'), med('docker monitorKiB'), 'lower'),
+  ];
+  const report = {
+    benchmark: 'containers',
+    date: new Date().toISOString(),
+    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
+    engines: { stevedore: stevedore.version, docker: docker.version },
+    settings: { runs: RUNS, containers: CONTAINERS },
+    logBytes: { stevedore: med('stevedore logsBytes'), docker: med('docker logsBytes') },
+    rows,
+  };
+  const dir = path.join(__dirname, '..', 'results');
+  fs.writeFileSync(path.join(dir, 'containers.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const md = `# Container benchmark\n\n${report.date}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB, kernel ${report.machine.kernel}; ${report.engines.stevedore} vs ${report.engines.docker}. Both with --net=none (bridge networking is not in Stevedore yet). Docker's monitor is containerd-shim.\n\n${markdownTable(rows)}\n`;
+  fs.writeFileSync(path.join(dir, 'containers.md'), md);
+  process.stdout.write(md);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
