@@ -35,20 +35,25 @@ export type ServerStreamHandler<Req, Res> = (
   ctx: CallContext,
 ) => Promise<void>;
 
+/** Answers a call once its handler settles: the result, or the error as a gRPC status. */
+function answer<Res>(ctx: CallContext, work: Promise<Res>, callback: (err: Partial<grpc.ServiceError> | null, res?: Res) => void): void {
+  const started = performance.now();
+  work.then(
+    (res) => {
+      ctx.log.info({ ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'call');
+      callback(null, res);
+    },
+    (err) => {
+      logFailure(ctx, err);
+      callback(toGrpcError(err));
+    },
+  );
+}
+
 export function unary<Req, Res>(log: Logger, method: string, handler: UnaryHandler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const ctx = contextOf(call, log, method);
-    const started = performance.now();
-    handler(call.request, ctx).then(
-      (res) => {
-        ctx.log.info({ ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'call');
-        callback(null, res);
-      },
-      (err) => {
-        logFailure(ctx, err);
-        callback(toGrpcError(err));
-      },
-    );
+    answer(ctx, handler(call.request, ctx), callback);
   };
 }
 
@@ -102,17 +107,7 @@ export type ClientStreamHandler<Req, Res> = (call: grpc.ServerReadableStream<Req
 export function clientStream<Req, Res>(log: Logger, method: string, handler: ClientStreamHandler<Req, Res>): grpc.handleClientStreamingCall<Req, Res> {
   return (call, callback) => {
     const ctx = contextOf(call as never, log, method);
-    const started = performance.now();
-    handler(call, ctx).then(
-      (res) => {
-        ctx.log.info({ ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'call');
-        callback(null, res);
-      },
-      (err) => {
-        logFailure(ctx, err);
-        callback(toGrpcError(err));
-      },
-    );
+    answer(ctx, handler(call, ctx), callback);
   };
 }
 
