@@ -150,6 +150,25 @@ describe('containers', () => {
     assert.equal((await stack.docker(['rm', 'ticker', sleeper])).code, 0);
   });
 
+  test('network modes none and host; Docker\'s default capabilities, and every host capability when privileged', async () => {
+    const none = await stack.docker(['run', '--rm', '--net=none', 'busybox', 'sh', '-c', 'ls /sys/class/net']);
+    assert.equal(none.code, 0, none.stderr);
+    assert.equal(none.stdout.trim(), 'lo');
+    const hostIfaces = fs.readdirSync('/sys/class/net').sort();
+    const host = await stack.docker(['run', '--rm', '--net=host', 'busybox', 'sh', '-c', 'ls /sys/class/net']);
+    assert.equal(host.code, 0, host.stderr);
+    assert.deepEqual(host.stdout.trim().split(/\s+/).sort(), hostIfaces);
+    const caps = await stack.docker(['run', '--rm', 'busybox', 'grep', 'CapEff', '/proc/self/status']);
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP
+    assert.match(caps.stdout, /^CapEff:\s+00000000a80425fb$/m);
+    const bounding = /^CapBnd:\s+([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1];
+    const privileged = await stack.docker(['run', '--rm', '--privileged', 'busybox', 'grep', 'CapEff', '/proc/self/status']);
+    assert.equal(privileged.code, 0, privileged.stderr);
+    assert.equal(privileged.stdout.trim().split(/\s+/)[1], bounding);
+    const devices = await stack.docker(['run', '--rm', 'busybox', 'sh', '-c', 'ls /dev']);
+    assert.ok(!devices.stdout.split(/\s+/).includes('sda') && devices.stdout.includes('null'));
+  });
+
   test('nothing is left behind: mounts, monitors and directories go with the containers', async () => {
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push((await stack.docker(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim());
