@@ -91,7 +91,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   ) {
     this.root = path.join(config.root, 'containers');
     this.runtimeRoot = path.join(config.runDir, 'runtime');
-    this.runtime = chooseOciRuntime(config.runtime);
+    this.runtime = chooseOciRuntime(config.runtime, (msg) => log.info(msg));
+    log.info({ runtime: this.runtime }, 'OCI runtime chosen');
     this.imagesClient = createServiceClient(images.ImageStoreClient, config, 'image-store');
   }
 
@@ -470,7 +471,9 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     fs.rmSync(this.dir(row.id), { recursive: true, force: true });
     fs.rmSync(this.stateDir(row.id), { recursive: true, force: true });
     await this.images(this.imagesClient.releaseImage, { user: row.id }, requestId).catch((err) => this.log.warn({ err }, 'releasing the image failed'));
-    this.publish('destroy', row);
+    // After the DELETE answer has gone out: today's CLI (run --rm) cancels its own
+    // DELETE when `destroy` reaches it first, and reports an error for a removal that worked.
+    setTimeout(() => this.publish('destroy', row), 50);
   }
 
   toMessage(row: ContainerRow, imageName = row.image_name): containers.Container {
