@@ -473,7 +473,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     await this.images(this.imagesClient.releaseImage, { user: row.id }, requestId).catch((err) => this.log.warn({ err }, 'releasing the image failed'));
     // After the DELETE answer has gone out: today's CLI (run --rm) cancels its own
     // DELETE when `destroy` reaches it first, and reports an error for a removal that worked.
-    setTimeout(() => this.publish('destroy', row), 50);
+    setTimeout(() => this.publish('destroy', row), 10);
   }
 
   toMessage(row: ContainerRow, imageName = row.image_name): containers.Container {
