@@ -8,7 +8,9 @@ import { channelCredentials, probeHealth } from '@stevedore/service-kit';
 import { dockerHost, launcherFiles, serviceEntry, type StackState } from './layout';
 import { ManagedProcess } from './managed-process';
 
-const HEALTH_INTERVAL_MS = 500;
+/** Probing while the stack comes up, and once it is up (a restart is noticed by the exit, not the probe). */
+const STARTUP_PROBE_MS = 500;
+const STEADY_PROBE_MS = 5000;
 
 /** Sends PING on a unix socket (Redis) and waits for +PONG. */
 function pingRedis(socketPath: string): Promise<boolean> {
@@ -124,8 +126,10 @@ class Supervisor {
       this.processes.push(p);
       p.start();
     }
-    this.healthTimer = setInterval(() => void this.probe(), HEALTH_INTERVAL_MS);
-    void this.probe();
+    const schedule = () => {
+      this.healthTimer = setTimeout(() => void this.probe().finally(schedule), this.ready && this.processes.every((p) => p.state.state === 'healthy') ? STEADY_PROBE_MS : STARTUP_PROBE_MS);
+    };
+    void this.probe().finally(schedule);
   }
 
   private async probe(): Promise<void> {
@@ -146,7 +150,7 @@ class Supervisor {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.healthTimer);
+    clearTimeout(this.healthTimer);
     const api = this.processes.filter((p) => p.state.name === 'api-edge');
     const rest = this.processes.filter((p) => p.state.name !== 'api-edge');
     // Stop taking requests first, then the services, then the bus they share.
