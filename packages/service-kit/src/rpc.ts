@@ -125,33 +125,19 @@ export function clientBytes<Req>(call: grpc.ServerReadableStream<Req, unknown> |
   return bytes;
 }
 
-/** Bytes per message when a byte stream crosses gRPC: fewer, larger messages cost less. */
+/** Bytes per message when an upload crosses gRPC: fewer, larger messages were measured faster for import. */
 export const STREAM_MESSAGE_BYTES = 1024 * 1024;
 
 /**
  * A Writable whose bytes go out as messages of a server stream, at the
- * reader's pace, gathered into messages of up to STREAM_MESSAGE_BYTES.
+ * reader's pace. (Gathering them into larger messages was measured slower
+ * for save and export: the copies cost more than the messages saved.)
  */
 export function messageWriter<Res>(call: grpc.ServerWritableStream<unknown, Res>, wrap: (chunk: Buffer) => Res): Writable {
-  let pending: Buffer[] = [];
-  let size = 0;
-  const flush = (cb: (err?: Error | null) => void) => {
-    if (size === 0) return cb();
-    const message = wrap(pending.length === 1 ? pending[0] : Buffer.concat(pending, size));
-    pending = [];
-    size = 0;
-    if (call.write(message)) cb();
-    else call.once('drain', () => cb());
-  };
   return new Writable({
     write(chunk: Buffer, _enc, cb) {
-      pending.push(chunk);
-      size += chunk.length;
-      if (size >= STREAM_MESSAGE_BYTES) flush(cb);
-      else cb();
-    },
-    final(cb) {
-      flush(cb);
+      if (call.write(wrap(chunk))) cb();
+      else call.once('drain', () => cb());
     },
   });
 }
