@@ -241,7 +241,15 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     if (!['default', 'bridge', 'none', 'host', ''].includes(mode)) throw refused(`Cannot start container ${row.id}: network mode ${mode} is not supported yet`);
     const dir = this.dir(row.id);
     const image = await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id, running: true }, requestId);
-    const fail = (err: unknown) => new StevedoreError(asStevedoreError(err).kind === 'notFound' ? 'notFound' : 'refused', `Cannot start container ${row.id}: ${asStevedoreError(err).message}`);
+    const fail = (err: unknown) => {
+      let message = asStevedoreError(err).message;
+      // Docker's words for a missing command, whichever runtime said it: today's CLI exits 127 on them.
+      if (/executable file .*not found|no such file or directory/i.test(message) && !/executable file not found in \$PATH/.test(message)) {
+        const command = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])][0] ?? '';
+        message = `exec: "${command}": executable file not found in $PATH (${message})`;
+      }
+      return new StevedoreError(asStevedoreError(err).kind === 'notFound' ? 'notFound' : 'refused', `Cannot start container ${row.id}: ${message}`);
+    };
     let rootfs: string;
     try {
       rootfs = (await mountRootfs(dir, image.layers)).merged;
