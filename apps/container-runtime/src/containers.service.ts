@@ -533,12 +533,21 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       out.push(r);
       if (req.limit > 0 && out.length >= req.limit) break;
     }
-    const names = out.length ? (await this.images(this.imagesClient.imageNames, { ids: [...new Set(out.map((r) => r.image_id))] }, requestId)).names : {};
+    const imageIds = [...new Set(out.map((r) => r.image_id))];
+    const names = out.length ? (await this.images(this.imagesClient.imageNames, { ids: imageIds }, requestId)).names : {};
+    // With `size`: the writable layer, and the whole root filesystem (that plus the image's layers).
+    const imageSizes = new Map<string, number>();
+    if (req.size) {
+      for (const id of imageIds) {
+        const r = await this.images(this.imagesClient.inspect, { name: id }, requestId).catch(() => undefined);
+        imageSizes.set(id, r?.virtualSize ?? 0);
+      }
+    }
     return out.map((r) => {
       const m = this.toMessage(r, names[r.image_id] ?? r.image_id.slice(0, 12));
       if (req.size) {
         m.sizeRw = dirSize(path.join(this.dir(r.id), 'upper'));
-        m.sizeRootFs = m.sizeRw;
+        m.sizeRootFs = m.sizeRw + (imageSizes.get(r.image_id) ?? 0);
       }
       return m;
     });

@@ -116,6 +116,11 @@ describe('containers', () => {
     await sleep(600);
     const ps = await stack.docker(['ps', '--format', '{{.ID}} {{.Names}} {{.Status}}']);
     assert.match(ps.stdout, new RegExp(`^${id.slice(0, 12)} ticker Up `, 'm'));
+    const sized = JSON.parse((await stack.request('GET', '/v1.12/containers/json?size=1')).text).find((c: any) => c.Id === id);
+    const imageSize = JSON.parse((await stack.request('GET', '/v1.12/images/busybox/json')).text).VirtualSize;
+    assert.equal(sized.SizeRootFs, sized.SizeRw + imageSize);
+    const psSize = await stack.docker(['ps', '-s', '--format', '{{.Size}}']);
+    assert.match(psSize.stdout, /virtual \d/);
     const psq = await stack.docker(['ps', '-q']);
     assert.ok(psq.stdout.includes(id.slice(0, 12)));
     const logs = await stack.docker(['logs', 'ticker']);
