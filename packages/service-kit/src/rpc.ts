@@ -57,6 +57,22 @@ export function unary<Req, Res>(log: Logger, method: string, handler: UnaryHandl
   };
 }
 
+/** Ends a streaming call once its handler settles: normally, or with the error as a gRPC status. */
+function finishStream(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, ctx: CallContext, work: Promise<void>): void {
+  ctx.log.info('stream opened');
+  work.then(
+    () => {
+      ctx.log.info({ cancelled: ctx.signal.aborted }, 'stream ended');
+      if (!ctx.signal.aborted) call.end();
+    },
+    (err) => {
+      if (ctx.signal.aborted) return;
+      logFailure(ctx, err);
+      call.emit('error', toGrpcError(err));
+    },
+  );
+}
+
 /** A server stream: the handler writes (honouring back-pressure) and returns when done. */
 export function serverStream<Req, Res>(
   log: Logger,
@@ -65,18 +81,7 @@ export function serverStream<Req, Res>(
 ): grpc.handleServerStreamingCall<Req, Res> {
   return (call) => {
     const ctx = contextOf(call, log, method);
-    ctx.log.info('stream opened');
-    handler(call.request, call, ctx).then(
-      () => {
-        ctx.log.info({ cancelled: ctx.signal.aborted }, 'stream ended');
-        if (!ctx.signal.aborted) call.end();
-      },
-      (err) => {
-        if (ctx.signal.aborted) return;
-        logFailure(ctx, err);
-        call.emit('error', toGrpcError(err));
-      },
-    );
+    finishStream(call as never, ctx, handler(call.request, call, ctx));
   };
 }
 
@@ -86,18 +91,7 @@ export type DuplexHandler<Req, Res> = (call: grpc.ServerDuplexStream<Req, Res>, 
 export function duplexStream<Req, Res>(log: Logger, method: string, handler: DuplexHandler<Req, Res>): grpc.handleBidiStreamingCall<Req, Res> {
   return (call) => {
     const ctx = contextOf(call, log, method);
-    ctx.log.info('stream opened');
-    handler(call, ctx).then(
-      () => {
-        ctx.log.info({ cancelled: ctx.signal.aborted }, 'stream ended');
-        if (!ctx.signal.aborted) call.end();
-      },
-      (err) => {
-        if (ctx.signal.aborted) return;
-        logFailure(ctx, err);
-        call.emit('error', toGrpcError(err));
-      },
-    );
+    finishStream(call as never, ctx, handler(call, ctx));
   };
 }
 

@@ -5,7 +5,7 @@
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import type { ApiRequest } from './api-request';
 import type { ApiResponse } from './api-response';
-import { backendError } from '../backends/backends';
+import { relayStream } from './relay';
 
 export async function streamBytes(
   req: ApiRequest,
@@ -14,25 +14,15 @@ export async function streamBytes(
   service: string,
   contentType: string | undefined,
 ): Promise<void> {
-  req.signal.addEventListener('abort', () => call.cancel(), { once: true });
-  await new Promise<void>((resolve, reject) => {
-    call.on('data', (m: { data: Uint8Array }) => {
+  await relayStream(req, res, call, {
+    service,
+    start: () => {
       if (!res.started) res.startStream(200, contentType);
-      const wait = res.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
-      if (wait) {
-        call.pause();
-        void wait.then(() => call.resume());
-      }
-    });
-    call.on('end', () => resolve());
-    call.on('error', (err) => {
-      if (req.signal.aborted) return resolve();
-      if (!res.started) return reject(backendError(err, service));
+    },
+    render: (m) => Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength),
+    lateFailure: (err) => {
       req.log.warn({ err: err.message }, 'stream cut short');
       res.raw.destroy();
-      resolve();
-    });
+    },
   });
-  if (!res.started) res.startStream(200, contentType);
-  res.end();
 }

@@ -8,7 +8,7 @@ import { jsonMessage, textMessage, type ProgressMessage } from '@stevedore/docke
 import { toHttpError } from '@stevedore/errors';
 import type { ApiRequest } from './api-request';
 import type { ApiResponse } from './api-response';
-import { backendError } from '../backends/backends';
+import { relayStream } from './relay';
 
 export function toProgressMessage(p: images.Progress): ProgressMessage {
   return {
@@ -33,24 +33,10 @@ export async function streamProgress(
   const start = () => {
     if (!res.started) res.startStream(200, json ? 'application/json' : undefined);
   };
-  req.signal.addEventListener('abort', () => call.cancel(), { once: true });
-  await new Promise<void>((resolve, reject) => {
-    call.on('data', (p: images.Progress) => {
-      start();
-      const wait = res.write(format(toProgressMessage(p)));
-      if (wait) {
-        call.pause();
-        void wait.then(() => call.resume());
-      }
-    });
-    call.on('end', () => resolve());
-    call.on('error', (err) => {
-      if (req.signal.aborted) return resolve();
-      if (!res.started) return reject(backendError(err, service));
-      res.write(format({ error: toHttpError(err, service).message }));
-      resolve();
-    });
+  await relayStream(req, res, call as ClientReadableStream<images.Progress>, {
+    service,
+    start,
+    render: (p) => format(toProgressMessage(p)),
+    lateFailure: (err) => void res.write(format({ error: toHttpError(err, service).message })),
   });
-  if (!res.started) start();
-  res.end();
 }

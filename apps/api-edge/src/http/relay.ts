@@ -1,0 +1,39 @@
+// Relaying a service's stream to an HTTP answer that starts with the first
+// message: a failure before it is still a plain HTTP error with Docker's
+// status; after it, `lateFailure` reports it the way the endpoint does.
+// The client's pace sets the service's (back-pressure end to end).
+import type { ClientReadableStream } from '@grpc/grpc-js';
+import type { ApiRequest } from './api-request';
+import type { ApiResponse } from './api-response';
+import { backendError } from '../backends/backends';
+
+export interface RelayOptions<M> {
+  service: string;
+  /** Sends the headers (once). */
+  start(): void;
+  render(message: M): string | Buffer;
+  lateFailure(err: Error): void;
+}
+
+export async function relayStream<M>(req: ApiRequest, res: ApiResponse, call: ClientReadableStream<M>, o: RelayOptions<M>): Promise<void> {
+  req.signal.addEventListener('abort', () => call.cancel(), { once: true });
+  await new Promise<void>((resolve, reject) => {
+    call.on('data', (m: M) => {
+      o.start();
+      const wait = res.write(o.render(m));
+      if (wait) {
+        call.pause();
+        void wait.then(() => call.resume());
+      }
+    });
+    call.on('end', () => resolve());
+    call.on('error', (err) => {
+      if (req.signal.aborted) return resolve();
+      if (!res.started) return reject(backendError(err, o.service));
+      o.lateFailure(err);
+      resolve();
+    });
+  });
+  o.start();
+  res.end();
+}
