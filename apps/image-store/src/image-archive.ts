@@ -4,8 +4,6 @@
 // that today's `docker load` reads. Loading takes either layout. Layers are
 // streamed in both directions; nothing is held whole in memory.
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
@@ -14,7 +12,7 @@ import type { StoredImage } from '@stevedore/docker-api';
 import { notFound, refused } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { LOGGER } from '@stevedore/service-kit';
-import { applyLayer, layerTar } from '@stevedore/archive';
+import { applyLayer, layerTar, layerTarSize } from '@stevedore/archive';
 import { ImageService } from './images.service';
 import { chainIds, imageConfig, layerImageMeta, sha256, type ImageConfigJson } from './image-config';
 import { parseMeta, type ImageRow } from './store/image-db';
@@ -120,21 +118,16 @@ export class ImageArchive {
     await sending;
   }
 
-  /** layer.tar needs its size in its header: the layer is written to a scratch file first (as Docker did), then streamed. */
+  /** layer.tar needs its size in its header: it is computed from the layer's metadata, then the layer streams straight in. */
   private async addLayer(pack: tar.Pack, row: ImageRow): Promise<string> {
-    const scratch = path.join(this.images.layers.tmpRoot, `save-${row.layer}-${process.hrtime.bigint()}.tar`);
-    try {
-      const hash = createHash('sha256');
-      const tee = new PassThrough();
-      tee.on('data', (c: Buffer) => hash.update(c));
-      await pipeline(layerTar(this.images.layers.path(row.layer)), tee, fs.createWriteStream(scratch));
-      const size = fs.statSync(scratch).size;
-      const body = pack.entry({ name: `${row.id}/layer.tar`, size, mode: 0o644, mtime: new Date(0) } as tar.Header);
-      await pipeline(fs.createReadStream(scratch), body);
-      return `sha256:${hash.digest('hex')}`;
-    } finally {
-      fs.rmSync(scratch, { force: true });
-    }
+    const dir = this.images.layers.path(row.layer);
+    const size = await layerTarSize(dir);
+    const hash = createHash('sha256');
+    const tee = new PassThrough();
+    tee.on('data', (c: Buffer) => hash.update(c));
+    const body = pack.entry({ name: `${row.id}/layer.tar`, size, mode: 0o644, mtime: new Date(0) } as tar.Header);
+    await pipeline(layerTar(dir), tee, body);
+    return `sha256:${hash.digest('hex')}`;
   }
 
   /** Reads a saved tarball; registers the images it holds (parents first) and its tags. */

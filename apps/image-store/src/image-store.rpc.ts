@@ -11,7 +11,7 @@ import { pullImage } from './registry/pull';
 import { pushImages } from './registry/push';
 import { remoteRepository } from './registry/reference';
 import { searchCatalog } from './registry/search';
-import { RegistrySession, type Credentials } from './registry/session';
+import { CATALOG_SCOPE, RegistrySession, repositoryScope, type Credentials } from './registry/session';
 import { DEFAULT_TAG, normalizeRepository, splitReference, validateRepository } from './store/names';
 import { notFound } from '@stevedore/errors';
 import { ImageService } from './images.service';
@@ -66,7 +66,7 @@ export class ImageStoreRpc {
         return { status, identityToken: '' };
       }),
       import: duplexStream<images.ImportRequest, images.Progress>(log, 'Import', async (call, ctx) => {
-        const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? Buffer.from(r.part.chunk) : undefined));
+        const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? r.part.chunk : undefined));
         if (header.part?.$case !== 'header') throw invalid('Import must start with its header');
         const h = header.part.header;
         // Names are checked before anything is streamed: a bad one is still a plain HTTP error.
@@ -96,7 +96,7 @@ export class ImageStoreRpc {
         validateRepository(repo);
         this.images.checkTarget(repo, tag);
         const remote = remoteRepository(repo, this.insecure);
-        const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), 'pull');
+        const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), repositoryScope(remote.path, 'pull'));
         const result = await pullImage(this.images, session, repo, tag, (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal), ctx.signal);
         ctx.log.info({ repo, tag, ...result }, 'pulled');
       }),
@@ -108,7 +108,7 @@ export class ImageStoreRpc {
           : this.images.db.repoTags(repo).map((t) => ({ tag: t.tag, row: this.images.db.get(t.image_id) }));
         if (tags.length === 0 || tags.some((t) => !t.row)) throw notFound(`An image does not exist locally with the tag: ${repo}${req.tag ? `:${req.tag}` : ''}`);
         const remote = remoteRepository(repo, this.insecure);
-        const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), 'push,pull');
+        const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), repositoryScope(remote.path, 'push,pull'));
         await pushImages(this.images, session, repo, tags.map((t) => ({ tag: t.tag, row: t.row! })), (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal));
       }),
       search: unary<images.SearchRequest, images.SearchResponse>(log, 'Search', async (req) => {
@@ -116,7 +116,7 @@ export class ImageStoreRpc {
         const { address, path } = remoteRepository(req.term.includes('/') ? req.term : `${req.term}`, this.insecure);
         const explicitHost = req.term.split('/')[0] === address.host;
         const term = explicitHost ? path : req.term;
-        const session = new RegistrySession(address, '', credentials(req.auth), 'pull');
+        const session = new RegistrySession(address, '', credentials(req.auth), CATALOG_SCOPE);
         return { results: await searchCatalog(session, explicitHost ? `${address.host}/` : '', term) };
       }),
       useImage: unary<images.UseImageRequest, images.UseImageResponse>(log, 'UseImage', async (req) => this.images.useImage(req.image, req.user, req.running)),
@@ -128,14 +128,14 @@ export class ImageStoreRpc {
         names: Object.fromEntries(req.ids.map((id) => [id, this.images.db.get(id) ? this.images.displayName(id) : id.slice(0, 12)])),
       })),
       commit: clientStream<images.CommitRequest, images.CommitResponse>(log, 'Commit', async (call, ctx) => {
-        const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? Buffer.from(r.part.chunk) : undefined));
+        const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? r.part.chunk : undefined));
         if (header.part?.$case !== 'header') throw invalid('Commit must start with its header');
         const id = await this.images.commit(header.part.header, bytes);
         ctx.log.info({ id, container: header.part.header.containerId }, 'committed');
         return { id };
       }),
       load: clientStream<images.DataChunk, images.LoadResponse>(log, 'Load', async (call, ctx) => {
-        const result = await this.archive.load(clientBytes(call, (c) => Buffer.from(c.data)));
+        const result = await this.archive.load(clientBytes(call, (c) => c.data));
         ctx.log.info(result, 'loaded');
         return result;
       }),

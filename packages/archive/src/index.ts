@@ -1,5 +1,5 @@
 export { applyLayer, cleanEntryName, type AppliedLayer } from './apply-layer';
-export { layerTar, layerSize, treeTar, type TreeTarOptions } from './layer-tar';
+export { layerTar, layerTarSize, layerSize, treeTar, type TreeTarOptions } from './layer-tar';
 export { resolveInRoot, statInRoot, goFileMode, type PathStat } from './in-root';
 export { decompress, detectCompression, type Compression } from './decompress';
 export { makeWhiteouts, markOpaque, findOpaque, WHITEOUT_PREFIX, OPAQUE_MARKER } from './whiteouts';

@@ -29,65 +29,103 @@ export function layerTar(dir: string, exclude?: Set<string>): Readable {
 /** A file or directory tree as a tar: a file as one entry, a directory with everything below it. */
 export function treeTar(dir: string, options: TreeTarOptions): Readable {
   const pack = tar.pack();
-  const prefix = options.prefix ? `${options.prefix.replace(/\/$/, '')}/` : '';
-  void (async () => {
-    const top = fs.lstatSync(dir);
-    if (!top.isDirectory()) {
-      const name = options.prefix ?? path.basename(dir);
-      const common = { uid: top.uid, gid: top.gid, mtime: top.mtime, mode: top.mode & 0o7777 };
-      if (top.isSymbolicLink()) {
-        pack.entry({ ...common, name, type: 'symlink', linkname: fs.readlinkSync(dir) } as tar.Header);
-      } else {
-        await pipeline(fs.createReadStream(dir), pack.entry({ ...common, name, type: 'file', size: top.size } as tar.Header));
-      }
-      pack.finalize();
-      return;
-    }
-    const opaque = options.whiteouts ? await findOpaque(dir) : new Set<string>();
-    if (prefix) await new Promise<void>((resolve, reject) => pack.entry({ name: prefix, type: 'directory', mode: top.mode & 0o7777, uid: top.uid, gid: top.gid, mtime: top.mtime } as tar.Header, (err) => (err ? reject(err) : resolve())));
-    const seen = new Map<string, string>(); // dev:ino -> first path, for hard links
-    const add = (header: Partial<tar.Header> & { name: string }, body?: string) =>
-      new Promise<void>((resolve, reject) => pack.entry(header as tar.Header, body ?? "", (err) => (err ? reject(err) : resolve())));
-
-    const walk = async (rel: string): Promise<void> => {
-      const names = fs.readdirSync(path.join(dir, rel)).sort();
-      for (const name of names) {
-        const childRel = rel ? `${rel}/${name}` : name;
-        if (options.exclude?.has(childRel)) continue;
-        const entryName = `${prefix}${childRel}`;
-        const abs = path.join(dir, childRel);
-        const st = fs.lstatSync(abs);
-        const common = { uid: st.uid, gid: st.gid, mtime: st.mtime, mode: st.mode & 0o7777 };
-        if (options.whiteouts && st.isCharacterDevice() && st.rdev === 0) {
-          await add({ name: `${prefix}${rel ? `${rel}/` : ''}${WHITEOUT_PREFIX}${name}`, type: 'file', size: 0, mode: 0o600, mtime: EPOCH, uid: 0, gid: 0 });
-        } else if (st.isDirectory()) {
-          await add({ ...common, name: `${entryName}/`, type: 'directory' });
-          if (opaque.has(abs)) await add({ name: `${entryName}/${OPAQUE_MARKER}`, type: 'file', size: 0, mode: 0o600, mtime: EPOCH, uid: 0, gid: 0 });
-          await walk(childRel);
-        } else if (st.isSymbolicLink()) {
-          await add({ ...common, name: entryName, type: 'symlink', linkname: fs.readlinkSync(abs) });
-        } else if (st.isFile()) {
-          const key = `${st.dev}:${st.ino}`;
-          const first = st.nlink > 1 ? seen.get(key) : undefined;
-          if (first) {
-            await add({ ...common, name: entryName, type: 'link', linkname: first });
-            continue;
-          }
-          if (st.nlink > 1) seen.set(key, entryName);
-          const entry = pack.entry({ ...common, name: entryName, type: 'file', size: st.size } as tar.Header);
-          await pipeline(fs.createReadStream(abs), entry);
-        } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-          await add({ ...common, name: entryName, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: Math.floor(st.rdev / 256), devminor: st.rdev % 256 });
-        } else if (st.isFIFO()) {
-          await add({ ...common, name: entryName, type: 'fifo' });
-        }
-        // sockets are not archived
-      }
-    };
-    await walk('');
-    pack.finalize();
-  })().catch((err) => pack.destroy(err));
+  packTree(pack, dir, options, true)
+    .then(() => pack.finalize())
+    .catch((err) => pack.destroy(err));
   return pack as unknown as Readable;
+}
+
+/**
+ * The exact size in bytes of layerTar(dir, exclude), found without reading
+ * a file: the same walk packs every header (by the same encoder) with empty
+ * contents, and each file's content is added as the 512-byte blocks it takes.
+ * (A saved layer.tar needs its size in its own header before its first byte.)
+ */
+export async function layerTarSize(dir: string, exclude?: Set<string>): Promise<number> {
+  const pack = tar.pack();
+  let bytes = 0;
+  const counting = (async () => {
+    for await (const chunk of pack as unknown as AsyncIterable<Buffer>) bytes += chunk.length;
+  })();
+  try {
+    const contents = await packTree(pack, dir, { whiteouts: true, exclude }, false);
+    pack.finalize();
+    await counting;
+    return bytes + contents;
+  } catch (err) {
+    pack.destroy(err as Error);
+    await counting.catch(() => undefined);
+    throw err;
+  }
+}
+
+const BLOCK = 512;
+
+/**
+ * Packs the tree's entries into `pack`. With `contents` false, files are
+ * packed as empty and the result is the bytes their contents would take.
+ */
+async function packTree(pack: tar.Pack, dir: string, options: TreeTarOptions, contents: boolean): Promise<number> {
+  let skipped = 0;
+  const add = (header: Partial<tar.Header> & { name: string }, body?: string) =>
+    new Promise<void>((resolve, reject) => pack.entry(header as tar.Header, body ?? '', (err) => (err ? reject(err) : resolve())));
+  const addFile = async (header: Partial<tar.Header> & { name: string; size: number }, abs: string) => {
+    if (!contents) {
+      skipped += Math.ceil(header.size / BLOCK) * BLOCK;
+      return add({ ...header, size: 0 });
+    }
+    await pipeline(fs.createReadStream(abs), pack.entry({ ...header, type: 'file' } as tar.Header));
+  };
+
+  const top = fs.lstatSync(dir);
+  if (!top.isDirectory()) {
+    const name = options.prefix ?? path.basename(dir);
+    const common = { uid: top.uid, gid: top.gid, mtime: top.mtime, mode: top.mode & 0o7777 };
+    if (top.isSymbolicLink()) await add({ ...common, name, type: 'symlink', linkname: fs.readlinkSync(dir) });
+    else await addFile({ ...common, name, type: 'file', size: top.size }, dir);
+    return skipped;
+  }
+  const prefix = options.prefix ? `${options.prefix.replace(/\/$/, '')}/` : '';
+  const opaque = options.whiteouts ? await findOpaque(dir) : new Set<string>();
+  if (prefix) await add({ name: prefix, type: 'directory', mode: top.mode & 0o7777, uid: top.uid, gid: top.gid, mtime: top.mtime });
+  const seen = new Map<string, string>(); // dev:ino -> first path, for hard links
+
+  const walk = async (rel: string): Promise<void> => {
+    const names = fs.readdirSync(path.join(dir, rel)).sort();
+    for (const name of names) {
+      const childRel = rel ? `${rel}/${name}` : name;
+      if (options.exclude?.has(childRel)) continue;
+      const entryName = `${prefix}${childRel}`;
+      const abs = path.join(dir, childRel);
+      const st = fs.lstatSync(abs);
+      const common = { uid: st.uid, gid: st.gid, mtime: st.mtime, mode: st.mode & 0o7777 };
+      if (options.whiteouts && st.isCharacterDevice() && st.rdev === 0) {
+        await add({ name: `${prefix}${rel ? `${rel}/` : ''}${WHITEOUT_PREFIX}${name}`, type: 'file', size: 0, mode: 0o600, mtime: EPOCH, uid: 0, gid: 0 });
+      } else if (st.isDirectory()) {
+        await add({ ...common, name: `${entryName}/`, type: 'directory' });
+        if (opaque.has(abs)) await add({ name: `${entryName}/${OPAQUE_MARKER}`, type: 'file', size: 0, mode: 0o600, mtime: EPOCH, uid: 0, gid: 0 });
+        await walk(childRel);
+      } else if (st.isSymbolicLink()) {
+        await add({ ...common, name: entryName, type: 'symlink', linkname: fs.readlinkSync(abs) });
+      } else if (st.isFile()) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = st.nlink > 1 ? seen.get(key) : undefined;
+        if (first) {
+          await add({ ...common, name: entryName, type: 'link', linkname: first });
+          continue;
+        }
+        if (st.nlink > 1) seen.set(key, entryName);
+        await addFile({ ...common, name: entryName, type: 'file', size: st.size }, abs);
+      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        await add({ ...common, name: entryName, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: Math.floor(st.rdev / 256), devminor: st.rdev % 256 });
+      } else if (st.isFIFO()) {
+        await add({ ...common, name: entryName, type: 'fifo' });
+      }
+      // sockets are not archived
+    }
+  };
+  await walk('');
+  return skipped;
 }
 
 /** Bytes of file content in a layer directory. */

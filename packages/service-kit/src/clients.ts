@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { GrpcServiceName, StevedoreConfig } from '@stevedore/config';
 import { REQUEST_ID_HEADER } from '@stevedore/logging';
 import { channelCredentials } from './credentials';
+import { FLOW_CONTROL_WINDOW } from './rpc';
 
 /** Reconnect quickly: a restarted service is back within a second. */
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -12,6 +13,7 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_time_ms': 30_000,
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.max_send_message_length': 64 * 1024 * 1024,
+  'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
 };
 
 type ClientConstructor<C> = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => C;

@@ -3,6 +3,7 @@
 import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplicationContext, LoggerService, Type } from '@nestjs/common';
@@ -11,6 +12,7 @@ import { createLogger, type Logger } from '@stevedore/logging';
 import { health } from '@stevedore/contracts';
 import { HealthState } from './health';
 import { isUnixAddress, serverCredentials } from './credentials';
+import { FLOW_CONTROL_WINDOW } from './rpc';
 
 export interface GrpcBinding {
   definition: grpc.ServiceDefinition;
@@ -65,6 +67,7 @@ export async function runGrpcService(options: {
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(address, serverCredentials(address, config.grpcTls), (err) => (err ? reject(err) : resolve())),
   );
+  widenFlowControlWindow(server);
   healthState.setServing(true);
   log.info({ address }, 'serving');
 
@@ -87,6 +90,22 @@ export async function runGrpcService(options: {
     process.once(sig, () => void stop().finally(() => process.exit(0)));
   }
   return { app, server, stop };
+}
+
+/**
+ * Gives the server's HTTP/2 sessions and streams a receive window of
+ * FLOW_CONTROL_WINDOW. With HTTP/2's default of 64 KiB an upload stops for a
+ * window update every 64 KiB; grpc-js has a channel option for its clients
+ * but none for its server, so the window is set on the HTTP/2 servers it
+ * made (a grpc-js that stops exposing them fails here, at start-up).
+ */
+function widenFlowControlWindow(server: grpc.Server): void {
+  const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(servers instanceof Map)) throw new Error('grpc-js no longer exposes its HTTP/2 servers: cannot set the flow-control window');
+  for (const h2 of servers.keys() as Iterable<http2.Http2Server>) {
+    h2.updateSettings({ initialWindowSize: FLOW_CONTROL_WINDOW });
+    h2.on('session', (session: http2.ServerHttp2Session) => session.setLocalWindowSize(FLOW_CONTROL_WINDOW));
+  }
 }
 
 /** A service's entry point: runs it, or logs why it could not start and exits non-zero. */

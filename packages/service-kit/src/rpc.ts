@@ -119,8 +119,15 @@ export function clientBytes<Req>(call: grpc.ServerReadableStream<Req, unknown> |
   return bytes;
 }
 
-/** Bytes per message when an upload crosses gRPC: fewer, larger messages were measured faster for import. */
-export const STREAM_MESSAGE_BYTES = 1024 * 1024;
+/**
+ * Bytes per message when an upload crosses gRPC. Measured on import: 256 KiB
+ * took the least CPU in the API edge (64 KiB messages cost more per byte,
+ * 1 MiB ones more in allocation and copying).
+ */
+export const STREAM_MESSAGE_BYTES = 256 * 1024;
+
+/** The HTTP/2 receive window of gRPC clients and servers (the default 64 KiB stalls bulk streams). */
+export const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
 
 /**
  * A Writable whose bytes go out as messages of a server stream, at the
@@ -144,12 +151,12 @@ export async function* gatherChunks(source: AsyncIterable<Buffer>): AsyncGenerat
     pending.push(chunk);
     size += chunk.length;
     if (size >= STREAM_MESSAGE_BYTES) {
-      yield Buffer.concat(pending, size);
+      yield pending.length === 1 ? pending[0] : Buffer.concat(pending, size);
       pending = [];
       size = 0;
     }
   }
-  if (size) yield Buffer.concat(pending, size);
+  if (size) yield pending.length === 1 ? pending[0] : Buffer.concat(pending, size);
 }
 
 /**

@@ -118,9 +118,11 @@ class Supervisor {
       this.redis.setHealth(true);
     }
 
+    // Extra node flags for the services, for profiling (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
+    const nodeArgs = (process.env.STEVEDORE_NODE_ARGS ?? '').split(' ').filter(Boolean);
     for (const name of [...GRPC_SERVICES, 'api-edge']) {
       const p = new ManagedProcess(
-        { name, command: process.execPath, args: [serviceEntry(name)], env, logFile: logFile(name) },
+        { name, command: process.execPath, args: [...nodeArgs, serviceEntry(name)], env, logFile: logFile(name) },
         () => this.writeState(),
       );
       this.processes.push(p);

@@ -116,8 +116,8 @@ export class ImagesHandlers {
         },
       });
       const diff = rt.diff({ id: container.id }, callOptions(req.requestId).metadata);
-      diff.on('data', (c: { data: Uint8Array }) => {
-        if (!upload.write({ part: { $case: 'chunk', chunk: Buffer.from(c.data) } })) {
+      diff.on('data', (c: { data: Buffer }) => {
+        if (!upload.write({ part: { $case: 'chunk', chunk: c.data } })) {
           diff.pause();
           upload.once('drain', () => diff.resume());
         }

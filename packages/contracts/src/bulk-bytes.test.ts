@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { bytesFieldPayload, containers, images } from './index';
+
+const generatedImport = (m: images.ImportRequest) => Buffer.from(images.ImportRequest.encode(m).finish());
+
+test('bulk messages are encoded exactly as the generated codec encodes them, and read back as views', () => {
+  const method = images.ImageStoreService.import;
+  for (const size of [1, 127, 128, 16383, 16384, 1 << 20, (1 << 21) + 7]) {
+    const chunk = randomBytes(size);
+    const message: images.ImportRequest = { part: { $case: 'chunk', chunk } };
+    const wire = method.requestSerialize(message);
+    assert.deepEqual(wire, generatedImport(message), `size ${size}`);
+    const back = method.requestDeserialize(wire);
+    assert.equal(back.part?.$case, 'chunk');
+    assert.ok(back.part?.$case === 'chunk' && back.part.chunk.equals(chunk));
+  }
+});
+
+test('other messages of a bulk type go through the generated codec', () => {
+  const method = images.ImageStoreService.import;
+  const header: images.ImportRequest = { part: { $case: 'header', header: { fromSrc: '-', repo: 'a', tag: 'b', comment: '' } } };
+  const wire = method.requestSerialize(header);
+  assert.deepEqual(wire, generatedImport(header));
+  assert.deepEqual(method.requestDeserialize(wire), header);
+});
+
+test('a payload is read only when the message is exactly that one field', () => {
+  const chunk = Buffer.from('hello');
+  const wire = containers.ContainerRuntimeService.export.responseSerialize({ data: chunk });
+  assert.deepEqual(bytesFieldPayload(1, wire), chunk);
+  assert.equal(bytesFieldPayload(2, wire), undefined, 'another field number');
+  assert.equal(bytesFieldPayload(1, wire.subarray(0, wire.length - 1)), undefined, 'truncated');
+  assert.equal(bytesFieldPayload(1, Buffer.concat([wire, Buffer.from([8, 1])])), undefined, 'followed by another field');
+  assert.equal(bytesFieldPayload(1, Buffer.from([10, 0x80])), undefined, 'a length that never ends');
+  assert.deepEqual(containers.ContainerRuntimeService.export.responseDeserialize(wire), { data: chunk });
+});
+
+test('the generated clients use the bulk codecs', () => {
+  const proto = images.ImageStoreClient.prototype as unknown as Record<string, unknown>;
+  assert.equal((proto.import as { requestSerialize?: unknown }).requestSerialize, images.ImageStoreService.import.requestSerialize);
+});

@@ -1,0 +1,125 @@
+// Bulk bytes (imports, loads, saves, exports, archives) cross gRPC in
+// messages whose only content is one `bytes` field. The generated codecs
+// copy such a payload several times (into a growing buffer, out of it, into
+// a Buffer) and then the copy is garbage; at hundreds of megabytes that was
+// most of the API edge's CPU. These codecs write the field's tag and length
+// and copy the bytes once, and read the payload as a view of the received
+// message. Any other message of the same type goes through the generated codec.
+import * as containers from './generated/stevedore/container_runtime.generated';
+import * as images from './generated/stevedore/image_store.generated';
+
+interface Codec {
+  serialize(value: unknown): Buffer;
+  deserialize(bytes: Buffer): unknown;
+}
+
+interface BulkField<M> {
+  /** The field number of the bytes field. */
+  field: number;
+  /** The payload when the message carries only it. */
+  bytesOf(message: M): Buffer | undefined;
+  /** The message carrying `bytes`. */
+  wrap(bytes: Buffer): M;
+}
+
+/** The length-delimited tag and length that lead a bytes field of `length` bytes. */
+export function bytesFieldHeader(field: number, length: number): Buffer {
+  const out = [(field << 3) | 2];
+  let n = length;
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/** The payload of a message that is exactly one bytes field `field`, or undefined. */
+export function bytesFieldPayload(field: number, message: Buffer): Buffer | undefined {
+  if (message.length === 0 || message[0] !== ((field << 3) | 2)) return undefined;
+  let length = 0;
+  let scale = 1;
+  let i = 1;
+  for (;;) {
+    if (i >= message.length || i > 5) return undefined;
+    const byte = message[i++];
+    length += (byte & 0x7f) * scale;
+    if ((byte & 0x80) === 0) break;
+    scale *= 128;
+  }
+  return i + length === message.length ? message.subarray(i) : undefined;
+}
+
+function bulkCodec<M>(generated: Codec, bulk: BulkField<M>): Codec {
+  return {
+    serialize(value) {
+      const bytes = bulk.bytesOf(value as M);
+      if (!bytes) return generated.serialize(value);
+      const header = bytesFieldHeader(bulk.field, bytes.length);
+      return Buffer.concat([header, bytes], header.length + bytes.length);
+    },
+    deserialize(message) {
+      const payload = bytesFieldPayload(bulk.field, message);
+      return payload ? bulk.wrap(payload) : generated.deserialize(message);
+    },
+  };
+}
+
+interface MethodDefinition {
+  path: string;
+  requestStream: boolean;
+  responseStream: boolean;
+  requestSerialize(value: unknown): Buffer;
+  requestDeserialize(bytes: Buffer): unknown;
+  responseSerialize(value: unknown): Buffer;
+  responseDeserialize(bytes: Buffer): unknown;
+}
+
+type ClientConstructor = { prototype: Record<string, unknown> };
+
+/**
+ * Puts the bulk codec on one side of a method: in the definition (servers
+ * read it when the service is added) and in the generated client class
+ * (which took the codecs when the module was loaded).
+ */
+function useBulk<M>(client: ClientConstructor, name: string, method: MethodDefinition, side: 'request' | 'response', bulk: BulkField<M>): void {
+  const serialize = side === 'request' ? 'requestSerialize' : 'responseSerialize';
+  const deserialize = side === 'request' ? 'requestDeserialize' : 'responseDeserialize';
+  const codec = bulkCodec({ serialize: method[serialize], deserialize: method[deserialize] }, bulk);
+  method[serialize] = codec.serialize;
+  method[deserialize] = codec.deserialize;
+  const call = method.requestStream
+    ? method.responseStream
+      ? 'makeBidiStreamRequest'
+      : 'makeClientStreamRequest'
+    : method.responseStream
+      ? 'makeServerStreamRequest'
+      : 'makeUnaryRequest';
+  const invoke = function (this: Record<string, (...args: unknown[]) => unknown>, ...args: unknown[]) {
+    return this[call](method.path, method.requestSerialize, method.responseDeserialize, ...args);
+  };
+  client.prototype[name] = Object.assign(invoke, method);
+}
+
+const chunkPart = <M extends { part?: { $case: string } }>(field: number): BulkField<M> => ({
+  field,
+  bytesOf: (m) => (m.part?.$case === 'chunk' ? (m.part as unknown as { chunk: Buffer }).chunk : undefined),
+  wrap: (chunk) => ({ part: { $case: 'chunk', chunk } }) as unknown as M,
+});
+const dataOnly = <M extends { data: Buffer }>(field: number): BulkField<M> => ({
+  field,
+  bytesOf: (m) => m.data,
+  wrap: (data) => ({ data }) as M,
+});
+
+const image = images.ImageStoreService as unknown as Record<string, MethodDefinition>;
+const imageClient = images.ImageStoreClient as unknown as ClientConstructor;
+useBulk<images.ImportRequest>(imageClient, 'import', image.import, 'request', chunkPart(2));
+useBulk<images.CommitRequest>(imageClient, 'commit', image.commit, 'request', chunkPart(2));
+useBulk<images.DataChunk>(imageClient, 'load', image.load, 'request', dataOnly(1));
+useBulk<images.DataChunk>(imageClient, 'save', image.save, 'response', dataOnly(1));
+
+const runtime = containers.ContainerRuntimeService as unknown as Record<string, MethodDefinition>;
+const runtimeClient = containers.ContainerRuntimeClient as unknown as ClientConstructor;
+useBulk<containers.PutArchiveRequest>(runtimeClient, 'putArchive', runtime.putArchive, 'request', chunkPart(2));
+for (const name of ['export', 'getArchive', 'diff']) useBulk<containers.Chunk>(runtimeClient, name, runtime[name], 'response', dataOnly(1));
