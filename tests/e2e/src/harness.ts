@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { startTokenServer, type TokenServer } from './token-server';
 
 const execFileP = promisify(execFile);
 
@@ -207,7 +208,10 @@ export function freePort(): Promise<number> {
 }
 
 /** Debian's docker-registry on 127.0.0.1, optionally behind htpasswd basic auth. */
-export async function startRegistry(auth?: { username: string; password: string }): Promise<{ address: string; stop(): Promise<void>; accessLog(): string }> {
+/** Debian's docker-registry on 127.0.0.1: open, with htpasswd, or with bearer tokens from a token server. */
+export async function startRegistry(
+  auth?: { username: string; password: string; tokens?: boolean },
+): Promise<{ address: string; stop(): Promise<void>; accessLog(): string; tokens?: TokenServer }> {
   const dir = shortTempDir('reg-');
   const port = await freePort();
   const lines = [
@@ -222,7 +226,11 @@ export async function startRegistry(auth?: { username: string; password: string 
     'http:',
     `  addr: 127.0.0.1:${port}`,
   ];
-  if (auth) {
+  let tokens: TokenServer | undefined;
+  if (auth?.tokens) {
+    tokens = await startTokenServer(dir, auth);
+    lines.push('auth:', '  token:', `    realm: ${tokens.realm}`, `    service: ${tokens.service}`, `    issuer: ${tokens.issuer}`, `    rootcertbundle: ${tokens.rootCertFile}`);
+  } else if (auth) {
     const { stdout } = await execFileP('htpasswd', ['-Bbn', auth.username, auth.password]);
     fs.writeFileSync(path.join(dir, 'htpasswd'), stdout);
     lines.push('auth:', '  htpasswd:', '    realm: stevedore-test', `    path: ${dir}/htpasswd`);
@@ -241,16 +249,19 @@ export async function startRegistry(auth?: { username: string; password: string 
     if (ok) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
+      await tokens?.stop();
       throw new Error('docker-registry did not start');
     }
     await sleep(50);
   }
   return {
     address: `127.0.0.1:${port}`,
+    tokens,
     accessLog: () => fs.readFileSync(logFile, 'utf8'),
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
+      await tokens?.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -11,12 +11,18 @@ describe('registries', () => {
   let stack: Stack;
   let open: Awaited<ReturnType<typeof startRegistry>>;
   let secured: Awaited<ReturnType<typeof startRegistry>>;
+  let tokened: Awaited<ReturnType<typeof startRegistry>>;
   before(async () => {
-    [stack, open, secured] = await Promise.all([startStack(), startRegistry(), startRegistry({ username: 'alice', password: 's3cret' })]);
+    [stack, open, secured, tokened] = await Promise.all([
+      startStack(),
+      startRegistry(),
+      startRegistry({ username: 'alice', password: 's3cret' }),
+      startRegistry({ username: 'bob', password: 't0ken', tokens: true }),
+    ]);
     assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
   });
   after(async () => {
-    await Promise.all([stopStack(stack), open?.stop(), secured?.stop()]);
+    await Promise.all([stopStack(stack), open?.stop(), secured?.stop(), tokened?.stop()]);
   });
 
   test('login, push, rmi, pull and search against a registry with htpasswd', async () => {
@@ -48,6 +54,48 @@ describe('registries', () => {
     assert.equal(search.code, 0, search.stderr);
     assert.match(search.stdout, new RegExp(`${secured.address.replace(/\./g, '\\.')}/team/bb`));
     assert.equal((await stack.docker(['logout', secured.address])).code, 0);
+  });
+
+  test('bearer tokens: login, push, pull and search with tokens scoped by the token server', async () => {
+    const tokens = tokened.tokens!;
+    const name = `${tokened.address}/crew/bb:v1`;
+    // Content of its own, so that the pull downloads it.
+    const unique = await makeTar([{ name: 'token.txt', body: `tokens ${Date.now()}\n` }]);
+    const imported = await stack.request('POST', `/v1.12/images/create?fromSrc=-&repo=${tokened.address}/crew/bb&tag=v1`, { body: unique });
+    assert.equal(imported.status, 200, imported.text);
+    // Without a login the token server's anonymous token grants nothing: the registry refuses.
+    const anonymous = await stack.docker(['push', name]);
+    assert.equal(anonymous.code, 1);
+    assert.match(anonymous.stdout + anonymous.stderr, /authentication required/);
+    assert.ok(tokens.requests.some((r) => r.user === '' && r.scope === 'repository:crew/bb:push,pull' && r.status === 200));
+
+    const wrong = await stack.docker(['login', tokened.address, '-u', 'bob', '--password-stdin'], { input: 'nope\n' });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /401|Wrong login/);
+    const login = await stack.docker(['login', tokened.address, '-u', 'bob', '--password-stdin'], { input: 't0ken\n' });
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stdout, /Login Succeeded/);
+
+    const pushed = await stack.docker(['push', name]);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.match(pushed.stdout, /v1: digest: sha256:[0-9a-f]{64}/);
+    assert.ok(tokens.requests.some((r) => r.user === 'bob' && r.scope === 'repository:crew/bb:push,pull' && r.status === 200));
+
+    assert.equal((await stack.docker(['rmi', name])).code, 0);
+    const pulled = await stack.docker(['pull', name]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    assert.match(pulled.stdout, /Downloaded newer image/);
+    assert.ok(tokens.requests.some((r) => r.user === 'bob' && r.scope === 'repository:crew/bb:pull' && r.status === 200));
+
+    const search = await stack.docker(['search', `${tokened.address}/crew`]);
+    assert.equal(search.code, 0, search.stderr);
+    assert.match(search.stdout, /crew\/bb/);
+    assert.ok(tokens.requests.some((r) => r.user === 'bob' && r.scope === 'registry:catalog:*'));
+
+    // Every registry request after the first challenge carried a token the registry accepted.
+    const log = tokened.accessLog();
+    assert.match(log, /"(PUT|GET) \/v2\/crew\/bb\/manifests\/v1 HTTP\/1\.1" 20[01]/);
+    assert.equal((await stack.docker(['logout', tokened.address])).code, 0);
   });
 
   test('pull errors: an unknown repository and a registry that is down', async () => {

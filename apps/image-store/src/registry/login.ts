@@ -5,7 +5,7 @@ import { RegistrySession, type Credentials } from './session';
 
 /** Resolves with "Login Succeeded" or throws: 401 for wrong credentials, 500 when unreachable. */
 export async function checkLogin(address: RegistryAddress, creds: Credentials): Promise<string> {
-  const session = new RegistrySession(address, '', creds, 'pull', true);
+  const session = new RegistrySession(address, '', creds, '', true);
   try {
     await session.authenticate();
   } catch (err) {

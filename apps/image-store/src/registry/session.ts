@@ -36,6 +36,11 @@ export async function registryFetch(url: string, init: RequestInit = {}): Promis
   }
 }
 
+/** The bearer-token scope of a repository. */
+export const repositoryScope = (repository: string, actions: 'pull' | 'push,pull') => `repository:${repository}:${actions}`;
+/** The bearer-token scope of the catalog (search). */
+export const CATALOG_SCOPE = 'registry:catalog:*';
+
 export class RegistrySession {
   private authorization?: string;
 
@@ -44,7 +49,8 @@ export class RegistrySession {
     /** The repository path, or '' for registry-wide calls (login, catalog). */
     readonly repository: string,
     private readonly creds: Credentials | undefined,
-    private readonly actions: string,
+    /** What a bearer token is asked for: `repository:NAME:pull,push`, `registry:catalog:*`, or '' (a login). */
+    private readonly scope: string,
     /**
      * Only a login check answers a refusal with 401: today's CLI meets a 401
      * from pull or push with an interactive credentials prompt.
@@ -69,7 +75,7 @@ export class RegistrySession {
     if (challenge.scheme === 'bearer' && challenge.params.realm) {
       const realm = new URL(challenge.params.realm);
       if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
-      if (this.repository) realm.searchParams.set('scope', `repository:${this.repository}:${this.actions}`);
+      if (this.scope) realm.searchParams.set('scope', this.scope);
       if (this.creds?.username) realm.searchParams.set('account', this.creds.username);
       const res = await registryFetch(realm.toString(), { headers: this.creds?.username ? { authorization: basicAuth(this.creds) } : {} });
       if (!res.ok) throw this.refusal(res);
