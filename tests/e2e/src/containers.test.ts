@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { busyboxRootfsTar } from './images-fixtures';
-import { runCommand, sleep, startStack, stopStack, type Stack } from './harness';
+import { processesMentioning, runCommand, sleep, startStack, stopStack, type Stack } from './harness';
 
 /** Mounts whose target is below `dir`. */
 function mountsBelow(dir: string): string[] {
@@ -178,6 +178,13 @@ describe('containers', () => {
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push((await stack.docker(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim());
     assert.ok(mountsBelow(path.join(stack.root, 'containers')).length >= 3);
+    // One monitor per container, each a few hundred KiB at most.
+    const monitors = processesMentioning(stack.root).filter((p) => p.cmd.includes('stevedore-shim'));
+    assert.equal(monitors.length, 3);
+    for (const m of monitors) {
+      const rssKiB = Number(/^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${m.pid}/status`, 'utf8'))![1]);
+      assert.ok(rssKiB > 0 && rssKiB <= 384, `a monitor's resident memory is ${rssKiB} KiB`);
+    }
     assert.equal((await stack.docker(['rm', '-f', ...ids])).code, 0);
     const all = (await stack.docker(['ps', '-a', '-q'])).stdout.trim().split('\n').filter(Boolean);
     if (all.length) assert.equal((await stack.docker(['rm', '-f', ...all])).code, 0);
@@ -233,5 +240,45 @@ describe('containers', () => {
     const list14 = JSON.parse((await stack.request('GET', '/v1.4/containers/json?all=1')).text).find((c: any) => c.Id === id);
     assert.equal(list14.Ports, '');
     assert.equal((await stack.docker(['rm', id])).code, 0);
+  });
+
+  test('attach without Upgrade (as Docker 1.0 clients did) takes the connection over: stdin in, output out', async () => {
+    for (const [version, multiplexed] of [['1.5', false], ['1.12', true]] as const) {
+      const created = await stack.request('POST', `/v${version}/containers/create`, {
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ Image: 'busybox', Cmd: ['sh', '-c', 'cat; echo done >&2'], OpenStdin: true, StdinOnce: true, AttachStdin: true }),
+      });
+      assert.equal(created.status, 201, created.text);
+      const id = JSON.parse(created.text).Id;
+      const sock = net.connect(stack.socket);
+      const received: Buffer[] = [];
+      sock.on('data', (c) => received.push(c));
+      const closed = new Promise((r) => sock.on('close', r));
+      await new Promise((r) => sock.on('connect', r));
+      sock.write(`POST /v${version}/containers/${id}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+      for (let i = 0; i < 50 && !Buffer.concat(received).includes('\r\n\r\n'); i++) await sleep(20);
+      assert.equal((await stack.request('POST', `/v${version}/containers/${id}/start`)).status, 204);
+      // Input that would be a malformed request to an HTTP parser.
+      sock.write('line one\n');
+      await sleep(100);
+      sock.write('GET / HTTP/1.1\r\n\n');
+      sock.end(); // the end of stdin; the output keeps flowing until the container exits
+      await closed;
+      const all = Buffer.concat(received);
+      const headEnd = all.indexOf('\r\n\r\n');
+      assert.match(all.subarray(0, headEnd).toString(), /^HTTP\/1\.1 200 OK\r\nContent-Type: application\/vnd\.docker\.raw-stream/);
+      const body = all.subarray(headEnd + 4);
+      if (multiplexed) {
+        const frames = demux(body);
+        assert.equal(frames.filter(([s]) => s === 1).map(([, t]) => t).join(''), 'line one\nGET / HTTP/1.1\r\n\n');
+        assert.equal(frames.filter(([s]) => s === 2).map(([, t]) => t).join(''), 'done\n');
+      } else {
+        const text = body.toString();
+        assert.ok(text.includes('line one\nGET / HTTP/1.1\r\n\n') && text.includes('done\n'), JSON.stringify(text));
+        assert.equal(text.length, 'line one\nGET / HTTP/1.1\r\n\ndone\n'.length);
+      }
+      assert.equal(JSON.parse((await stack.request('GET', `/v1.12/containers/${id}/json`)).text).State.ExitCode, 0);
+      assert.equal((await stack.docker(['rm', id])).code, 0);
+    }
   });
 });

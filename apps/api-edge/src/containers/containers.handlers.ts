@@ -252,13 +252,11 @@ export class ContainersHandlers {
     const c = await this.inspectOf(req, req.params.id);
     const tty = Boolean((JSON.parse(c.configJson) as ContainerConfig).Tty);
     const multiplex = req.atLeast('1.6') && !tty;
-    const socket: Duplex = req.hijack?.socket ?? (req.raw.socket as Duplex);
     const head = req.hijack
       ? 'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n'
       : 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n';
-    // The HTTP layer lets go of the connection: from here it is a raw pipe.
-    res.raw.detachSocket?.(socket as never);
-    (socket as unknown as { setTimeout?: (n: number) => void }).setTimeout?.(0);
+    // From here the connection is a raw pipe.
+    const socket = req.takeOver();
     socket.write(head);
 
     const { metadata, options } = callOptions(req.requestId);

@@ -46,6 +46,25 @@ export class ApiRequest {
     return this.controller.signal;
   }
 
+  /**
+   * The connection, taken over by the handler as a raw pipe (attach). An
+   * upgraded request's socket is free already. Otherwise the HTTP server
+   * lets go of it: its parser's data and end listeners are removed, so that
+   * the client's input (stdin, sent after the request as Docker 1.0's
+   * clients did) is not read as another request, and a half-close (the end
+   * of stdin) does not close the output. The handler's own data listener
+   * then takes the socket's bytes from the parser.
+   */
+  takeOver(): Duplex {
+    if (this.hijack) return this.hijack.socket;
+    const socket = this.raw.socket;
+    this.response.detachSocket(socket);
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('end');
+    socket.setTimeout(0);
+    return socket;
+  }
+
   /** A logger carrying the request id. */
   get log(): Logger {
     return (this.logger ??= this.baseLog.child({ reqId: this.requestId }));
