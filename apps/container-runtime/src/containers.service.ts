@@ -479,9 +479,9 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     fs.rmSync(this.dir(row.id), { recursive: true, force: true });
     fs.rmSync(this.stateDir(row.id), { recursive: true, force: true });
     await this.images(this.imagesClient.releaseImage, { user: row.id }, requestId).catch((err) => this.log.warn({ err }, 'releasing the image failed'));
-    // After the DELETE answer has gone out: today's CLI (run --rm) cancels its own
-    // DELETE when `destroy` reaches it first, and reports an error for a removal that worked.
-    setTimeout(() => this.publish('destroy', row), 10);
+    // The API edge holds `destroy` back until its DELETE answer has gone out
+    // (today's CLI cancels its own DELETE when `destroy` reaches it first).
+    this.publish('destroy', row);
   }
 
   toMessage(row: ContainerRow, imageName = row.image_name): containers.Container {

@@ -48,6 +48,15 @@ describe('containers', () => {
     const piped = await stack.docker(['run', '-i', '--rm', 'busybox', 'sh', '-c', 'tr a-z A-Z'], { input: 'shout\n' });
     assert.equal(piped.code, 0, piped.stderr);
     assert.equal(piped.stdout, 'SHOUT\n');
+    // --rm: the CLI removes the container and waits for `destroy`; an event
+    // ahead of the DELETE answer would make it cancel the DELETE and complain.
+    const before = (await stack.docker(['ps', '-a', '-q'])).stdout;
+    for (let i = 0; i < 8; i++) {
+      const quick = await stack.docker(['run', '--rm', 'busybox', 'true']);
+      assert.equal(quick.code, 0);
+      assert.equal(quick.stderr, '');
+    }
+    assert.equal((await stack.docker(['ps', '-a', '-q'])).stdout, before);
     const env = await stack.docker(['run', '--name', 'envy', '-e', 'FOO=bar', '-w', '/tmp/work', '-u', 'nobody', 'busybox', 'sh', '-c', 'echo $FOO; pwd; id -u; id -g; echo $HOME; cat /etc/hostname']);
     assert.equal(env.code, 0, env.stderr);
     const [foo, pwd, uid, gid, home, hostname] = env.stdout.trim().split('\n');

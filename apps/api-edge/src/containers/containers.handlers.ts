@@ -8,6 +8,7 @@ import { callOptions } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { backendError, Backends, call } from '../backends/backends';
+import { RemovalsInFlight } from '../backends/removals-in-flight';
 import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
 import { acceptKey, WebSocketPeer } from '../http/websocket';
@@ -25,7 +26,10 @@ export function muxFrame(stream: number, data: Uint8Array): Buffer {
 
 @Injectable()
 export class ContainersHandlers {
-  constructor(private readonly backends: Backends) {}
+  constructor(
+    private readonly backends: Backends,
+    private readonly removals: RemovalsInFlight,
+  ) {}
 
   private get rt() {
     return this.backends.containers;
@@ -86,6 +90,8 @@ export class ContainersHandlers {
   };
 
   remove = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    // `destroy` events wait for this answer (see RemovalsInFlight).
+    this.removals.track(new Promise((answered) => res.raw.once('finish', answered).once('close', answered)));
     await call(this.rt, this.rt.remove, { id: req.params.id, force: req.bool('force'), volumes: req.bool('v') }, req.requestId, SERVICE, 60_000);
     res.noContent(204);
   };

@@ -9,6 +9,7 @@ import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { backendError, Backends } from '../backends/backends';
 import { eventJson } from './event-shape';
+import { RemovalsInFlight } from '../backends/removals-in-flight';
 
 /** How long to wait for the events service to accept the subscription. */
 const SUBSCRIBE_TIMEOUT_MS = 5000;
@@ -30,6 +31,7 @@ function readFilters(req: ApiRequest): Record<string, events.FilterValues> {
 export class EventsHandler {
   constructor(
     private readonly backends: Backends,
+    private readonly removals: RemovalsInFlight,
     @Inject(LOGGER) private readonly log: Logger,
   ) {}
 
@@ -62,12 +64,21 @@ export class EventsHandler {
 
     res.startStream(200, 'application/json');
     await new Promise<void>((resolve) => {
+      const write = (event: events.Event) => res.write(`${eventJson(event)}\n`);
+      const resumeAfter = (wait: Promise<void> | undefined) => (wait ? void wait.then(() => stream.resume()) : stream.resume());
       stream.on('data', (event: events.Event) => {
-        const wait = res.write(`${eventJson(event)}\n`);
-        if (wait) {
-          stream.pause();
-          void wait.then(() => stream.resume());
+        // A `destroy` goes out after the answers of the removals in flight.
+        const held = event.action === 'destroy' ? this.removals.answered() : undefined;
+        if (!held) {
+          const wait = write(event);
+          if (wait) {
+            stream.pause();
+            resumeAfter(wait);
+          }
+          return;
         }
+        stream.pause();
+        void held.then(() => resumeAfter(write(event)));
       });
       stream.on('end', resolve);
       stream.on('error', (err: Error & { code?: number }) => {
