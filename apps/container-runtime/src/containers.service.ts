@@ -75,6 +75,8 @@ function merge(user: ContainerConfig, image: ContainerConfig | undefined): Conta
 export class ContainersService implements OnModuleInit, OnModuleDestroy {
   db!: ContainerDb;
   readonly root: string;
+  /** Where a removed container's directory waits for its deletion. */
+  private readonly trash: string;
   readonly runtime: OciRuntime;
   private readonly runtimeRoot: string;
   private readonly hostCaps = hostCapabilities();
@@ -90,6 +92,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     @Inject(LOGGER) private readonly log: Logger,
   ) {
     this.root = path.join(config.root, 'containers');
+    this.trash = path.join(config.root, 'containers-removed');
     this.runtimeRoot = path.join(config.runDir, 'runtime');
     this.runtime = chooseOciRuntime(config.runtime, (msg) => log.info(msg));
     log.info({ runtime: this.runtime }, 'OCI runtime chosen');
@@ -99,6 +102,9 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   async onModuleInit(): Promise<void> {
     fs.mkdirSync(this.root, { recursive: true });
     fs.mkdirSync(this.runtimeRoot, { recursive: true });
+    // Directories of removed containers whose deletion a stop interrupted.
+    fs.rmSync(this.trash, { recursive: true, force: true });
+    fs.mkdirSync(this.trash, { recursive: true });
     this.db = new ContainerDb(path.join(this.root, 'containers.db'));
     this.redis = connectRedis(this.config.redisUrl);
     this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
@@ -334,10 +340,11 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.db.markExited(id, exitCode, finishedAt);
     // `die` from the row as it was: a removal may follow at once (it waits for this exit to settle).
     this.publish('die', row, { exitCode: String(exitCode) });
+    // The image is now used by a stopped container only (told while the root filesystem is released).
+    const imageUse = this.images(this.imagesClient.useImage, { image: row.image_id, user: id, running: false }, 'exit').catch((err) => this.log.warn({ err, id }, 'updating the image use failed'));
     await unmountRootfs(this.dir(id));
     fs.rmSync(this.stateDir(id), { recursive: true, force: true });
-    // The image is now used by a stopped container only.
-    await this.images(this.imagesClient.useImage, { image: row.image_id, user: id, running: false }, 'exit').catch((err) => this.log.warn({ err, id }, 'updating the image use failed'));
+    await imageUse;
     for (const w of this.waiters.get(id) ?? []) w(exitCode);
     this.waiters.delete(id);
   }
@@ -472,12 +479,19 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       if (!(await this.waitExit(row, 15_000))) throw refused(`Could not stop running container, cannot remove - ${row.id}`);
     }
     await this.settled(row.id);
-    await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', row.id]).catch(() => undefined);
+    // The monitor deletes the container from the OCI runtime once it has
+    // exited; only a state it left behind (or has yet to delete) is deleted here.
+    if (fs.existsSync(path.join(this.runtimeRoot, row.id))) {
+      await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', row.id]).catch(() => undefined);
+    }
     await unmountRootfs(this.dir(row.id));
     if (isMounted(path.join(this.dir(row.id), 'rootfs'))) throw refused(`Cannot destroy container ${row.id}: its root filesystem is still mounted`);
     this.db.removeContainer(row.id);
-    fs.rmSync(this.dir(row.id), { recursive: true, force: true });
     fs.rmSync(this.stateDir(row.id), { recursive: true, force: true });
+    // The directory is moved aside at once and deleted while the answer goes out.
+    const removed = path.join(this.trash, `${row.id}-${process.hrtime.bigint()}`);
+    if (fs.existsSync(this.dir(row.id))) fs.renameSync(this.dir(row.id), removed);
+    fs.promises.rm(removed, { recursive: true, force: true }).catch((err) => this.log.warn({ err, id: row.id }, 'deleting the directory of a removed container failed'));
     await this.images(this.imagesClient.releaseImage, { user: row.id }, requestId).catch((err) => this.log.warn({ err }, 'releasing the image failed'));
     // The API edge holds `destroy` back until its DELETE answer has gone out
     // (today's CLI cancels its own DELETE when `destroy` reaches it first).
