@@ -118,7 +118,8 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
     const layer = this.layers.begin();
     try {
       const { stream } = await decompress(data);
-      const applied = await applyLayer(stream, layer.dir);
+      // An imported layer is known by its image ID: no digest of the archive is kept.
+      const applied = await applyLayer(stream, layer.dir, { digest: false });
       const id = newImageId();
       const meta: StoredImage = {
         id,
@@ -133,7 +134,7 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
       this.layers.finish(layer.name);
       try {
         this.db.registerImage(
-          { id, parent: null, created: Date.parse(meta.created), size: applied.size, layer: layer.name, source_digest: applied.digest, meta: JSON.stringify(meta) },
+          { id, parent: null, created: Date.parse(meta.created), size: applied.size, layer: layer.name, source_digest: null, meta: JSON.stringify(meta) },
           target,
         );
       } catch (err) {

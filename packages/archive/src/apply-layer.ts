@@ -19,7 +19,7 @@ const run = promisify(execFile);
 export interface AppliedLayer {
   /** Bytes of file content in the layer. */
   size: number;
-  /** sha256 of the (decompressed) tar stream as it was read. */
+  /** sha256 of the (decompressed) tar stream as it was read ('' when not asked for). */
   digest: string;
   entries: number;
 }
@@ -57,7 +57,7 @@ async function writeEntry(content: AsyncIterable<Buffer>, file: string, mode: nu
   }
 }
 
-export async function applyLayer(input: Readable, dest: string, options: { allowEmpty?: boolean } = {}): Promise<AppliedLayer> {
+export async function applyLayer(input: Readable, dest: string, options: { allowEmpty?: boolean; digest?: boolean } = {}): Promise<AppliedLayer> {
   const safeDirs = new Set<string>(['']);
   const whiteouts: string[] = [];
   const opaque: string[] = [];
@@ -192,9 +192,10 @@ export async function applyLayer(input: Readable, dest: string, options: { allow
     })().then(() => done(), done);
   });
 
-  const digester = new Digester();
+  const digester = options.digest === false ? undefined : new Digester();
   try {
-    await pipeline(input, digester, extract);
+    if (digester) await pipeline(input, digester, extract);
+    else await pipeline(input, extract);
   } catch (err) {
     const e = err as Error & { kind?: string };
     if (e.kind) throw err;
@@ -205,5 +206,5 @@ export async function applyLayer(input: Readable, dest: string, options: { allow
   await markOpaque(opaque);
   // Directory times last: creating their entries changed them.
   for (let i = dirTimes.length - 1; i >= 0; i--) fs.utimesSync(dirTimes[i][0], dirTimes[i][1], dirTimes[i][1]);
-  return { size, digest: `sha256:${digester.hash.digest('hex')}`, entries };
+  return { size, digest: digester ? `sha256:${digester.hash.digest('hex')}` : '', entries };
 }
