@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { bytesFieldPayload, containers, images } from './index';
+import { bytesFieldPayload, containers, gatherPayload, images } from './index';
 
 const generatedImport = (m: images.ImportRequest) => Buffer.from(images.ImportRequest.encode(m).finish());
 
@@ -40,4 +40,19 @@ test('a payload is read only when the message is exactly that one field', () => 
 test('the generated clients use the bulk codecs', () => {
   const proto = images.ImageStoreClient.prototype as unknown as Record<string, unknown>;
   assert.equal((proto.import as { requestSerialize?: unknown }).requestSerialize, images.ImageStoreService.import.requestSerialize);
+});
+
+test('a gathered payload is sent as it was laid out: encoded exactly, without another copy', () => {
+  const pieces = [randomBytes(1000), randomBytes(70_000), randomBytes(5)];
+  const size = pieces.reduce((n, p) => n + p.length, 0);
+  const payload = gatherPayload(pieces, size);
+  assert.ok(payload.equals(Buffer.concat(pieces)));
+  const method = images.ImageStoreService.import;
+  const message: images.ImportRequest = { part: { $case: 'chunk', chunk: payload } };
+  const wire = method.requestSerialize(message);
+  assert.deepEqual(wire, generatedImport(message));
+  assert.equal(wire.buffer, payload.buffer, 'the wire form shares the payload memory');
+  // The same payload in a message of another field number gets that field's tag.
+  const load = images.ImageStoreService.load.requestSerialize({ data: payload });
+  assert.deepEqual(load, Buffer.from(images.DataChunk.encode({ data: payload }).finish()));
 });

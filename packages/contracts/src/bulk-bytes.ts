@@ -50,11 +50,38 @@ export function bytesFieldPayload(field: number, message: Buffer): Buffer | unde
   return i + length === message.length ? message.subarray(i) : undefined;
 }
 
+/** Room before a gathered payload for a tag and a length of up to 5 bytes. */
+const HEADER_ROOM = 6;
+/** Gathered payloads, and their encoding (with the tag byte left for the serializer to set). */
+const preEncoded = new WeakMap<Buffer, Buffer>();
+
+/**
+ * Gathers pieces into one payload laid out behind room for its field
+ * header, so that sending it as a bulk message copies nothing more: the
+ * gathering is the one copy of the bytes before gRPC frames them.
+ */
+export function gatherPayload(pieces: Buffer[], size: number): Buffer {
+  const header = bytesFieldHeader(0, size);
+  const buffer = Buffer.allocUnsafe(HEADER_ROOM + size);
+  let at = HEADER_ROOM;
+  for (const piece of pieces) at += piece.copy(buffer, at);
+  const start = HEADER_ROOM - header.length;
+  header.copy(buffer, start);
+  const payload = buffer.subarray(HEADER_ROOM);
+  preEncoded.set(payload, buffer.subarray(start));
+  return payload;
+}
+
 function bulkCodec<M>(generated: Codec, bulk: BulkField<M>): Codec {
   return {
     serialize(value) {
       const bytes = bulk.bytesOf(value as M);
       if (!bytes) return generated.serialize(value);
+      const wire = preEncoded.get(bytes);
+      if (wire) {
+        wire[0] = (bulk.field << 3) | 2;
+        return wire;
+      }
       const header = bytesFieldHeader(bulk.field, bytes.length);
       return Buffer.concat([header, bytes], header.length + bytes.length);
     },

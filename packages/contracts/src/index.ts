@@ -8,4 +8,4 @@ export * as containers from './generated/stevedore/container_runtime.generated';
 export * as builds from './generated/stevedore/build_worker.generated';
 
 import './bulk-bytes';
-export { bytesFieldHeader, bytesFieldPayload } from './bulk-bytes';
+export { bytesFieldHeader, bytesFieldPayload, gatherPayload } from './bulk-bytes';

@@ -5,6 +5,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { Readable, Writable } from 'node:stream';
 import { toGrpcError, asStevedoreError, invalid } from '@stevedore/errors';
 import { newRequestId, REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
+import { gatherPayload } from '@stevedore/contracts';
 
 export interface CallContext {
   requestId: string;
@@ -143,7 +144,7 @@ export function messageWriter<Res>(call: grpc.ServerWritableStream<unknown, Res>
   });
 }
 
-/** Gathers a byte stream's chunks into messages of up to STREAM_MESSAGE_BYTES (for uploads from the API edge). */
+/** Gathers a byte stream's chunks into payloads of about STREAM_MESSAGE_BYTES, laid out for a bulk message (uploads from the API edge). */
 export async function* gatherChunks(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   let pending: Buffer[] = [];
   let size = 0;
@@ -151,12 +152,12 @@ export async function* gatherChunks(source: AsyncIterable<Buffer>): AsyncGenerat
     pending.push(chunk);
     size += chunk.length;
     if (size >= STREAM_MESSAGE_BYTES) {
-      yield pending.length === 1 ? pending[0] : Buffer.concat(pending, size);
+      yield gatherPayload(pending, size);
       pending = [];
       size = 0;
     }
   }
-  if (size) yield pending.length === 1 ? pending[0] : Buffer.concat(pending, size);
+  if (size) yield gatherPayload(pending, size);
 }
 
 /**
