@@ -16,6 +16,7 @@ import { buildSpec, hostCapabilities, resolveUser } from './oci-spec';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs';
 import { changes, withRootfs, type Change } from './container-fs';
 import { Frame, runtimeCommand, ShimConnection, spawnShim } from './shim';
+import { prepareVolumes, type VolumeMount } from './volumes';
 import { ContainerDb, type ContainerRow } from './store/container-db';
 import { checkName, newContainerId, randomName } from './store/names';
 
@@ -77,6 +78,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   readonly root: string;
   /** Where a removed container's directory waits for its deletion. */
   private readonly trash: string;
+  /** Data volumes, one directory each. */
+  private readonly volumesDir: string;
   readonly runtime: OciRuntime;
   private readonly runtimeRoot: string;
   private readonly hostCaps = hostCapabilities();
@@ -93,6 +96,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   ) {
     this.root = path.join(config.root, 'containers');
     this.trash = path.join(config.root, 'containers-removed');
+    this.volumesDir = path.join(config.root, 'volumes');
     this.runtimeRoot = path.join(config.runDir, 'runtime');
     this.runtime = chooseOciRuntime(config.runtime, (msg) => log.info(msg));
     log.info({ runtime: this.runtime }, 'OCI runtime chosen');
@@ -269,7 +273,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       const cwd = config.WorkingDir || '/';
       const cwdAbs = path.join(rootfs, cwd);
       if (!fs.existsSync(cwdAbs)) fs.mkdirSync(cwdAbs, { recursive: true });
-      const spec = buildSpec({ id: row.id, rootfs, config, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps });
+      const volumes = this.volumesAtStart(row.id, config, hostConfig, rootfs);
+      const spec = buildSpec({ id: row.id, rootfs, config, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes });
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
       fs.rmSync(state, { recursive: true, force: true });
       fs.mkdirSync(state, { recursive: true });
@@ -317,6 +322,15 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const p = this.recordExit(id).finally(() => this.exiting.delete(id));
     this.exiting.set(id, p);
     return p;
+  }
+
+  /** A container's volumes: made and recorded at its first start, the same ones at every later start. */
+  private volumesAtStart(id: string, config: ContainerConfig, hostConfig: HostConfig, rootfs: string): VolumeMount[] {
+    const recorded = this.db.volumes(id);
+    if (recorded.length) return recorded.map((v) => ({ path: v.path, hostPath: v.host_path, rw: Boolean(v.rw), managed: Boolean(v.managed) }));
+    const volumes = prepareVolumes(config, hostConfig, { volumesDir: this.volumesDir, rootfs, volumesOf: (name) => this.db.volumes(this.resolve(name).id) });
+    this.db.setVolumes(volumes.map((v) => ({ container_id: id, path: v.path, host_path: v.hostPath, rw: v.rw ? 1 : 0, managed: v.managed ? 1 : 0 })));
+    return volumes;
   }
 
   /** Waits until an exit being recorded has released the root filesystem. */
@@ -486,8 +500,13 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     }
     await unmountRootfs(this.dir(row.id));
     if (isMounted(path.join(this.dir(row.id), 'rootfs'))) throw refused(`Cannot destroy container ${row.id}: its root filesystem is still mounted`);
-    this.db.removeContainer(row.id);
+    const orphans = this.db.removeContainer(row.id);
+    // Attachments waiting for a start that will not come end now.
+    for (const a of this.pending.get(row.id) ?? []) a.onEnd();
+    this.pending.delete(row.id);
     fs.rmSync(this.stateDir(row.id), { recursive: true, force: true });
+    // rm -v: the data volumes no other container uses go too (binds never do).
+    if (req.volumes) for (const dir of orphans) if (path.dirname(dir) === this.volumesDir) fs.rmSync(dir, { recursive: true, force: true });
     // The directory is moved aside at once and deleted while the answer goes out.
     const removed = path.join(this.trash, `${row.id}-${process.hrtime.bigint()}`);
     if (fs.existsSync(this.dir(row.id))) fs.renameSync(this.dir(row.id), removed);
@@ -527,6 +546,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       execDriver: `${this.runtime.name}-${this.runtime.version}`,
       sizeRw: 0,
       sizeRootFs: 0,
+      volumes: this.db.volumes(row.id).map((v) => ({ path: v.path, hostPath: v.host_path, rw: Boolean(v.rw) })),
     };
   }
 
@@ -590,14 +610,17 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     if (a.stdinClosed) conn.send(Frame.stdinClosed);
   }
 
-  /** Attaches to a container: connected now if it runs, at start if it was only created. */
+  /**
+   * Attaches to a container: connected now if it runs, otherwise at its next
+   * start (as Docker's attach waited on a stopped container: `start -a`).
+   */
   async attach(id: string, a: Attachment): Promise<'attached' | 'pending' | 'not-running'> {
     const row = this.resolve(id);
     if (row.status === 'running' && this.monitors.has(row.id)) {
       await this.connectAttachment(row.id, a);
       return 'attached';
     }
-    if (row.status === 'created') {
+    if (row.status === 'created' || row.status === 'exited') {
       this.pending.set(row.id, new Set([...(this.pending.get(row.id) ?? []), a]));
       return 'pending';
     }

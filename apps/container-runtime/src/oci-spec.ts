@@ -89,6 +89,8 @@ export interface SpecInput {
   /** Files bind-mounted over /etc/hostname, /etc/hosts, /etc/resolv.conf. */
   etcFiles: { hostname: string; hosts: string; resolvConf: string };
   hostCaps: string[];
+  /** Volumes and binds, mounted last (over anything of the image's at their paths). */
+  volumes?: Array<{ path: string; hostPath: string; rw: boolean }>;
 }
 
 /** Docker's default environment, with the container's own on top. */
@@ -148,6 +150,7 @@ export function buildSpec(input: SpecInput): object {
       { destination: '/etc/hostname', type: 'bind', source: input.etcFiles.hostname, options: ['rbind', 'rprivate'] },
       { destination: '/etc/hosts', type: 'bind', source: input.etcFiles.hosts, options: ['rbind', 'rprivate'] },
       { destination: '/etc/resolv.conf', type: 'bind', source: input.etcFiles.resolvConf, options: ['rbind', 'rprivate'] },
+      ...(input.volumes ?? []).map((v) => ({ destination: v.path, type: 'bind', source: v.hostPath, options: ['rbind', 'rprivate', v.rw ? 'rw' : 'ro'] })),
     ],
     linux: {
       namespaces,

@@ -93,9 +93,16 @@ export function toContainerInspectV1_12(c: containers.Container) {
     ProcessLabel: '',
     ResolvConfPath: c.resolvConfPath,
     State: stateOf(c),
-    Volumes: {},
-    VolumesRW: {},
+    ...volumesOf(c),
   });
+}
+
+/** `Volumes` (container path → host path) and `VolumesRW` (container path → writable). */
+function volumesOf(c: containers.Container): { Volumes: Record<string, string>; VolumesRW: Record<string, boolean> } {
+  return {
+    Volumes: Object.fromEntries(c.volumes.map((v) => [v.path, v.hostPath])),
+    VolumesRW: Object.fromEntries(c.volumes.map((v) => [v.path, v.rw])),
+  };
 }
 
 /** Before v1.12: the stored structure, `ID`, in its field order, HostConfig last. */
@@ -117,8 +124,7 @@ export function toContainerInspectV1_0(c: containers.Container) {
     ExecDriver: c.execDriver,
     MountLabel: '',
     ProcessLabel: '',
-    Volumes: {},
-    VolumesRW: {},
+    ...volumesOf(c),
     HostConfig: hostConfigOf(c),
   };
 }

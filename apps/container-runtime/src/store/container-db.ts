@@ -38,7 +38,25 @@ CREATE TABLE IF NOT EXISTS containers (
   paused INTEGER NOT NULL DEFAULT 0,
   seq INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS volumes (
+  container_id TEXT NOT NULL,
+  path TEXT NOT NULL,
+  host_path TEXT NOT NULL,
+  rw INTEGER NOT NULL,
+  -- 1: a data volume under the data root (rm -v may delete it); 0: a bind of the host's
+  managed INTEGER NOT NULL,
+  PRIMARY KEY (container_id, path)
+);
+CREATE INDEX IF NOT EXISTS volumes_by_host_path ON volumes (host_path);
 `;
+
+export interface VolumeRow {
+  container_id: string;
+  path: string;
+  host_path: string;
+  rw: number;
+  managed: number;
+}
 
 export class ContainerDb {
   readonly db: Database.Database;
@@ -62,6 +80,10 @@ export class ContainerDb {
       hostConfig: db.prepare('UPDATE containers SET host_config = ? WHERE id = ?'),
       paused: db.prepare('UPDATE containers SET paused = ? WHERE id = ?'),
       remove: db.prepare('DELETE FROM containers WHERE id = ?'),
+      volumes: db.prepare('SELECT * FROM volumes WHERE container_id = ? ORDER BY path'),
+      addVolume: db.prepare('INSERT INTO volumes (container_id, path, host_path, rw, managed) VALUES (@container_id, @path, @host_path, @rw, @managed)'),
+      removeVolumes: db.prepare('DELETE FROM volumes WHERE container_id = ?'),
+      volumeUsers: db.prepare('SELECT count(*) AS n FROM volumes WHERE host_path = ?'),
       count: db.prepare("SELECT count(*) AS n, sum(status = 'running') AS running, sum(paused) AS paused FROM containers"),
     };
   }
@@ -110,9 +132,28 @@ export class ContainerDb {
     this.s.paused.run(paused ? 1 : 0, id);
   };
 
-  /** removeContainer: the record goes. */
-  readonly removeContainer = (id: string): void => {
-    this.s.remove.run(id);
+  /**
+   * removeContainer: the record and its volumes' records go, in one
+   * transaction. Returns the data volumes' directories that no other
+   * container uses any more.
+   */
+  readonly removeContainer = (id: string): string[] =>
+    this.db.transaction(() => {
+      const volumes = this.volumes(id);
+      this.s.removeVolumes.run(id);
+      this.s.remove.run(id);
+      return volumes.filter((v) => v.managed && (this.s.volumeUsers.get(v.host_path) as { n: number }).n === 0).map((v) => v.host_path);
+    })();
+
+  volumes(id: string): VolumeRow[] {
+    return this.s.volumes.all(id) as VolumeRow[];
+  }
+
+  /** setVolumes: a container's volumes, recorded once (at its first start). */
+  readonly setVolumes = (rows: VolumeRow[]): void => {
+    this.db.transaction(() => {
+      for (const r of rows) this.s.addVolume.run(r);
+    })();
   };
 
   counts(): { total: number; running: number; paused: number } {
