@@ -17,6 +17,8 @@ import { isMounted, mountRootfs, unmountRootfs } from './rootfs';
 import { changes, withRootfs, type Change } from './container-fs';
 import { Frame, runtimeCommand, ShimConnection, spawnShim } from './shim';
 import { prepareVolumes, type VolumeMount } from './volumes';
+import { BridgeNetwork } from './bridge-network';
+import type { NetworkRow } from './store/container-db';
 import { ContainerDb, type ContainerRow } from './store/container-db';
 import { checkName, newContainerId, randomName } from './store/names';
 
@@ -72,6 +74,10 @@ function merge(user: ContainerConfig, image: ContainerConfig | undefined): Conta
   return out;
 }
 
+function networkOf(row: NetworkRow | undefined): containers.BridgeAddress | undefined {
+  return row && { ipAddress: row.ip_address, ipPrefixLen: row.ip_prefix_len, gateway: row.gateway, macAddress: row.mac_address, bridge: row.bridge };
+}
+
 @Injectable()
 export class ContainersService implements OnModuleInit, OnModuleDestroy {
   db!: ContainerDb;
@@ -80,6 +86,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   private readonly trash: string;
   /** Data volumes, one directory each. */
   private readonly volumesDir: string;
+  private readonly network: BridgeNetwork;
   readonly runtime: OciRuntime;
   private readonly runtimeRoot: string;
   private readonly hostCaps = hostCapabilities();
@@ -97,6 +104,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.root = path.join(config.root, 'containers');
     this.trash = path.join(config.root, 'containers-removed');
     this.volumesDir = path.join(config.root, 'volumes');
+    this.network = new BridgeNetwork({ bridge: config.bridge.name, subnet: config.bridge.subnet, root: config.root });
     this.runtimeRoot = path.join(config.runDir, 'runtime');
     this.runtime = chooseOciRuntime(config.runtime, (msg) => log.info(msg));
     log.info({ runtime: this.runtime }, 'OCI runtime chosen');
@@ -274,7 +282,13 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       const cwdAbs = path.join(rootfs, cwd);
       if (!fs.existsSync(cwdAbs)) fs.mkdirSync(cwdAbs, { recursive: true });
       const volumes = this.volumesAtStart(row.id, config, hostConfig, rootfs);
-      const spec = buildSpec({ id: row.id, rootfs, config, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes });
+      let netnsPath: string | undefined;
+      if (['default', 'bridge', ''].includes(mode) && !config.NetworkDisabled) {
+        const net = await this.network.attach(row.id);
+        this.db.setNetwork({ container_id: row.id, ip_address: net.ipAddress, ip_prefix_len: net.ipPrefixLen, gateway: net.gateway, mac_address: net.macAddress, bridge: net.bridge });
+        netnsPath = this.network.netnsPath(row.id);
+      }
+      const spec = buildSpec({ id: row.id, rootfs, config, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes, netnsPath });
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
       fs.rmSync(state, { recursive: true, force: true });
       fs.mkdirSync(state, { recursive: true });
@@ -294,6 +308,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       this.monitors.get(row.id)?.close();
       this.monitors.delete(row.id);
       await unmountRootfs(dir);
+      await this.releaseNetwork(row.id).catch((e) => this.log.warn({ err: e, id: row.id }, 'taking a container off the bridge failed'));
       const message = asStevedoreError(err).message;
       // The process never ran: Docker reports 127 for a command it cannot find, 126 otherwise.
       this.db.markExited(row.id, /not found|no such file/i.test(message) ? 127 : 126, new Date().toISOString());
@@ -352,13 +367,17 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', id]).catch(() => undefined);
     }
     this.db.markExited(id, exitCode, finishedAt);
+    // A stopped container has no address: inspect says so from `die` on, while the bridge lets go of it.
+    const onBridge = Boolean(this.db.network(id));
+    this.db.removeNetwork(id);
     // `die` from the row as it was: a removal may follow at once (it waits for this exit to settle).
     this.publish('die', row, { exitCode: String(exitCode) });
     // The image is now used by a stopped container only (told while the root filesystem is released).
     const imageUse = this.images(this.imagesClient.useImage, { image: row.image_id, user: id, running: false }, 'exit').catch((err) => this.log.warn({ err, id }, 'updating the image use failed'));
+    const network = (onBridge ? this.network.detach(id) : Promise.resolve()).catch((err) => this.log.warn({ err, id }, 'taking a container off the bridge failed'));
     await unmountRootfs(this.dir(id));
     fs.rmSync(this.stateDir(id), { recursive: true, force: true });
-    await imageUse;
+    await Promise.all([imageUse, network]);
     for (const w of this.waiters.get(id) ?? []) w(exitCode);
     this.waiters.delete(id);
   }
@@ -377,6 +396,18 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
         this.log.info({ id: row.id }, 'a container exited while the runtime was away');
       }
     }
+    // Bridge attachments of containers that are not running (a crash, a reboot) are undone.
+    const rows = this.db.all();
+    const running = new Set(rows.filter((r) => r.status === 'running').map((r) => r.id));
+    await this.network.reconcile(running, rows.map((r) => r.id));
+    for (const r of rows) if (!running.has(r.id) && this.db.network(r.id)) this.db.removeNetwork(r.id);
+  }
+
+  /** Takes a container off the bridge, when it is on it. */
+  private async releaseNetwork(id: string): Promise<void> {
+    if (!this.db.network(id)) return;
+    await this.network.detach(id);
+    this.db.removeNetwork(id);
   }
 
   /** Resolves with the exit code once the container is not running (and its exit has settled). */
@@ -500,6 +531,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     }
     await unmountRootfs(this.dir(row.id));
     if (isMounted(path.join(this.dir(row.id), 'rootfs'))) throw refused(`Cannot destroy container ${row.id}: its root filesystem is still mounted`);
+    await this.releaseNetwork(row.id);
     const orphans = this.db.removeContainer(row.id);
     // Attachments waiting for a start that will not come end now.
     for (const a of this.pending.get(row.id) ?? []) a.onEnd();
@@ -547,6 +579,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       sizeRw: 0,
       sizeRootFs: 0,
       volumes: this.db.volumes(row.id).map((v) => ({ path: v.path, hostPath: v.host_path, rw: Boolean(v.rw) })),
+      network: networkOf(this.db.network(row.id)),
     };
   }
 

@@ -91,6 +91,8 @@ export interface SpecInput {
   hostCaps: string[];
   /** Volumes and binds, mounted last (over anything of the image's at their paths). */
   volumes?: Array<{ path: string; hostPath: string; rw: boolean }>;
+  /** A network namespace made beforehand (the bridge), joined instead of a new one. */
+  netnsPath?: string;
 }
 
 /** Docker's default environment, with the container's own on top. */
@@ -117,8 +119,8 @@ export function buildSpec(input: SpecInput): object {
   const cpuShares = hostConfig.CpuShares || config.CpuShares || 0;
   const cpuset = hostConfig.CpusetCpus || config.Cpuset || '';
   const networkMode = hostConfig.NetworkMode || 'default';
-  const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
-  if (networkMode !== 'host') namespaces.push({ type: 'network' });
+  const namespaces: Array<{ type: string; path?: string }> = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  if (networkMode !== 'host') namespaces.push(input.netnsPath ? { type: 'network', path: input.netnsPath } : { type: 'network' });
   const memoryLimits: Record<string, number> = {};
   if (memory > 0) {
     memoryLimits.limit = memory;

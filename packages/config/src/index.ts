@@ -36,6 +36,8 @@ export interface StevedoreConfig {
   /** Mutual TLS between services over TCP. */
   grpcTls: TlsFiles;
   events: { maxCount: number; maxAgeSeconds: number };
+  /** Bridge networking: the bridge's name and its IPv4 subnet (two stacks on one host need their own). */
+  bridge: { name: string; subnet: string };
   /** The address a gRPC service listens on and is reached at. */
   serviceAddress(name: GrpcServiceName): string;
   runDir: string;
@@ -71,6 +73,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
   if (!['auto', 'runc', 'crun'].includes(runtime)) {
     throw new Error(`STEVEDORE_RUNTIME must be runc or crun, not ${JSON.stringify(runtime)}`);
   }
+  const bridgeName = env.STEVEDORE_BRIDGE || 'stevedore0';
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(bridgeName)) throw new Error(`STEVEDORE_BRIDGE must be an interface name of at most 15 characters, not ${JSON.stringify(bridgeName)}`);
+  const bridgeSubnet = env.STEVEDORE_BRIDGE_SUBNET || '172.29.0.0/16';
+  if (!/^\d{1,3}(\.\d{1,3}){3}\/(8|9|[12]\d|30)$/.test(bridgeSubnet)) throw new Error(`STEVEDORE_BRIDGE_SUBNET must be an IPv4 subnet such as 172.29.0.0/16, not ${JSON.stringify(bridgeSubnet)}`);
   return {
     root,
     hosts,
@@ -85,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
       maxCount: positiveInt(env, 'STEVEDORE_EVENTS_MAX_COUNT', 100_000),
       maxAgeSeconds: positiveInt(env, 'STEVEDORE_EVENTS_MAX_AGE', 7 * 24 * 3600),
     },
+    bridge: { name: bridgeName, subnet: bridgeSubnet },
     serviceAddress: (name) => env[envName(name)] || `unix:${path.join(runDir, `${name}.sock`)}`,
     runDir,
     logDir: path.join(root, 'logs'),
@@ -102,6 +109,8 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
     STEVEDORE_LOG_LEVEL: config.logLevel,
     STEVEDORE_EVENTS_MAX_COUNT: String(config.events.maxCount),
     STEVEDORE_EVENTS_MAX_AGE: String(config.events.maxAgeSeconds),
+    STEVEDORE_BRIDGE: config.bridge.name,
+    STEVEDORE_BRIDGE_SUBNET: config.bridge.subnet,
   };
   if (config.debug) env.STEVEDORE_DEBUG = '1';
   for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);

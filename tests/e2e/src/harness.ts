@@ -150,10 +150,23 @@ export function shortTempDir(prefix: string): string {
   return fs.mkdtempSync(path.join('/tmp', prefix));
 }
 
-/** Starts a stack with `./stevedore up` on a fresh data root and socket. */
+let stacksStarted = 0;
+
+/**
+ * Starts a stack with `./stevedore up` on a fresh data root and socket, and
+ * a bridge of its own (name and /24 subnet), so that stacks side by side
+ * never share addresses.
+ */
 export async function startStack(extraEnv: Record<string, string> = {}, dockerHost?: string): Promise<Stack> {
   const root = shortTempDir('sd-');
-  const env: NodeJS.ProcessEnv = { ...process.env, STEVEDORE_ROOT: root, STEVEDORE_HOST: `unix://${path.join(root, 'api.sock')}` };
+  const n = stacksStarted++;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    STEVEDORE_ROOT: root,
+    STEVEDORE_HOST: `unix://${path.join(root, 'api.sock')}`,
+    STEVEDORE_BRIDGE: `sdt${process.pid % 100000}-${n}`,
+    STEVEDORE_BRIDGE_SUBNET: `10.213.${(process.pid * 7 + n) % 250}.0/24`,
+  };
   delete env.REDIS_URL; // a private Redis per stack
   Object.assign(env, extraEnv);
   const stack = new Stack(root, env, dockerHost);
@@ -178,6 +191,8 @@ export async function stopStack(stack: Stack | undefined, options: { allowRestar
   // For debugging a failure: STEVEDORE_TEST_KEEP=1 leaves the stack and its logs.
   if (process.env.STEVEDORE_TEST_KEEP === '1') return void process.stderr.write(`kept stack at ${stack.root}\n`);
   await stack.down();
+  // The bridge stays after `down` (as Docker's does); a test stack's goes with it.
+  spawnSync('ip', ['link', 'delete', String(stack.env.STEVEDORE_BRIDGE)], { stdio: 'ignore' });
   // Nothing of the stack may outlive `down`: no monitor, no service, no Redis.
   const leftovers = processesMentioning(stack.root);
   for (const p of leftovers) {

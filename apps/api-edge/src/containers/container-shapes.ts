@@ -65,8 +65,10 @@ function stateOf(c: containers.Container) {
   };
 }
 
-function networkSettings() {
-  return { Bridge: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, PortMapping: null, Ports: {} };
+/** The container's address on the bridge while it has one. */
+function networkSettings(c: containers.Container) {
+  const n = c.network;
+  return { Bridge: n?.bridge ?? '', Gateway: n?.gateway ?? '', IPAddress: n?.ipAddress ?? '', IPPrefixLen: n?.ipPrefixLen ?? 0, PortMapping: null, Ports: {} };
 }
 
 function sorted<T extends object>(o: T): T {
@@ -88,7 +90,7 @@ export function toContainerInspectV1_12(c: containers.Container) {
     Image: c.image,
     MountLabel: '',
     Name: c.name,
-    NetworkSettings: networkSettings(),
+    NetworkSettings: networkSettings(c),
     Path: c.path,
     ProcessLabel: '',
     ResolvConfPath: c.resolvConfPath,
@@ -115,7 +117,7 @@ export function toContainerInspectV1_0(c: containers.Container) {
     Config: JSON.parse(c.configJson) as ContainerConfig,
     State: stateOf(c),
     Image: c.image,
-    NetworkSettings: networkSettings(),
+    NetworkSettings: networkSettings(c),
     ResolvConfPath: c.resolvConfPath,
     HostnamePath: c.hostnamePath,
     HostsPath: c.hostsPath,

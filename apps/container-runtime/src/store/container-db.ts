@@ -48,7 +48,24 @@ CREATE TABLE IF NOT EXISTS volumes (
   PRIMARY KEY (container_id, path)
 );
 CREATE INDEX IF NOT EXISTS volumes_by_host_path ON volumes (host_path);
+CREATE TABLE IF NOT EXISTS networks (
+  container_id TEXT PRIMARY KEY,
+  ip_address TEXT NOT NULL,
+  ip_prefix_len INTEGER NOT NULL,
+  gateway TEXT NOT NULL,
+  mac_address TEXT NOT NULL,
+  bridge TEXT NOT NULL
+);
 `;
+
+export interface NetworkRow {
+  container_id: string;
+  ip_address: string;
+  ip_prefix_len: number;
+  gateway: string;
+  mac_address: string;
+  bridge: string;
+}
 
 export interface VolumeRow {
   container_id: string;
@@ -83,6 +100,9 @@ export class ContainerDb {
       volumes: db.prepare('SELECT * FROM volumes WHERE container_id = ? ORDER BY path'),
       addVolume: db.prepare('INSERT INTO volumes (container_id, path, host_path, rw, managed) VALUES (@container_id, @path, @host_path, @rw, @managed)'),
       removeVolumes: db.prepare('DELETE FROM volumes WHERE container_id = ?'),
+      network: db.prepare('SELECT * FROM networks WHERE container_id = ?'),
+      setNetwork: db.prepare('INSERT OR REPLACE INTO networks VALUES (@container_id, @ip_address, @ip_prefix_len, @gateway, @mac_address, @bridge)'),
+      removeNetwork: db.prepare('DELETE FROM networks WHERE container_id = ?'),
       volumeUsers: db.prepare('SELECT count(*) AS n FROM volumes WHERE host_path = ?'),
       count: db.prepare("SELECT count(*) AS n, sum(status = 'running') AS running, sum(paused) AS paused FROM containers"),
     };
@@ -144,6 +164,19 @@ export class ContainerDb {
       this.s.remove.run(id);
       return volumes.filter((v) => v.managed && (this.s.volumeUsers.get(v.host_path) as { n: number }).n === 0).map((v) => v.host_path);
     })();
+
+  network(id: string): NetworkRow | undefined {
+    return this.s.network.get(id) as NetworkRow | undefined;
+  }
+
+  /** setNetwork / removeNetwork: the container's address on the bridge while it has one. */
+  readonly setNetwork = (row: NetworkRow): void => {
+    this.s.setNetwork.run(row);
+  };
+
+  readonly removeNetwork = (id: string): void => {
+    this.s.removeNetwork.run(id);
+  };
 
   volumes(id: string): VolumeRow[] {
     return this.s.volumes.all(id) as VolumeRow[];

@@ -1,0 +1,111 @@
+// Bridge networking through the real docker CLI: an address on the stack's
+// bridge, NetworkSettings in inspect, the host and other containers reach a
+// container's server, outgoing NAT; and nothing left behind (veth, network
+// namespace, NAT rule, address) after removal or a SIGKILL of the runtime.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { busyboxRootfsTar } from './images-fixtures';
+import { sleep, startStack, stopStack, type Stack } from './harness';
+
+/** What the host holds for a stack's bridge: its veths, its namespaces, its NAT rules, its addresses. */
+function footprint(stack: Stack): { veths: number; netns: number; nat: number; addresses: number } {
+  const bridge = String(stack.env.STEVEDORE_BRIDGE);
+  const veths = execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
+  const prefix = `sd${createHash('sha256').update(stack.root).digest('hex').slice(0, 6)}-`;
+  const netns = fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns').filter((n) => n.startsWith(prefix)).length : 0;
+  const nat = execFileSync('iptables', ['-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`stevedore-${bridge}`)).length;
+  const ipam = path.join(stack.root, 'network', 'ipam', `stevedore-${bridge}`);
+  const addresses = fs.existsSync(ipam) ? fs.readdirSync(ipam).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).length : 0;
+  return { veths, netns, nat, addresses };
+}
+
+function get(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+describe('bridge networking', () => {
+  let stack: Stack;
+  let empty: ReturnType<typeof footprint>;
+  before(async () => {
+    stack = await startStack();
+    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
+  });
+  after(() => stopStack(stack, { allowRestarts: true }));
+
+  test('a container gets an address on the bridge; the host and other containers reach it', async () => {
+    const subnet = String(stack.env.STEVEDORE_BRIDGE_SUBNET).replace(/\.0\/24$/, '');
+    const addr = await stack.docker(['run', '--rm', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0; ip route']);
+    assert.equal(addr.code, 0, addr.stderr);
+    assert.match(addr.stdout, new RegExp(`inet ${subnet.replace(/\./g, '\\.')}\\.\\d+/24`));
+    assert.match(addr.stdout, new RegExp(`default via ${subnet.replace(/\./g, '\\.')}\\.1 dev eth0`));
+    empty = footprint(stack);
+    assert.deepEqual(empty, { veths: 0, netns: 0, nat: 0, addresses: 0 }, 'a removed container leaves nothing');
+
+    const server = (await stack.docker(['run', '-d', '--name', 'web', 'busybox', 'sh', '-c', 'mkdir /www; echo served > /www/index.html; exec httpd -f -p 80 -h /www'])).stdout.trim();
+    const settings = JSON.parse((await stack.request('GET', '/v1.12/containers/web/json')).text).NetworkSettings;
+    assert.equal(settings.Bridge, stack.env.STEVEDORE_BRIDGE);
+    assert.equal(settings.Gateway, `${subnet}.1`);
+    assert.equal(settings.IPPrefixLen, 24);
+    assert.match(settings.IPAddress, new RegExp(`^${subnet.replace(/\./g, '\\.')}\\.\\d+$`));
+    const old = JSON.parse((await stack.request('GET', '/v1.5/containers/web/json')).text).NetworkSettings;
+    assert.equal(old.IPAddress, settings.IPAddress);
+
+    let body = '';
+    for (let i = 0; i < 20 && !body; i++) body = await get(`http://${settings.IPAddress}/index.html`).catch(() => sleep(100).then(() => ''));
+    assert.equal(body, 'served\n');
+    const fromPeer = await stack.docker(['run', '--rm', 'busybox', 'wget', '-q', '-O', '-', `http://${settings.IPAddress}/index.html`]);
+    assert.equal(fromPeer.stdout, 'served\n', fromPeer.stderr);
+    assert.deepEqual(footprint(stack), { veths: 1, netns: 1, nat: 1, addresses: 1 });
+
+    assert.equal((await stack.docker(['rm', '-f', server])).code, 0);
+    assert.deepEqual(footprint(stack), empty);
+    // After a stop the address is released too.
+    const stopped = await stack.docker(['run', '--name', 'brief', 'busybox', 'true']);
+    assert.equal(stopped.code, 0);
+    assert.equal(JSON.parse((await stack.request('GET', '/v1.12/containers/brief/json')).text).NetworkSettings.IPAddress, '');
+    assert.equal((await stack.docker(['rm', 'brief'])).code, 0);
+    assert.deepEqual(footprint(stack), empty);
+  });
+
+  test('--net=none and NetworkDisabled get loopback only, and no address', async () => {
+    const none = await stack.docker(['run', '--rm', '--net=none', 'busybox', 'ls', '/sys/class/net']);
+    assert.equal(none.stdout.trim(), 'lo');
+    const created = await stack.request('POST', '/v1.12/containers/create', {
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ Image: 'busybox', Cmd: ['sleep', '5'], NetworkDisabled: true }),
+    });
+    const id = JSON.parse(created.text).Id;
+    assert.equal((await stack.request('POST', `/v1.12/containers/${id}/start`)).status, 204);
+    assert.equal(JSON.parse((await stack.request('GET', `/v1.12/containers/${id}/json`)).text).NetworkSettings.IPAddress, '');
+    assert.equal((await stack.docker(['rm', '-f', id])).code, 0);
+    assert.deepEqual(footprint(stack), empty);
+  });
+
+  test('SIGKILL of container-runtime: a running container keeps its network, one that exits meanwhile leaves nothing', async () => {
+    const keep = (await stack.docker(['run', '-d', '--name', 'keep', 'busybox', 'sh', '-c', 'mkdir /w; echo still > /w/index.html; exec httpd -f -p 80 -h /w'])).stdout.trim();
+    const going = (await stack.docker(['run', '-d', '--name', 'going', 'busybox', 'sleep', '300'])).stdout.trim();
+    const ip = JSON.parse((await stack.request('GET', `/v1.12/containers/${keep}/json`)).text).NetworkSettings.IPAddress;
+    const goingPid = JSON.parse((await stack.request('GET', `/v1.12/containers/${going}/json`)).text).State.Pid;
+    const runtime = stack.process('container-runtime');
+    process.kill(runtime.pid!, 'SIGKILL');
+    process.kill(goingPid, 'SIGKILL'); // exits while nobody is watching
+    await sleep(1500);
+    await stack.waitFor('/containers/json', 200, 20_000);
+    assert.equal((await stack.docker(['inspect', '-f', '{{.State.Running}}', 'going'])).stdout.trim(), 'false');
+    assert.equal((await get(`http://${ip}/index.html`)), 'still\n');
+    assert.deepEqual(footprint(stack), { veths: 1, netns: 1, nat: 1, addresses: 1 }, 'only the running container is on the bridge');
+    assert.equal((await stack.docker(['rm', '-f', keep, going])).code, 0);
+    assert.deepEqual(footprint(stack), empty);
+  });
+});
