@@ -1,7 +1,8 @@
 // Bridge networking through the standard CNI plugins Debian packages
 // (containernetworking-plugins): `bridge` makes the bridge, the veth pair,
 // the default route and the NAT of outgoing traffic; `host-local` allocates
-// addresses durably in the data root (a restart never hands one out twice).
+// addresses durably in the data root (a restart never hands one out twice);
+// `portmap` publishes ports (DNAT from the host's addresses and 127.0.0.1).
 // Each container's network namespace is a named one (`ip netns`), made
 // before the OCI runtime creates the container, which joins it by path.
 import { execFile } from 'node:child_process';
@@ -10,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { refused } from '@stevedore/errors';
+import type { PortMapping } from './ports';
 
 const run = promisify(execFile);
 
@@ -67,14 +69,26 @@ export class BridgeNetwork {
     return path.join(NETNS_DIR, this.netnsName(id));
   }
 
-  private async plugin(command: 'ADD' | 'DEL', id: string): Promise<CniResult> {
-    const child = execFile(path.join(CNI_PLUGIN_DIR, 'bridge'), [], {
+  private portmapConfig(ports: PortMapping[], prevResult?: CniResult): string {
+    return JSON.stringify({
+      cniVersion: '0.4.0',
+      name: `stevedore-${this.settings.bridge}`,
+      type: 'portmap',
+      snat: true,
+      capabilities: { portMappings: true },
+      runtimeConfig: { portMappings: ports.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, ...(p.hostIp ? { hostIP: p.hostIp } : {}) })) },
+      ...(prevResult ? { prevResult } : {}),
+    });
+  }
+
+  private async plugin(command: 'ADD' | 'DEL', id: string, type: 'bridge' | 'portmap' = 'bridge', config = this.config): Promise<CniResult> {
+    const child = execFile(path.join(CNI_PLUGIN_DIR, type), [], {
       env: { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: this.netnsPath(id), CNI_IFNAME: IFNAME, CNI_PATH: CNI_PLUGIN_DIR, PATH: process.env.PATH },
       timeout: 30_000,
     });
     let stdout = '';
     child.stdout?.on('data', (d) => (stdout += d));
-    child.stdin?.end(this.config);
+    child.stdin?.end(config);
     const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
     if (code !== 0) {
       let message = stdout.trim();
@@ -84,29 +98,33 @@ export class BridgeNetwork {
       } catch {
         // not JSON: the text as it is
       }
-      throw refused(`bridge networking (${command}) failed: ${message || `exit ${code}`}`);
+      throw refused(`bridge networking (${type} ${command}) failed: ${message || `exit ${code}`}`);
     }
     return stdout.trim() ? (JSON.parse(stdout) as CniResult) : {};
   }
 
   /** Gives the container a namespace of its own on the bridge; undone in full when a step fails. */
-  async attach(id: string): Promise<Attached> {
+  async attach(id: string, ports: PortMapping[] = []): Promise<Attached> {
     await run('ip', ['netns', 'add', this.netnsName(id)]);
     try {
       const result = await this.plugin('ADD', id);
+      if (ports.length) await this.plugin('ADD', id, 'portmap', this.portmapConfig(ports, result));
       const ip = result.ips?.[0];
       if (!ip) throw refused('bridge networking gave the container no address');
       const [address, prefix] = ip.address.split('/');
       const eth = result.interfaces?.find((i) => i.name === IFNAME && i.sandbox);
       return { ipAddress: address, ipPrefixLen: Number(prefix), gateway: ip.gateway ?? '', macAddress: eth?.mac ?? '', bridge: this.settings.bridge };
     } catch (err) {
-      await this.detach(id);
+      await this.detach(id, ports);
       throw err;
     }
   }
 
   /** Takes the container off the bridge: its address back, its veth and NAT rules gone, its namespace deleted. */
-  async detach(id: string): Promise<void> {
+  async detach(id: string, ports: PortMapping[] | 'unknown'): Promise<void> {
+    // portmap finds its rules by the container's ID, but does nothing when given no mapping.
+    const mappings = ports === 'unknown' ? [{ containerPort: 1, protocol: 'tcp' as const, hostIp: '', hostPort: 1 }] : ports;
+    if (mappings.length) await this.plugin('DEL', id, 'portmap', this.portmapConfig(mappings)).catch(() => undefined);
     if (fs.existsSync(this.netnsPath(id)) || this.allocated(id)) await this.plugin('DEL', id).catch(() => undefined);
     await run('ip', ['netns', 'delete', this.netnsName(id)]).catch(() => undefined);
   }
@@ -120,18 +138,25 @@ export class BridgeNetwork {
     return this.allocations().includes(id);
   }
 
-  /** Namespaces of this stack whose container is not running any more (a crash, a reboot): detached. */
-  async reconcile(running: Set<string>, known: string[]): Promise<void> {
-    const byName = new Map(known.map((id) => [this.netnsName(id), id]));
+  /**
+   * Namespaces and addresses of this stack whose container is not running
+   * any more (a crash, a reboot): detached. `known` are the containers whose
+   * published ports are on record.
+   */
+  async reconcile(running: Set<string>, known: Map<string, PortMapping[]>): Promise<void> {
+    const byName = new Map([...known.keys()].map((id) => [this.netnsName(id), id]));
+    const done = new Set<string>();
     const names = fs.existsSync(NETNS_DIR) ? fs.readdirSync(NETNS_DIR).filter((n) => n.startsWith(this.netnsPrefix)) : [];
     for (const name of names) {
       const id = byName.get(name);
       if (id && running.has(id)) continue;
-      if (id) await this.detach(id);
-      else await run('ip', ['netns', 'delete', name]).catch(() => undefined);
+      if (id) {
+        await this.detach(id, known.get(id) ?? 'unknown');
+        done.add(id);
+      } else await run('ip', ['netns', 'delete', name]).catch(() => undefined);
     }
     // Addresses held for containers that are not running (or not known any more).
-    for (const id of this.allocations()) if (!running.has(id)) await this.detach(id);
+    for (const id of this.allocations()) if (!running.has(id) && !done.has(id)) await this.detach(id, known.get(id) ?? 'unknown');
   }
 
   /** The container IDs host-local holds addresses for. */

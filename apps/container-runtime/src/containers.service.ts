@@ -18,6 +18,7 @@ import { changes, withRootfs, type Change } from './container-fs';
 import { Frame, runtimeCommand, ShimConnection, spawnShim } from './shim';
 import { prepareVolumes, type VolumeMount } from './volumes';
 import { BridgeNetwork } from './bridge-network';
+import { resolvePorts, type PortMapping } from './ports';
 import type { NetworkRow } from './store/container-db';
 import { ContainerDb, type ContainerRow } from './store/container-db';
 import { checkName, newContainerId, randomName } from './store/names';
@@ -284,8 +285,16 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       const volumes = this.volumesAtStart(row.id, config, hostConfig, rootfs);
       let netnsPath: string | undefined;
       if (['default', 'bridge', ''].includes(mode) && !config.NetworkDisabled) {
-        const net = await this.network.attach(row.id);
-        this.db.setNetwork({ container_id: row.id, ip_address: net.ipAddress, ip_prefix_len: net.ipPrefixLen, gateway: net.gateway, mac_address: net.macAddress, bridge: net.bridge });
+        const ports = await this.reservePorts(row.id, config, hostConfig);
+        try {
+          const net = await this.network.attach(row.id, ports);
+          this.db.setNetworkAndPorts(
+            { container_id: row.id, ip_address: net.ipAddress, ip_prefix_len: net.ipPrefixLen, gateway: net.gateway, mac_address: net.macAddress, bridge: net.bridge },
+            ports.map((p) => ({ container_id: row.id, container_port: p.containerPort, protocol: p.protocol, host_ip: p.hostIp, host_port: p.hostPort })),
+          );
+        } finally {
+          this.reservedPorts.delete(row.id);
+        }
         netnsPath = this.network.netnsPath(row.id);
       }
       const spec = buildSpec({ id: row.id, rootfs, config, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes, netnsPath });
@@ -367,14 +376,14 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', id]).catch(() => undefined);
     }
     this.db.markExited(id, exitCode, finishedAt);
-    // A stopped container has no address: inspect says so from `die` on, while the bridge lets go of it.
+    // A stopped container has no address: inspect says so from `die` on (it shows the
+    // network of running containers only) while the bridge lets go of it.
     const onBridge = Boolean(this.db.network(id));
-    this.db.removeNetwork(id);
     // `die` from the row as it was: a removal may follow at once (it waits for this exit to settle).
     this.publish('die', row, { exitCode: String(exitCode) });
     // The image is now used by a stopped container only (told while the root filesystem is released).
     const imageUse = this.images(this.imagesClient.useImage, { image: row.image_id, user: id, running: false }, 'exit').catch((err) => this.log.warn({ err, id }, 'updating the image use failed'));
-    const network = (onBridge ? this.network.detach(id) : Promise.resolve()).catch((err) => this.log.warn({ err, id }, 'taking a container off the bridge failed'));
+    const network = (onBridge ? this.releaseNetwork(id) : Promise.resolve()).catch((err) => this.log.warn({ err, id }, 'taking a container off the bridge failed'));
     await unmountRootfs(this.dir(id));
     fs.rmSync(this.stateDir(id), { recursive: true, force: true });
     await Promise.all([imageUse, network]);
@@ -399,15 +408,36 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     // Bridge attachments of containers that are not running (a crash, a reboot) are undone.
     const rows = this.db.all();
     const running = new Set(rows.filter((r) => r.status === 'running').map((r) => r.id));
-    await this.network.reconcile(running, rows.map((r) => r.id));
+    await this.network.reconcile(running, new Map(rows.map((r) => [r.id, this.portsOf(r.id)])));
     for (const r of rows) if (!running.has(r.id) && this.db.network(r.id)) this.db.removeNetwork(r.id);
   }
 
   /** Takes a container off the bridge, when it is on it. */
   private async releaseNetwork(id: string): Promise<void> {
     if (!this.db.network(id)) return;
-    await this.network.detach(id);
+    await this.network.detach(id, this.portsOf(id));
     this.db.removeNetwork(id);
+  }
+
+  private portsOf(id: string): PortMapping[] {
+    return this.db.ports(id).map((p) => ({ containerPort: p.container_port, protocol: p.protocol as 'tcp' | 'udp', hostIp: p.host_ip, hostPort: p.host_port }));
+  }
+
+  /** Host ports chosen for a container and not yet recorded, by container. */
+  private readonly reservedPorts = new Map<string, PortMapping[]>();
+  private portChoice: Promise<unknown> = Promise.resolve();
+
+  /** Works out a container's published ports, one container at a time, so that two never get the same host port. */
+  private reservePorts(id: string, config: ContainerConfig, hostConfig: HostConfig): Promise<PortMapping[]> {
+    const choice = this.portChoice.then(async () => {
+      const taken = this.db.takenPorts();
+      for (const ports of this.reservedPorts.values()) for (const p of ports) taken.add(`${p.hostPort}/${p.protocol}`);
+      const ports = await resolvePorts(config, hostConfig, taken);
+      this.reservedPorts.set(id, ports);
+      return ports;
+    });
+    this.portChoice = choice.catch(() => undefined);
+    return choice;
   }
 
   /** Resolves with the exit code once the container is not running (and its exit has settled). */
@@ -579,7 +609,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       sizeRw: 0,
       sizeRootFs: 0,
       volumes: this.db.volumes(row.id).map((v) => ({ path: v.path, hostPath: v.host_path, rw: Boolean(v.rw) })),
-      network: networkOf(this.db.network(row.id)),
+      network: row.status === 'running' ? networkOf(this.db.network(row.id)) : undefined,
+      ports: row.status === 'running' ? this.portsOf(row.id) : [],
     };
   }
 

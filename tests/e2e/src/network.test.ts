@@ -10,10 +10,11 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { busyboxRootfsTar } from './images-fixtures';
-import { sleep, startStack, stopStack, type Stack } from './harness';
+import { freePort, sleep, startStack, stopStack, type Stack } from './harness';
+import * as net from 'node:net';
 
 /** What the host holds for a stack's bridge: its veths, its namespaces, its NAT rules, its addresses. */
-function footprint(stack: Stack): { veths: number; netns: number; nat: number; addresses: number } {
+function footprint(stack: Stack): { veths: number; netns: number; nat: number; addresses: number; published: number } {
   const bridge = String(stack.env.STEVEDORE_BRIDGE);
   const veths = execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
   const prefix = `sd${createHash('sha256').update(stack.root).digest('hex').slice(0, 6)}-`;
@@ -21,7 +22,8 @@ function footprint(stack: Stack): { veths: number; netns: number; nat: number; a
   const nat = execFileSync('iptables', ['-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`stevedore-${bridge}`)).length;
   const ipam = path.join(stack.root, 'network', 'ipam', `stevedore-${bridge}`);
   const addresses = fs.existsSync(ipam) ? fs.readdirSync(ipam).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).length : 0;
-  return { veths, netns, nat, addresses };
+  const published = execFileSync('iptables', ['-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`stevedore-${bridge}`)).length;
+  return { veths, netns, nat, addresses, published };
 }
 
 function get(url: string): Promise<string> {
@@ -50,7 +52,7 @@ describe('bridge networking', () => {
     assert.match(addr.stdout, new RegExp(`inet ${subnet.replace(/\./g, '\\.')}\\.\\d+/24`));
     assert.match(addr.stdout, new RegExp(`default via ${subnet.replace(/\./g, '\\.')}\\.1 dev eth0`));
     empty = footprint(stack);
-    assert.deepEqual(empty, { veths: 0, netns: 0, nat: 0, addresses: 0 }, 'a removed container leaves nothing');
+    assert.deepEqual(empty, { veths: 0, netns: 0, nat: 0, addresses: 0, published: 0 }, 'a removed container leaves nothing');
 
     const server = (await stack.docker(['run', '-d', '--name', 'web', 'busybox', 'sh', '-c', 'mkdir /www; echo served > /www/index.html; exec httpd -f -p 80 -h /www'])).stdout.trim();
     const settings = JSON.parse((await stack.request('GET', '/v1.12/containers/web/json')).text).NetworkSettings;
@@ -66,7 +68,7 @@ describe('bridge networking', () => {
     assert.equal(body, 'served\n');
     const fromPeer = await stack.docker(['run', '--rm', 'busybox', 'wget', '-q', '-O', '-', `http://${settings.IPAddress}/index.html`]);
     assert.equal(fromPeer.stdout, 'served\n', fromPeer.stderr);
-    assert.deepEqual(footprint(stack), { veths: 1, netns: 1, nat: 1, addresses: 1 });
+    assert.deepEqual(footprint(stack), { veths: 1, netns: 1, nat: 1, addresses: 1, published: 0 });
 
     assert.equal((await stack.docker(['rm', '-f', server])).code, 0);
     assert.deepEqual(footprint(stack), empty);
@@ -104,8 +106,51 @@ describe('bridge networking', () => {
     await stack.waitFor('/containers/json', 200, 20_000);
     assert.equal((await stack.docker(['inspect', '-f', '{{.State.Running}}', 'going'])).stdout.trim(), 'false');
     assert.equal((await get(`http://${ip}/index.html`)), 'still\n');
-    assert.deepEqual(footprint(stack), { veths: 1, netns: 1, nat: 1, addresses: 1 }, 'only the running container is on the bridge');
+    assert.deepEqual(footprint(stack), { veths: 1, netns: 1, nat: 1, addresses: 1, published: 0 }, 'only the running container is on the bridge');
     assert.equal((await stack.docker(['rm', '-f', keep, going])).code, 0);
+    assert.deepEqual(footprint(stack), empty);
+  });
+
+  test('published ports: -p host:container, -p container, -P with --expose; docker port, the list per version, and a taken port', async () => {
+    const hostPort = await freePort();
+    const run = await stack.docker(['run', '-d', '--name', 'pub', '-p', `${hostPort}:80`, '-p', '81', '--expose', '82', '-P', 'busybox', 'sh', '-c', 'mkdir /w; echo via-port > /w/index.html; exec httpd -f -p 80 -h /w']);
+    assert.equal(run.code, 0, run.stderr);
+    const gateway = `${String(stack.env.STEVEDORE_BRIDGE_SUBNET).replace(/\.0\/24$/, '')}.1`;
+    let body = '';
+    for (let i = 0; i < 20 && !body; i++) body = await get(`http://127.0.0.1:${hostPort}/index.html`).catch(() => sleep(100).then(() => ''));
+    assert.equal(body, 'via-port\n');
+    assert.equal(await get(`http://${gateway}:${hostPort}/index.html`), 'via-port\n', "on the host's other addresses too");
+
+    const port = await stack.docker(['port', 'pub']);
+    const lines = port.stdout.trim().split('\n').sort();
+    assert.equal(lines[0], `80/tcp -> 0.0.0.0:${hostPort}`);
+    assert.match(lines[1], /^81\/tcp -> 0\.0\.0\.0:(49[1-9]\d\d|[5-6]\d{4})$/);
+    assert.match(lines[2], /^82\/tcp -> 0\.0\.0\.0:\d+$/);
+    const inspect = JSON.parse((await stack.request('GET', '/v1.12/containers/pub/json')).text).NetworkSettings.Ports;
+    assert.deepEqual(inspect['80/tcp'], [{ HostIp: '0.0.0.0', HostPort: String(hostPort) }]);
+    const list = JSON.parse((await stack.request('GET', '/v1.12/containers/json')).text).find((c: any) => c.Names[0] === '/pub');
+    assert.deepEqual(list.Ports.find((p: any) => p.PrivatePort === 80), { IP: '0.0.0.0', PrivatePort: 80, PublicPort: hostPort, Type: 'tcp' });
+    const legacy = JSON.parse((await stack.request('GET', '/v1.4/containers/json')).text).find((c: any) => c.Id.startsWith(run.stdout.trim().slice(0, 12)));
+    assert.match(legacy.Ports, new RegExp(`0\\.0\\.0\\.0:${hostPort}->80/tcp`));
+    assert.equal(footprint(stack).published, 1);
+
+    // The same host port again, and a port some other program listens on: refused, nothing half-made.
+    const before = footprint(stack);
+    const again = await stack.docker(['run', '-d', '-p', `${hostPort}:80`, 'busybox', 'true']);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, new RegExp(`Bind for 0\\.0\\.0\\.0:${hostPort} failed: port is already allocated`));
+    const busyPort = await freePort();
+    const other = net.createServer().listen(busyPort, '0.0.0.0');
+    await new Promise((r) => other.once('listening', r));
+    const taken = await stack.docker(['run', '-d', '-p', `${busyPort}:80`, 'busybox', 'true']);
+    other.close();
+    assert.notEqual(taken.code, 0);
+    assert.match(taken.stderr, /port is already allocated/);
+    assert.deepEqual(footprint(stack), before);
+
+    assert.equal((await stack.docker(['rm', '-f', 'pub'])).code, 0);
+    const leftovers = (await stack.docker(['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean);
+    if (leftovers.length) assert.equal((await stack.docker(['rm', '-f', ...leftovers])).code, 0);
     assert.deepEqual(footprint(stack), empty);
   });
 });

@@ -65,10 +65,34 @@ function stateOf(c: containers.Container) {
   };
 }
 
-/** The container's address on the bridge while it has one. */
+interface PortEntry {
+  key: string;
+  privatePort: number;
+  type: string;
+  binding?: { ip: string; publicPort: number };
+}
+
+/** While the container is on the bridge: its exposed ports, each with its host binding when published. */
+function portsOf(c: containers.Container): PortEntry[] {
+  if (!c.network) return [];
+  const out: PortEntry[] = c.ports.map((p) => ({ key: `${p.containerPort}/${p.protocol}`, privatePort: p.containerPort, type: p.protocol, binding: { ip: p.hostIp || '0.0.0.0', publicPort: p.hostPort } }));
+  const exposed = Object.keys((JSON.parse(c.configJson) as ContainerConfig).ExposedPorts ?? {});
+  for (const key of exposed) {
+    const [port, type = 'tcp'] = key.split('/');
+    if (!out.some((e) => e.key === `${port}/${type}`)) out.push({ key: `${port}/${type}`, privatePort: Number(port), type });
+  }
+  return out;
+}
+
+/** The container's address on the bridge and its ports while it has one. */
 function networkSettings(c: containers.Container) {
   const n = c.network;
-  return { Bridge: n?.bridge ?? '', Gateway: n?.gateway ?? '', IPAddress: n?.ipAddress ?? '', IPPrefixLen: n?.ipPrefixLen ?? 0, PortMapping: null, Ports: {} };
+  const ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
+  for (const p of portsOf(c)) {
+    if (!p.binding) ports[p.key] ??= null;
+    else (ports[p.key] ??= []).push({ HostIp: p.binding.ip, HostPort: String(p.binding.publicPort) });
+  }
+  return { Bridge: n?.bridge ?? '', Gateway: n?.gateway ?? '', IPAddress: n?.ipAddress ?? '', IPPrefixLen: n?.ipPrefixLen ?? 0, PortMapping: null, Ports: ports };
 }
 
 function sorted<T extends object>(o: T): T {
@@ -152,8 +176,25 @@ function listEntry(c: containers.Container, size: boolean, ports: unknown): List
   return e;
 }
 
-/** v1.5 and later: `Ports` a list of objects. */
-export const toContainerListV1_5 = (c: containers.Container, size: boolean) => listEntry(c, size, []);
+/** v1.5 and later: `Ports` a list of objects (`IP` and `PublicPort` only when published). */
+export const toContainerListV1_5 = (c: containers.Container, size: boolean) =>
+  listEntry(
+    c,
+    size,
+    portsOf(c).map((p) => (p.binding ? { IP: p.binding.ip, PrivatePort: p.privatePort, PublicPort: p.binding.publicPort, Type: p.type } : { PrivatePort: p.privatePort, Type: p.type })),
+  );
 
-/** Before v1.5: `Ports` one string (Docker 1.0's own answer here was a bug: always []). */
-export const toContainerListV1_0 = (c: containers.Container, size: boolean) => listEntry(c, size, '');
+/**
+ * Before v1.5: `Ports` one string, `IP:public->private/type` or
+ * `private/type`, unpublished first, then by public port (Docker 1.0's own
+ * answer here was a bug: always []).
+ */
+export const toContainerListV1_0 = (c: containers.Container, size: boolean) =>
+  listEntry(
+    c,
+    size,
+    portsOf(c)
+      .sort((a, b) => (a.binding?.publicPort ?? 0) - (b.binding?.publicPort ?? 0))
+      .map((p) => (p.binding ? `${p.binding.ip}:${p.binding.publicPort}->${p.privatePort}/${p.type}` : `${p.privatePort}/${p.type}`))
+      .join(', '),
+  );

@@ -48,6 +48,13 @@ CREATE TABLE IF NOT EXISTS volumes (
   PRIMARY KEY (container_id, path)
 );
 CREATE INDEX IF NOT EXISTS volumes_by_host_path ON volumes (host_path);
+CREATE TABLE IF NOT EXISTS ports (
+  container_id TEXT NOT NULL,
+  container_port INTEGER NOT NULL,
+  protocol TEXT NOT NULL,
+  host_ip TEXT NOT NULL,
+  host_port INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS networks (
   container_id TEXT PRIMARY KEY,
   ip_address TEXT NOT NULL,
@@ -57,6 +64,14 @@ CREATE TABLE IF NOT EXISTS networks (
   bridge TEXT NOT NULL
 );
 `;
+
+export interface PortRow {
+  container_id: string;
+  container_port: number;
+  protocol: string;
+  host_ip: string;
+  host_port: number;
+}
 
 export interface NetworkRow {
   container_id: string;
@@ -103,6 +118,10 @@ export class ContainerDb {
       network: db.prepare('SELECT * FROM networks WHERE container_id = ?'),
       setNetwork: db.prepare('INSERT OR REPLACE INTO networks VALUES (@container_id, @ip_address, @ip_prefix_len, @gateway, @mac_address, @bridge)'),
       removeNetwork: db.prepare('DELETE FROM networks WHERE container_id = ?'),
+      ports: db.prepare('SELECT * FROM ports WHERE container_id = ? ORDER BY container_port, protocol'),
+      allPorts: db.prepare('SELECT host_port, protocol FROM ports'),
+      addPort: db.prepare('INSERT INTO ports VALUES (@container_id, @container_port, @protocol, @host_ip, @host_port)'),
+      removePorts: db.prepare('DELETE FROM ports WHERE container_id = ?'),
       volumeUsers: db.prepare('SELECT count(*) AS n FROM volumes WHERE host_path = ?'),
       count: db.prepare("SELECT count(*) AS n, sum(status = 'running') AS running, sum(paused) AS paused FROM containers"),
     };
@@ -175,7 +194,27 @@ export class ContainerDb {
   };
 
   readonly removeNetwork = (id: string): void => {
-    this.s.removeNetwork.run(id);
+    this.db.transaction(() => {
+      this.s.removeNetwork.run(id);
+      this.s.removePorts.run(id);
+    })();
+  };
+
+  ports(id: string): PortRow[] {
+    return this.s.ports.all(id) as PortRow[];
+  }
+
+  /** Host ports given to containers, as `port/protocol`. */
+  takenPorts(): Set<string> {
+    return new Set((this.s.allPorts.all() as Array<{ host_port: number; protocol: string }>).map((r) => `${r.host_port}/${r.protocol}`));
+  }
+
+  /** setNetwork with the ports published through it, in one transaction. */
+  readonly setNetworkAndPorts = (row: NetworkRow, ports: PortRow[]): void => {
+    this.db.transaction(() => {
+      this.s.setNetwork.run(row);
+      for (const p of ports) this.s.addPort.run(p);
+    })();
   };
 
   volumes(id: string): VolumeRow[] {
