@@ -19,6 +19,7 @@ import { Frame, runtimeCommand, ShimConnection, spawnShim } from './shim';
 import { prepareVolumes, type VolumeMount } from './volumes';
 import { BridgeNetwork } from './bridge-network';
 import { resolvePorts, type PortMapping } from './ports';
+import { linkEnv, parseLink } from './links';
 import type { NetworkRow } from './store/container-db';
 import { ContainerDb, type ContainerRow } from './store/container-db';
 import { checkName, newContainerId, randomName } from './store/names';
@@ -218,13 +219,41 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     return { id, warnings: [] };
   }
 
-  private writeEtcFiles(row: ContainerRow, config: ContainerConfig, hostConfig: HostConfig): { hostname: string; hosts: string; resolvConf: string; name: string } {
+  /** The containers a container links to: each running on the bridge, with what its link gives. */
+  private linksOf(row: ContainerRow, hostConfig: HostConfig, bridged: boolean): Array<{ alias: string; ipAddress: string; env: string[] }> {
+    const specs = (hostConfig.Links ?? []).map(parseLink);
+    if (specs.length && !bridged) throw refused('Links need bridge networking (the container joins no bridge)');
+    return specs.map(({ target, alias }) => {
+      let linked: ContainerRow;
+      try {
+        linked = this.resolve(target);
+      } catch {
+        throw refused(`Could not get container for ${target}`);
+      }
+      const net = this.db.network(linked.id);
+      if (linked.status !== 'running' || !net) throw refused(`Cannot link to a non running container: ${linked.name} AS ${row.name}/${alias}`);
+      const config = JSON.parse(linked.config) as ContainerConfig;
+      const info = { name: linked.name, ipAddress: net.ip_address, env: config.Env ?? [], exposedPorts: Object.keys(config.ExposedPorts ?? {}) };
+      return { alias, ipAddress: net.ip_address, env: linkEnv(row.name, alias, info) };
+    });
+  }
+
+  private writeEtcFiles(
+    row: ContainerRow,
+    config: ContainerConfig,
+    hostConfig: HostConfig,
+    ipAddress?: string,
+    links: Array<{ alias: string; ipAddress: string }> = [],
+  ): { hostname: string; hosts: string; resolvConf: string; name: string } {
     const dir = this.dir(row.id);
     const hostname = config.Hostname || row.id.slice(0, 12);
     const files = { hostname: path.join(dir, 'hostname'), hosts: path.join(dir, 'hosts'), resolvConf: path.join(dir, 'resolv.conf'), name: hostname };
     fs.writeFileSync(files.hostname, `${hostname}\n`);
     const fqdn = config.Domainname ? `${hostname}.${config.Domainname} ${hostname}` : hostname;
-    fs.writeFileSync(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${fqdn}\n`);
+    // On the bridge the container's own name maps to its address, as Docker's did; links add their aliases.
+    const own = `${ipAddress ?? '127.0.1.1'}\t${fqdn}\n`;
+    const linked = links.map((l) => `${l.ipAddress}\t${l.alias}\n`).join('');
+    fs.writeFileSync(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n${own}${linked}`);
     let resolv = '';
     if (hostConfig.Dns?.length) resolv += hostConfig.Dns.map((d) => `nameserver ${d}\n`).join('');
     else {
@@ -277,14 +306,15 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     }
     const state = this.stateDir(row.id);
     try {
-      const etc = this.writeEtcFiles(row, config, hostConfig);
+      const bridged = ['default', 'bridge', ''].includes(mode) && !config.NetworkDisabled;
+      const links = this.linksOf(row, hostConfig, bridged);
       const user = resolveUser(rootfs, config.User ?? '');
       const cwd = config.WorkingDir || '/';
       const cwdAbs = path.join(rootfs, cwd);
       if (!fs.existsSync(cwdAbs)) fs.mkdirSync(cwdAbs, { recursive: true });
       const volumes = this.volumesAtStart(row.id, config, hostConfig, rootfs);
       let netnsPath: string | undefined;
-      if (['default', 'bridge', ''].includes(mode) && !config.NetworkDisabled) {
+      if (bridged) {
         const ports = await this.reservePorts(row.id, config, hostConfig);
         try {
           const net = await this.network.attach(row.id, ports);
@@ -297,7 +327,10 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
         }
         netnsPath = this.network.netnsPath(row.id);
       }
-      const spec = buildSpec({ id: row.id, rootfs, config, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes, netnsPath });
+      const etc = this.writeEtcFiles(row, config, hostConfig, this.db.network(row.id)?.ip_address, links);
+      // The links' variables first: the container's own environment wins.
+      const withLinks = { ...config, Env: [...links.flatMap((l) => l.env), ...(config.Env ?? [])] };
+      const spec = buildSpec({ id: row.id, rootfs, config: withLinks, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes, netnsPath });
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
       fs.rmSync(state, { recursive: true, force: true });
       fs.mkdirSync(state, { recursive: true });
@@ -320,9 +353,12 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       await this.releaseNetwork(row.id).catch((e) => this.log.warn({ err: e, id: row.id }, 'taking a container off the bridge failed'));
       const message = asStevedoreError(err).message;
       // The process never ran: Docker reports 127 for a command it cannot find, 126 otherwise.
-      this.db.markExited(row.id, /not found|no such file/i.test(message) ? 127 : 126, new Date().toISOString());
+      const exitCode = /not found|no such file/i.test(message) ? 127 : 126;
+      this.db.markExited(row.id, exitCode, new Date().toISOString());
       for (const a of this.pending.get(row.id) ?? []) a.onEnd();
       this.pending.delete(row.id);
+      // `die` for a start that failed: today's CLI (run --rm) waits for it before it removes the container.
+      this.publish('die', this.db.get(row.id)!, { exitCode: String(exitCode) });
       throw fail(err);
     }
     if (announce) this.publish('start', this.db.get(row.id)!);

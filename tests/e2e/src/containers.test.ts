@@ -57,6 +57,11 @@ describe('containers', () => {
       assert.equal(quick.stderr, '');
     }
     assert.equal((await stack.docker(['ps', '-a', '-q'])).stdout, before);
+    // A start that fails still ends a --rm run (the CLI waits for `die`), and removes the container.
+    const missing = await stack.docker(['run', '--rm', 'busybox', 'nosuchcmd'], { timeoutMs: 20_000 });
+    assert.equal(missing.code, 127);
+    assert.match(missing.stderr, /executable file not found in \$PATH/);
+    assert.equal((await stack.docker(['ps', '-a', '-q'])).stdout, before);
     const env = await stack.docker(['run', '--name', 'envy', '-e', 'FOO=bar', '-w', '/tmp/work', '-u', 'nobody', 'busybox', 'sh', '-c', 'echo $FOO; pwd; id -u; id -g; echo $HOME; cat /etc/hostname']);
     assert.equal(env.code, 0, env.stderr);
     const [foo, pwd, uid, gid, home, hostname] = env.stdout.trim().split('\n');

@@ -153,4 +153,32 @@ describe('bridge networking', () => {
     if (leftovers.length) assert.equal((await stack.docker(['rm', '-f', ...leftovers])).code, 0);
     assert.deepEqual(footprint(stack), empty);
   });
+
+  test('links: the alias in /etc/hosts and the environment Docker 1.0 gave; bad links refused', async () => {
+    assert.equal((await stack.docker(['run', '-d', '--name', 'db', '-e', 'SECRET=s3', '-e', 'EQ=a=b', '--expose', '5432', 'busybox', 'sleep', '300'])).code, 0);
+    const dbIp = JSON.parse((await stack.request('GET', '/v1.12/containers/db/json')).text).NetworkSettings.IPAddress;
+    const app = await stack.docker(['run', '--rm', '--name', 'app', '--link', 'db:the-db', 'busybox', 'sh', '-c', 'env | grep ^THE_DB | sort; grep -w the-db /etc/hosts; ping -c 1 -W 2 the-db > /dev/null && echo reached'], { timeoutMs: 20_000 });
+    assert.equal(app.code, 0, app.stderr);
+    assert.deepEqual(app.stdout.trim().split('\n'), [
+      'THE_DB_ENV_SECRET=s3',
+      'THE_DB_NAME=/app/the-db',
+      `THE_DB_PORT=tcp://${dbIp}:5432`,
+      `THE_DB_PORT_5432_TCP=tcp://${dbIp}:5432`,
+      `THE_DB_PORT_5432_TCP_ADDR=${dbIp}`,
+      'THE_DB_PORT_5432_TCP_PORT=5432',
+      'THE_DB_PORT_5432_TCP_PROTO=tcp',
+      `${dbIp}\tthe-db`,
+      'reached',
+    ]);
+    const unknown = await stack.docker(['run', '--rm', '--link', 'nosuch:x', 'busybox', 'true'], { timeoutMs: 20_000 });
+    assert.equal(unknown.code, 125);
+    assert.match(unknown.stderr, /Could not get container for nosuch/);
+    assert.equal((await stack.docker(['stop', '-t', '0', 'db'])).code, 0);
+    const stopped = await stack.docker(['run', '--rm', '--link', 'db:x', 'busybox', 'true'], { timeoutMs: 20_000 });
+    assert.equal(stopped.code, 125);
+    assert.match(stopped.stderr, /Cannot link to a non running container: \/db AS \/[a-z_]+\/x/);
+    assert.equal((await stack.docker(['rm', 'db'])).code, 0);
+    assert.equal((await stack.docker(['ps', '-aq'])).stdout, '', 'the refused --rm containers are gone too');
+    assert.deepEqual(footprint(stack), empty);
+  });
 });
