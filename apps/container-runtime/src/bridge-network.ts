@@ -107,6 +107,8 @@ export class BridgeNetwork {
   async attach(id: string, ports: PortMapping[] = []): Promise<Attached> {
     await run('ip', ['netns', 'add', this.netnsName(id)]);
     try {
+      // The runtime brings loopback up only in namespaces it makes itself.
+      await run('ip', ['-n', this.netnsName(id), 'link', 'set', 'lo', 'up']);
       const result = await this.plugin('ADD', id);
       if (ports.length) await this.plugin('ADD', id, 'portmap', this.portmapConfig(ports, result));
       const ip = result.ips?.[0];

@@ -219,6 +219,19 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     return { id, warnings: [] };
   }
 
+  /** `container:NAME`: the network namespace of another running container (its bridge address, if it has one). */
+  private sharedNetwork(name: string): { netnsPath: string; ipAddress?: string } {
+    let other: ContainerRow;
+    try {
+      other = this.resolve(name);
+    } catch {
+      throw refused(`No such container: ${name}`);
+    }
+    if (other.status !== 'running' || !other.pid) throw refused(`cannot join network of a non running container: ${other.name}`);
+    const net = this.db.network(other.id);
+    return { netnsPath: net ? this.network.netnsPath(other.id) : `/proc/${other.pid}/ns/net`, ipAddress: net?.ip_address };
+  }
+
   /** The containers a container links to: each running on the bridge, with what its link gives. */
   private linksOf(row: ContainerRow, hostConfig: HostConfig, bridged: boolean): Array<{ alias: string; ipAddress: string; env: string[] }> {
     const specs = (hostConfig.Links ?? []).map(parseLink);
@@ -286,7 +299,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const config = JSON.parse(current.config) as ContainerConfig;
     const hostConfig = JSON.parse(current.host_config) as HostConfig;
     const mode = hostConfig.NetworkMode || 'default';
-    if (!['default', 'bridge', 'none', 'host', ''].includes(mode)) throw refused(`Cannot start container ${row.id}: network mode ${mode} is not supported yet`);
+    if (!['default', 'bridge', 'none', 'host', ''].includes(mode) && !mode.startsWith('container:')) throw refused(`Cannot start container ${row.id}: invalid network mode ${mode}`);
     const dir = this.dir(row.id);
     const image = await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id, running: true }, requestId);
     const fail = (err: unknown) => {
@@ -327,7 +340,9 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
         }
         netnsPath = this.network.netnsPath(row.id);
       }
-      const etc = this.writeEtcFiles(row, config, hostConfig, this.db.network(row.id)?.ip_address, links);
+      let ipAddress = this.db.network(row.id)?.ip_address;
+      if (mode.startsWith('container:')) ({ netnsPath, ipAddress } = this.sharedNetwork(mode.slice('container:'.length)));
+      const etc = this.writeEtcFiles(row, config, hostConfig, ipAddress, links);
       // The links' variables first: the container's own environment wins.
       const withLinks = { ...config, Env: [...links.flatMap((l) => l.env), ...(config.Env ?? [])] };
       const spec = buildSpec({ id: row.id, rootfs, config: withLinks, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes, netnsPath });

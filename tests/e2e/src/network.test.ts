@@ -181,4 +181,24 @@ describe('bridge networking', () => {
     assert.equal((await stack.docker(['ps', '-aq'])).stdout, '', 'the refused --rm containers are gone too');
     assert.deepEqual(footprint(stack), empty);
   });
+
+  test('--net=container:NAME joins the network of another running container', async () => {
+    assert.equal((await stack.docker(['run', '-d', '--name', 'host-of-net', 'busybox', 'sh', '-c', 'mkdir /w; echo shared > /w/index.html; exec httpd -f -p 8080 -h /w'])).code, 0);
+    const ip = JSON.parse((await stack.request('GET', '/v1.12/containers/host-of-net/json')).text).NetworkSettings.IPAddress;
+    let joined = { code: 1, stdout: '', stderr: '' };
+    for (let i = 0; i < 10 && joined.stdout !== `shared\n${ip}\n`; i++) {
+      joined = await stack.docker(['run', '--rm', '--net=container:host-of-net', 'busybox', 'sh', '-c', 'wget -q -O - http://127.0.0.1:8080/index.html; ip -4 -o addr show eth0 | sed -e "s/.*inet //" -e "s/\\/.*//"']);
+    }
+    assert.equal(joined.stdout, `shared\n${ip}\n`, joined.stderr);
+    const unknown = await stack.docker(['run', '--rm', '--net=container:nosuch', 'busybox', 'true'], { timeoutMs: 20_000 });
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.stderr, /No such container: nosuch/);
+    assert.equal((await stack.docker(['stop', '-t', '0', 'host-of-net'])).code, 0);
+    const stopped = await stack.docker(['run', '--rm', '--net=container:host-of-net', 'busybox', 'true'], { timeoutMs: 20_000 });
+    assert.notEqual(stopped.code, 0);
+    assert.match(stopped.stderr, /cannot join network of a non running container: \/host-of-net/);
+    assert.equal((await stack.docker(['rm', 'host-of-net'])).code, 0);
+    assert.equal((await stack.docker(['ps', '-aq'])).stdout, '');
+    assert.deepEqual(footprint(stack), empty);
+  });
 });
