@@ -6,15 +6,14 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { busyboxRootfsTar } from './images-fixtures';
-import { shortTempDir, sleep, startStack, stopStack, type Stack } from './harness';
+import { shortTempDir, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 describe('container files and processes', () => {
   let stack: Stack;
   let work: string;
   before(async () => {
-    stack = await startStack();
+    stack = await startStackWithBusybox();
     work = shortTempDir('cfiles-');
-    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
   });
   after(async () => {
     await stopStack(stack);

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { busyboxRootfsTar } from './images-fixtures';
-import { processesMentioning, runCommand, sleep, startStack, stopStack, type Stack } from './harness';
+import { processesMentioning, runCommand, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 /** Mounts whose target is below `dir`. */
 function mountsBelow(dir: string): string[] {
@@ -29,8 +28,7 @@ function demux(buf: Buffer): Array<[number, string]> {
 describe('containers', () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack();
-    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
+    stack = await startStackWithBusybox();
   });
   after(() => stopStack(stack));
 

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { startTokenServer, type TokenServer } from './token-server';
+import { busyboxRootfsTar } from './images-fixtures';
 
 const execFileP = promisify(execFile);
 
@@ -173,6 +174,14 @@ export async function startStack(extraEnv: Record<string, string> = {}, dockerHo
   const up = await stack.stevedore(['up']);
   if (up.code !== 0) throw new Error(`stevedore up failed (${up.code}):\n${up.stderr}`);
   if (up.stdout.trim() !== `DOCKER_HOST=${stack.dockerHost}`) throw new Error(`stevedore up printed ${JSON.stringify(up.stdout)}`);
+  return stack;
+}
+
+/** A stack with busybox imported as `busybox:latest`, what most container tests start from. */
+export async function startStackWithBusybox(): Promise<Stack> {
+  const stack = await startStack();
+  const imported = await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest']);
+  if (imported.code !== 0) throw new Error(`importing busybox failed (${imported.code}): ${imported.stderr}`);
   return stack;
 }
 

@@ -5,15 +5,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { busyboxRootfsTar } from './images-fixtures';
-import { shortTempDir, startStack, stopStack, type Stack } from './harness';
+import { shortTempDir, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 describe('images in use', () => {
   let stack: Stack;
   let work: string;
   before(async () => {
-    stack = await startStack();
+    stack = await startStackWithBusybox();
     work = shortTempDir('imguse-');
-    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
   });
   after(async () => {
     await stopStack(stack);

@@ -9,8 +9,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { busyboxRootfsTar } from './images-fixtures';
-import { freePort, sleep, startStack, stopStack, type Stack } from './harness';
+import { freePort, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
 import * as net from 'node:net';
 
 /** What the host holds for a stack's bridge: its veths, its namespaces, its NAT rules, its addresses. */
@@ -40,8 +39,7 @@ describe('bridge networking', () => {
   let stack: Stack;
   let empty: ReturnType<typeof footprint>;
   before(async () => {
-    stack = await startStack();
-    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
+    stack = await startStackWithBusybox();
   });
   after(() => stopStack(stack, { allowRestarts: true }));
 

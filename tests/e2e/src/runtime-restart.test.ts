@@ -3,14 +3,12 @@
 // attachable, the exited one shows its real exit code.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { busyboxRootfsTar } from './images-fixtures';
-import { sleep, startStack, stopStack, type Stack } from './harness';
+import { sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 describe('container-runtime restarts', () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack();
-    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
+    stack = await startStackWithBusybox();
   });
   after(() => stopStack(stack, { allowRestarts: true }));
 

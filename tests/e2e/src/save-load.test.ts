@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
 import { busyboxRootfsTar, listTree, makeTar, tarBuffer } from './images-fixtures';
-import { shortTempDir, startReferenceDocker, startStack, stopStack, type Stack } from './harness';
+import { shortTempDir, type Stack, startReferenceDocker, startStackWithBusybox, stopStack } from './harness';
 
 /** Reads a tar into a map of name -> content (test archives are small). */
 async function readTar(file: string): Promise<Map<string, Buffer>> {
@@ -45,9 +45,8 @@ describe('save and load', () => {
   let stack: Stack;
   let work: string;
   before(async () => {
-    stack = await startStack();
+    stack = await startStackWithBusybox();
     work = shortTempDir('saveload-');
-    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
     assert.equal((await stack.docker(['tag', 'busybox', 'busybox:two'])).code, 0);
   });
   after(async () => {

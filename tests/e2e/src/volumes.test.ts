@@ -7,16 +7,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { busyboxRootfsTar } from './images-fixtures';
-import { shortTempDir, startStack, stopStack, type Stack } from './harness';
+import { shortTempDir, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 describe('volumes', () => {
   let stack: Stack;
   let host: string;
   before(async () => {
-    stack = await startStack();
+    stack = await startStackWithBusybox();
     host = shortTempDir('vol-');
-    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
   });
   after(async () => {
     await stopStack(stack);

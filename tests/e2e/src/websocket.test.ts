@@ -3,14 +3,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { busyboxRootfsTar } from './images-fixtures';
-import { startStack, stopStack, type Stack } from './harness';
+import { type Stack, startStackWithBusybox, stopStack } from './harness';
 
 describe('WebSocket attach', () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack();
-    assert.equal((await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest'])).code, 0);
+    stack = await startStackWithBusybox();
   });
   after(() => stopStack(stack));
 
