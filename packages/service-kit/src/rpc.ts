@@ -132,8 +132,8 @@ export const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
 
 /**
  * A Writable whose bytes go out as messages of a server stream, at the
- * reader's pace. (Gathering them into larger messages was measured slower
- * for save and export: the copies cost more than the messages saved.)
+ * reader's pace, one message per chunk (gathering them was measured slower
+ * for save and export, before bulk messages had a codec of their own).
  */
 export function messageWriter<Res>(call: grpc.ServerWritableStream<unknown, Res>, wrap: (chunk: Buffer) => Res): Writable {
   return new Writable({

@@ -64,21 +64,19 @@ export class EventsHandler {
 
     res.startStream(200, 'application/json');
     await new Promise<void>((resolve) => {
-      const write = (event: events.Event) => res.write(`${eventJson(event)}\n`);
-      const resumeAfter = (wait: Promise<void> | undefined) => (wait ? void wait.then(() => stream.resume()) : stream.resume());
       stream.on('data', (event: events.Event) => {
         // A `destroy` goes out after the answers of the removals in flight.
         const held = event.action === 'destroy' ? this.removals.answered() : undefined;
-        if (!held) {
-          const wait = write(event);
+        const send = () => {
+          const wait = res.write(`${eventJson(event)}\n`);
           if (wait) {
             stream.pause();
-            resumeAfter(wait);
-          }
-          return;
-        }
+            void wait.then(() => stream.resume());
+          } else if (held) stream.resume();
+        };
+        if (!held) return send();
         stream.pause();
-        void held.then(() => resumeAfter(write(event)));
+        void held.then(send);
       });
       stream.on('end', resolve);
       stream.on('error', (err: Error & { code?: number }) => {
