@@ -19,6 +19,7 @@ import { Frame, runtimeCommand, ShimConnection, spawnShim } from './shim';
 import { prepareVolumes, type VolumeMount } from './volumes';
 import { BridgeNetwork } from './bridge-network';
 import { resolvePorts, type PortMapping } from './ports';
+import { type LinkedPorts, InterContainerPolicy } from './icc';
 import { linkEnv, parseLink } from './links';
 import type { NetworkRow } from './store/container-db';
 import { ContainerDb, type ContainerRow } from './store/container-db';
@@ -89,6 +90,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   /** Data volumes, one directory each. */
   private readonly volumesDir: string;
   private readonly network: BridgeNetwork;
+  private readonly icc: InterContainerPolicy;
   readonly runtime: OciRuntime;
   private readonly runtimeRoot: string;
   private readonly hostCaps = hostCapabilities();
@@ -107,6 +109,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.trash = path.join(config.root, 'containers-removed');
     this.volumesDir = path.join(config.root, 'volumes');
     this.network = new BridgeNetwork({ bridge: config.bridge.name, subnet: config.bridge.subnet, root: config.root });
+    this.icc = new InterContainerPolicy(config.bridge.name, config.bridge.icc);
     this.runtimeRoot = path.join(config.runDir, 'runtime');
     this.runtime = chooseOciRuntime(config.runtime, (msg) => log.info(msg));
     log.info({ runtime: this.runtime }, 'OCI runtime chosen');
@@ -233,7 +236,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** The containers a container links to: each running on the bridge, with what its link gives. */
-  private linksOf(row: ContainerRow, hostConfig: HostConfig, bridged: boolean): Array<{ alias: string; ipAddress: string; env: string[] }> {
+  private linksOf(row: ContainerRow, hostConfig: HostConfig, bridged: boolean): Array<LinkedPorts & { alias: string; env: string[] }> {
     const specs = (hostConfig.Links ?? []).map(parseLink);
     if (specs.length && !bridged) throw refused('Links need bridge networking (the container joins no bridge)');
     return specs.map(({ target, alias }) => {
@@ -247,7 +250,11 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       if (linked.status !== 'running' || !net) throw refused(`Cannot link to a non running container: ${linked.name} AS ${row.name}/${alias}`);
       const config = JSON.parse(linked.config) as ContainerConfig;
       const info = { name: linked.name, ipAddress: net.ip_address, env: config.Env ?? [], exposedPorts: Object.keys(config.ExposedPorts ?? {}) };
-      return { alias, ipAddress: net.ip_address, env: linkEnv(row.name, alias, info) };
+      const ports = info.exposedPorts.map((key) => {
+        const [port, proto = 'tcp'] = key.split('/');
+        return { port: Number(port), proto };
+      });
+      return { alias, ipAddress: net.ip_address, ports, env: linkEnv(row.name, alias, info) };
     });
   }
 
@@ -335,6 +342,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
             { container_id: row.id, ip_address: net.ipAddress, ip_prefix_len: net.ipPrefixLen, gateway: net.gateway, mac_address: net.macAddress, bridge: net.bridge },
             ports.map((p) => ({ container_id: row.id, container_port: p.containerPort, protocol: p.protocol, host_ip: p.hostIp, host_port: p.hostPort })),
           );
+          await this.icc.allowLinks(row.id, net.ipAddress, links);
         } finally {
           this.reservedPorts.delete(row.id);
         }
@@ -460,12 +468,14 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const rows = this.db.all();
     const running = new Set(rows.filter((r) => r.status === 'running').map((r) => r.id));
     await this.network.reconcile(running, new Map(rows.map((r) => [r.id, this.portsOf(r.id)])));
+    await this.icc.setup(running);
     for (const r of rows) if (!running.has(r.id) && this.db.network(r.id)) this.db.removeNetwork(r.id);
   }
 
   /** Takes a container off the bridge, when it is on it. */
   private async releaseNetwork(id: string): Promise<void> {
     if (!this.db.network(id)) return;
+    await this.icc.revokeLinks(id);
     await this.network.detach(id, this.portsOf(id));
     this.db.removeNetwork(id);
   }

@@ -36,8 +36,11 @@ export interface StevedoreConfig {
   /** Mutual TLS between services over TCP. */
   grpcTls: TlsFiles;
   events: { maxCount: number; maxAgeSeconds: number };
-  /** Bridge networking: the bridge's name and its IPv4 subnet (two stacks on one host need their own). */
-  bridge: { name: string; subnet: string };
+  /**
+   * Bridge networking: the bridge's name and its IPv4 subnet (two stacks on one
+   * host need their own); `icc` false lets only links pass between containers.
+   */
+  bridge: { name: string; subnet: string; icc: boolean };
   /** The address a gRPC service listens on and is reached at. */
   serviceAddress(name: GrpcServiceName): string;
   runDir: string;
@@ -77,6 +80,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(bridgeName)) throw new Error(`STEVEDORE_BRIDGE must be an interface name of at most 15 characters, not ${JSON.stringify(bridgeName)}`);
   const bridgeSubnet = env.STEVEDORE_BRIDGE_SUBNET || '172.29.0.0/16';
   if (!/^\d{1,3}(\.\d{1,3}){3}\/(8|9|[12]\d|30)$/.test(bridgeSubnet)) throw new Error(`STEVEDORE_BRIDGE_SUBNET must be an IPv4 subnet such as 172.29.0.0/16, not ${JSON.stringify(bridgeSubnet)}`);
+  const icc = env.STEVEDORE_ICC ?? 'true';
+  if (!['true', 'false'].includes(icc)) throw new Error(`STEVEDORE_ICC must be true or false, not ${JSON.stringify(icc)}`);
   return {
     root,
     hosts,
@@ -91,7 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
       maxCount: positiveInt(env, 'STEVEDORE_EVENTS_MAX_COUNT', 100_000),
       maxAgeSeconds: positiveInt(env, 'STEVEDORE_EVENTS_MAX_AGE', 7 * 24 * 3600),
     },
-    bridge: { name: bridgeName, subnet: bridgeSubnet },
+    bridge: { name: bridgeName, subnet: bridgeSubnet, icc: icc === 'true' },
     serviceAddress: (name) => env[envName(name)] || `unix:${path.join(runDir, `${name}.sock`)}`,
     runDir,
     logDir: path.join(root, 'logs'),
@@ -111,6 +116,7 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
     STEVEDORE_EVENTS_MAX_AGE: String(config.events.maxAgeSeconds),
     STEVEDORE_BRIDGE: config.bridge.name,
     STEVEDORE_BRIDGE_SUBNET: config.bridge.subnet,
+    STEVEDORE_ICC: String(config.bridge.icc),
   };
   if (config.debug) env.STEVEDORE_DEBUG = '1';
   for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);

@@ -178,8 +178,8 @@ export async function startStack(extraEnv: Record<string, string> = {}, dockerHo
 }
 
 /** A stack with busybox imported as `busybox:latest`, what most container tests start from. */
-export async function startStackWithBusybox(): Promise<Stack> {
-  const stack = await startStack();
+export async function startStackWithBusybox(extraEnv: Record<string, string> = {}): Promise<Stack> {
+  const stack = await startStack(extraEnv);
   const imported = await stack.docker(['import', busyboxRootfsTar(), 'busybox:latest']);
   if (imported.code !== 0) throw new Error(`importing busybox failed (${imported.code}): ${imported.stderr}`);
   return stack;
@@ -201,7 +201,12 @@ export async function stopStack(stack: Stack | undefined, options: { allowRestar
   if (process.env.STEVEDORE_TEST_KEEP === '1') return void process.stderr.write(`kept stack at ${stack.root}\n`);
   await stack.down();
   // The bridge stays after `down` (as Docker's does); a test stack's goes with it.
-  spawnSync('ip', ['link', 'delete', String(stack.env.STEVEDORE_BRIDGE)], { stdio: 'ignore' });
+  const bridge = String(stack.env.STEVEDORE_BRIDGE);
+  spawnSync('ip', ['link', 'delete', bridge], { stdio: 'ignore' });
+  // So does the chain of STEVEDORE_ICC=false, when the stack had one.
+  spawnSync('iptables', ['-w', '-D', 'FORWARD', '-i', bridge, '-o', bridge, '-j', `SD-ICC-${bridge}`], { stdio: 'ignore' });
+  spawnSync('iptables', ['-w', '-F', `SD-ICC-${bridge}`], { stdio: 'ignore' });
+  spawnSync('iptables', ['-w', '-X', `SD-ICC-${bridge}`], { stdio: 'ignore' });
   // Nothing of the stack may outlive `down`: no monitor, no service, no Redis.
   const leftovers = processesMentioning(stack.root);
   for (const p of leftovers) {

@@ -200,3 +200,44 @@ describe('bridge networking', () => {
     assert.deepEqual(footprint(stack), empty);
   });
 });
+
+describe('STEVEDORE_ICC=false: only links pass between containers', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStackWithBusybox({ STEVEDORE_ICC: 'false' });
+  });
+  after(() => stopStack(stack, { allowRestarts: true }));
+
+  /** The rules of the stack's chain that links opened. */
+  const linkRules = (): string[] =>
+    execFileSync('iptables', ['-S', `SD-ICC-${stack.env.STEVEDORE_BRIDGE}`], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes('ACCEPT'));
+
+  test('a container reaches another only through a link, and only its exposed ports; the rules go with the container', async () => {
+    const serve = 'mkdir /w; echo open > /w/index.html; httpd -p 8081 -h /w; exec httpd -f -p 80 -h /w';
+    assert.equal((await stack.docker(['run', '-d', '--name', 'web', '--expose', '80', 'busybox', 'sh', '-c', serve])).code, 0);
+    const ip = JSON.parse((await stack.request('GET', '/v1.12/containers/web/json')).text).NetworkSettings.IPAddress;
+    assert.equal(await get(`http://${ip}/index.html`), 'open\n', 'the host still reaches the container');
+
+    const stranger = await stack.docker(['run', '--rm', 'busybox', 'sh', '-c', `timeout 3 wget -q -O - http://${ip}/index.html || echo blocked`], { timeoutMs: 20_000 });
+    assert.equal(stranger.stdout, 'blocked\n', stranger.stderr);
+
+    const linked = await stack.docker(['run', '--rm', '--link', 'web:web', 'busybox', 'sh', '-c', 'timeout 3 wget -q -O - http://web/index.html; timeout 3 wget -q -O - http://web:8081/index.html || echo closed'], { timeoutMs: 20_000 });
+    assert.equal(linked.stdout, 'open\nclosed\n', linked.stderr);
+    assert.deepEqual(linkRules(), [], 'the link closed with its container');
+
+    // Rules of a linking container that exits while the runtime is away go at its start-up.
+    const going = (await stack.docker(['run', '-d', '--link', 'web:web', 'busybox', 'sleep', '300'])).stdout.trim();
+    assert.equal(linkRules().length, 2, 'a link opens one port each way');
+    const goingPid = JSON.parse((await stack.request('GET', `/v1.12/containers/${going}/json`)).text).State.Pid;
+    process.kill(stack.process('container-runtime').pid!, 'SIGKILL');
+    process.kill(goingPid, 'SIGKILL');
+    await sleep(1500);
+    await stack.waitFor('/containers/json', 200, 20_000);
+    assert.deepEqual(linkRules(), []);
+    const still = await stack.docker(['run', '--rm', 'busybox', 'sh', '-c', `timeout 3 wget -q -O - http://${ip}/index.html || echo blocked`], { timeoutMs: 20_000 });
+    assert.equal(still.stdout, 'blocked\n', 'the chain survived the restart');
+    assert.equal((await stack.docker(['rm', '-f', 'web', going])).code, 0);
+  });
+});
