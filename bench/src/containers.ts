@@ -5,12 +5,12 @@
 // logs, and the memory of the per-container monitors.
 //
 //   node bench/dist/containers.js [--runs 20] [--containers 1000]
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startDocker, startStevedore, type Engine } from './engines';
+import { busyboxTar, startDocker, startStevedore, type Engine } from './engines';
 import { send } from './http-client';
 import { markdownTable, percentile, row, summarize, type Row } from './stats';
 
@@ -96,12 +96,7 @@ function pidsMatching(re: RegExp): number[] {
 
 async function main(): Promise<void> {
   const work = fs.mkdtempSync('/tmp/bench-containers-');
-  const rootfs = path.join(work, 'rootfs');
-  fs.mkdirSync(path.join(rootfs, 'bin'), { recursive: true });
-  fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
-  for (const a of ['sh', 'true', 'sleep', 'head', 'tr', 'fold', 'yes']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
-  const tarFile = path.join(work, 'busybox.tar');
-  execFileSync('tar', ['-C', rootfs, '-cf', tarFile, '.']);
+  const tarFile = busyboxTar(work, ['sh', 'true', 'sleep', 'head', 'tr', 'fold', 'yes']);
   const stevedore = await startStevedore({ STEVEDORE_LOG_MAX_SIZE: String(200 * 1024 * 1024) });
   const docker = await startDocker();
   const engines = [stevedore, docker];

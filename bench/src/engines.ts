@@ -58,7 +58,25 @@ export async function startStevedore(extraEnv: Record<string, string> = {}): Pro
   };
 }
 
-export async function startDocker(): Promise<Engine> {
+/** A busybox root filesystem tar (Debian's static busybox and the applets named) made in `dir`. */
+export function busyboxTar(dir: string, applets: string[]): string {
+  const rootfs = path.join(dir, 'busybox-rootfs');
+  fs.mkdirSync(path.join(rootfs, 'bin'), { recursive: true });
+  fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
+  for (const a of applets) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
+  const tarFile = path.join(dir, 'busybox.tar');
+  execFileSync('tar', ['-C', rootfs, '-cf', tarFile, '.']);
+  fs.rmSync(rootfs, { recursive: true, force: true });
+  return tarFile;
+}
+
+/**
+ * The Docker engine on a socket, data root and exec root of its own. Its
+ * containers get no bridge unless one is named: an existing bridge of the
+ * benchmark's (`--bridge`), without iptables (published ports through its
+ * userland proxy, as it serves 127.0.0.1 anyway).
+ */
+export async function startDocker(options: { bridge?: string } = {}): Promise<Engine> {
   if (!fs.existsSync('/usr/sbin/dockerd')) {
     process.stderr.write('bench: installing the Docker engine (Debian docker.io) for the comparison\n');
     execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'docker.io'], {
@@ -76,7 +94,7 @@ export async function startDocker(): Promise<Engine> {
       '--exec-root', path.join(dir, 'exec'),
       '--pidfile', path.join(dir, 'docker.pid'),
       '--iptables=false',
-      '--bridge=none',
+      `--bridge=${options.bridge ?? 'none'}`,
       '--containerd-namespace', `bench-${process.pid}`,
       '--log-level', 'error',
     ],
