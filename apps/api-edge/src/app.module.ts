@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { BackendsModule } from './backends/backends.module';
+import { BuildModule } from './build/build.module';
+import { BuildRoutes } from './build/build.routes';
 import { ContainersModule } from './containers/containers.module';
 import { ContainersRoutes } from './containers/containers.routes';
 import { EventsModule } from './events/events.module';
@@ -12,10 +14,10 @@ import { SystemModule } from './system/system.module';
 import { SystemRoutes } from './system/system.routes';
 
 /** Every domain's route table, in one router. */
-const ROUTE_TABLES = [SystemRoutes, EventsRoutes, ImagesRoutes, ContainersRoutes];
+const ROUTE_TABLES = [SystemRoutes, EventsRoutes, ImagesRoutes, ContainersRoutes, BuildRoutes];
 
 @Module({
-  imports: [BackendsModule, SystemModule, EventsModule, ImagesModule, ContainersModule],
+  imports: [BackendsModule, SystemModule, EventsModule, ImagesModule, ContainersModule, BuildModule],
   providers: [
     { provide: ROUTER, useFactory: (...tables: SystemRoutes[]) => new DockerRouter(tables), inject: ROUTE_TABLES },
     HttpFront,

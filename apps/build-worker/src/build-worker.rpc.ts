@@ -1,23 +1,24 @@
-// The BuildWorker gRPC service. (Builds themselves arrive with the build farm issue.)
-import { hostname } from 'node:os';
+// The BuildWorker gRPC service: what this worker is and how busy it is.
+// (Builds arrive through the queue, not through this service.)
 import { Inject, Injectable } from '@nestjs/common';
 import { builds } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
 import { LOGGER, unary } from '@stevedore/service-kit';
+import { BuildRunner } from './build-runner';
 
 @Injectable()
 export class BuildWorkerRpc {
-  readonly workerId = `${hostname()}:${process.pid}`;
-  readonly concurrency = Number(process.env.STEVEDORE_BUILD_CONCURRENCY || 2);
-
-  constructor(@Inject(LOGGER) private readonly log: Logger) {}
+  constructor(
+    @Inject(LOGGER) private readonly log: Logger,
+    private readonly runner: BuildRunner,
+  ) {}
 
   implementation(): builds.BuildWorkerServer {
     return {
       info: unary<builds.WorkerInfoRequest, builds.WorkerInfo>(this.log, 'Info', async () => ({
-        workerId: this.workerId,
-        concurrency: this.concurrency,
-        activeBuilds: 0,
+        workerId: this.runner.workerId,
+        concurrency: this.runner.concurrency,
+        activeBuilds: this.runner.activeBuilds,
       })),
     };
   }

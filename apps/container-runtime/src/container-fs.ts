@@ -99,8 +99,10 @@ export function pathTar(rootfs: string, p: string): Readable {
 }
 
 /** PUT archive: the tar is extracted into a directory of the container (confined to its root). */
-export async function extractInto(rootfs: string, p: string, tarStream: Readable): Promise<void> {
+export async function extractInto(rootfs: string, p: string, tarStream: Readable, makePath = false): Promise<void> {
   const dest = resolveInRoot(rootfs, p, true);
+  // Every link on the way is resolved: what is missing below `dest` is made of real directories.
+  if (makePath && !fs.existsSync(dest)) fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
   let st: fs.Stats;
   try {
     st = fs.statSync(dest);

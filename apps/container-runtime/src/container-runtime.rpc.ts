@@ -196,7 +196,7 @@ export class ContainerRuntimeRpc {
         const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? Buffer.from(r.part.chunk) : undefined));
         if (header.part?.$case !== 'target') throw refused('PutArchive must start with its target');
         const target = header.part.target;
-        await svc.onRootfs(target.id, ctx.requestId, (rootfs) => extractInto(rootfs, target.path, bytes));
+        await svc.onRootfs(target.id, ctx.requestId, (rootfs) => extractInto(rootfs, target.path, bytes, target.makePath));
         return {};
       }),
       diff: serverStream<containers.ContainerRef, containers.Chunk>(log, 'Diff', async (req, call) => {

@@ -6,7 +6,10 @@ import type { StevedoreConfig } from '@stevedore/config';
 import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { clientBytes, clientStream, CONFIG, duplexStream, headerThenBytes, LOGGER, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { ImageArchive } from './image-archive';
+import { BlobStore } from './store/blob-store';
 import { pullImage } from './registry/pull';
 import { pushImages } from './registry/push';
 import { remoteRepository } from './registry/reference';
@@ -38,13 +41,16 @@ function progressMessage(p: Partial<images.Progress>): images.Progress {
 @Injectable()
 export class ImageStoreRpc {
   private readonly insecure = (process.env.STEVEDORE_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean);
+  private readonly blobs: BlobStore;
 
   constructor(
     @Inject(CONFIG) private readonly config: StevedoreConfig,
     @Inject(LOGGER) private readonly log: Logger,
     private readonly images: ImageService,
     private readonly archive: ImageArchive,
-  ) {}
+  ) {
+    this.blobs = new BlobStore(path.join(images.root, 'blobs'));
+  }
 
   implementation(): images.ImageStoreServer {
     const log = this.log;
@@ -134,6 +140,19 @@ export class ImageStoreRpc {
         ctx.log.info({ id, container: header.part.header.containerId }, 'committed');
         return { id };
       }),
+      putBlob: clientStream<images.DataChunk, images.BlobRef>(log, 'PutBlob', async (call, ctx) => {
+        const id = await this.blobs.put(clientBytes(call, (c) => c.data));
+        ctx.log.info({ blob: id }, 'blob stored');
+        return { id };
+      }),
+      getBlob: serverStream<images.BlobRef, images.DataChunk>(log, 'GetBlob', async (req, call) => {
+        await pipeline(this.blobs.read(req.id), messageWriter(call, (data) => ({ data })));
+      }),
+      deleteBlob: unary<images.BlobRef, images.DeleteBlobResponse>(log, 'DeleteBlob', async (req) => {
+        this.blobs.delete(req.id);
+        return {};
+      }),
+      findCached: unary<images.FindCachedRequest, images.FindCachedResponse>(log, 'FindCached', async (req) => ({ id: this.images.findCached(req.parent, req.containerConfigJson) })),
       load: clientStream<images.DataChunk, images.LoadResponse>(log, 'Load', async (call, ctx) => {
         const result = await this.archive.load(clientBytes(call, (c) => c.data));
         ctx.log.info(result, 'loaded');

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { STEVEDORE_VERSION, type StevedoreConfig } from '@stevedore/config';
 import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
+import { sameBuildConfig } from './build-cache';
 import { conflict, notFound, refused } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
@@ -327,7 +328,8 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
     if (!parent) throw notFound(`No such image: ${h.parent}`);
     const containerConfig = JSON.parse(h.containerConfigJson || '{}') as ContainerConfig;
     let config: ContainerConfig = containerConfig;
-    if (h.configJson) {
+    if (h.exactConfig) config = JSON.parse(h.configJson || '{}') as ContainerConfig;
+    else if (h.configJson) {
       // Docker 1.0 ignored a body it could not read; the fields it gives win, the rest come from the container.
       try {
         const given = JSON.parse(h.configJson) as ContainerConfig | null;
@@ -372,6 +374,20 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
       this.layers.abandon(layer.name);
       throw err;
     }
+  }
+
+  /** The build cache: the most recent child of `parent` committed from a config the builder counts as the same. */
+  findCached(parent: string, containerConfigJson: string): string {
+    const wanted = JSON.parse(containerConfigJson) as ContainerConfig;
+    let best: { id: string; created: number } | undefined;
+    for (const id of this.db.children(parent)) {
+      const row = this.db.get(id);
+      if (!row) continue;
+      const meta = JSON.parse(row.meta) as StoredImage;
+      if (!meta.container_config || !sameBuildConfig(meta.container_config, wanted)) continue;
+      if (!best || row.created > best.created) best = { id, created: row.created };
+    }
+    return best?.id ?? '';
   }
 
   /** The name an image is shown by: its alphabetically first repo:tag, or its short ID. */

@@ -145,6 +145,8 @@ useBulk<images.ImportRequest>(imageClient, 'import', image.import, 'request', ch
 useBulk<images.CommitRequest>(imageClient, 'commit', image.commit, 'request', chunkPart(2));
 useBulk<images.DataChunk>(imageClient, 'load', image.load, 'request', dataOnly(1));
 useBulk<images.DataChunk>(imageClient, 'save', image.save, 'response', dataOnly(1));
+useBulk<images.DataChunk>(imageClient, 'putBlob', image.putBlob, 'request', dataOnly(1));
+useBulk<images.DataChunk>(imageClient, 'getBlob', image.getBlob, 'response', dataOnly(1));
 
 const runtime = containers.ContainerRuntimeService as unknown as Record<string, MethodDefinition>;
 const runtimeClient = containers.ContainerRuntimeClient as unknown as ClientConstructor;

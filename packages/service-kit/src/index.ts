@@ -3,3 +3,4 @@ export * from './rpc';
 export * from './health';
 export * from './clients';
 export * from './grpc-service';
+export * from './commit';

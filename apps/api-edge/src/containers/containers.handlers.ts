@@ -139,13 +139,13 @@ export class ContainersHandlers {
     const body = await req.json<{ Resource?: string }>();
     if (!body?.Resource) throw refused('Path cannot be empty');
     const { metadata, options } = callOptions(req.requestId);
-    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: body.Resource }, metadata, options), SERVICE, 'application/octet-stream');
+    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: body.Resource, makePath: false }, metadata, options), SERVICE, 'application/octet-stream');
   };
 
   private async statHeader(req: ApiRequest): Promise<string> {
     const path = req.string('path');
     if (!path) throw invalid('Path cannot be empty');
-    const st = await call(this.rt, this.rt.statPath, { id: req.params.id, path }, req.requestId, SERVICE, 60_000);
+    const st = await call(this.rt, this.rt.statPath, { id: req.params.id, path, makePath: false }, req.requestId, SERVICE, 60_000);
     return Buffer.from(JSON.stringify({ name: st.name, size: st.size, mode: st.mode, mtime: st.mtime, linkTarget: st.linkTarget })).toString('base64');
   }
 
@@ -161,7 +161,7 @@ export class ContainersHandlers {
     const stat = await this.statHeader(req);
     res.raw.setHeader('X-Docker-Container-Path-Stat', stat);
     const { metadata, options } = callOptions(req.requestId);
-    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: req.string('path') }, metadata, options), SERVICE, 'application/x-tar');
+    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: req.string('path'), makePath: false }, metadata, options), SERVICE, 'application/x-tar');
   };
 
   /** PUT /containers/(id)/archive (v1.20): a tar extracted into a directory of the container. */
@@ -171,7 +171,7 @@ export class ContainersHandlers {
     const { metadata, options } = callOptions(req.requestId);
     await new Promise<void>((resolve, reject) => {
       const upload = this.rt.putArchive(metadata, options, (err) => (err ? reject(backendError(err, SERVICE)) : resolve()));
-      upload.write({ part: { $case: 'target', target: { id: req.params.id, path } } });
+      upload.write({ part: { $case: 'target', target: { id: req.params.id, path, makePath: false } } });
       pumpBody(req, upload, (chunk) => ({ part: { $case: 'chunk' as const, chunk } }));
     });
     res.noContent(200);

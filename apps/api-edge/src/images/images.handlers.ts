@@ -3,7 +3,7 @@
 import { Injectable } from '@nestjs/common';
 import type { images } from '@stevedore/contracts';
 import { notFound, refused } from '@stevedore/errors';
-import { callOptions } from '@stevedore/service-kit';
+import { callOptions, commitContainer, type CommitFailure } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { streamProgress } from '../http/progress-stream';
@@ -103,30 +103,12 @@ export class ImagesHandlers {
     const text = (await req.text()).trim();
     const rt = this.backends.containers;
     const container = await call(rt, rt.inspect, { id: containerRef }, req.requestId, 'container-runtime');
-    const { metadata, options } = callOptions(req.requestId);
-    const id = await new Promise<string>((resolve, reject) => {
-      const upload = this.store.commit(metadata, options, (err, r) => (err ? reject(backendError(err, SERVICE)) : resolve(r.id)));
-      upload.write({
-        part: {
-          $case: 'header',
-          header: {
-            containerId: container.id, containerConfigJson: container.configJson, parent: container.image,
-            repo: req.string('repo'), tag: req.string('tag'), comment: req.string('comment'), author: req.string('author'), configJson: text,
-          },
-        },
-      });
-      const diff = rt.diff({ id: container.id }, callOptions(req.requestId).metadata);
-      diff.on('data', (c: { data: Buffer }) => {
-        if (!upload.write({ part: { $case: 'chunk', chunk: c.data } })) {
-          diff.pause();
-          upload.once('drain', () => diff.resume());
-        }
-      });
-      diff.on('end', () => upload.end());
-      diff.on('error', (err) => {
-        upload.cancel();
-        reject(backendError(err, 'container-runtime'));
-      });
+    const header = {
+      containerId: container.id, containerConfigJson: container.configJson, parent: container.image,
+      repo: req.string('repo'), tag: req.string('tag'), comment: req.string('comment'), author: req.string('author'), configJson: text, exactConfig: false,
+    };
+    const id = await commitContainer(rt, this.store, header, req.requestId).catch((f: CommitFailure) => {
+      throw backendError(f.err, f.service);
     });
     res.json(201, { Id: id });
   };

@@ -1,0 +1,140 @@
+// POST /build: the context streams into the image store's blob store, the
+// build goes on the queue, and the output the worker appends to the build's
+// Redis stream is forwarded in the request's version's format (gate G6: JSON
+// from v1.8, text before). A failure before any output is a plain HTTP 500,
+// as Docker 1.0 answered a context without a Dockerfile; the client going
+// away cancels the build.
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import type { StevedoreConfig } from '@stevedore/config';
+import type { images } from '@stevedore/contracts';
+import { appendOutput, BuildKeys, buildQueue, cancelBuild, readOutput, type BuildJob, type OutputEntry } from '@stevedore/builds';
+import { jsonMessage, textMessage, type ProgressMessage } from '@stevedore/docker-api';
+import { connectRedis, type Redis } from '@stevedore/redis';
+import { callOptions, CONFIG } from '@stevedore/service-kit';
+import { StevedoreError } from '@stevedore/errors';
+import type { ApiRequest } from '../http/api-request';
+import type { ApiResponse } from '../http/api-response';
+import { pumpBody } from '../http/upload';
+import { authConfig, registryAuth } from '../http/registry-auth';
+import type { AuthConfigJson } from '@stevedore/docker-api';
+import { backendError, Backends } from '../backends/backends';
+
+/** Gate G7: the effective rm and forcerm of a request. */
+export function removalRules(req: Pick<ApiRequest, 'atLeast' | 'bool'> & { query: URLSearchParams }): { rm: boolean; forcerm: boolean } {
+  const forcerm = req.bool('forcerm');
+  if (!req.atLeast('1.12')) return { rm: req.bool('rm'), forcerm };
+  const rm = req.query.get('rm');
+  return { rm: !rm || req.bool('rm') || req.query.get('forcerm') === '1', forcerm };
+}
+
+/**
+ * The credentials for FROM's pulls: `X-Registry-Config` (v1.9; Docker 1.0's
+ * `{"configs":{…}}` or today's bare map), else for v < 1.9 `X-Registry-Auth`
+ * under the key '' (any registry) — gate G5.
+ */
+function registryConfig(req: ApiRequest): Record<string, images.AuthConfig> {
+  const out: Record<string, images.AuthConfig> = {};
+  const header = req.header('x-registry-config');
+  if (header) {
+    try {
+      const parsed = JSON.parse(Buffer.from(header.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8')) as Record<string, unknown>;
+      const configs = (parsed && typeof parsed.configs === 'object' ? parsed.configs : parsed) as Record<string, AuthConfigJson>;
+      for (const [registry, auth] of Object.entries(configs ?? {})) if (auth && typeof auth === 'object') out[registry] = authConfig(auth);
+    } catch {
+      // unreadable: no credentials, as Docker 1.0 went on
+    }
+  }
+  if (Object.keys(out).length === 0 && !req.atLeast('1.9') && req.header('x-registry-auth')) out[''] = registryAuth(req);
+  return out;
+}
+
+@Injectable()
+export class BuildHandlers implements OnApplicationShutdown {
+  private readonly keys: BuildKeys;
+  private readonly redis: Redis;
+  private readonly queue: ReturnType<typeof buildQueue>;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: StevedoreConfig,
+    private readonly backends: Backends,
+  ) {
+    this.keys = new BuildKeys(config.redisPrefix);
+    this.redis = connectRedis(config.redisUrl);
+    this.queue = buildQueue(this.redis, this.keys);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.queue.close();
+    this.redis.disconnect();
+  }
+
+  /** The request body into the blob store; resolves with the blob's ID. */
+  private storeContext(req: ApiRequest): Promise<string> {
+    const { metadata, options } = callOptions(req.requestId);
+    return new Promise<string>((resolve, reject) => {
+      const upload = this.backends.images.putBlob(metadata, options, (err, r) => (err ? reject(backendError(err, 'image-store')) : resolve(r.id)));
+      pumpBody(req, upload, (data) => ({ data }));
+    });
+  }
+
+  build = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const remote = req.atLeast('1.2') ? req.string('remote') : '';
+    const contextBlob = remote ? '' : await this.storeContext(req);
+    const { rm, forcerm } = removalRules(req);
+    const job: BuildJob = {
+      buildId: randomBytes(16).toString('hex'),
+      contextBlob,
+      remote,
+      tag: req.string('t'),
+      quiet: req.bool('q'),
+      nocache: req.bool('nocache'),
+      rm,
+      forcerm,
+      registryConfig: registryConfig(req),
+      requestId: req.requestId,
+    };
+    const reader = connectRedis(this.config.redisUrl);
+    const json = req.atLeast('1.8');
+    const render = (m: ProgressMessage) => (json ? jsonMessage(m) : textMessage(m));
+    try {
+      await this.queue.add('build', job, { jobId: job.buildId, removeOnComplete: true, removeOnFail: true });
+      for await (const entry of readOutput(reader, this.keys, job.buildId, req.signal)) {
+        if (entry.kind === 'error' && !res.started) throw new StevedoreError('refused', entry.text);
+        if (!res.started) res.startStream(200, json ? 'application/json' : undefined);
+        const text = this.render(entry, json, render);
+        if (text) await res.write(text);
+      }
+      if (req.signal.aborted) {
+        await cancelBuild(this.redis, this.keys, job.buildId);
+        req.log.info({ build: job.buildId }, 'the client went away: build cancelled');
+      }
+    } catch (err) {
+      // The output could not be followed (Redis gone): the build is cancelled, the client told.
+      if (!(err instanceof StevedoreError)) {
+        await cancelBuild(this.redis, this.keys, job.buildId).catch(() => undefined);
+        await appendOutput(this.redis, this.keys, job.buildId, { kind: 'error', text: String(err) }).catch(() => undefined);
+      }
+      throw err;
+    } finally {
+      reader.disconnect();
+    }
+    res.end();
+  };
+
+  private render(entry: OutputEntry, json: boolean, render: (m: ProgressMessage) => string): string {
+    switch (entry.kind) {
+      case 'out':
+        return render({ stream: entry.text });
+      case 'err':
+        return render({ stream: `\u001b[91m${entry.text}\u001b[0m` });
+      case 'raw':
+        // A pull's progress message, already JSON; text clients get its status.
+        return json ? `${entry.text}\r\n` : textMessage(JSON.parse(entry.text) as ProgressMessage);
+      case 'error':
+        return render({ error: entry.text });
+      default:
+        return '';
+    }
+  }
+}

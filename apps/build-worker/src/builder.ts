@@ -1,0 +1,524 @@
+// One build, step by step, as Docker 1.0's builder ran it (../shared/api/BUILDER.md):
+// each step through the image store (the cache, commits, pulls) and the
+// container runtime (a container per RUN and per commit), its lines on the
+// build's output stream. The rm/forcerm rules are applied after each step;
+// every intermediate container's name is recorded (by `record`) before the
+// container is created, so that a sweep finds it whatever happens.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import type { OutputEntry } from '@stevedore/builds';
+import type { containers, images } from '@stevedore/contracts';
+import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
+import { jsonMessage } from '@stevedore/docker-api';
+import { asStevedoreError, notFound, refused, StevedoreError } from '@stevedore/errors';
+import { callOptions, callUnary, commitContainer, type CommitFailure } from '@stevedore/service-kit';
+import { commandOf, goList, jsonArray, parseDockerfile, replaceEnv, type Step } from './dockerfile';
+
+const DEFAULT_ENV = ['HOME=/', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
+const FORBIDDEN_TRIGGERS = ['ONBUILD', 'FROM', 'MAINTAINER'];
+
+export interface BuildOptions {
+  buildId: string;
+  contextDir: string;
+  quiet: boolean;
+  nocache: boolean;
+  rm: boolean;
+  forcerm: boolean;
+  tag: string;
+  registryConfig: Record<string, images.AuthConfig>;
+  requestId: string;
+}
+
+export interface BuildServices {
+  runtime: containers.ContainerRuntimeClient;
+  store: images.ImageStoreClient;
+  /** Appends a line to the build's output. */
+  output(entry: OutputEntry): Promise<void>;
+  /** Records the name of an intermediate container before it is created; `forget` after it is removed. */
+  record(name: string): Promise<void>;
+  forget(name: string): Promise<void>;
+}
+
+export class BuildCancelled extends StevedoreError {
+  constructor() {
+    super('refused', 'The build was cancelled: its client went away');
+  }
+}
+
+const short = (id: string) => id.slice(0, 12);
+
+/** `registry/repo:tag` into repository and tag (a port's colon is not a tag's). */
+export function splitImageName(name: string): { repo: string; tag: string } {
+  const colon = name.lastIndexOf(':');
+  if (colon > name.lastIndexOf('/')) return { repo: name.slice(0, colon), tag: name.slice(colon + 1) };
+  return { repo: name, tag: '' };
+}
+
+/** The checksum ADD and COPY are cached on: every file's path, mode and content below `abs` (not times: a deliberate difference). */
+async function contentChecksum(abs: string): Promise<string> {
+  const hash = createHash('sha256');
+  const walk = async (p: string, rel: string): Promise<void> => {
+    const st = fs.lstatSync(p);
+    hash.update(`${rel}\0${st.mode}\0`);
+    if (st.isSymbolicLink()) hash.update(fs.readlinkSync(p));
+    else if (st.isFile()) for await (const chunk of fs.createReadStream(p)) hash.update(chunk as Buffer);
+    else if (st.isDirectory()) for (const name of fs.readdirSync(p).sort()) await walk(path.join(p, name), `${rel}/${name}`);
+    hash.update('\0');
+  };
+  await walk(abs, '');
+  return hash.digest('hex');
+}
+
+/** Whether a file is an archive ADD extracts: compressed (gzip, bzip2, xz) or a tar. */
+function isArchive(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(512);
+    const n = fs.readSync(fd, head, 0, 512, 0);
+    if (n >= 3 && head[0] === 0x1f && head[1] === 0x8b) return true;
+    if (n >= 3 && head.subarray(0, 3).toString() === 'BZh') return true;
+    if (n >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
+    return n === 512 && head.subarray(257, 262).toString() === 'ustar';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** What ADD/COPY puts in the container: tar entries owned by root, at names relative to the target directory. */
+type Placement = { kind: 'tree'; abs: string } | { kind: 'file'; abs: string; name: string } | { kind: 'archive'; abs: string };
+
+function placementTar(placements: Placement[]): Readable {
+  const pack = tar.pack();
+  const add = (header: { name: string; mode: number; mtime: Date; type: 'file' | 'directory' | 'symlink'; size?: number; linkname?: string }, file?: string) =>
+    new Promise<void>((resolve, reject) => {
+      const entry = pack.entry({ ...header, uid: 0, gid: 0, uname: '', gname: '' } as tar.Header, (err) => (err ? reject(err) : resolve()));
+      if (file) fs.createReadStream(file).on('error', reject).pipe(entry);
+    });
+  const tree = async (abs: string, rel: string): Promise<void> => {
+    for (const name of fs.readdirSync(abs).sort()) {
+      const p = path.join(abs, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const st = fs.lstatSync(p);
+      const common = { name: r, mode: st.mode & 0o7777, mtime: st.mtime };
+      if (st.isDirectory()) {
+        await add({ ...common, type: 'directory' });
+        await tree(p, r);
+      } else if (st.isSymbolicLink()) await add({ ...common, type: 'symlink', linkname: fs.readlinkSync(p) });
+      else if (st.isFile()) await add({ ...common, type: 'file', size: st.size }, p);
+    }
+  };
+  const archive = async (abs: string): Promise<void> => {
+    const { decompress } = await import('@stevedore/archive');
+    const { stream } = await decompress(fs.createReadStream(abs));
+    const extract = tar.extract();
+    extract.on('entry', (header, content, next) => {
+      const entry = pack.entry({ ...header, uid: 0, gid: 0, uname: '', gname: '' }, (err) => next(err ?? undefined));
+      content.pipe(entry);
+    });
+    await new Promise<void>((resolve, reject) => {
+      extract.on('finish', resolve).on('error', reject);
+      stream.on('error', reject).pipe(extract);
+    });
+  };
+  (async () => {
+    for (const p of placements) {
+      if (p.kind === 'tree') await tree(p.abs, '');
+      else if (p.kind === 'archive') await archive(p.abs);
+      else {
+        const st = fs.statSync(p.abs);
+        await add({ name: p.name, mode: st.mode & 0o7777, mtime: st.mtime, type: 'file', size: st.size }, p.abs);
+      }
+    }
+    pack.finalize();
+  })().catch((err: Error) => pack.destroy(err));
+  return pack as unknown as Readable;
+}
+
+export class Builder {
+  private image = '';
+  private config: ContainerConfig = {};
+  private maintainer = '';
+  /** Intermediate containers not removed yet: [ID, recorded name]. */
+  private readonly intermediates: Array<[string, string]> = [];
+  private containerSeq = 0;
+
+  constructor(
+    private readonly o: BuildOptions,
+    private readonly s: BuildServices,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  private out(text: string) {
+    return this.s.output({ kind: 'out', text });
+  }
+
+  private unary<Req, Res>(client: object, method: unknown, req: Req, timeoutMs = 600_000): Promise<Res> {
+    return callUnary(client as never, method as never, req, this.o.requestId, timeoutMs);
+  }
+
+  /** Runs the build; resolves with the image's ID. Intermediate containers are handled by the rules whatever happens. */
+  async run(): Promise<string> {
+    const dockerfile = path.join(this.o.contextDir, 'Dockerfile');
+    if (!fs.existsSync(dockerfile)) throw refused("Can't build a directory with no Dockerfile");
+    const text = fs.readFileSync(dockerfile, 'utf8');
+    if (!text.trim()) throw refused('Dockerfile cannot be empty');
+    const steps = parseDockerfile(text);
+    try {
+      for (const [n, step] of steps.entries()) await this.step(String(n), step);
+      if (!this.image) throw refused('No image was generated. This may be because the Dockerfile does not, like, do anything.');
+    } catch (err) {
+      // A cancelled build leaves nothing, whatever rm and forcerm say.
+      if (this.o.forcerm || err instanceof BuildCancelled || this.signal.aborted) await this.removeIntermediates();
+      await this.keepIntermediates();
+      throw this.signal.aborted ? new BuildCancelled() : err;
+    }
+    await this.keepIntermediates();
+    await this.out(`Successfully built ${short(this.image)}\n`);
+    if (this.o.tag) {
+      const { repo, tag } = splitImageName(this.o.tag);
+      // Docker 1.0 ignored a failing tag operation.
+      await this.unary(this.s.store, this.s.store.tag, { name: this.image, repo, tag, force: true }).catch(() => undefined);
+    }
+    return this.image;
+  }
+
+  private async step(n: string, step: Step): Promise<void> {
+    if (this.signal.aborted) throw new BuildCancelled();
+    await this.out(`Step ${n} : ${step.line}\n`);
+    const shown = await this.dispatch(step);
+    if (shown) await this.out(` ---> ${short(this.image)}\n`);
+    if (this.o.rm) await this.removeIntermediates();
+  }
+
+  /** Runs one instruction; false when the step shows no image (an unknown instruction). */
+  private async dispatch({ instruction, args }: Step): Promise<boolean> {
+    switch (instruction) {
+      case 'FROM':
+        await this.from(args);
+        return true;
+      case 'MAINTAINER':
+        this.maintainer = args;
+        await this.commitMeta(`MAINTAINER ${args}`);
+        return true;
+      case 'RUN':
+        await this.runStep(commandOf(args));
+        return true;
+      case 'CMD':
+        this.config.Cmd = commandOf(args);
+        await this.commitMeta(`CMD ${goList(this.config.Cmd)}`);
+        return true;
+      case 'ENTRYPOINT':
+        this.config.Entrypoint = commandOf(args);
+        await this.commitMeta(`ENTRYPOINT ${goList(this.config.Entrypoint)}`);
+        return true;
+      case 'EXPOSE': {
+        const ports = { ...(this.config.ExposedPorts ?? {}) } as Record<string, object>;
+        for (const spec of [...(this.config.PortSpecs ?? []), ...args.split(' ').filter(Boolean)]) {
+          const [port, proto = 'tcp'] = spec.split(':').pop()!.split('/');
+          if (!/^\d+$/.test(port) || !['tcp', 'udp'].includes(proto)) throw refused(`Invalid port specification: ${spec}`);
+          ports[`${port}/${proto}`] = {};
+        }
+        this.config.ExposedPorts = ports;
+        this.config.PortSpecs = null;
+        await this.commitMeta(`EXPOSE map[${Object.keys(ports).sort().map((k) => `${k}:{}`).join(' ')}]`);
+        return true;
+      }
+      case 'ENV': {
+        const space = args.indexOf(' ');
+        if (space < 0) throw refused('Invalid ENV format');
+        const key = args.slice(0, space).trim();
+        const value = replaceEnv(args.slice(space + 1).trim(), this.config.Env ?? []);
+        const env = (this.config.Env ?? []).filter((e) => !e.startsWith(`${key}=`));
+        const at = (this.config.Env ?? []).findIndex((e) => e.startsWith(`${key}=`));
+        if (at >= 0) env.splice(at, 0, `${key}=${value}`);
+        else env.push(`${key}=${value}`);
+        this.config.Env = env;
+        await this.commitMeta(`ENV ${key}=${value}`);
+        return true;
+      }
+      case 'ADD':
+      case 'COPY':
+        await this.add(instruction, args);
+        return true;
+      case 'VOLUME': {
+        const list = jsonArray(args) ?? [args];
+        if (!args || list.some((v) => !v)) throw refused('Volume cannot be empty');
+        this.config.Volumes = { ...(this.config.Volumes ?? {}), ...Object.fromEntries(list.map((v) => [v, {}])) };
+        await this.commitMeta(`VOLUME ${args}`);
+        return true;
+      }
+      case 'USER':
+        this.config.User = args;
+        await this.commitMeta(`USER ${args}`);
+        return true;
+      case 'WORKDIR':
+        this.config.WorkingDir = path.posix.resolve(this.config.WorkingDir || '/', args);
+        await this.commitMeta(`WORKDIR ${args}`);
+        return true;
+      case 'ONBUILD': {
+        const first = args.split(' ')[0].toUpperCase();
+        if (first === 'ONBUILD') throw refused('Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+        if (FORBIDDEN_TRIGGERS.includes(first)) throw refused(`${first} isn't allowed as an ONBUILD trigger`);
+        this.config.OnBuild = [...(this.config.OnBuild ?? []), args];
+        await this.commitMeta(`ONBUILD ${args}`);
+        return true;
+      }
+      case 'INSERT':
+        throw refused('INSERT has been deprecated. Please use ADD instead');
+      default:
+        await this.s.output({ kind: 'err', text: `# Skipping unknown instruction ${instruction}\n` });
+        return false;
+    }
+  }
+
+  private async from(name: string): Promise<void> {
+    let found = await this.unary<images.ImageName, images.InspectImageResponse>(this.s.store, this.s.store.inspect, { name }, 10_000).catch((err) => {
+      if (asStevedoreError(err).kind !== 'notFound') throw err;
+      return undefined;
+    });
+    if (!found) {
+      await this.pull(name);
+      found = await this.unary<images.ImageName, images.InspectImageResponse>(this.s.store, this.s.store.inspect, { name }, 10_000);
+    }
+    const meta = JSON.parse(found.metadataJson) as StoredImage;
+    this.image = found.id;
+    this.config = { ...(meta.config ?? {}) };
+    if (!this.config.Env?.length) this.config.Env = [...DEFAULT_ENV];
+    const triggers = this.config.OnBuild ?? [];
+    if (!triggers.length) return;
+    await this.s.output({ kind: 'err', text: `# Executing ${triggers.length} build trigger${triggers.length === 1 ? '' : 's'}\n` });
+    for (const t of triggers) {
+      const first = t.split(' ')[0].toUpperCase();
+      if (first === 'ONBUILD') throw refused(`Source image contains forbidden chained \`ONBUILD ONBUILD\` trigger: ${t}`);
+      if (FORBIDDEN_TRIGGERS.includes(first)) throw refused(`Source image contains forbidden ${first} trigger: ${t}`);
+    }
+    this.config.OnBuild = [];
+    for (const [i, t] of triggers.entries()) {
+      const [trigger] = parseDockerfile(t);
+      await this.step(`onbuild-${i}`, trigger);
+    }
+  }
+
+  /** FROM of an image that is not here: pulled with the build's credentials for its registry, its progress in the output. */
+  private async pull(name: string): Promise<void> {
+    const { repo, tag } = splitImageName(name);
+    const host = repo.includes('/') && /[.:]|^localhost$/.test(repo.split('/')[0]) ? repo.split('/')[0] : 'index.docker.io';
+    const configs = this.o.registryConfig;
+    const key = Object.keys(configs).find((k) => k === host || k.replace(/^https?:\/\//, '').split('/')[0] === host) ?? (configs[''] ? '' : undefined);
+    const call = this.s.store.pull({ image: repo, tag, auth: key === undefined ? undefined : configs[key] }, callOptions(this.o.requestId).metadata);
+    for await (const p of call as AsyncIterable<images.Progress>) {
+      if (p.error) throw refused(p.error);
+      await this.s.output({ kind: 'raw', text: jsonMessage({ status: p.status, id: p.id || undefined, current: p.current || undefined, total: p.total || undefined, start: p.start || undefined, perLayer: p.perLayer }).trimEnd() });
+    }
+  }
+
+  private requireImage(what: 'run' | 'commit'): void {
+    if (!this.image) throw refused(`Please provide a source image with \`from\` prior to ${what}`);
+  }
+
+  /** The build cache: an image made from the same config on top of the current one. */
+  private async cached(containerConfig: ContainerConfig): Promise<boolean> {
+    if (this.o.nocache) return false;
+    const { id } = await this.unary<images.FindCachedRequest, images.FindCachedResponse>(this.s.store, this.s.store.findCached, { parent: this.image, containerConfigJson: JSON.stringify(containerConfig) }, 10_000);
+    if (!id) return false;
+    await this.out(' ---> Using cache\n');
+    this.image = id;
+    return true;
+  }
+
+  /** Creates an intermediate container, its name recorded first. */
+  private async create(config: ContainerConfig): Promise<string> {
+    const name = `build_${this.o.buildId.slice(0, 12)}_${++this.containerSeq}`;
+    await this.s.record(name);
+    const r = await this.unary<containers.CreateRequest, containers.CreateResponse>(this.s.runtime, this.s.runtime.create, { name, configJson: JSON.stringify(config), hostConfigJson: '' }, 30_000);
+    this.intermediates.push([r.id, name]);
+    for (const w of r.warnings) await this.out(` ---> [Warning] ${w}\n`);
+    return r.id;
+  }
+
+  private async commit(containerId: string, containerConfig: ContainerConfig): Promise<void> {
+    const header: images.CommitHeader = {
+      containerId,
+      containerConfigJson: JSON.stringify(containerConfig),
+      parent: this.image,
+      repo: '',
+      tag: '',
+      comment: '',
+      author: this.maintainer,
+      configJson: JSON.stringify({ ...this.config, Image: this.image }),
+      exactConfig: true,
+    };
+    this.image = await commitContainer(this.s.runtime, this.s.store, header, this.o.requestId).catch((f: CommitFailure) => {
+      throw f.err;
+    });
+  }
+
+  /** MAINTAINER, CMD, ENV, …: a commit of a container that never runs, its command a `#(nop)` summary. */
+  private async commitMeta(summary: string): Promise<void> {
+    this.requireImage('commit');
+    const containerConfig: ContainerConfig = { ...this.config, Cmd: ['/bin/sh', '-c', `#(nop) ${summary}`], Image: this.image };
+    if (await this.cached(containerConfig)) return;
+    const id = await this.create(containerConfig);
+    await this.out(` ---> Running in ${short(id)}\n`);
+    await this.commit(id, containerConfig);
+  }
+
+  private async runStep(cmd: string[]): Promise<void> {
+    this.requireImage('run');
+    const containerConfig: ContainerConfig = { ...this.config, Cmd: cmd, Image: this.image };
+    if (await this.cached(containerConfig)) return;
+    // The process is exactly the command: the image's entrypoint is not applied.
+    const id = await this.create({ ...containerConfig, Entrypoint: null, AttachStdout: true, AttachStderr: true });
+    await this.out(` ---> Running in ${short(id)}\n`);
+    const output = this.attach(id);
+    await this.unary(this.s.runtime, this.s.runtime.start, { id, hostConfigJson: '' }, 60_000);
+    const onAbort = () => void this.unary(this.s.runtime, this.s.runtime.kill, { id, signal: '' }, 10_000).catch(() => undefined);
+    this.signal.addEventListener('abort', onAbort);
+    try {
+      const { statusCode } = await this.unary<containers.ContainerRef, containers.WaitResponse>(this.s.runtime, this.s.runtime.wait, { id }, 24 * 3600_000);
+      await output;
+      if (this.signal.aborted) throw new BuildCancelled();
+      if (statusCode !== 0) throw refused(`The command ${goList(cmd)} returned a non-zero code: ${statusCode}`);
+    } finally {
+      this.signal.removeEventListener('abort', onAbort);
+    }
+    await this.commit(id, containerConfig);
+  }
+
+  /** The container's output into the build's, unless quiet; resolves when it ends. */
+  private attach(id: string): Promise<void> {
+    return new Promise((resolve) => {
+      const call = this.s.runtime.attach(callOptions(this.o.requestId).metadata);
+      call.write({ part: { $case: 'open', open: { id, logs: false, stream: true, stdin: false, stdout: true, stderr: true } } });
+      let pending = Promise.resolve();
+      call.on('data', (reply: containers.AttachReply) => {
+        if (reply.part?.$case !== 'output' || this.o.quiet) return;
+        const { stream, data } = reply.part.output;
+        pending = pending.then(() => this.s.output({ kind: stream === 2 ? 'err' : 'out', text: Buffer.from(data).toString('utf8') }));
+      });
+      const done = () => void pending.then(resolve, resolve);
+      call.on('end', done);
+      call.on('error', done);
+    });
+  }
+
+  /** ADD and COPY (BUILDER.md §5). */
+  private async add(instruction: 'ADD' | 'COPY', args: string): Promise<void> {
+    this.requireImage('commit');
+    const env = this.config.Env ?? [];
+    const space = args.indexOf(' ');
+    if (space < 0) throw refused(`Invalid ${instruction} format`);
+    const src = replaceEnv(args.slice(0, space).trim(), env);
+    const rawDest = replaceEnv(args.slice(space + 1).trim(), env);
+    if (!rawDest) throw refused(`Invalid ${instruction} format`);
+    // A relative destination is below WORKDIR (what users of today's builders expect).
+    const dest = path.posix.resolve(this.config.WorkingDir || '/', rawDest) + (/\/$|^\.$/.test(rawDest) && rawDest !== '/' ? '/' : '');
+    const toDir = dest.endsWith('/');
+    const context = fs.realpathSync(this.o.contextDir);
+
+    let key: string;
+    let target: string;
+    const placements: Placement[] = [];
+    if (/^https?:\/\//.test(src)) {
+      if (instruction === 'COPY') throw refused("Source can't be an URL for COPY");
+      const name = new URL(src).pathname.split('/').pop() ?? '';
+      if (toDir && !name) throw refused(`cannot determine filename from url: ${src}`);
+      const file = path.join(context, `.stevedore-download-${this.containerSeq}-${Date.now()}`);
+      const res = await fetch(src).catch((err: Error) => {
+        throw refused(`Error downloading ${src}: ${err.message}`);
+      });
+      if (!res.ok || !res.body) throw refused(`Error downloading ${src}: ${res.status} ${res.statusText}`);
+      const { pipeline } = await import('node:stream/promises');
+      const { Readable } = await import('node:stream');
+      await pipeline(Readable.fromWeb(res.body as never), fs.createWriteStream(file, { mode: 0o600 }));
+      fs.chmodSync(file, 0o600);
+      key = await contentChecksum(file);
+      target = toDir ? dest : path.posix.dirname(dest);
+      placements.push({ kind: 'file', abs: file, name: toDir ? name : path.posix.basename(dest) });
+    } else {
+      const sources = this.contextSources(context, src);
+      if (sources.length > 1 && !toDir) throw refused(`When using ${instruction} with more than one source file, the destination must be a directory and end with a /`);
+      const sums: string[] = [];
+      target = dest;
+      for (const abs of sources) {
+        const st = fs.statSync(abs);
+        sums.push(`${st.isDirectory() ? 'dir' : 'file'}:${await contentChecksum(abs)}`);
+        if (st.isDirectory()) placements.push({ kind: 'tree', abs });
+        else if (instruction === 'ADD' && isArchive(abs)) placements.push({ kind: 'archive', abs });
+        else if (toDir) placements.push({ kind: 'file', abs, name: path.basename(abs) });
+        else {
+          target = path.posix.dirname(dest);
+          placements.push({ kind: 'file', abs, name: path.posix.basename(dest) });
+        }
+      }
+      key = sums.length === 1 ? sums[0] : `multi:${createHash('sha256').update(sums.join(',')).digest('hex')}`;
+    }
+    const containerConfig: ContainerConfig = { ...this.config, Cmd: ['/bin/sh', '-c', `#(nop) ${instruction} ${this.o.nocache ? src : key} in ${rawDest}`], Image: this.image };
+    if (await this.cached(containerConfig)) return;
+    const id = await this.create(containerConfig);
+    await new Promise<void>((resolve, reject) => {
+      const upload = this.s.runtime.putArchive(callOptions(this.o.requestId).metadata, (err) => (err ? reject(err) : resolve()));
+      upload.write({ part: { $case: 'target', target: { id, path: target, makePath: true } } });
+      const tarStream = placementTar(placements);
+      tarStream.on('data', (chunk: Buffer) => {
+        if (!upload.write({ part: { $case: 'chunk', chunk } })) {
+          tarStream.pause();
+          upload.once('drain', () => tarStream.resume());
+        }
+      });
+      tarStream.on('end', () => upload.end());
+      tarStream.on('error', (err) => {
+        upload.cancel();
+        reject(err);
+      });
+    });
+    await this.commit(id, containerConfig);
+  }
+
+  /** The context paths a source names (a wildcard in its last part matches several), each checked to stay inside. */
+  private contextSources(context: string, src: string): string[] {
+    const rel = path.posix.normalize(src.replace(/^\/+/, ''));
+    const forbidden = (resolved: string) => refused(`Forbidden path outside the build context: ${src} (${resolved})`);
+    if (rel === '..' || rel.startsWith('../')) throw forbidden(path.join(context, rel));
+    const base = path.posix.basename(rel);
+    let candidates = [path.join(context, rel)];
+    if (/[*?[]/.test(base)) {
+      const dir = path.join(context, path.posix.dirname(rel));
+      const re = new RegExp(`^${base.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+      candidates = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => re.test(n)).sort().map((n) => path.join(dir, n)) : [];
+    }
+    if (!candidates.length) throw notFound(`${src}: no such file or directory`);
+    return candidates.map((c) => {
+      let real: string;
+      try {
+        real = fs.realpathSync(c);
+      } catch {
+        throw notFound(`${src}: no such file or directory`);
+      }
+      if (real !== context && !real.startsWith(`${context}/`)) throw forbidden(real);
+      return real;
+    });
+  }
+
+  /** The containers the rules leave (no rm, or a failed step without forcerm) are the user's now: no sweep takes them. */
+  private async keepIntermediates(): Promise<void> {
+    for (const [, name] of this.intermediates.splice(0)) await this.s.forget(name);
+  }
+
+  /** Removes every intermediate container not removed yet (a line each), and forgets its record. */
+  async removeIntermediates(): Promise<void> {
+    while (this.intermediates.length) {
+      const [id, name] = this.intermediates.shift()!;
+      try {
+        await this.unary(this.s.runtime, this.s.runtime.remove, { id, force: true, volumes: true }, 60_000);
+        await this.s.forget(name);
+        await this.out(`Removing intermediate container ${short(id)}\n`);
+      } catch (err) {
+        await this.out(`Error removing intermediate container ${short(id)}: ${asStevedoreError(err).message}\n`);
+      }
+    }
+  }
+}
