@@ -60,9 +60,11 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleInit(): Promise<void> {
-    // Contexts of builds this host ran before a crash are of no use to anybody.
-    fs.rmSync(this.workDir, { recursive: true, force: true });
+    // Contexts of builds that no worker runs any more (this host crashed) are of no use to anybody;
+    // other workers of this host keep theirs.
     fs.mkdirSync(this.workDir, { recursive: true });
+    const running = await this.redis.hgetall(this.keys.running);
+    for (const name of fs.readdirSync(this.workDir)) if (!running[name]) fs.rmSync(path.join(this.workDir, name), { recursive: true, force: true });
     await this.heartbeat();
     this.timers.push(setInterval(() => void this.heartbeat().catch((err) => this.log.warn({ err }, 'heartbeat failed')), WORKER_ALIVE_TTL_MS / 3));
     await this.subscriber.subscribe(this.keys.cancel);
@@ -104,6 +106,7 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
     const o = job.data;
     const controller = new AbortController();
     this.active.set(o.buildId, controller);
+    if (await this.redis.exists(this.keys.cancelled(o.buildId))) controller.abort();
     await this.redis.hset(this.keys.running, o.buildId, this.workerId);
     const contextDir = path.join(this.workDir, o.buildId);
     const log = this.log.child({ build: o.buildId, reqId: o.requestId });
@@ -164,6 +167,7 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
           await this.redis.hset(this.keys.running, buildId, workerId);
           throw err;
         }
+        fs.rmSync(path.join(this.workDir, buildId), { recursive: true, force: true });
         await appendOutput(this.redis, this.keys, buildId, { kind: 'error', text: `The build worker running this build (${workerId}) stopped; its intermediate containers were removed` });
         this.log.warn({ build: buildId, worker: workerId, containers: names.length }, 'swept the build of a dead worker');
       }

@@ -374,10 +374,12 @@ export class Builder {
     const id = await this.create({ ...containerConfig, Entrypoint: null, AttachStdout: true, AttachStderr: true });
     await this.out(` ---> Running in ${short(id)}\n`);
     const output = this.attach(id);
-    await this.unary(this.s.runtime, this.s.runtime.start, { id, hostConfigJson: '' }, 60_000);
     const onAbort = () => void this.unary(this.s.runtime, this.s.runtime.kill, { id, signal: '' }, 10_000).catch(() => undefined);
     this.signal.addEventListener('abort', onAbort);
     try {
+      await this.unary(this.s.runtime, this.s.runtime.start, { id, hostConfigJson: '' }, 60_000);
+      // Cancelled while the container was being made: it is stopped as soon as it runs.
+      if (this.signal.aborted) onAbort();
       const { statusCode } = await this.unary<containers.ContainerRef, containers.WaitResponse>(this.s.runtime, this.s.runtime.wait, { id }, 24 * 3600_000);
       await output;
       if (this.signal.aborted) throw new BuildCancelled();

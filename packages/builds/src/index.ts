@@ -64,6 +64,10 @@ export class BuildKeys {
   get cancel(): string {
     return `${this.prefix}builds:cancel`;
   }
+  /** Set when a build is cancelled: a worker that takes its job later does not run it. */
+  cancelled(buildId: string): string {
+    return `${this.prefix}build:${buildId}:cancelled`;
+  }
 }
 
 export function buildQueue(redis: Redis, keys: BuildKeys): Queue<BuildJob> {
@@ -104,5 +108,6 @@ export async function* readOutput(redis: Redis, keys: BuildKeys, buildId: string
 
 /** Asks the workers to stop a build (its client went away). */
 export async function cancelBuild(redis: Redis, keys: BuildKeys, buildId: string): Promise<void> {
+  await redis.set(keys.cancelled(buildId), '1', 'EX', OUTPUT_TTL_SECONDS);
   await redis.publish(keys.cancel, buildId);
 }

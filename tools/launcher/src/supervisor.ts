@@ -3,6 +3,7 @@
 // probed, and the stack's state written to run/state.json.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { GRPC_SERVICES, loadConfig, type StevedoreConfig } from '@stevedore/config';
 import { channelCredentials, probeHealth } from '@stevedore/service-kit';
 import { dockerHost, launcherFiles, serviceEntry, type StackState } from './layout';
@@ -121,12 +122,18 @@ class Supervisor {
     // Extra node flags for the services, for profiling (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
     const nodeArgs = (process.env.STEVEDORE_NODE_ARGS ?? '').split(' ').filter(Boolean);
     for (const name of [...GRPC_SERVICES, 'api-edge']) {
-      const p = new ManagedProcess(
-        { name, command: process.execPath, args: [...nodeArgs, serviceEntry(name)], env, logFile: logFile(name) },
-        () => this.writeState(),
-      );
-      this.processes.push(p);
-      p.start();
+      // STEVEDORE_BUILD_WORKERS build workers take jobs from the one queue; the second and later listen on addresses of their own.
+      const copies = name === 'build-worker' ? buildWorkers() : 1;
+      for (let i = 1; i <= copies; i++) {
+        const instance = i === 1 ? name : `${name}-${i}`;
+        const own = i === 1 ? env : { ...env, STEVEDORE_BUILD_WORKER_ADDR: this.instanceAddress(instance) };
+        const p = new ManagedProcess(
+          { name: instance, command: process.execPath, args: [...nodeArgs, serviceEntry(name)], env: own, logFile: logFile(instance) },
+          () => this.writeState(),
+        );
+        this.processes.push(p);
+        p.start();
+      }
     }
     const schedule = () => {
       this.healthTimer = setTimeout(() => void this.probe().finally(schedule), this.ready && this.processes.every((p) => p.state.state === 'healthy') ? STEADY_PROBE_MS : STARTUP_PROBE_MS);
@@ -140,7 +147,7 @@ class Supervisor {
       this.processes.map(async (p) => {
         if (!p.pid) return false;
         if (p.state.name === 'api-edge') return Promise.all(this.config.hosts.map(pingApi)).then((r) => r.every(Boolean));
-        const address = this.config.serviceAddress(p.state.name as (typeof GRPC_SERVICES)[number]);
+        const address = this.instanceAddress(p.state.name);
         return probeHealth(address, channelCredentials(address, this.config.grpcTls), 1000);
       }),
     );
@@ -149,6 +156,13 @@ class Supervisor {
       this.ready = true;
       this.writeState();
     }
+  }
+
+  /** A service's address; a second or later build worker (`build-worker-2`, …) has a socket of its own. */
+  private instanceAddress(instance: string): string {
+    const extra = /^build-worker-(\d+)$/.exec(instance);
+    if (extra) return `unix:${path.join(this.config.runDir, `${instance}.sock`)}`;
+    return this.config.serviceAddress(instance as (typeof GRPC_SERVICES)[number]);
   }
 
   async stop(): Promise<void> {
@@ -162,6 +176,13 @@ class Supervisor {
     fs.rmSync(this.files.state, { force: true });
     fs.rmSync(this.files.pid, { force: true });
   }
+}
+
+function buildWorkers(): number {
+  const raw = process.env.STEVEDORE_BUILD_WORKERS ?? '1';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`STEVEDORE_BUILD_WORKERS must be a number of workers from 1 to 64, not ${JSON.stringify(raw)}`);
+  return n;
 }
 
 async function main(): Promise<void> {

@@ -118,6 +118,8 @@ export class BuildHandlers implements OnApplicationShutdown {
       throw err;
     } finally {
       reader.disconnect();
+      // The worker deletes the context when it is done; a worker that died cannot, the edge that stored it can.
+      if (contextBlob) this.backends.images.deleteBlob({ id: contextBlob }, callOptions(req.requestId).metadata, () => undefined);
     }
     res.end();
   };

@@ -42,7 +42,9 @@ export class ApiResponse {
 
   /** Writes one chunk; resolves when the client can take more. */
   write(chunk: string | Buffer): Promise<void> | undefined {
-    if (this.raw.write(chunk)) return undefined;
+    // A client that went away takes nothing more, and will not say so again ('close' has been emitted).
+    if (this.raw.destroyed || this.raw.closed) return undefined;
+    if (this.raw.write(chunk) || this.raw.destroyed || this.raw.closed) return undefined;
     return new Promise((resolve) => {
       const done = () => {
         this.raw.off('drain', done);

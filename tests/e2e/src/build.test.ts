@@ -1,0 +1,309 @@
+// The build farm through the real CLI (`DOCKER_BUILDKIT=0 docker build`) and
+// raw HTTP: every instruction, the cache, -q/-t/--no-cache, the rm/forcerm
+// rules per version, the output format per version, bad input; and the
+// faults: a worker SIGKILLed mid-RUN, a client that goes away, two workers
+// sharing four builds, a context over the limit.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { shortTempDir, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
+
+/** A build context directory holding `files` (name → content). */
+function context(files: Record<string, string | Buffer>): string {
+  const dir = shortTempDir('bctx-');
+  for (const [name, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), content);
+  }
+  return dir;
+}
+
+/** The context as a tar (for raw HTTP). */
+function contextTar(files: Record<string, string | Buffer>): Buffer {
+  const dir = context(files);
+  return execFileSync('tar', ['-C', dir, '-cf', '-', '.']);
+}
+
+async function containerNames(stack: Stack): Promise<string[]> {
+  return (await stack.docker(['ps', '-a', '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean).sort();
+}
+
+const EVERY_INSTRUCTION = `# every instruction of the Docker 1.0 builder
+FROM busybox
+MAINTAINER The Crew <crew@example.com>
+ENV GREETING hi there
+ENV APP_HOME /app
+RUN echo "$GREETING" > /greeting && \\
+    echo built-by-run
+RUN ["/bin/sh", "-c", "echo exec-form > /exec-form"]
+ADD hello.txt $APP_HOME/
+ADD bundle.tar /unpacked
+COPY tree /tree/
+ADD *.conf /confs/
+VOLUME ["/data"]
+WORKDIR /app
+WORKDIR sub
+EXPOSE 8080 53/udp
+ONBUILD RUN echo child-trigger
+USER 1000
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["echo $GREETING from $(pwd) as $(id -u); cat /app/hello.txt /unpacked/inner.txt /tree/leaf /confs/a.conf /confs/b.conf /exec-form"]
+`;
+
+function everyInstructionContext(): string {
+  const bundleDir = context({ 'inner.txt': 'from the tar\n' });
+  const dir = context({
+    Dockerfile: EVERY_INSTRUCTION,
+    'hello.txt': 'hello file\n',
+    'tree/leaf': 'leaf\n',
+    'a.conf': 'conf a\n',
+    'b.conf': 'conf b\n',
+  });
+  execFileSync('tar', ['-C', bundleDir, '-cf', path.join(dir, 'bundle.tar'), 'inner.txt']);
+  return dir;
+}
+
+describe('docker build', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStackWithBusybox();
+  });
+  after(() => stopStack(stack));
+
+  test('every instruction builds; the image carries what each set; the rebuild is all cache; -t, --no-cache, -q', async () => {
+    const dir = everyInstructionContext();
+    const first = await stack.docker(['build', '-t', 'crew/every:1', dir], { timeoutMs: 180_000 });
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    const id = /Successfully built ([0-9a-f]{12})/.exec(first.stdout)?.[1];
+    assert.ok(id, first.stdout);
+    assert.match(first.stdout, /^Step 0 : FROM busybox$/m);
+    assert.match(first.stdout, /^built-by-run$/m, 'the RUN output is streamed');
+    assert.match(first.stdout, /^Step 17 : CMD \[/m, 'steps are numbered from 0, comments and continuations do not count');
+
+    const run = await stack.docker(['run', '--rm', 'crew/every:1']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'hi there from /app/sub as 1000\nhello file\nfrom the tar\nleaf\nconf a\nconf b\nexec-form\n');
+    const inspect = JSON.parse((await stack.docker(['inspect', 'crew/every:1'])).stdout)[0];
+    assert.equal(inspect.Author, 'The Crew <crew@example.com>');
+    assert.deepEqual(inspect.Config.Entrypoint, ['/bin/sh', '-c']);
+    assert.equal(inspect.Config.WorkingDir, '/app/sub');
+    assert.equal(inspect.Config.User, '1000');
+    assert.deepEqual(Object.keys(inspect.Config.ExposedPorts).sort(), ['53/udp', '8080/tcp']);
+    assert.deepEqual(Object.keys(inspect.Config.Volumes), ['/data']);
+    assert.deepEqual(inspect.Config.OnBuild, ['RUN echo child-trigger']);
+    assert.ok(inspect.Config.Env.includes('GREETING=hi there') && inspect.Config.Env.includes('APP_HOME=/app'));
+    const owner = await stack.docker(['run', '--rm', '--entrypoint', 'stat', 'crew/every:1', '-c', '%u:%g', '/app/hello.txt', '/tree/leaf', '/unpacked/inner.txt']);
+    assert.equal(owner.stdout, '0:0\n0:0\n0:0\n', 'what ADD and COPY put in is root\'s');
+
+    const again = await stack.docker(['build', '-t', 'crew/every:1', dir], { timeoutMs: 60_000 });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((again.stdout.match(/ ---> Using cache/g) ?? []).length, 17, 'every step after FROM comes from the cache');
+    assert.doesNotMatch(again.stdout, /Running in/);
+    assert.match(again.stdout, new RegExp(`Successfully built ${id}`));
+
+    const nocache = await stack.docker(['build', '--no-cache', dir], { timeoutMs: 180_000 });
+    assert.equal(nocache.code, 0, nocache.stderr);
+    assert.doesNotMatch(nocache.stdout, /Using cache/);
+    assert.notEqual(/Successfully built ([0-9a-f]{12})/.exec(nocache.stdout)?.[1], id);
+
+    const quiet = await stack.docker(['build', '-q', '--no-cache', dir], { timeoutMs: 180_000 });
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.doesNotMatch(quiet.stdout, /^built-by-run$/m, 'q: the RUN output is not sent');
+    assert.match(quiet.stdout, /Successfully built [0-9a-f]{12}/);
+    assert.deepEqual(await containerNames(stack), [], 'rm (the default) removed every intermediate container');
+  });
+
+  test('ONBUILD triggers run in the child build; .dockerignore excludes, from the CLI and from a raw context', async () => {
+    const parent = context({ Dockerfile: 'FROM busybox\nONBUILD ADD . /app\nONBUILD RUN ls -a /app > /listing\n' });
+    assert.equal((await stack.docker(['build', '-t', 'crew/parent', parent], { timeoutMs: 60_000 })).code, 0);
+    const files = { Dockerfile: 'FROM crew/parent\nRUN cat /listing\n', '.dockerignore': '*.log\nsecret\n', 'keep.txt': 'k', 'noise.log': 'n', secret: 's' };
+    const child = await stack.docker(['build', '-t', 'crew/child', context(files)], { timeoutMs: 60_000 });
+    assert.equal(child.code, 0, child.stderr);
+    assert.match(child.stdout, /# Executing 2 build triggers/);
+    assert.match(child.stdout, /Step onbuild-0 : ADD \. \/app\n/);
+    const listing = (await stack.docker(['run', '--rm', 'crew/child', 'cat', '/listing'])).stdout.split('\n').filter(Boolean).sort();
+    assert.deepEqual(listing, ['.', '..', '.dockerignore', 'Dockerfile', 'keep.txt']);
+    assert.equal((await stack.docker(['inspect', '-f', '{{.Config.OnBuild}}', 'crew/child'])).stdout.trim(), '[]', 'triggers are not inherited');
+
+    // A client that sends everything: the daemon applies .dockerignore itself.
+    const raw = await stack.request('POST', '/v1.12/build?t=crew/raw', { body: contextTar(files) });
+    assert.equal(raw.status, 200, raw.text);
+    const rawListing = (await stack.docker(['run', '--rm', 'crew/raw', 'cat', '/listing'])).stdout.split('\n').filter(Boolean).sort();
+    assert.deepEqual(rawListing, ['.', '..', '.dockerignore', 'Dockerfile', 'keep.txt']);
+  });
+
+  test('rm and forcerm: --rm=false leaves every container, a failure leaves the failed step\'s, --force-rm none', async () => {
+    const ok = context({ Dockerfile: 'FROM busybox\nRUN echo one\nENV A b\n' });
+    const kept = await stack.docker(['build', '--rm=false', ok], { timeoutMs: 60_000 });
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.doesNotMatch(kept.stdout, /Removing intermediate container/);
+    assert.equal((await containerNames(stack)).length, 2, 'RUN and ENV each left their container');
+    assert.equal((await stack.docker(['rm', ...(await containerNames(stack))])).code, 0);
+
+    const failing = context({ Dockerfile: 'FROM busybox\nRUN echo first\nRUN echo oops >&2; exit 3\nRUN echo never\n' });
+    const failed = await stack.docker(['build', failing], { timeoutMs: 60_000 });
+    assert.notEqual(failed.code, 0);
+    assert.match(failed.stderr + failed.stdout, /The command \[\/bin\/sh -c echo oops >&2; exit 3\] returned a non-zero code: 3/);
+    assert.doesNotMatch(failed.stdout, /never/);
+    const left = await containerNames(stack);
+    assert.equal(left.length, 1, 'exactly the failed step\'s container');
+    assert.match((await stack.docker(['inspect', '-f', '{{.State.ExitCode}}', left[0]])).stdout, /^3/);
+    assert.equal((await stack.docker(['rm', left[0]])).code, 0);
+
+    const forced = await stack.docker(['build', '--force-rm', '--no-cache', failing], { timeoutMs: 60_000 });
+    assert.notEqual(forced.code, 0);
+    assert.match(forced.stdout, /Removing intermediate container [0-9a-f]{12}\n/);
+    assert.deepEqual(await containerNames(stack), []);
+  });
+
+  test('raw HTTP: the output per version (text before v1.8, JSON from it) and the rm/forcerm defaults per version', async () => {
+    const good = contextTar({ Dockerfile: 'FROM busybox\nRUN echo out; echo err >&2\n' });
+    const v17 = await stack.request('POST', '/v1.7/build?nocache=1&rm=1', { body: good });
+    assert.equal(v17.status, 200);
+    assert.equal(v17.headers['content-type'], undefined);
+    assert.match(v17.text, /^Step 0 : FROM busybox\n\r ---> [0-9a-f]{12}\n\r/);
+    assert.match(v17.text, /\rout\n\r/);
+    assert.match(v17.text, /\r\u001b\[91merr\n\u001b\[0m\r/);
+    assert.match(v17.text, /Successfully built [0-9a-f]{12}\n\r$/);
+    const v112 = await stack.request('POST', '/v1.12/build?nocache=1', { body: good });
+    assert.equal(v112.headers['content-type'], 'application/json');
+    const lines = v112.text.split('\r\n').filter(Boolean).map((l) => JSON.parse(l) as { stream?: string });
+    assert.deepEqual(lines[0], { stream: 'Step 0 : FROM busybox\n' });
+    assert.ok(lines.some((l) => l.stream === '\u001b[91merr\n\u001b[0m'));
+    assert.match(v112.text, /" ---\\u003e [0-9a-f]{12}\\n"/, '> escaped as Go did');
+
+    const bad = contextTar({ Dockerfile: 'FROM busybox\nRUN echo a\nRUN exit 2\n' });
+    const jsonError = await stack.request('POST', '/v1.12/build?nocache=1&forcerm=1', { body: bad });
+    const last = JSON.parse(jsonError.text.trim().split('\r\n').pop()!);
+    assert.deepEqual(last, { errorDetail: { message: 'The command [/bin/sh -c exit 2] returned a non-zero code: 2' }, error: 'The command [/bin/sh -c exit 2] returned a non-zero code: 2' });
+    const textError = await stack.request('POST', '/v1.7/build?nocache=1&forcerm=1', { body: bad });
+    assert.match(textError.text, /\rError: The command \[\/bin\/sh -c exit 2\] returned a non-zero code: 2\r\n$/);
+    assert.deepEqual(await containerNames(stack), [], 'forcerm=1 is honoured at v1.7 and v1.12');
+
+    // Successful builds: v1.11 without rm keeps its container, v1.12 without rm does not; forcerm=1 implies rm at v1.12 only.
+    const one = contextTar({ Dockerfile: 'FROM busybox\nRUN true\n' });
+    const cases: Array<[string, number]> = [['/v1.11/build?nocache=1', 1], ['/v1.12/build?nocache=1', 0], ['/v1.12/build?nocache=1&rm=0', 1], ['/v1.12/build?nocache=1&rm=0&forcerm=1', 0], ['/v1.11/build?nocache=1&rm=0&forcerm=1', 1], ['/v1.12/build?nocache=1&rm=0&forcerm=true', 1]];
+    for (const [url, leftBehind] of cases) {
+      const r = await stack.request('POST', url, { body: one });
+      assert.equal(r.status, 200, `${url}: ${r.text}`);
+      const names = await containerNames(stack);
+      assert.equal(names.length, leftBehind, url);
+      if (names.length) await stack.docker(['rm', ...names]);
+    }
+    const old = await stack.request('POST', '/v1.2/build', { body: one });
+    assert.equal(old.status, 500);
+    assert.equal(old.text.trim(), 'Multipart upload for build is no longer supported. Please upgrade your docker client.');
+  });
+
+  test('bad input: each a clear error, nothing left behind, the daemon answering', async () => {
+    const notTar = await stack.request('POST', '/v1.12/build', { body: Buffer.from('this is not an archive at all\n'.repeat(40)) });
+    assert.equal(notTar.status, 500);
+    assert.match(notTar.text, /not a valid tar archive|not a valid archive/);
+    const noDockerfile = await stack.request('POST', '/v1.12/build', { body: contextTar({ 'other.txt': 'x' }) });
+    assert.equal(noDockerfile.status, 500);
+    assert.equal(noDockerfile.text.trim(), "Can't build a directory with no Dockerfile");
+
+    const outcomes: Array<[Record<string, string>, RegExp]> = [
+      [{ Dockerfile: 'FROM nosuch/image\n' }, /nosuch\/image|No such image|not found|Cannot reach|registry/i],
+      [{ Dockerfile: 'FROM busybox\nADD ../outside /x\n' }, /Forbidden path outside the build context: \.\.\/outside/],
+      [{ Dockerfile: 'FROM busybox\nADD missing.txt /x\n' }, /missing\.txt: no such file or directory/],
+      [{ Dockerfile: 'FROM busybox\nCOPY http://127.0.0.1:1/x /x\n' }, /Source can't be an URL for COPY/],
+      [{ Dockerfile: 'FROM busybox\nENV ONLYKEY\n' }, /Invalid ENV format/],
+      [{ Dockerfile: 'RUN true\n' }, /Please provide a source image with `from` prior to run/],
+      [{ Dockerfile: 'FROM busybox\nONBUILD ONBUILD RUN true\n' }, /Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed/],
+      [{ Dockerfile: 'FROM busybox\nINSERT x y\n' }, /INSERT has been deprecated/],
+    ];
+    for (const [files, message] of outcomes) {
+      const r = await stack.docker(['build', '--force-rm', context(files)], { timeoutMs: 60_000 });
+      assert.notEqual(r.code, 0, `${files.Dockerfile} should fail`);
+      assert.match(r.stderr + r.stdout, message, files.Dockerfile);
+    }
+    // An absolute link out of the context is refused, not followed.
+    const linkDir = context({ Dockerfile: 'FROM busybox\nADD passwd /x\n' });
+    fs.symlinkSync('/etc/passwd', path.join(linkDir, 'passwd'));
+    const link = await stack.request('POST', '/v1.12/build', { body: execFileSync('tar', ['-C', linkDir, '-cf', '-', '.']) });
+    assert.match(link.text, /Forbidden path outside the build context: passwd/);
+
+    const unknown = await stack.docker(['build', context({ Dockerfile: 'FROM busybox\nFROBNICATE now\nENV A b\n' })], { timeoutMs: 60_000 });
+    assert.equal(unknown.code, 0, 'Docker 1.0 skipped an unknown instruction');
+    assert.match(unknown.stdout + unknown.stderr, /# Skipping unknown instruction FROBNICATE/);
+    assert.deepEqual(await containerNames(stack), []);
+    assert.equal((await stack.request('GET', '/_ping')).text, 'OK');
+  });
+});
+
+describe('the build farm under faults', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStackWithBusybox({ STEVEDORE_BUILD_WORKERS: '2', STEVEDORE_BUILD_CONCURRENCY: '1', STEVEDORE_BUILD_CONTEXT_MAX: String(1024 * 1024) });
+  });
+  after(() => stopStack(stack, { allowRestarts: true }));
+
+  const redis = (...args: string[]) => execFileSync('redis-cli', ['-s', path.join(stack.root, 'run', 'redis.sock'), ...args], { encoding: 'utf8' });
+
+  /** Waits until no container is left; fails after `ms`. */
+  async function noContainersWithin(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while ((await containerNames(stack)).length) {
+      if (Date.now() > deadline) assert.deepEqual(await containerNames(stack), [], `containers left after ${ms} ms`);
+      await sleep(250);
+    }
+  }
+
+  test('SIGKILL of the worker in the middle of a RUN of a --force-rm build: the client gets an error, no container of the build stays', async () => {
+    const dir = context({ Dockerfile: 'FROM busybox\nRUN echo first\nRUN echo started; sleep 60\n' });
+    const build = stack.docker(['build', '--force-rm', dir], { timeoutMs: 90_000 });
+    for (let i = 0; i < 100 && !(await containerNames(stack)).some((n) => n.endsWith('_2')); i++) await sleep(100);
+    const workers = redis('hvals', 'stevedore:builds:running').trim().split('\n').filter(Boolean);
+    assert.equal(workers.length, 1, 'one build is running');
+    const pid = Number(workers[0].split(':').pop());
+    process.kill(pid, 'SIGKILL');
+    const result = await build;
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr + result.stdout, /stopped; its intermediate containers were removed/);
+    await noContainersWithin(20_000);
+  });
+
+  test('a client that goes away stops its build, which leaves nothing', async () => {
+    const dir = context({ Dockerfile: 'FROM busybox\nRUN echo started; sleep 60\n' });
+    const child = spawn('docker', ['build', dir], { env: { ...process.env, DOCKER_HOST: stack.dockerHost, DOCKER_BUILDKIT: '0' }, stdio: 'ignore' });
+    for (let i = 0; i < 100 && (await containerNames(stack)).length === 0; i++) await sleep(100);
+    assert.equal((await containerNames(stack)).length, 1, 'the RUN container runs');
+    child.kill('SIGKILL');
+    await noContainersWithin(15_000);
+    assert.equal(redis('hlen', 'stevedore:builds:running').trim(), '0');
+  });
+
+  test('two workers share four builds: all succeed, each step runs once', async () => {
+    // Events are kept by the second: start at a second of our own.
+    const since = Math.ceil(Date.now() / 1000);
+    await sleep(since * 1000 - Date.now() + 20);
+    const builds = await Promise.all(
+      [1, 2, 3, 4].map((n) => stack.docker(['build', '-t', `crew/farm:${n}`, context({ Dockerfile: `FROM busybox\nRUN echo build-${n} > /n; sleep 1\nENV N ${n}\n` })], { timeoutMs: 120_000 })),
+    );
+    for (const [i, b] of builds.entries()) {
+      assert.equal(b.code, 0, b.stderr);
+      assert.equal((b.stdout.match(/Running in/g) ?? []).length, 2, `build ${i + 1}: one container per step`);
+      assert.equal((await stack.docker(['run', '--rm', `crew/farm:${i + 1}`, 'cat', '/n'])).stdout, `build-${i + 1}\n`);
+    }
+    const events = await stack.request('GET', `/v1.12/events?since=${since}&until=${Math.floor(Date.now() / 1000) + 1}`);
+    const creates = events.text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.status === 'create');
+    assert.equal(creates.length, 4 * 2 + 4, 'two intermediate containers per build, and the four runs');
+    const workers = ['build-worker', 'build-worker-2'].map((name) => fs.readFileSync(path.join(stack.root, 'logs', `${name}.log`), 'utf8').split('\n').filter((l) => l.includes('"msg":"built"')).length);
+    assert.ok(workers.every((n) => n >= 1), `both workers built (${workers})`);
+    await noContainersWithin(5000);
+  });
+
+  test('a context larger than the limit ends the build with a clear error and leaves nothing', async () => {
+    const big = context({ Dockerfile: 'FROM busybox\n', 'big.bin': Buffer.alloc(2 * 1024 * 1024, 7) });
+    const r = await stack.docker(['build', big], { timeoutMs: 60_000 });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr + r.stdout, /larger than the limit of 1048576 bytes/);
+    const blobs = () => fs.readdirSync(path.join(stack.root, 'images', 'blobs')).filter((f) => !f.startsWith('.'));
+    for (let i = 0; i < 50 && (fs.readdirSync(path.join(stack.root, 'builds')).length || blobs().length); i++) await sleep(100);
+    assert.deepEqual(fs.readdirSync(path.join(stack.root, 'builds')), [], 'no context left on the worker');
+    assert.deepEqual(blobs(), [], 'no context left in the blob store');
+  });
+});
