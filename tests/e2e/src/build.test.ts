@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { shortTempDir, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { shortTempDir, sleep, type Stack, startRegistry, startStackWithBusybox, stopStack } from './harness';
 
 /** A build context directory holding `files` (name → content). */
 function context(files: Record<string, string | Buffer>): string {
@@ -195,6 +197,43 @@ describe('docker build', () => {
     const old = await stack.request('POST', '/v1.2/build', { body: one });
     assert.equal(old.status, 500);
     assert.equal(old.text.trim(), 'Multipart upload for build is no longer supported. Please upgrade your docker client.');
+  });
+
+  test('FROM pulls a missing image with the credentials the CLI sends (X-Registry-Config); remote= and ADD of a URL fetch over HTTP', async () => {
+    const registry = await startRegistry({ username: 'bob', password: 'b0b' });
+    const server = http.createServer((req, res) => {
+      if (req.url === '/Dockerfile') res.end('FROM busybox\nADD http://127.0.0.1:' + (server.address() as AddressInfo).port + '/files/payload.txt /fetched/\nRUN cat /fetched/payload.txt\n');
+      else if (req.url === '/files/payload.txt') res.end('fetched over http\n');
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const image = `${registry.address}/crew/base`;
+      assert.equal((await stack.docker(['tag', 'busybox', image])).code, 0);
+      assert.equal((await stack.docker(['login', registry.address, '-u', 'bob', '--password-stdin'], { input: 'b0b\n' })).code, 0);
+      assert.equal((await stack.docker(['push', image])).code, 0);
+      assert.equal((await stack.docker(['rmi', image])).code, 0);
+      const pulled = await stack.docker(['build', '-t', 'crew/from-registry', context({ Dockerfile: `FROM ${image}\nRUN echo on-top\n` })], { timeoutMs: 120_000 });
+      assert.equal(pulled.code, 0, pulled.stderr + pulled.stdout);
+      assert.match(pulled.stdout, /on-top/);
+      assert.equal((await stack.docker(['inspect', '-f', '{{.Id}}', image])).code, 0, 'the base image was pulled');
+      assert.equal((await stack.docker(['logout', registry.address])).code, 0);
+      assert.equal((await stack.docker(['rmi', image])).code, 0);
+      const refused = await stack.docker(['build', context({ Dockerfile: `FROM ${image}\n` })], { timeoutMs: 60_000 });
+      assert.notEqual(refused.code, 0, 'without credentials the pull is refused');
+
+      const port = (server.address() as AddressInfo).port;
+      const remote = await stack.request('POST', `/v1.12/build?t=crew/remote&remote=${encodeURIComponent(`http://127.0.0.1:${port}/Dockerfile`)}`);
+      assert.equal(remote.status, 200);
+      assert.match(remote.text, /fetched over http/);
+      assert.match(remote.text, /Successfully built/);
+      const mode = await stack.docker(['run', '--rm', 'crew/remote', 'stat', '-c', '%a', '/fetched/payload.txt']);
+      assert.equal(mode.stdout, '600\n', 'a downloaded file keeps mode 0600, as Docker 1.0 left it');
+    } finally {
+      server.close();
+      await registry.stop();
+    }
+    assert.deepEqual(await containerNames(stack), []);
   });
 
   test('bad input: each a clear error, nothing left behind, the daemon answering', async () => {
