@@ -1,7 +1,7 @@
 // The two engines a benchmark compares: a Stevedore stack started as the
 // README says, and the Docker engine 20.10 from Debian's docker.io on its own
 // socket, data root and exec root (never touching another engine).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -68,6 +68,14 @@ export function busyboxTar(dir: string, applets: string[]): string {
   execFileSync('tar', ['-C', rootfs, '-cf', tarFile, '.']);
   fs.rmSync(rootfs, { recursive: true, force: true });
   return tarFile;
+}
+
+/** A bridge of the benchmark's own for the Docker engine (it is given an existing one); the function deletes it. */
+export function makeBridge(name: string, address: string): () => void {
+  execFileSync('ip', ['link', 'add', name, 'type', 'bridge']);
+  execFileSync('ip', ['addr', 'add', address, 'dev', name]);
+  execFileSync('ip', ['link', 'set', name, 'up']);
+  return () => void spawnSync('ip', ['link', 'delete', name]);
 }
 
 /**

@@ -5,13 +5,13 @@
 // container, through 127.0.0.1:PORT on the host).
 //
 //   node bench/dist/network.js [--runs 20] [--mb 500] [--rounds 5]
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { busyboxTar, startDocker, startStevedore, type Engine } from './engines';
+import { busyboxTar, makeBridge, startDocker, startStevedore, type Engine } from './engines';
 import { send } from './http-client';
 import { markdownTable, row, summarize, type Row } from './stats';
 
@@ -77,9 +77,7 @@ async function waitForHttp(url: string): Promise<void> {
 async function main(): Promise<void> {
   const work = fs.mkdtempSync('/tmp/bench-network-');
   const tarFile = busyboxTar(work, ['sh', 'true', 'mkdir', 'head', 'echo', 'httpd']);
-  execFileSync('ip', ['link', 'add', DOCKER_BRIDGE, 'type', 'bridge']);
-  execFileSync('ip', ['addr', 'add', DOCKER_BRIDGE_ADDR, 'dev', DOCKER_BRIDGE]);
-  execFileSync('ip', ['link', 'set', DOCKER_BRIDGE, 'up']);
+  const deleteBridge = makeBridge(DOCKER_BRIDGE, DOCKER_BRIDGE_ADDR);
   const stevedore = await startStevedore({ STEVEDORE_BRIDGE: 'sdbench0', STEVEDORE_BRIDGE_SUBNET: '10.217.0.0/24' });
   const docker = await startDocker({ bridge: DOCKER_BRIDGE });
   const engines = [stevedore, docker];
@@ -112,7 +110,7 @@ async function main(): Promise<void> {
     for (const e of engines) cli(e, ['rm', '-f', 'web']);
   } finally {
     await Promise.all(engines.map((e) => e.stop()));
-    spawnSync('ip', ['link', 'delete', DOCKER_BRIDGE]);
+    deleteBridge();
     spawnSync('ip', ['link', 'delete', 'sdbench0']);
     fs.rmSync(work, { recursive: true, force: true });
   }

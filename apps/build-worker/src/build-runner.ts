@@ -104,18 +104,27 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
 
   private async process(job: Job<BuildJob>): Promise<void> {
     const o = job.data;
+    const taken = Date.now();
     const controller = new AbortController();
     this.active.set(o.buildId, controller);
     if (await this.redis.exists(this.keys.cancelled(o.buildId))) controller.abort();
     await this.redis.hset(this.keys.running, o.buildId, this.workerId);
     const contextDir = path.join(this.workDir, o.buildId);
     const log = this.log.child({ build: o.buildId, reqId: o.requestId });
-    const output = (entry: Parameters<typeof appendOutput>[3]) => appendOutput(this.redis, this.keys, o.buildId, entry);
+    // Lines are sent without waiting for each: one connection keeps them in order; the last one waits for all.
+    let sent: Promise<unknown> = Promise.resolve();
+    const output = (entry: Parameters<typeof appendOutput>[3]): Promise<void> => {
+      const p = appendOutput(this.redis, this.keys, o.buildId, entry);
+      sent = Promise.all([sent, p]);
+      sent.catch(() => undefined); // handled here for now: the last line's wait reports it
+      return entry.kind === 'error' || entry.kind === 'done' ? sent.then(() => undefined) : Promise.resolve();
+    };
     try {
       fs.mkdirSync(contextDir);
       if (o.contextBlob) await fetchContext(this.store, o.contextBlob, contextDir, this.contextMax, o.requestId);
       else await remoteContext(o.remote, contextDir, this.contextMax);
       applyDockerignore(contextDir);
+      log.debug({ queuedMs: taken - job.timestamp, contextMs: Date.now() - taken }, 'context ready');
       const builder = new Builder(
         { ...o, contextDir },
         {
@@ -127,8 +136,9 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
         },
         controller.signal,
       );
+      const started = Date.now();
       const image = await builder.run();
-      log.info({ image, tag: o.tag }, 'built');
+      log.info({ image, tag: o.tag, stepsMs: Date.now() - started }, 'built');
       await output({ kind: 'done', text: image });
     } catch (err) {
       const e = asStevedoreError(err);

@@ -19,6 +19,7 @@ import { commandOf, goList, jsonArray, parseDockerfile, replaceEnv, type Step } 
 
 const DEFAULT_ENV = ['HOME=/', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
 const FORBIDDEN_TRIGGERS = ['ONBUILD', 'FROM', 'MAINTAINER'];
+const SMALL_FILE = 1024 * 1024;
 
 export interface BuildOptions {
   buildId: string;
@@ -64,6 +65,8 @@ async function contentChecksum(abs: string): Promise<string> {
     const st = fs.lstatSync(p);
     hash.update(`${rel}\0${st.mode}\0`);
     if (st.isSymbolicLink()) hash.update(fs.readlinkSync(p));
+    // Small files are read at once (most contexts are many small files); large ones stream.
+    else if (st.isFile() && st.size <= SMALL_FILE) hash.update(fs.readFileSync(p));
     else if (st.isFile()) for await (const chunk of fs.createReadStream(p)) hash.update(chunk as Buffer);
     else if (st.isDirectory()) for (const name of fs.readdirSync(p).sort()) await walk(path.join(p, name), `${rel}/${name}`);
     hash.update('\0');
@@ -458,7 +461,7 @@ export class Builder {
       }
       key = sums.length === 1 ? sums[0] : `multi:${createHash('sha256').update(sums.join(',')).digest('hex')}`;
     }
-    const containerConfig: ContainerConfig = { ...this.config, Cmd: ['/bin/sh', '-c', `#(nop) ${instruction} ${this.o.nocache ? src : key} in ${rawDest}`], Image: this.image };
+    const containerConfig: ContainerConfig = { ...this.config, Cmd: ['/bin/sh', '-c', `#(nop) ${instruction} ${key} in ${rawDest}`], Image: this.image };
     if (await this.cached(containerConfig)) return;
     const id = await this.create(containerConfig);
     await new Promise<void>((resolve, reject) => {

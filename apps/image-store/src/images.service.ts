@@ -68,7 +68,7 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
     await this.redis?.quit().catch(() => undefined);
   }
 
-  private publish(action: 'untag' | 'delete', id: string, name?: string): void {
+  private publish(action: 'tag' | 'untag' | 'delete', id: string, name?: string): void {
     this.events.append({ type: 'image', action, id, attributes: name ? { name } : {} }).catch((err) => this.log.warn({ err }, 'publishing an event failed'));
   }
 
@@ -254,6 +254,7 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
     const row = this.resolve(req.name);
     const { repo, tag } = this.checkTarget(req.repo, req.tag);
     this.db.tagImage(repo, tag, row.id);
+    this.publish('tag', row.id, `${repo}:${tag}`);
   }
 
   /** DELETE /images/(name), with Docker 1.0's rules (ENDPOINTS.md #29). */

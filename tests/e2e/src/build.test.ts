@@ -194,6 +194,13 @@ describe('docker build', () => {
       assert.equal(names.length, leftBehind, url);
       if (names.length) await stack.docker(['rm', ...names]);
     }
+    // A compressed context (gzip, bzip2, xz) is read by its first bytes.
+    for (const tool of ['gzip', 'bzip2', 'xz']) {
+      const packed = execFileSync(tool, ['-c'], { input: contextTar({ Dockerfile: `FROM busybox\nRUN echo packed-with-${tool}\n` }) });
+      const r = await stack.request('POST', '/v1.12/build?nocache=1', { body: packed });
+      assert.ok(r.text.includes(`{"stream":"packed-with-${tool}\\n"}`), `${tool}: ${r.text}`);
+      assert.match(r.text, /Successfully built/, tool);
+    }
     const old = await stack.request('POST', '/v1.2/build', { body: one });
     assert.equal(old.status, 500);
     assert.equal(old.text.trim(), 'Multipart upload for build is no longer supported. Please upgrade your docker client.');
@@ -327,11 +334,22 @@ describe('the build farm under faults', () => {
       assert.equal((b.stdout.match(/Running in/g) ?? []).length, 2, `build ${i + 1}: one container per step`);
       assert.equal((await stack.docker(['run', '--rm', `crew/farm:${i + 1}`, 'cat', '/n'])).stdout, `build-${i + 1}\n`);
     }
-    const events = await stack.request('GET', `/v1.12/events?since=${since}&until=${Math.floor(Date.now() / 1000) + 1}`);
-    const creates = events.text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.status === 'create');
-    assert.equal(creates.length, 4 * 2 + 4, 'two intermediate containers per build, and the four runs');
+    const events = (await stack.request('GET', `/v1.12/events?since=${since}&until=${Math.floor(Date.now() / 1000) + 1}`)).text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const count = (status: string) => events.filter((e) => e.status === status).length;
+    assert.equal(count('create'), 4 * 2 + 4, 'two intermediate containers per build, and the four runs');
+    assert.equal(count('destroy'), 4 * 2 + 4, 'every intermediate container removed (rm), and the four runs');
+    assert.equal(count('tag'), 4, 'each built image tagged');
     const workers = ['build-worker', 'build-worker-2'].map((name) => fs.readFileSync(path.join(stack.root, 'logs', `${name}.log`), 'utf8').split('\n').filter((l) => l.includes('"msg":"built"')).length);
     assert.ok(workers.every((n) => n >= 1), `both workers built (${workers})`);
+    await noContainersWithin(5000);
+
+    // The same Dockerfile twice at once: both build (names never collide), and a third build is all cache.
+    const same = context({ Dockerfile: 'FROM busybox\nRUN echo twin > /twin\nCMD ["cat", "/twin"]\n' });
+    const twins = await Promise.all([1, 2].map(() => stack.docker(['build', same], { timeoutMs: 120_000 })));
+    for (const t of twins) assert.equal(t.code, 0, t.stderr);
+    const third = await stack.docker(['build', same], { timeoutMs: 60_000 });
+    assert.equal((third.stdout.match(/Using cache/g) ?? []).length, 2, third.stdout);
+    assert.ok(twins.some((t) => t.stdout.includes(/Successfully built ([0-9a-f]{12})/.exec(third.stdout)![1])), 'the cache holds one of the twins');
     await noContainersWithin(5000);
   });
 
