@@ -243,6 +243,45 @@ describe('docker build', () => {
     assert.deepEqual(await containerNames(stack), []);
   });
 
+  test('remote= with a git URL: the repository is cloned and built; an unreachable one is a clear error', async () => {
+    const base = shortTempDir('git-');
+    const repo = path.join(base, 'app');
+    fs.mkdirSync(repo);
+    fs.writeFileSync(path.join(repo, 'Dockerfile'), 'FROM busybox\nADD message /message\nCMD ["cat", "/message"]\n');
+    fs.writeFileSync(path.join(repo, 'message'), 'from git\n');
+    const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=crew', '-c', 'user.email=crew@example.com', ...args], { cwd: repo });
+    git('init', '-q');
+    git('add', '.');
+    git('commit', '-q', '-m', 'app');
+    const port = await new Promise<number>((resolve) => {
+      const probe = http.createServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as AddressInfo).port;
+        probe.close(() => resolve(p));
+      });
+    });
+    const daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${base}`, '--listen=127.0.0.1', `--port=${port}`, base], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 50; i++) {
+        try {
+          execFileSync('git', ['ls-remote', `git://127.0.0.1:${port}/app`], { stdio: 'ignore' });
+          break;
+        } catch {
+          await sleep(100);
+        }
+      }
+      const built = await stack.request('POST', `/v1.12/build?t=crew/from-git&remote=${encodeURIComponent(`git://127.0.0.1:${port}/app`)}`);
+      assert.equal(built.status, 200);
+      assert.match(built.text, /Successfully built/, built.text);
+      assert.equal((await stack.docker(['run', '--rm', 'crew/from-git'])).stdout, 'from git\n');
+      const missing = await stack.request('POST', `/v1.12/build?remote=${encodeURIComponent(`git://127.0.0.1:${port}/nosuch`)}`);
+      assert.equal(missing.status, 500);
+      assert.match(missing.text, /^Error trying to use git: /);
+    } finally {
+      daemon.kill();
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   test('bad input: each a clear error, nothing left behind, the daemon answering', async () => {
     const notTar = await stack.request('POST', '/v1.12/build', { body: Buffer.from('this is not an archive at all\n'.repeat(40)) });
     assert.equal(notTar.status, 500);
