@@ -79,8 +79,10 @@ export class BuildHandlers implements OnApplicationShutdown {
   }
 
   build = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const t0 = Date.now();
     const remote = req.atLeast('1.2') ? req.string('remote') : '';
     const contextBlob = remote ? '' : await this.storeContext(req);
+    const t1 = Date.now();
     const { rm, forcerm } = removalRules(req);
     const job: BuildJob = {
       buildId: randomBytes(16).toString('hex'),
@@ -99,6 +101,7 @@ export class BuildHandlers implements OnApplicationShutdown {
     const render = (m: ProgressMessage) => (json ? jsonMessage(m) : textMessage(m));
     try {
       await this.queue.add('build', job, { jobId: job.buildId, removeOnComplete: true, removeOnFail: true });
+      req.log.debug({ storeMs: t1 - t0, queueMs: Date.now() - t1 }, 'build queued');
       for await (const entry of readOutput(reader, this.keys, job.buildId, req.signal)) {
         if (entry.kind === 'error' && !res.started) throw new StevedoreError('refused', entry.text);
         if (!res.started) res.startStream(200, json ? 'application/json' : undefined);
