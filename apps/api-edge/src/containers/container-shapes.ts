@@ -99,11 +99,28 @@ function sorted<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as T;
 }
 
+/**
+ * The container's Config with every key Docker 1.0's config structure had,
+ * in its order (empty ones as Go marshalled them), whatever the create body
+ * left out; the host name is the short ID when none was given, as 1.0 set it.
+ */
+export function configOf(c: containers.Container): ContainerConfig {
+  const given = JSON.parse(c.configJson) as ContainerConfig;
+  const full: Required<ContainerConfig> = {
+    Hostname: c.id.slice(0, 12), Domainname: '', User: '', Memory: 0, MemorySwap: 0, CpuShares: 0, Cpuset: '',
+    AttachStdin: false, AttachStdout: false, AttachStderr: false, PortSpecs: null, ExposedPorts: null, Tty: false,
+    OpenStdin: false, StdinOnce: false, Env: null, Cmd: null, Image: '', Volumes: null, WorkingDir: '', Entrypoint: null,
+    NetworkDisabled: false, OnBuild: null,
+  };
+  for (const [k, v] of Object.entries(given)) if (v !== undefined && !(k === 'Hostname' && !v)) (full as Record<string, unknown>)[k] = v;
+  return full;
+}
+
 /** v1.12: CamelCase with `Id`, keys sorted (Config re-sorted too). */
 export function toContainerInspectV1_12(c: containers.Container) {
   return sorted({
     Args: c.args,
-    Config: sorted(JSON.parse(c.configJson) as ContainerConfig),
+    Config: sorted(configOf(c)),
     Created: c.created,
     Driver: c.driver,
     ExecDriver: c.execDriver,
@@ -138,7 +155,7 @@ export function toContainerInspectV1_0(c: containers.Container) {
     Created: c.created,
     Path: c.path,
     Args: c.args,
-    Config: JSON.parse(c.configJson) as ContainerConfig,
+    Config: configOf(c),
     State: stateOf(c),
     Image: c.image,
     NetworkSettings: networkSettings(c),
