@@ -135,6 +135,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
    */
   async onModuleDestroy(): Promise<void> {
     const running = this.db?.all().filter((r) => r.status === 'running') ?? [];
+    // A paused container is thawed first: a frozen process takes no signal, and would outlive the stack.
+    await Promise.all(running.filter((r) => r.paused).map((r) => this.pause(r.id, false).catch((err) => this.log.warn({ err, id: r.id }, 'unpausing at shutdown failed'))));
     await Promise.all(running.map((r) => this.stop({ id: r.id, timeout: 3 }).catch((err) => this.log.warn({ err, id: r.id }, 'stopping at shutdown failed'))));
     for (const m of this.monitors.values()) m.close();
     this.imagesClient.close();
