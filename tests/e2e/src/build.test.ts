@@ -229,6 +229,16 @@ describe('docker build', () => {
       const refused = await stack.docker(['build', context({ Dockerfile: `FROM ${image}\n` })], { timeoutMs: 60_000 });
       assert.notEqual(refused.code, 0, 'without credentials the pull is refused');
 
+      // Gate G5: before v1.9 the build's X-Registry-Auth is FROM's credentials; from v1.9 it is ignored.
+      const auth = Buffer.from(JSON.stringify({ username: 'bob', password: 'b0b', serveraddress: registry.address })).toString('base64');
+      const fromPrivate = contextTar({ Dockerfile: `FROM ${image}\n` });
+      const v18 = await stack.request('POST', '/v1.8/build', { body: fromPrivate, headers: { 'X-Registry-Auth': auth } });
+      assert.match(v18.text, /Successfully built/, v18.text);
+      assert.equal((await stack.docker(['rmi', image])).code, 0);
+      const v19 = await stack.request('POST', '/v1.9/build', { body: fromPrivate, headers: { 'X-Registry-Auth': auth } });
+      assert.doesNotMatch(v19.text, /Successfully built/);
+      assert.match(v19.text, /"error"/);
+
       const port = (server.address() as AddressInfo).port;
       const remote = await stack.request('POST', `/v1.12/build?t=crew/remote&remote=${encodeURIComponent(`http://127.0.0.1:${port}/Dockerfile`)}`);
       assert.equal(remote.status, 200);
