@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { busyboxTar, startDocker, startStevedore, type Engine } from './engines';
+import { busyboxTar, rssKiB, startDocker, startStevedore, type Engine } from './engines';
 import { send } from './http-client';
 import { markdownTable, percentile, row, summarize, type Row } from './stats';
 
@@ -70,18 +70,6 @@ function cliRun(e: Engine): number {
   const r = spawnSync('docker', ['run', '--rm', '--net=none', 'busybox', 'true'], { env: { ...process.env, DOCKER_HOST: `unix://${e.socket}` } });
   if (r.status !== 0) throw new Error(`${e.name} docker run: ${r.stderr}`);
   return ms(t);
-}
-
-function rssKiB(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) {
-    try {
-      total += Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-    } catch {
-      // gone
-    }
-  }
-  return total;
 }
 
 function pidsMatching(re: RegExp): number[] {

@@ -12,7 +12,46 @@ export interface Engine {
   name: 'stevedore' | 'docker';
   socket: string;
   version: string;
+  /** The engine's processes: Stevedore's services, Redis and monitors; dockerd, containerd and the shims. */
+  pids(): number[];
   stop(): Promise<void>;
+}
+
+/** Every process: PID → [parent PID, command line]. */
+function processTable(): Map<number, [number, string]> {
+  const table = new Map<number, [number, string]>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      table.set(Number(d), [ppid, fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ')]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return table;
+}
+
+/** A process and all its descendants. */
+function descendants(root: number): number[] {
+  const table = processTable();
+  const out = [root];
+  for (let i = 0; i < out.length; i++) for (const [pid, [ppid]] of table) if (ppid === out[i]) out.push(pid);
+  return out;
+}
+
+/** Resident memory of processes, in KiB. */
+export function rssKiB(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      total += Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return total;
 }
 
 function get(socket: string, urlPath: string): Promise<{ status: number; body: string }> {
@@ -51,6 +90,13 @@ export async function startStevedore(extraEnv: Record<string, string> = {}): Pro
     name: 'stevedore',
     socket,
     version: `Stevedore ${version}`,
+    pids: () => {
+      const supervisor = (JSON.parse(fs.readFileSync(path.join(root, 'run', 'state.json'), 'utf8')) as { supervisorPid: number }).supervisorPid;
+      // The supervisor and what it started (services, Redis), and the monitors (detached, named by the data root).
+      const family = new Set(descendants(supervisor));
+      for (const [pid, [, cmd]] of processTable()) if (cmd.includes(root)) family.add(pid);
+      return [...family];
+    },
     stop: async () => {
       execFileSync(path.join(REPO, 'stevedore'), ['down'], { env, stdio: 'ignore' });
       fs.rmSync(root, { recursive: true, force: true });
@@ -114,6 +160,7 @@ export async function startDocker(options: { bridge?: string } = {}): Promise<En
     name: 'docker',
     socket,
     version: `Docker ${version}`,
+    pids: () => descendants(child.pid!),
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));

@@ -1,0 +1,154 @@
+// Events and memory, Stevedore and the Docker engine in one run: the latency
+// from a container's start to its `start` event on a GET /events stream
+// (measured from the moment the start request is sent), and the resident
+// memory of the whole engine idle and with 50 running containers
+// (Stevedore's supervisor, services, Redis and monitors; dockerd, containerd
+// and the shims).
+//
+//   node bench/dist/events-memory.js [--events 40] [--containers 50]
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { busyboxTar, rssKiB, startDocker, startStevedore, type Engine } from './engines';
+import { send } from './http-client';
+import { markdownTable, row, summarize, type Row } from './stats';
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const EVENTS = opt('--events', 40);
+const CONTAINERS = opt('--containers', 50);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function json(socket: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ socketPath: socket, method, path: p, agent: false, headers: text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {} }, (res) => {
+      let b = '';
+      res.on('data', (d) => (b += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b ? (() => { try { return JSON.parse(b); } catch { return b; } })() : undefined }));
+    });
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+/** A live GET /events stream; `next(id, status)` resolves when that event arrives, with the time it arrived. */
+function eventStream(socket: string): { next(id: string, status: string): Promise<bigint>; close(): void } {
+  const waiting = new Map<string, (t: bigint) => void>();
+  const arrived = new Map<string, bigint>();
+  let buffer = '';
+  const req = http.get({ socketPath: socket, path: '/v1.12/events', agent: false }, (res) => {
+    res.on('data', (d: Buffer) => {
+      const t = process.hrtime.bigint();
+      buffer += d.toString();
+      // Objects one after another (Docker's have no separator): split at each `}{` or newline.
+      const parts = buffer.replace(/}\s*{/g, '}\n{').split('\n');
+      buffer = parts.pop() ?? '';
+      for (const p of [...parts, buffer]) {
+        try {
+          const e = JSON.parse(p) as { id: string; status: string };
+          if (p === buffer) buffer = '';
+          const key = `${e.id}/${e.status}`;
+          const w = waiting.get(key);
+          if (w) w(t);
+          else arrived.set(key, t);
+        } catch {
+          // not whole yet
+        }
+      }
+    });
+  });
+  req.on('error', () => undefined);
+  return {
+    next: (id, status) => {
+      const key = `${id}/${status}`;
+      const t = arrived.get(key);
+      return t !== undefined ? Promise.resolve(t) : new Promise((resolve) => waiting.set(key, resolve));
+    },
+    close: () => req.destroy(),
+  };
+}
+
+async function main(): Promise<void> {
+  const work = fs.mkdtempSync('/tmp/bench-events-');
+  const tarFile = busyboxTar(work, ['sh', 'true', 'sleep']);
+  const stevedore = await startStevedore();
+  const docker = await startDocker();
+  const engines = [stevedore, docker];
+  const samples = new Map<string, number[]>();
+  const add = (k: string, v: number) => samples.set(k, [...(samples.get(k) ?? []), v]);
+  try {
+    for (const e of engines) {
+      const r = await send(e.socket, 'POST', '/v1.12/images/create?fromSrc=-&repo=busybox&tag=latest', { file: tarFile });
+      if (r.status !== 200) throw new Error(`${e.name} import: ${r.status}`);
+    }
+    process.stderr.write('bench: idle memory\n');
+    await sleep(3000);
+    for (let i = 0; i < 5; i++) for (const e of engines) add(`${e.name} idleKiB`, rssKiB(e.pids()));
+
+    process.stderr.write('bench: start → start event\n');
+    for (const e of engines) {
+      const events = eventStream(e.socket);
+      await sleep(300);
+      for (let i = 0; i < EVENTS; i++) {
+        const c = await json(e.socket, 'POST', '/v1.12/containers/create', { Image: 'busybox', Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none' } });
+        const id = c.body.Id as string;
+        const t = process.hrtime.bigint();
+        const arrival = events.next(id, 'start');
+        await json(e.socket, 'POST', `/v1.12/containers/${id}/start`);
+        const startAnswered = process.hrtime.bigint();
+        const at = await arrival;
+        add(`${e.name} eventMs`, Number(at - t) / 1e6);
+        add(`${e.name} afterAnswerMs`, Number(at - startAnswered) / 1e6);
+      }
+      events.close();
+    }
+    process.stderr.write(`bench: memory with ${CONTAINERS} running containers\n`);
+    for (const e of engines) {
+      const running = (await json(e.socket, 'GET', '/v1.12/containers/json')).body.length as number;
+      for (let i = running; i < CONTAINERS; i++) {
+        const c = await json(e.socket, 'POST', '/v1.12/containers/create', { Image: 'busybox', Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none' } });
+        await json(e.socket, 'POST', `/v1.12/containers/${c.body.Id}/start`);
+      }
+    }
+    await sleep(2000);
+    for (let i = 0; i < 5; i++) for (const e of engines) add(`${e.name} busyKiB`, rssKiB(e.pids()));
+    for (const e of engines) {
+      const all = (await json(e.socket, 'GET', '/v1.12/containers/json?all=1')).body as Array<{ Id: string }>;
+      await Promise.all(all.map((c) => json(e.socket, 'DELETE', `/v1.12/containers/${c.Id}?force=1`)));
+    }
+  } finally {
+    await Promise.all(engines.map((e) => e.stop()));
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const med = (k: string) => summarize(samples.get(k)!).median;
+  const rows: Row[] = [
+    row('start request sent → `start` event received, median', 'ms', med('stevedore eventMs'), med('docker eventMs'), 'lower'),
+    row('start request sent → `start` event received, p95', 'ms', summarize(samples.get('stevedore eventMs')!).p95, summarize(samples.get('docker eventMs')!).p95, 'lower'),
+    row('start answered → `start` event received, median', 'ms', med('stevedore afterAnswerMs'), med('docker afterAnswerMs'), 'lower'),
+    row('memory of the whole engine, idle (RSS)', 'MiB', med('stevedore idleKiB') / 1024, med('docker idleKiB') / 1024, 'lower'),
+    row(`memory of the whole engine with ${CONTAINERS} running containers (RSS)`, 'MiB', med('stevedore busyKiB') / 1024, med('docker busyKiB') / 1024, 'lower'),
+  ];
+  const report = {
+    benchmark: 'events-memory',
+    date: new Date().toISOString(),
+    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
+    engines: { stevedore: stevedore.version, docker: docker.version },
+    settings: { events: EVENTS, containers: CONTAINERS },
+    rows,
+  };
+  const dir = path.join(__dirname, '..', 'results');
+  fs.writeFileSync(path.join(dir, 'events-memory.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const md = `# Events and memory benchmark\n\n${report.date}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB, kernel ${report.machine.kernel}; ${report.engines.stevedore} vs ${report.engines.docker}. Memory: Stevedore's supervisor, services, Redis and monitors; the Docker engine's dockerd, containerd and shims.\n\n${markdownTable(rows)}\n`;
+  fs.writeFileSync(path.join(dir, 'events-memory.md'), md);
+  process.stdout.write(md);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
