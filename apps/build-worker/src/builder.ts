@@ -384,19 +384,21 @@ export class Builder {
       // Cancelled while the container was being made: it is stopped as soon as it runs.
       if (this.signal.aborted) onAbort();
       const { statusCode } = await this.unary<containers.ContainerRef, containers.WaitResponse>(this.s.runtime, this.s.runtime.wait, { id }, 24 * 3600_000);
-      await output;
+      await output.ended;
       if (this.signal.aborted) throw new BuildCancelled();
       if (statusCode !== 0) throw refused(`The command ${goList(cmd)} returned a non-zero code: ${statusCode}`);
     } finally {
       this.signal.removeEventListener('abort', onAbort);
+      // A start that failed leaves the attachment open: it goes with the step.
+      output.cancel();
     }
     await this.commit(id, containerConfig);
   }
 
   /** The container's output into the build's, unless quiet; resolves when it ends. */
-  private attach(id: string): Promise<void> {
-    return new Promise((resolve) => {
-      const call = this.s.runtime.attach(callOptions(this.o.requestId).metadata);
+  private attach(id: string): { ended: Promise<void>; cancel(): void } {
+    const call = this.s.runtime.attach(callOptions(this.o.requestId).metadata);
+    const ended = new Promise<void>((resolve) => {
       call.write({ part: { $case: 'open', open: { id, logs: false, stream: true, stdin: false, stdout: true, stderr: true } } });
       let pending = Promise.resolve();
       call.on('data', (reply: containers.AttachReply) => {
@@ -408,6 +410,7 @@ export class Builder {
       call.on('end', done);
       call.on('error', done);
     });
+    return { ended, cancel: () => call.cancel() };
   }
 
   /** ADD and COPY (BUILDER.md §5). */
@@ -461,6 +464,16 @@ export class Builder {
       }
       key = sums.length === 1 ? sums[0] : `multi:${createHash('sha256').update(sums.join(',')).digest('hex')}`;
     }
+    try {
+      await this.place(instruction, key, rawDest, target, placements);
+    } finally {
+      // A downloaded file is the step's own: it leaves the context with it, as Docker 1.0's temporary directory did.
+      for (const p of placements) if (p.abs.startsWith(path.join(context, '.stevedore-download-'))) fs.rmSync(p.abs, { force: true });
+    }
+  }
+
+  /** The commit of an ADD or COPY: from the cache, or a container given the files. */
+  private async place(instruction: 'ADD' | 'COPY', key: string, rawDest: string, target: string, placements: Placement[]): Promise<void> {
     const containerConfig: ContainerConfig = { ...this.config, Cmd: ['/bin/sh', '-c', `#(nop) ${instruction} ${key} in ${rawDest}`], Image: this.image };
     if (await this.cached(containerConfig)) return;
     const id = await this.create(containerConfig);
