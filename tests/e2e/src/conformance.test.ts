@@ -101,6 +101,18 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     return id;
   };
   const ok = (status: number, kind: Kind, check?: (a: Answer) => void): Expect => ({ status, kind, check });
+  /** Docker 1.0's engine objects: keys in alphabetical order, a newline after the object. */
+  const engineObject = (a: Answer) => {
+    const text = a.body.toString();
+    assert.ok(text.endsWith('}\n'), 'a newline after the object');
+    const keys = Object.keys(JSON.parse(text) as object);
+    assert.deepEqual(keys, [...keys].sort(), 'keys in alphabetical order');
+  };
+  /** The stored structures Docker 1.0 serialised directly before v1.12: no newline after them. */
+  const storedStructure = (key: string) => (a: Answer) => {
+    keyed(key)(a);
+    assert.ok(a.body.toString().endsWith('}'), 'no newline after a stored structure');
+  };
   const keyed = (key: string) => (a: Answer) => assert.ok(key in (JSON.parse(a.body.toString()) as object), `key ${key}`);
   const notKeyed = (key: string) => (a: Answer) => assert.ok(!(key in (JSON.parse(a.body.toString()) as object)), `no key ${key}`);
   const portsShape = (string: boolean) => (a: Answer) => {
@@ -111,10 +123,16 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
   const cases: Case[] = [
     { method: 'GET', route: '/containers/json', path: (v) => `/v${v}/containers/json?all=1`, versions: { '1.0': ok(200, 'json', portsShape(true)), '1.5': ok(200, 'json', portsShape(false)), '1.12': ok(200, 'json', portsShape(false)) } },
     { method: 'GET', route: '/containers/ps', path: (v) => `/v${v}/containers/ps?all=1`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json') } },
-    { method: 'POST', route: '/containers/create', path: (v) => `/v${v}/containers/create${v === '1.0' ? '' : `?name=conf-created-${v.replace('.', '-')}`}`, body: () => JSON.stringify({ Image: 'busybox', Cmd: ['true'] }), headers: json, versions: { '1.0': ok(201, 'json', keyed('Id')), '1.6': ok(201, 'json'), '1.12': ok(201, 'json') } },
-    { method: 'GET', route: '/containers/{id}/json', path: (v) => `/v${v}/containers/conf/json`, versions: { '1.0': ok(200, 'json', keyed('ID')), '1.8': ok(200, 'json', keyed('HostConfig')), '1.12': ok(200, 'json', keyed('Id')) } },
+    { method: 'POST', route: '/containers/create', path: (v) => `/v${v}/containers/create${v === '1.0' ? '' : `?name=conf-created-${v.replace('.', '-')}`}`, body: () => JSON.stringify({ Image: 'busybox', Cmd: ['true'] }), headers: json, versions: { '1.0': ok(201, 'json', keyed('Id')), '1.6': ok(201, 'json'), '1.12': ok(201, 'json', (a) => {
+      engineObject(a);
+      assert.equal((JSON.parse(a.body.toString()) as { Warnings: unknown }).Warnings, null, 'no warnings: null');
+    }) } },
+    { method: 'GET', route: '/containers/{id}/json', path: (v) => `/v${v}/containers/conf/json`, versions: { '1.0': ok(200, 'json', storedStructure('ID')), '1.8': ok(200, 'json', keyed('HostConfig')), '1.12': ok(200, 'json', (a) => {
+      keyed('Id')(a);
+      engineObject(a);
+    }) } },
     { method: 'GET', route: '/containers/{id}/top', path: (v) => `/v${v}/containers/${running}/top`, versions: { '1.3': ok(500, 'text'), '1.4': ok(200, 'json', keyed('Titles')), '1.12': ok(200, 'json', keyed('Processes')) } },
-    { method: 'GET', route: '/containers/{id}/logs', path: (v) => `/v${v}/containers/conf/logs?stdout=1&stderr=1`, versions: { '1.0': ok(200, 'text'), '1.6': ok(200, 'frames'), '1.11': ok(200, 'frames'), '1.12': ok(200, 'frames') } },
+    { method: 'GET', route: '/containers/{id}/logs', path: (v) => `/v${v}/containers/conf/logs?stdout=1&stderr=1`, versions: { '1.0': ok(200, 'text', (a) => assert.equal(a.contentType, 'text/plain')), '1.6': ok(200, 'frames'), '1.11': ok(200, 'frames'), '1.12': ok(200, 'frames', (a) => assert.equal(a.contentType, 'application/octet-stream')) } },
     { method: 'GET', route: '/containers/{id}/changes', path: (v) => `/v${v}/containers/conf/changes`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json', (a) => assert.ok((JSON.parse(a.body.toString()) as Array<{ Path: string }>).some((c) => c.Path === '/made'))) } },
     { method: 'GET', route: '/containers/{id}/export', path: (v) => `/v${v}/containers/conf/export`, versions: { '1.0': ok(200, 'tar'), '1.12': ok(200, 'tar') } },
     { method: 'POST', route: '/containers/{id}/resize', path: (v) => `/v${v}/containers/${running}/resize?h=40&w=80`, versions: { '1.0': ok(200, 'any'), '1.12': ok(200, 'any') } },
@@ -131,7 +149,10 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     { method: 'GET', route: '/images/json', path: (v) => `/v${v}/images/json`, versions: { '1.0': ok(200, 'json', (a) => assert.ok('Repository' in (JSON.parse(a.body.toString()) as object[])[0])), '1.7': ok(200, 'json', (a) => assert.ok('RepoTags' in (JSON.parse(a.body.toString()) as object[])[0])), '1.12': ok(200, 'json') } },
     { method: 'GET', route: '/images/viz', path: (v) => `/v${v}/images/viz`, versions: { '1.0': ok(200, 'text'), '1.6': ok(200, 'text'), '1.7': ok(404, 'any', (a) => assert.equal(a.body.toString().trim(), 'This is now implemented in the client.')), '1.12': ok(404, 'any') } },
     { method: 'POST', route: '/images/create', path: (v) => `/v${v}/images/create?fromSrc=-&repo=conf-import&tag=v${v}`, body: () => tar, headers: { 'Content-Type': 'application/x-tar' }, versions: { '1.0': ok(200, 'text'), '1.1': ok(200, 'json'), '1.12': ok(200, 'json') } },
-    { method: 'GET', route: '/images/{name*}/json', path: (v) => `/v${v}/images/busybox/json`, versions: { '1.0': ok(200, 'json', keyed('container_config')), '1.12': ok(200, 'json', keyed('ContainerConfig')) } },
+    { method: 'GET', route: '/images/{name*}/json', path: (v) => `/v${v}/images/busybox/json`, versions: { '1.0': ok(200, 'json', storedStructure('container_config')), '1.12': ok(200, 'json', (a) => {
+      keyed('ContainerConfig')(a);
+      engineObject(a);
+    }) } },
     { method: 'GET', route: '/images/{name*}/history', path: (v) => `/v${v}/images/busybox/history`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json') } },
     { method: 'POST', route: '/images/{name*}/tag', path: (v) => `/v${v}/images/busybox/tag?repo=conf-tag&tag=v${v}`, versions: { '1.0': ok(201, 'any'), '1.12': ok(201, 'any') } },
     { method: 'DELETE', route: '/images/{name*}', path: (v) => `/v${v}/images/conf-tag:v${v}`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json', (a) => assert.ok('Untagged' in (JSON.parse(a.body.toString()) as object[])[0])) } },
@@ -139,7 +160,10 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     { method: 'POST', route: '/images/load', path: (v) => `/v${v}/images/load`, body: () => saved, versions: { '1.7': ok(200, 'empty'), '1.12': ok(200, 'empty') } },
     { method: 'POST', route: '/build', path: (v) => `/v${v}/build?nocache=1&rm=1`, body: () => context, versions: { '1.2': ok(500, 'text'), '1.3': ok(200, 'text'), '1.8': ok(200, 'json-stream'), '1.12': ok(200, 'json-stream') } },
     { method: 'GET', route: '/info', path: (v) => `/v${v}/info`, versions: { '1.0': ok(200, 'json', keyed('Containers')), '1.12': ok(200, 'json', keyed('Containers')) } },
-    { method: 'GET', route: '/version', path: (v) => `/v${v}/version`, versions: { '1.0': ok(200, 'json', keyed('Version')), '1.12': ok(200, 'json', keyed('ApiVersion')) } },
+    { method: 'GET', route: '/version', path: (v) => `/v${v}/version`, versions: { '1.0': ok(200, 'json', keyed('Version')), '1.12': ok(200, 'json', (a) => {
+      keyed('ApiVersion')(a);
+      engineObject(a);
+    }) } },
     { method: 'GET', route: '/_ping', path: (v) => `/v${v}/_ping`, versions: { '1.0': ok(200, 'text'), '1.11': ok(200, 'text'), '1.12': ok(200, 'text', (a) => assert.equal(a.body.toString(), 'OK')) } },
     { method: 'POST', route: '/commit', path: (v) => `/v${v}/commit?container=conf&repo=conf-commit&tag=v${v}`, versions: { '1.0': ok(201, 'json', keyed('Id')), '1.12': ok(201, 'json', keyed('Id')) } },
     { method: 'GET', route: '/events', path: (v) => `/v${v}/events?since=1&until=${Math.floor(Date.now() / 1000)}`, versions: { '1.3': ok(200, 'any'), '1.11': ok(200, 'json-stream'), '1.12': ok(200, 'json-stream') } },
@@ -169,6 +193,8 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
   assert.equal((await send(stack.socket, 'GET', '/v1.13/version')).status, 404);
   assert.equal((await send(stack.socket, 'GET', '/version')).status, 200, 'unversioned is the newest');
   assert.equal((await send(stack.socket, 'OPTIONS', '/v1.12/containers/json')).status, 200);
+  const unknown = await send(stack.socket, 'GET', '/v1.12/no/such/route');
+  assert.deepEqual([unknown.status, unknown.body.toString()], [404, '404 page not found\n']);
   for (const gone of [['POST', '/v1.11/images/busybox/insert'], ['POST', '/v1.5/images/getCache'], ['GET', '/v1.1/auth']]) assert.equal((await send(stack.socket, gone[0], gone[1])).status, 404, gone.join(' '));
 
   // The table, from the route declarations and these results.

@@ -21,6 +21,7 @@ export const ALLOWED: Array<{ match: RegExp; reason: string }> = [
   { match: /^POST \/containers\/create with a taken name: status 409 \(reference 400\)$/, reason: 'Docker 1.0 answered a taken name with 409 Conflict (ENDPOINTS.md #1)' },
   { match: /^GET \/containers\/\(id\)\/changes: body json \(reference null\)$/, reason: 'Docker 1.0 wrote an empty list as [] (its engine table), 20.10 as null; both decode to no changes' },
   { match: /^POST \/containers\/\(id\)\/copy: content type "application\/octet-stream" \(reference "application\/x-tar"\)$/, reason: 'Docker 1.0 set no content type and Go sniffed the tar as application/octet-stream' },
+  { match: /^GET \/containers\/\(id\)\/logs: content type "application\/octet-stream" \(reference ""\)$/, reason: 'Docker 1.0 set no content type and Go sniffed the first frame as application/octet-stream; 20.10 sends its headers before any byte' },
   { match: /^GET \/containers\/\(id\)\/top of a stopped container: status 500 \(reference 409\)$/, reason: 'Docker 1.0 answered 500 `Container <id> is not running` (ENDPOINTS.md #5)' },
   { match: /^GET \/v1\.13\/version: (status 404 \(reference 200\)|content type "text\/plain" \(reference "application\/json"\)|body text \(reference json\))$/, reason: 'Stevedore serves v1.0–v1.12 as Docker 1.0 did: a newer version is 404 (VERSIONS.md); 20.10 serves up to v1.41' },
 ];

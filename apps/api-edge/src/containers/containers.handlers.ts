@@ -80,7 +80,9 @@ export class ContainersHandlers {
 
   inspect = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const c = await this.inspectOf(req, req.params.id);
-    res.json(200, req.below('1.12') ? toContainerInspectV1_0(c) : toContainerInspectV1_12(c));
+    // Before v1.12 the stored structure, serialised directly: no newline after it.
+    if (req.below('1.12')) res.json(200, toContainerInspectV1_0(c), {}, false);
+    else res.json(200, toContainerInspectV1_12(c));
   };
 
   list = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
@@ -193,7 +195,8 @@ export class ContainersHandlers {
     const multiplex = req.atLeast('1.6') && !tty; // gate G10
     const stdout = req.bool('stdout');
     const stderr = req.bool('stderr');
-    res.startStream(200);
+    // Docker 1.0 set no content type; Go's sniffing named frames octet-stream, text plain text.
+    res.startStream(200, multiplex ? 'application/octet-stream' : 'text/plain; charset=utf-8');
     if (!stdout && !stderr) {
       const text = Buffer.from('Error running logs job: You must choose at least one stream');
       await res.write(multiplex ? muxFrame(1, text) : text);

@@ -10,8 +10,9 @@ export class ApiResponse {
     return this.raw.headersSent;
   }
 
-  json(status: number, body: unknown, headers: Record<string, string> = {}): void {
-    const text = `${JSON.stringify(body)}\n`;
+  /** A JSON document; Docker 1.0 followed each with a newline, except the structures it serialised directly (`newline` false). */
+  json(status: number, body: unknown, headers: Record<string, string> = {}, newline = true): void {
+    const text = newline ? `${JSON.stringify(body)}\n` : JSON.stringify(body);
     this.raw.writeHead(status, { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
     this.raw.end(text);
   }

@@ -49,7 +49,9 @@ export class ImagesHandlers {
 
   inspect = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const r = await call(this.store, this.store.inspect, { name: req.params.name }, req.requestId, SERVICE);
-    res.json(200, req.below('1.12') ? toImageInspectV1_0(r) : toImageInspectV1_12(r));
+    // Before v1.12 the stored metadata, serialised directly: no newline after it.
+    if (req.below('1.12')) res.json(200, toImageInspectV1_0(r), {}, false);
+    else res.json(200, toImageInspectV1_12(r));
   };
 
   history = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
