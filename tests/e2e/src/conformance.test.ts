@@ -204,6 +204,9 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
   assert.equal(fs.readFileSync(file, 'utf8'), table, 'docs/conformance.md is not what the routes and this run give: run with STEVEDORE_UPDATE_DOCS=1');
 });
 
+/** The version just before `v` (v1.7 → 1.6). */
+const olderThan = (v: string) => `1.${Number(v.split('.')[1]) - 1}`;
+
 /** docs/conformance.md: every declared route, the versions it is served at, and what this suite checked at which version. */
 async function conformanceTable(): Promise<string> {
   const edge = path.join(REPO, 'apps', 'api-edge', 'dist');
@@ -215,7 +218,7 @@ async function conformanceTable(): Promise<string> {
     ['containers', 'ContainersRoutes'],
     ['build', 'BuildRoutes'],
   ].map(([dir, name]) => {
-    const Ctor = (require(path.join(edge, dir, `${dir}.routes.js`)) as Record<string, new (h: unknown) => { routes(): Array<{ method: string; path: string; since: string; addedFor?: string; gate?: { below: string; status: number } }> }>)[name];
+    const Ctor = (require(path.join(edge, dir, `${dir}.routes.js`)) as Record<string, new (h: unknown) => { routes(): Array<{ method: string; path: string; since: string; addedFor?: string; gate?: { below?: string; from?: string; status: number } }> }>)[name];
     return new Ctor(noHandlers).routes();
   });
   const lines = [
@@ -234,7 +237,7 @@ async function conformanceTable(): Promise<string> {
   ];
   for (const r of tables.flat()) {
     const checked = results.filter((x) => x.method === r.method && x.route === r.path);
-    const served = r.gate ? `v${r.gate.below}–v1.12 (below: ${r.gate.status})` : 'v1.0–v1.12';
+    const served = !r.gate ? 'v1.0–v1.12' : r.gate.below ? `v${r.gate.below}–v1.12 (below: ${r.gate.status})` : `v1.0–v${olderThan(r.gate.from!)} (from v${r.gate.from}: ${r.gate.status})`;
     const cells = checked.length ? checked.map((x) => `v${x.version}: ${x.status}${x.ok ? '' : ' ✗'}`).join(', ') : 'in its own e2e test';
     lines.push(`| \`${r.method} ${r.path}\` | v${r.since} | ${served} | ${cells} | ${r.addedFor ?? ''} |`);
   }

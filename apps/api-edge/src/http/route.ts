@@ -6,11 +6,15 @@ import type { ApiResponse } from './api-response';
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
 export type Handler = (req: ApiRequest, res: ApiResponse) => Promise<void> | void;
 
-/** Docker 1.0 refused some routes below a version with a fixed error (G4, G8). */
-export interface VersionGate {
-  below: string;
+/** Docker 1.0 refused some routes below a version (G4, G8) or from one on (G11) with a fixed error. */
+export type VersionGate = ({ below: string; from?: undefined } | { from: string; below?: undefined }) & {
   status: number;
   message: string;
+};
+
+/** Whether a gate refuses a request of this version. */
+export function gateRefuses(gate: VersionGate, request: { below(v: string): boolean; atLeast(v: string): boolean }): boolean {
+  return gate.below !== undefined ? request.below(gate.below) : request.atLeast(gate.from);
 }
 
 export interface RouteOptions {

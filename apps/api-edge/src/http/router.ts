@@ -7,7 +7,7 @@ import { CURRENT_API_VERSION, versionAtLeast } from '@stevedore/docker-api';
 import type { Logger } from '@stevedore/logging';
 import { ApiRequest, type Hijack } from './api-request';
 import { ApiResponse } from './api-response';
-import type { Method, Route, RouteTable } from './route';
+import { gateRefuses, type Method, type Route, type RouteTable } from './route';
 
 const VERSION_PREFIX = /^\/v([0-9.]+)(\/.*)$/;
 
@@ -94,7 +94,7 @@ export class DockerRouter {
 
     const { route, params, versionText } = resolution.match;
     const request = new ApiRequest(req, res, versionText, params, new URLSearchParams(search), ctx.requestId, ctx.log, ctx.hijack);
-    if (route.gate && request.below(route.gate.below)) return out.text(route.gate.status, `${route.gate.message}\n`);
+    if (route.gate && gateRefuses(route.gate, request)) return out.text(route.gate.status, `${route.gate.message}\n`);
     try {
       await route.handler(request, out);
     } catch (err) {

@@ -42,7 +42,6 @@ export class ImagesHandlers {
   };
 
   viz = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    if (!req.below('1.7')) return res.text(404, 'This is now implemented in the client.\n');
     const { images: list } = await this.listImages(req, { all: true });
     res.text(200, toImageViz(list));
   };

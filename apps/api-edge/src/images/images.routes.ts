@@ -13,7 +13,8 @@ export class ImagesRoutes implements RouteTable {
     // Fixed paths first: `{name*}` would take them otherwise.
     return [
       route('GET', '/images/json', h.list, { since: '1.0' }),
-      route('GET', '/images/viz', h.viz, { since: '1.0' }),
+      // Gate G11: from v1.7 the client draws the graph itself.
+      route('GET', '/images/viz', h.viz, { since: '1.0', gate: { from: '1.7', status: 404, message: 'This is now implemented in the client.' } }),
       route('POST', '/images/create', h.create, { since: '1.0' }),
       route('GET', '/images/get', h.save, { since: '1.7', addedFor: 'docker save of today\'s CLI (API 1.15 form)' }),
       route('POST', '/images/load', h.load, { since: '1.7' }),
