@@ -188,6 +188,27 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
       results.push({ method: c.method, route: c.route, version: v, status: a.status, ok: !problem });
     }
   }
+  // Docker 1.0's errors, status and message, for every kind of route.
+  const errors: Array<[string, string, string | undefined, Record<string, string>, number, RegExp]> = [
+    ['POST', '/v1.12/containers/nosuch/wait', undefined, {}, 500, /^wait: no such container: nosuch\n$/],
+    ['DELETE', `/v1.12/containers/${running}`, undefined, {}, 406, /^Impossible to remove a running container, please stop it first or use -f\n$/],
+    ['POST', `/v1.12/containers/${running}/kill?signal=FOO`, undefined, {}, 500, /^Invalid signal: FOO\n$/],
+    ['POST', '/v1.12/containers/conf/copy', '{"Resource":"/made"}', {}, 500, /^Content-Type not supported: /],
+    ['POST', '/v1.12/containers/create', '{"Image":"busybox"}', json, 500, /^No command specified\n$/],
+    ['POST', '/v1.12/containers/create', '{"Image":"nosuchimage","Cmd":["true"]}', json, 404, /^No such image: nosuchimage\n$/],
+    ['POST', '/v1.12/containers/create?name=conf', '{"Image":"busybox","Cmd":["true"]}', json, 409, /^Conflict, The name conf is already assigned to [0-9a-f]{12}\./],
+    ['POST', '/v1.12/images/nosuchimage/tag?repo=x', undefined, {}, 404, /^No such image: nosuchimage\n$/],
+    ['POST', '/v1.12/commit?container=nosuchcontainer', undefined, {}, 404, /^No such container: nosuchcontainer\n$/],
+    ['POST', '/v1.12/containers/nosuchcontainer/stop', undefined, {}, 404, /^No such container: nosuchcontainer\n$/],
+    ['GET', '/v1.12/containers/conf/top', undefined, {}, 500, /is not running\n$/],
+    ['GET', '/v1.12/images/nosuchimage/json', undefined, {}, 404, /^No such image: nosuchimage\n$/],
+  ];
+  for (const [method, urlPath, body, headers, status, message] of errors) {
+    const a = await send(stack.socket, method, urlPath, body, headers);
+    if (a.status !== status || !message.test(a.body.toString())) failures.push(`${method} ${urlPath}: ${a.status} ${JSON.stringify(a.body.toString())}, expected ${status} ${message}`);
+  }
+  // Starting a running container is a no-op, still 204, in Docker 1.0.
+  assert.equal((await send(stack.socket, 'POST', `/v1.12/containers/${running}/start`)).status, 204);
   assert.deepEqual(failures, []);
   // The gates: version prefixes and a version beyond v1.12.
   assert.equal((await send(stack.socket, 'GET', '/v1.13/version')).status, 404);
