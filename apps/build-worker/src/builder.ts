@@ -12,7 +12,7 @@ import * as tar from 'tar-stream';
 import type { OutputEntry } from '@stevedore/builds';
 import type { containers, images } from '@stevedore/contracts';
 import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
-import { jsonMessage } from '@stevedore/docker-api';
+import { jsonMessage, sameBuildConfig } from '@stevedore/docker-api';
 import { asStevedoreError, notFound, refused, StevedoreError } from '@stevedore/errors';
 import { callOptions, callUnary, commitContainer, type CommitFailure } from '@stevedore/service-kit';
 import { commandOf, goList, jsonArray, parseDockerfile, replaceEnv, type Step } from './dockerfile';
@@ -142,6 +142,10 @@ function placementTar(placements: Placement[]): Readable {
 
 export class Builder {
   private image = '';
+  /** The current image was committed by this build (its children cannot exist). */
+  private madeHere = false;
+  /** Below the last cache hit: its most recent child, that one's, … (see cached()). */
+  private cacheChain: images.CachedLink[] = [];
   private config: ContainerConfig = {};
   private maintainer = '';
   /** Intermediate containers not removed yet: [ID, recorded name]. */
@@ -288,6 +292,8 @@ export class Builder {
     }
     const meta = JSON.parse(found.metadataJson) as StoredImage;
     this.image = found.id;
+    this.madeHere = false;
+    this.cacheChain = [];
     this.config = { ...(meta.config ?? {}) };
     if (!this.config.Env?.length) this.config.Env = [...DEFAULT_ENV];
     const triggers = this.config.OnBuild ?? [];
@@ -322,10 +328,23 @@ export class Builder {
     if (!this.image) throw refused(`Please provide a source image with \`from\` prior to ${what}`);
   }
 
-  /** The build cache: an image made from the same config on top of the current one. */
+  /**
+   * The build cache: an image made from the same config on top of the
+   * current one. The image store's answer carries the chain of most recent
+   * children below a hit: a step whose config matches the next link is a hit
+   * without another call. After a miss nothing is asked: an image this build
+   * just made has no children.
+   */
   private async cached(containerConfig: ContainerConfig): Promise<boolean> {
-    if (this.o.nocache) return false;
-    const { id } = await this.unary<images.FindCachedRequest, images.FindCachedResponse>(this.s.store, this.s.store.findCached, { parent: this.image, containerConfigJson: JSON.stringify(containerConfig) }, 10_000);
+    if (this.o.nocache || this.madeHere) return false;
+    let id: string;
+    const next = this.cacheChain.shift();
+    if (next && sameBuildConfig(JSON.parse(next.containerConfigJson) as ContainerConfig, containerConfig)) id = next.id;
+    else {
+      const found = await this.unary<images.FindCachedRequest, images.FindCachedResponse>(this.s.store, this.s.store.findCached, { parent: this.image, containerConfigJson: JSON.stringify(containerConfig) }, 10_000);
+      id = found.id;
+      this.cacheChain = found.chain;
+    }
     if (!id) return false;
     await this.out(' ---> Using cache\n');
     this.image = id;
@@ -357,6 +376,8 @@ export class Builder {
     this.image = await commitContainer(this.s.runtime, this.s.store, header, this.o.requestId).catch((f: CommitFailure) => {
       throw f.err;
     });
+    this.madeHere = true;
+    this.cacheChain = [];
   }
 
   /** MAINTAINER, CMD, ENV, …: a commit of a container that never runs, its command a `#(nop)` summary. */

@@ -152,7 +152,7 @@ export class ImageStoreRpc {
         this.blobs.delete(req.id);
         return {};
       }),
-      findCached: unary<images.FindCachedRequest, images.FindCachedResponse>(log, 'FindCached', async (req) => ({ id: this.images.findCached(req.parent, req.containerConfigJson) })),
+      findCached: unary<images.FindCachedRequest, images.FindCachedResponse>(log, 'FindCached', async (req) => this.images.findCached(req.parent, req.containerConfigJson)),
       load: clientStream<images.DataChunk, images.LoadResponse>(log, 'Load', async (call, ctx) => {
         const result = await this.archive.load(clientBytes(call, (c) => c.data));
         ctx.log.info(result, 'loaded');

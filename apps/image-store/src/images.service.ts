@@ -6,7 +6,10 @@ import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { STEVEDORE_VERSION, type StevedoreConfig } from '@stevedore/config';
 import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
-import { sameBuildConfig } from './build-cache';
+import { sameBuildConfig } from '@stevedore/docker-api';
+
+/** How far below a cache hit the image store looks ahead for the builder. */
+const CACHE_CHAIN_LENGTH = 64;
 import { conflict, notFound, refused } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
@@ -377,18 +380,32 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** The build cache: the most recent child of `parent` committed from a config the builder counts as the same. */
-  findCached(parent: string, containerConfigJson: string): string {
+  /**
+   * The build cache: the most recent child of `parent` committed from a
+   * config the builder counts as the same, and the chain of most recent
+   * children below it (see FindCachedResponse).
+   */
+  findCached(parent: string, containerConfigJson: string): { id: string; chain: Array<{ id: string; containerConfigJson: string }> } {
     const wanted = JSON.parse(containerConfigJson) as ContainerConfig;
-    let best: { id: string; created: number } | undefined;
-    for (const id of this.db.children(parent)) {
-      const row = this.db.get(id);
-      if (!row) continue;
+    const children = (id: string) =>
+      this.db
+        .children(id)
+        .map((c) => this.db.get(c))
+        .filter((r): r is NonNullable<typeof r> => Boolean(r))
+        .sort((a, b) => b.created - a.created);
+    const match = children(parent).find((row) => {
       const meta = JSON.parse(row.meta) as StoredImage;
-      if (!meta.container_config || !sameBuildConfig(meta.container_config, wanted)) continue;
-      if (!best || row.created > best.created) best = { id, created: row.created };
+      return meta.container_config !== undefined && sameBuildConfig(meta.container_config, wanted);
+    });
+    if (!match) return { id: '', chain: [] };
+    const chain: Array<{ id: string; containerConfigJson: string }> = [];
+    for (let at = match.id; chain.length < CACHE_CHAIN_LENGTH; ) {
+      const next = children(at)[0];
+      if (!next) break;
+      chain.push({ id: next.id, containerConfigJson: JSON.stringify((JSON.parse(next.meta) as StoredImage).container_config ?? {}) });
+      at = next.id;
     }
-    return best?.id ?? '';
+    return { id: match.id, chain };
   }
 
   /** The name an image is shown by: its alphabetically first repo:tag, or its short ID. */

@@ -4,3 +4,4 @@ export * from './events';
 export * from './image';
 export * from './progress';
 export * from './container';
+export * from './build-cache';

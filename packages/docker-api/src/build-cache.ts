@@ -3,7 +3,7 @@
 // about to use, compared on the fields Docker 1.0 compared (Hostname,
 // WorkingDir, Image and the like are not). A config with OpenStdin never
 // matches.
-import type { ContainerConfig } from '@stevedore/docker-api';
+import type { ContainerConfig } from './image';
 
 const sameList = (a?: string[] | null, b?: string[] | null): boolean => {
   const x = a ?? [];
