@@ -10,7 +10,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as path from 'node:path';
 import { busyboxRootfsTar } from './images-fixtures';
 import { startReferenceDocker, startStack, stopStack, type Stack } from './harness';
 import { ALLOWED } from './differential-allowed';
@@ -122,5 +121,4 @@ test('the same v1.12 requests to Stevedore and to the Docker engine 20.10 get an
   if (process.env.STEVEDORE_DIFFERENTIAL_REPORT) fs.writeFileSync(process.env.STEVEDORE_DIFFERENTIAL_REPORT, `${found.join('\n')}\n`);
   assert.deepEqual(unexpected, [], 'differences not listed as deliberate');
   assert.deepEqual(stale.map((a) => String(a.match)), [], 'listed differences that no longer occur');
-  assert.ok(path.isAbsolute(stack.socket));
 });
