@@ -135,6 +135,16 @@ describe('registries', () => {
     assert.ok(layerLines.length >= 2);
     for (const m of layerLines) assert.equal(typeof m.progressDetail, 'object');
     assert.deepEqual(Object.keys(messages[0]), ['status', 'progressDetail', 'id']);
+
+    // Gate G1 for push too: text at v1.0, JSON from v1.1.
+    const pushV10 = await stack.request('POST', `/v1.0/images/${name}/push?tag=v1`, { headers: { 'X-Registry-Auth': Buffer.from('{}').toString('base64') } });
+    assert.equal(pushV10.status, 200, pushV10.text);
+    assert.equal(pushV10.headers['content-type'], undefined);
+    assert.ok(pushV10.text.length > 0 && !pushV10.text.includes('{'), pushV10.text);
+    const pushV11 = await stack.request('POST', `/v1.11/images/${name}/push?tag=v1`, { headers: { 'X-Registry-Auth': Buffer.from('{}').toString('base64') } });
+    assert.equal(pushV11.headers['content-type'], 'application/json');
+    const pushed = pushV11.text.split(/\r\n|(?<=\})(?=\{)/).filter(Boolean).map((l) => JSON.parse(l) as { status?: string });
+    assert.ok(pushed.length >= 2 && pushed.every((m) => typeof m.status === 'string' || 'progressDetail' in m), pushV11.text);
   });
 
   test('two pulls sharing a layer at once: both succeed, the shared layer is fetched once', async () => {
