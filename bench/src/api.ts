@@ -3,21 +3,13 @@
 // Stevedore and the Docker engine measured in one run, interleaved.
 //
 //   node bench/dist/api.js [--requests N] [--seconds S]
-import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { startDocker, startStevedore, type Engine } from './engines';
-import { markdownTable, row, summarize, type Row } from './stats';
+import { option, row, summarize, writeReport, type Row } from './stats';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const REQUESTS = opt('--requests', 2000);
-const SECONDS = opt('--seconds', 3);
-const ROUNDS = opt('--rounds', 3);
+const REQUESTS = option('--requests', 2000);
+const SECONDS = option('--seconds', 3);
+const ROUNDS = option('--rounds', 3);
 
 function request(agent: http.Agent, socket: string, urlPath: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -86,20 +78,7 @@ async function main(): Promise<void> {
     const dr = summarize(samples.get(`docker ${p} rps`)!).median;
     rows.push(row(`GET ${p} at 64 clients`, 'req/s', sr, dr, 'higher'));
   }
-  const report = {
-    benchmark: 'api',
-    date: new Date().toISOString(),
-    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
-    engines: { stevedore: stevedore.version, docker: docker.version },
-    settings: { requests: REQUESTS, seconds: SECONDS, rounds: ROUNDS },
-    rows,
-  };
-  const dir = path.join(__dirname, '..', 'results');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'api.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const md = `# API benchmark\n\n${report.date}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB, kernel ${report.machine.kernel}; ${report.engines.stevedore} vs ${report.engines.docker}. ${REQUESTS} sequential requests per path per round, ${SECONDS} s at 64 clients, ${ROUNDS} rounds interleaved.\n\n${markdownTable(rows)}\n`;
-  fs.writeFileSync(path.join(dir, 'api.md'), md);
-  process.stdout.write(md);
+  writeReport('api', 'API benchmark', { stevedore: stevedore.version, docker: docker.version }, `${REQUESTS} sequential requests per path per round, ${SECONDS} s at 64 clients, ${ROUNDS} rounds interleaved.`, rows, { settings: { requests: REQUESTS, seconds: SECONDS, rounds: ROUNDS } });
 }
 
 main().catch((err) => {

@@ -8,18 +8,11 @@
 //   node bench/dist/build.js [--rounds 5]
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { busyboxTar, makeBridge, startDocker, startStevedore, type Engine } from './engines';
-import { send } from './http-client';
-import { markdownTable, row, summarize, type Row } from './stats';
+import { busyboxTar, importBusybox, makeBridge, startDocker, startStevedore, type Engine } from './engines';
+import { option, row, summarize, writeReport, type Row } from './stats';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const ROUNDS = opt('--rounds', 5);
+const ROUNDS = option('--rounds', 5);
 
 const TEN_STEPS = (n: string) => `FROM busybox
 MAINTAINER bench
@@ -77,8 +70,7 @@ async function main(): Promise<void> {
   let two: Engine | undefined;
   try {
     for (const e of engines) {
-      const r = await send(e.socket, 'POST', '/v1.12/images/create?fromSrc=-&repo=busybox&tag=latest', { file: tarFile });
-      if (r.status !== 200) throw new Error(`${e.name} import: ${r.status}`);
+      await importBusybox(e, tarFile);
     }
     const dir = contextDir(work, 'ten', TEN_STEPS('ten'));
     for (const e of engines) build(e, dir); // warm-up, and the cache for the cached rounds
@@ -94,8 +86,7 @@ async function main(): Promise<void> {
     await one.stop();
     engines.splice(0, 1);
     two = await startStevedore({ STEVEDORE_BRIDGE: 'sdbench1', STEVEDORE_BRIDGE_SUBNET: '10.219.0.0/24', STEVEDORE_BUILD_WORKERS: '2', STEVEDORE_BUILD_CONCURRENCY: '1' });
-    const r = await send(two.socket, 'POST', '/v1.12/images/create?fromSrc=-&repo=busybox&tag=latest', { file: tarFile });
-    if (r.status !== 200) throw new Error(`import: ${r.status}`);
+    await importBusybox(two, tarFile);
     for (let round = 0; round < 3; round++) add('stevedore four2', await fourAtOnce(two, work, `two${round}`));
   } finally {
     await Promise.all([...engines, ...(two ? [two] : [])].map((e) => e.stop()));
@@ -111,20 +102,7 @@ async function main(): Promise<void> {
     row('four builds at once, two workers (Stevedore) / the engine (Docker)', 'ms', med('stevedore four2'), med('docker four'), 'lower'),
     row('four builds at once: two workers / one worker (Stevedore only)', '×', med('stevedore four2') / med('stevedore four'), 1, 'lower'),
   ];
-  const report = {
-    benchmark: 'build',
-    date: new Date().toISOString(),
-    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
-    engines: { stevedore: one.version, docker: docker.version },
-    settings: { rounds: ROUNDS },
-    samples: Object.fromEntries(samples),
-    rows,
-  };
-  const out = path.join(__dirname, '..', 'results');
-  fs.writeFileSync(path.join(out, 'build.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const md = `# Build benchmark\n\n${report.date}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB, kernel ${report.machine.kernel}; ${report.engines.stevedore} vs ${report.engines.docker} (classic builder), through the CLI with DOCKER_BUILDKIT=0, ${ROUNDS} rounds interleaved. RUN containers on a bridge in both engines. Four builds at once: four different Dockerfiles, each with a RUN that sleeps 1 s; Stevedore's workers run one build at a time each.\n\n${markdownTable(rows)}\n`;
-  fs.writeFileSync(path.join(out, 'build.md'), md);
-  process.stdout.write(md);
+  writeReport('build', 'Build benchmark', { stevedore: one.version, docker: docker.version }, `The Docker engine with its classic builder; both through the CLI with DOCKER_BUILDKIT=0, ${ROUNDS} rounds interleaved. RUN containers on a bridge in both engines. Four builds at once: four different Dockerfiles, each with a RUN that sleeps 1 s; Stevedore's workers run one build at a time each.`, rows, { settings: { rounds: ROUNDS }, samples: Object.fromEntries(samples) });
 }
 
 main().catch((err) => {

@@ -7,42 +7,13 @@
 //   node bench/dist/containers.js [--runs 20] [--containers 1000]
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { busyboxTar, rssKiB, startDocker, startStevedore, type Engine } from './engines';
-import { send } from './http-client';
-import { markdownTable, percentile, row, summarize, type Row } from './stats';
+import { busyboxTar, importBusybox, rssKiB, startDocker, startStevedore, type Engine } from './engines';
+import { json, send } from './http-client';
+import { option, percentile, row, summarize, writeReport, type Row } from './stats';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const RUNS = opt('--runs', 20);
-const CONTAINERS = opt('--containers', 1000);
+const RUNS = option('--runs', 20);
+const CONTAINERS = option('--containers', 1000);
 const ms = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e6;
-
-function json(socket: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const text = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ socketPath: socket, method, path: p, agent: false, headers: text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {} }, (res) => {
-      let b = '';
-      res.on('data', (d) => (b += d));
-      res.on('end', () => {
-        let parsed: unknown = b;
-        try {
-          parsed = b ? JSON.parse(b) : undefined;
-        } catch {
-          // text
-        }
-        resolve({ status: res.statusCode ?? 0, body: parsed });
-      });
-    });
-    req.on('error', reject);
-    req.end(text);
-  });
-}
 
 async function cycle(e: Engine, cmd: string[] = ['true']): Promise<number> {
   const t = process.hrtime.bigint();
@@ -92,8 +63,7 @@ async function main(): Promise<void> {
   const add = (k: string, v: number) => samples.set(k, [...(samples.get(k) ?? []), v]);
   try {
     for (const e of engines) {
-      const r = await send(e.socket, 'POST', '/v1.12/images/create?fromSrc=-&repo=busybox&tag=latest', { file: tarFile });
-      if (r.status !== 200) throw new Error(`${e.name} import: ${r.status}`);
+      await importBusybox(e, tarFile);
       for (let i = 0; i < 3; i++) await cycle(e); // warm-up
     }
     process.stderr.write('bench: docker run --rm latency\n');
@@ -169,20 +139,7 @@ async function main(): Promise<void> {
     row('reading back 50 MB of logs', 'MB/s', med('stevedore logsMBps'), med('docker logsMBps'), 'higher'),
     row('memory of the monitor per running container (RSS)', 'KiB', med('stevedore monitorKiB'), med('docker monitorKiB'), 'lower'),
   ];
-  const report = {
-    benchmark: 'containers',
-    date: new Date().toISOString(),
-    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
-    engines: { stevedore: stevedore.version, docker: docker.version },
-    settings: { runs: RUNS, containers: CONTAINERS },
-    logBytes: { stevedore: med('stevedore logsBytes'), docker: med('docker logsBytes') },
-    rows,
-  };
-  const dir = path.join(__dirname, '..', 'results');
-  fs.writeFileSync(path.join(dir, 'containers.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const md = `# Container benchmark\n\n${report.date}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB, kernel ${report.machine.kernel}; ${report.engines.stevedore} vs ${report.engines.docker}. Both with --net=none (bridge networking is not in Stevedore yet). Docker's monitor is containerd-shim.\n\n${markdownTable(rows)}\n`;
-  fs.writeFileSync(path.join(dir, 'containers.md'), md);
-  process.stdout.write(md);
+  writeReport('containers', 'Container benchmark', { stevedore: stevedore.version, docker: docker.version }, `Both with --net=none (the network benchmark measures the bridge). Docker's monitor is containerd-shim.`, rows, { settings: { runs: RUNS, containers: CONTAINERS }, logBytes: { stevedore: med('stevedore logsBytes'), docker: med('docker logsBytes') } });
 }
 
 main().catch((err) => {

@@ -5,6 +5,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { send } from './http-client';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 
@@ -172,4 +173,10 @@ export async function startDocker(options: { bridge?: string } = {}): Promise<En
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Imports a busybox tar as `busybox:latest` into an engine. */
+export async function importBusybox(e: Engine, tarFile: string): Promise<void> {
+  const r = await send(e.socket, 'POST', '/v1.12/images/create?fromSrc=-&repo=busybox&tag=latest', { file: tarFile });
+  if (r.status !== 200) throw new Error(`${e.name} import: ${r.status} ${r.body}`);
 }

@@ -8,33 +8,13 @@
 //   node bench/dist/events-memory.js [--events 40] [--containers 50]
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { busyboxTar, rssKiB, startDocker, startStevedore, type Engine } from './engines';
-import { send } from './http-client';
-import { markdownTable, row, summarize, type Row } from './stats';
+import { busyboxTar, importBusybox, rssKiB, startDocker, startStevedore, type Engine } from './engines';
+import { json } from './http-client';
+import { option, row, summarize, writeReport, type Row } from './stats';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const EVENTS = opt('--events', 40);
-const CONTAINERS = opt('--containers', 50);
+const EVENTS = option('--events', 40);
+const CONTAINERS = option('--containers', 50);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function json(socket: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const text = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ socketPath: socket, method, path: p, agent: false, headers: text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {} }, (res) => {
-      let b = '';
-      res.on('data', (d) => (b += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b ? (() => { try { return JSON.parse(b); } catch { return b; } })() : undefined }));
-    });
-    req.on('error', reject);
-    req.end(text);
-  });
-}
 
 /** A live GET /events stream; `next(id, status)` resolves when that event arrives, with the time it arrived. */
 function eventStream(socket: string): { next(id: string, status: string): Promise<bigint>; close(): void } {
@@ -83,8 +63,7 @@ async function main(): Promise<void> {
   const add = (k: string, v: number) => samples.set(k, [...(samples.get(k) ?? []), v]);
   try {
     for (const e of engines) {
-      const r = await send(e.socket, 'POST', '/v1.12/images/create?fromSrc=-&repo=busybox&tag=latest', { file: tarFile });
-      if (r.status !== 200) throw new Error(`${e.name} import: ${r.status}`);
+      await importBusybox(e, tarFile);
     }
     process.stderr.write('bench: idle memory\n');
     await sleep(3000);
@@ -133,19 +112,7 @@ async function main(): Promise<void> {
     row('memory of the whole engine, idle (RSS)', 'MiB', med('stevedore idleKiB') / 1024, med('docker idleKiB') / 1024, 'lower'),
     row(`memory of the whole engine with ${CONTAINERS} running containers (RSS)`, 'MiB', med('stevedore busyKiB') / 1024, med('docker busyKiB') / 1024, 'lower'),
   ];
-  const report = {
-    benchmark: 'events-memory',
-    date: new Date().toISOString(),
-    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
-    engines: { stevedore: stevedore.version, docker: docker.version },
-    settings: { events: EVENTS, containers: CONTAINERS },
-    rows,
-  };
-  const dir = path.join(__dirname, '..', 'results');
-  fs.writeFileSync(path.join(dir, 'events-memory.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const md = `# Events and memory benchmark\n\n${report.date}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB, kernel ${report.machine.kernel}; ${report.engines.stevedore} vs ${report.engines.docker}. Memory: Stevedore's supervisor, services, Redis and monitors; the Docker engine's dockerd, containerd and shims.\n\n${markdownTable(rows)}\n`;
-  fs.writeFileSync(path.join(dir, 'events-memory.md'), md);
-  process.stdout.write(md);
+  writeReport('events-memory', 'Events and memory benchmark', { stevedore: stevedore.version, docker: docker.version }, `Memory: Stevedore's supervisor, services, Redis and monitors; the Docker engine's dockerd, containerd and shims.`, rows, { settings: { events: EVENTS, containers: CONTAINERS } });
 }
 
 main().catch((err) => {

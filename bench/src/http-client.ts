@@ -44,3 +44,25 @@ export function download(socket: string, path: string, file: string): Promise<nu
 }
 
 export const discard = () => new Writable({ write: (_c, _e, cb) => cb() });
+
+/** A request with a JSON body (or none); the answer parsed as JSON when it is JSON. */
+export function json(socket: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ socketPath: socket, method, path: p, agent: false, headers: text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {} }, (res) => {
+      let b = '';
+      res.on('data', (d) => (b += d));
+      res.on('end', () => {
+        let parsed: unknown = b;
+        try {
+          parsed = b ? JSON.parse(b) : undefined;
+        } catch {
+          // text
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(text);
+  });
+}

@@ -7,20 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { startDocker, startStevedore, type Engine } from './engines';
 import { download, send } from './http-client';
-import { markdownTable, row, summarize, type Row } from './stats';
+import { option, row, summarize, writeReport, type Row } from './stats';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const MB = opt('--mb', 200);
-const ROUNDS = opt('--rounds', 3);
-const IMAGES = opt('--images', 1000);
+const MB = option('--mb', 200);
+const ROUNDS = option('--rounds', 3);
+const IMAGES = option('--images', 1000);
 
 /** A busybox root filesystem padded with incompressible files to the size asked. */
 function makeRootfs(dir: string): string {
@@ -123,20 +117,7 @@ async function main(): Promise<void> {
     row(`GET /images/json, ${IMAGES} images, median`, 'ms', med('stevedore list'), med('docker list'), 'lower'),
     row(`GET /images/json, ${IMAGES} images, p95`, 'ms', summarize(results.get('stevedore list')!).p95, summarize(results.get('docker list')!).p95, 'lower'),
   ];
-  const report = {
-    benchmark: 'images',
-    date: new Date().toISOString(),
-    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
-    engines: { stevedore: stevedore.version, docker: docker.version },
-    settings: { mb: MB, rounds: ROUNDS, images: IMAGES },
-    rows,
-  };
-  const dir = path.join(__dirname, '..', 'results');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'images.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const md = `# Image benchmark\n\n${report.date}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB, kernel ${report.machine.kernel}; ${report.engines.stevedore} vs ${report.engines.docker}. ${ROUNDS} rounds interleaved; medians.\n\n${markdownTable(rows)}\n`;
-  fs.writeFileSync(path.join(dir, 'images.md'), md);
-  process.stdout.write(md);
+  writeReport('images', 'Image benchmark', { stevedore: stevedore.version, docker: docker.version }, `${ROUNDS} rounds interleaved; medians.`, rows, { settings: { mb: MB, rounds: ROUNDS, images: IMAGES } });
 }
 
 main().catch((err) => {

@@ -9,20 +9,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { busyboxTar, makeBridge, startDocker, startStevedore, type Engine } from './engines';
-import { send } from './http-client';
-import { markdownTable, row, summarize, type Row } from './stats';
+import { busyboxTar, importBusybox, makeBridge, startDocker, startStevedore, type Engine } from './engines';
+import { option, row, summarize, writeReport, type Row } from './stats';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const RUNS = opt('--runs', 20);
-const MB = opt('--mb', 500);
-const ROUNDS = opt('--rounds', 5);
+const RUNS = option('--runs', 20);
+const MB = option('--mb', 500);
+const ROUNDS = option('--rounds', 5);
 const ms = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e6;
 
 /** The Docker engine's bridge: made here (it is given an existing one), deleted at the end. */
@@ -85,8 +77,7 @@ async function main(): Promise<void> {
   const add = (k: string, v: number) => samples.set(k, [...(samples.get(k) ?? []), v]);
   try {
     for (const e of engines) {
-      const r = await send(e.socket, 'POST', '/v1.12/images/create?fromSrc=-&repo=busybox&tag=latest', { file: tarFile });
-      if (r.status !== 200) throw new Error(`${e.name} import: ${r.status}`);
+      await importBusybox(e, tarFile);
       for (const n of ['none', 'bridge'] as const) runRm(e, n); // warm-up
     }
     process.stderr.write('bench: docker run --rm, bridge and none\n');
@@ -121,20 +112,7 @@ async function main(): Promise<void> {
     row('what the bridge adds to run --rm (median bridge − median none)', 'ms', med('stevedore bridge') - med('stevedore none'), med('docker bridge') - med('docker none'), 'lower'),
     row(`${MB} MB download through a published port on 127.0.0.1`, 'MB/s', med('stevedore MBps'), med('docker MBps'), 'higher'),
   ];
-  const report = {
-    benchmark: 'network',
-    date: new Date().toISOString(),
-    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
-    engines: { stevedore: stevedore.version, docker: docker.version },
-    settings: { runs: RUNS, mb: MB, rounds: ROUNDS },
-    samples: Object.fromEntries(samples),
-    rows,
-  };
-  const dir = path.join(__dirname, '..', 'results');
-  fs.writeFileSync(path.join(dir, 'network.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const md = `# Network benchmark\n\n${report.date}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB, kernel ${report.machine.kernel}; ${report.engines.stevedore} vs ${report.engines.docker}, ${RUNS} runs of each, interleaved. Stevedore's bridge goes through the CNI plugins (published ports by DNAT); the Docker engine is given a bridge of the benchmark's and runs without iptables, so its published ports go through its userland proxy, which is also what serves 127.0.0.1 when it manages iptables.\n\n${markdownTable(rows)}\n`;
-  fs.writeFileSync(path.join(dir, 'network.md'), md);
-  process.stdout.write(md);
+  writeReport('network', 'Network benchmark', { stevedore: stevedore.version, docker: docker.version }, `${RUNS} runs of each, interleaved. Stevedore's bridge goes through the CNI plugins (published ports by DNAT); the Docker engine is given a bridge of the benchmark's and runs without iptables, so its published ports go through its userland proxy, which is also what serves 127.0.0.1 when it manages iptables.`, rows, { settings: { runs: RUNS, mb: MB, rounds: ROUNDS }, samples: Object.fromEntries(samples) });
 }
 
 main().catch((err) => {

@@ -1,4 +1,8 @@
-// Medians, percentiles and the report table.
+// Medians, percentiles, the report table, the reports' files, and the
+// benchmarks' command-line options.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -38,4 +42,34 @@ export function markdownTable(rows: Row[]): string {
   const lines = ['| figure | Stevedore | Docker 20.10 | Stevedore/Docker | better is |', '|---|---|---|---|---|'];
   for (const r of rows) lines.push(`| ${r.figure} | ${fmt(r.stevedore)} ${r.unit} | ${fmt(r.docker)} ${r.unit} | ${r.ratio.toFixed(2)} | ${r.better} |`);
   return lines.join('\n');
+}
+
+/** A numeric command-line option (`--runs 20`), or its default. */
+export function option(name: string, fallback: number): number {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+}
+
+/**
+ * Writes a benchmark's report to bench/results/<benchmark>.json and .md (and
+ * prints the Markdown): the date, the machine, both engines' versions, what
+ * was measured (`about`), the figures, and `extra` (settings, samples) in the JSON.
+ */
+export function writeReport(benchmark: string, title: string, engines: { stevedore: string; docker: string }, about: string, rows: Row[], extra: Record<string, unknown> = {}): void {
+  const report = {
+    benchmark,
+    date: new Date().toISOString(),
+    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
+    engines,
+    ...extra,
+    rows,
+  };
+  const dir = path.join(__dirname, '..', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, `${benchmark}.json`), `${JSON.stringify(report, null, 2)}\n`);
+  const { machine } = report;
+  const md = `# ${title}\n\n${report.date}, ${machine.cores} cores, ${machine.memoryGiB} GiB, kernel ${machine.kernel}; ${engines.stevedore} vs ${engines.docker}. ${about}\n\n${markdownTable(rows)}\n`;
+  fs.writeFileSync(path.join(dir, `${benchmark}.md`), md);
+  process.stdout.write(md);
 }
