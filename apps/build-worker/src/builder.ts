@@ -14,7 +14,7 @@ import type { containers, images } from '@stevedore/contracts';
 import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
 import { jsonMessage, sameBuildConfig } from '@stevedore/docker-api';
 import { asStevedoreError, notFound, refused, StevedoreError } from '@stevedore/errors';
-import { callOptions, callUnary, commitContainer, type CommitFailure } from '@stevedore/service-kit';
+import { callOptions, callUnary, commitContainer, pumpInto, type CommitFailure } from '@stevedore/service-kit';
 import { commandOf, goList, jsonArray, parseDockerfile, replaceEnv, type Step } from './dockerfile';
 
 const DEFAULT_ENV = ['HOME=/', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
@@ -501,18 +501,7 @@ export class Builder {
     await new Promise<void>((resolve, reject) => {
       const upload = this.s.runtime.putArchive(callOptions(this.o.requestId).metadata, (err) => (err ? reject(err) : resolve()));
       upload.write({ part: { $case: 'target', target: { id, path: target, makePath: true } } });
-      const tarStream = placementTar(placements);
-      tarStream.on('data', (chunk: Buffer) => {
-        if (!upload.write({ part: { $case: 'chunk', chunk } })) {
-          tarStream.pause();
-          upload.once('drain', () => tarStream.resume());
-        }
-      });
-      tarStream.on('end', () => upload.end());
-      tarStream.on('error', (err) => {
-        upload.cancel();
-        reject(err);
-      });
+      pumpInto(placementTar(placements), upload, (chunk: Buffer): containers.PutArchiveRequest => ({ part: { $case: 'chunk', chunk } }), reject);
     });
     await this.commit(id, containerConfig);
   }

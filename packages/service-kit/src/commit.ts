@@ -14,16 +14,40 @@ export function commitContainer(runtime: containers.ContainerRuntimeClient, stor
     const upload = store.commit(metadata, options, (err, r) => (err ? reject({ err, service: 'image-store' } satisfies CommitFailure) : resolve(r.id)));
     upload.write({ part: { $case: 'header', header } });
     const diff = runtime.diff({ id: header.containerId }, callOptions(requestId).metadata);
-    diff.on('data', (c: { data: Buffer }) => {
-      if (!upload.write({ part: { $case: 'chunk', chunk: c.data } })) {
-        diff.pause();
-        upload.once('drain', () => diff.resume());
-      }
-    });
-    diff.on('end', () => upload.end());
-    diff.on('error', (err) => {
-      upload.cancel();
-      reject({ err, service: 'container-runtime' } satisfies CommitFailure);
-    });
+    pumpInto(diff, upload, (c: { data: Buffer }): images.CommitRequest => ({ part: { $case: 'chunk', chunk: c.data } }), (err) => reject({ err, service: 'container-runtime' } satisfies CommitFailure));
+  });
+}
+
+interface Source<C> {
+  on(event: 'data', listener: (chunk: C) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
+
+interface Upload<T> {
+  write(message: T): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+  end(): void;
+  cancel(): void;
+}
+
+/**
+ * Feeds a stream into a client-streaming call, one message per chunk, paced
+ * by the call's flow control; ends the call with the stream, cancels it when
+ * the stream fails (and tells `onError`).
+ */
+export function pumpInto<C, T>(source: Source<C>, upload: Upload<T>, wrap: (chunk: C) => T, onError: (err: Error) => void): void {
+  source.on('data', (chunk) => {
+    if (!upload.write(wrap(chunk))) {
+      source.pause();
+      upload.once('drain', () => source.resume());
+    }
+  });
+  source.on('end', () => upload.end());
+  source.on('error', (err) => {
+    upload.cancel();
+    onError(err);
   });
 }

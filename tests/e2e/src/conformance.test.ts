@@ -9,16 +9,9 @@ import { after, before, test } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import { busyboxRootfsTar } from './images-fixtures';
-import { REPO, type Stack, startStackWithBusybox, stopStack } from './harness';
-
-interface Answer {
-  status: number;
-  contentType: string;
-  body: Buffer;
-}
+import { type RawAnswer, REPO, requestOn, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 type Kind = 'json' | 'json-stream' | 'text' | 'tar' | 'frames' | 'empty' | 'any';
 
@@ -26,7 +19,7 @@ interface Expect {
   status: number;
   kind: Kind;
   /** A further check of the answer at this version. */
-  check?: (a: Answer) => void;
+  check?: (a: RawAnswer) => void;
 }
 
 interface Case {
@@ -40,21 +33,7 @@ interface Case {
   versions: Record<string, Expect>;
 }
 
-function send(socket: string, method: string, urlPath: string, body?: Buffer | string, headers: Record<string, string> = {}, timeoutMs = 30_000): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, method, path: urlPath, agent: false, headers: { ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? '').split(';')[0], body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${urlPath}: no answer in ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-function kindOf(a: Answer): Kind {
+function kindOf(a: RawAnswer): Kind {
   if (a.body.length === 0) return 'empty';
   if (a.body.length >= 8 && [0, 1, 2].includes(a.body[0]) && a.body[1] === 0 && a.body[2] === 0 && a.body[3] === 0) return 'frames';
   if (a.body.length >= 512 && a.body.subarray(257, 262).toString() === 'ustar') return 'tar';
@@ -93,29 +72,29 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
   fs.writeFileSync(path.join(contextDir, 'Dockerfile'), 'FROM busybox\nRUN true\n');
   const context = execFileSync('tar', ['-C', contextDir, '-cf', '-', '.']);
   fs.rmSync(contextDir, { recursive: true, force: true });
-  const saved = (await send(stack.socket, 'GET', '/v1.12/images/busybox/get')).body;
+  const saved = (await requestOn(stack.socket, 'GET', '/v1.12/images/busybox/get')).body;
   /** A running container, paused. */
   const paused = async () => {
     const id = await fresh(true);
     await docker(['pause', id]);
     return id;
   };
-  const ok = (status: number, kind: Kind, check?: (a: Answer) => void): Expect => ({ status, kind, check });
+  const ok = (status: number, kind: Kind, check?: (a: RawAnswer) => void): Expect => ({ status, kind, check });
   /** Docker 1.0's engine objects: keys in alphabetical order, a newline after the object. */
-  const engineObject = (a: Answer) => {
+  const engineObject = (a: RawAnswer) => {
     const text = a.body.toString();
     assert.ok(text.endsWith('}\n'), 'a newline after the object');
     const keys = Object.keys(JSON.parse(text) as object);
     assert.deepEqual(keys, [...keys].sort(), 'keys in alphabetical order');
   };
   /** The stored structures Docker 1.0 serialised directly before v1.12: no newline after them. */
-  const storedStructure = (key: string) => (a: Answer) => {
+  const storedStructure = (key: string) => (a: RawAnswer) => {
     keyed(key)(a);
     assert.ok(a.body.toString().endsWith('}'), 'no newline after a stored structure');
   };
-  const keyed = (key: string) => (a: Answer) => assert.ok(key in (JSON.parse(a.body.toString()) as object), `key ${key}`);
-  const notKeyed = (key: string) => (a: Answer) => assert.ok(!(key in (JSON.parse(a.body.toString()) as object)), `no key ${key}`);
-  const portsShape = (string: boolean) => (a: Answer) => {
+  const keyed = (key: string) => (a: RawAnswer) => assert.ok(key in (JSON.parse(a.body.toString()) as object), `key ${key}`);
+  const notKeyed = (key: string) => (a: RawAnswer) => assert.ok(!(key in (JSON.parse(a.body.toString()) as object)), `no key ${key}`);
+  const portsShape = (string: boolean) => (a: RawAnswer) => {
     const list = JSON.parse(a.body.toString()) as Array<{ Ports: unknown }>;
     assert.equal(typeof list.find((c) => c.Ports !== undefined)?.Ports === 'string', string, 'Ports');
   };
@@ -173,7 +152,7 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
   for (const c of cases) {
     for (const [v, expect] of Object.entries(c.versions)) {
       const urlPath = await c.path(v);
-      const a = await send(stack.socket, c.method, urlPath, c.body?.(v), c.headers);
+      const a = await requestOn(stack.socket, c.method, urlPath, c.body?.(v), c.headers);
       let problem = '';
       if (a.status !== expect.status) problem = `status ${a.status}, expected ${expect.status}: ${a.body.toString().slice(0, 200)}`;
       else if (expect.kind !== 'any' && kindOf(a) !== expect.kind) problem = `body ${kindOf(a)}, expected ${expect.kind}`;
@@ -204,19 +183,19 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     ['GET', '/v1.12/images/nosuchimage/json', undefined, {}, 404, /^No such image: nosuchimage\n$/],
   ];
   for (const [method, urlPath, body, headers, status, message] of errors) {
-    const a = await send(stack.socket, method, urlPath, body, headers);
+    const a = await requestOn(stack.socket, method, urlPath, body, headers);
     if (a.status !== status || !message.test(a.body.toString())) failures.push(`${method} ${urlPath}: ${a.status} ${JSON.stringify(a.body.toString())}, expected ${status} ${message}`);
   }
   // Starting a running container is a no-op, still 204, in Docker 1.0.
-  assert.equal((await send(stack.socket, 'POST', `/v1.12/containers/${running}/start`)).status, 204);
+  assert.equal((await requestOn(stack.socket, 'POST', `/v1.12/containers/${running}/start`)).status, 204);
   assert.deepEqual(failures, []);
   // The gates: version prefixes and a version beyond v1.12.
-  assert.equal((await send(stack.socket, 'GET', '/v1.13/version')).status, 404);
-  assert.equal((await send(stack.socket, 'GET', '/version')).status, 200, 'unversioned is the newest');
-  assert.equal((await send(stack.socket, 'OPTIONS', '/v1.12/containers/json')).status, 200);
-  const unknown = await send(stack.socket, 'GET', '/v1.12/no/such/route');
+  assert.equal((await requestOn(stack.socket, 'GET', '/v1.13/version')).status, 404);
+  assert.equal((await requestOn(stack.socket, 'GET', '/version')).status, 200, 'unversioned is the newest');
+  assert.equal((await requestOn(stack.socket, 'OPTIONS', '/v1.12/containers/json')).status, 200);
+  const unknown = await requestOn(stack.socket, 'GET', '/v1.12/no/such/route');
   assert.deepEqual([unknown.status, unknown.body.toString()], [404, '404 page not found\n']);
-  for (const gone of [['POST', '/v1.11/images/busybox/insert'], ['POST', '/v1.5/images/getCache'], ['GET', '/v1.1/auth']]) assert.equal((await send(stack.socket, gone[0], gone[1])).status, 404, gone.join(' '));
+  for (const gone of [['POST', '/v1.11/images/busybox/insert'], ['POST', '/v1.5/images/getCache'], ['GET', '/v1.1/auth']]) assert.equal((await requestOn(stack.socket, gone[0], gone[1])).status, 404, gone.join(' '));
 
   // The table, from the route declarations and these results.
   const table = await conformanceTable();

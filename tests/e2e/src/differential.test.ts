@@ -9,33 +9,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import { busyboxRootfsTar } from './images-fixtures';
-import { startReferenceDocker, startStack, stopStack, type Stack } from './harness';
+import { type RawAnswer, requestOn, type Stack, startReferenceDocker, startStack, stopStack } from './harness';
 import { ALLOWED } from './differential-allowed';
 import { compareShapes, shapeOf, type Shape } from './shape';
 
-interface Answer {
-  status: number;
-  contentType: string;
-  body: Buffer;
-}
-
-function send(socket: string, method: string, urlPath: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, method, path: urlPath, agent: false, headers: { ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? '').split(';')[0], body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 /** What is compared of an answer: its status, its content type and its body's shape (JSON, a JSON stream, multiplexed frames, a tar or text). */
-function describeAnswer(a: Answer): { status: number; contentType: string; body: Shape } {
+function describeAnswer(a: RawAnswer): { status: number; contentType: string; body: Shape } {
   const text = a.body.toString('utf8');
   let body: Shape;
   if (a.contentType === 'application/json') {
@@ -69,9 +49,9 @@ test('the same v1.12 requests to Stevedore and to the Docker engine 20.10 get an
   const tar = fs.readFileSync(busyboxRootfsTar());
 
   /** One step of the sequence: the request (its path may use the engine's own IDs) to both engines, the answers compared. */
-  async function step(name: string, method: string, urlPath: (e: keyof typeof engines) => string, body?: Buffer | string, headers?: Record<string, string>): Promise<Record<string, Answer>> {
-    const answers: Record<string, Answer> = {};
-    for (const e of ['stevedore', 'reference'] as const) answers[e] = await send(engines[e], method, urlPath(e), body, headers);
+  async function step(name: string, method: string, urlPath: (e: keyof typeof engines) => string, body?: Buffer | string, headers?: Record<string, string>): Promise<Record<string, RawAnswer>> {
+    const answers: Record<string, RawAnswer> = {};
+    for (const e of ['stevedore', 'reference'] as const) answers[e] = await requestOn(engines[e], method, urlPath(e), body, headers);
     const [r, s] = [describeAnswer(answers.reference), describeAnswer(answers.stevedore)];
     if (r.status !== s.status) found.push(`${name}: status ${s.status} (reference ${r.status})`);
     if (r.contentType !== s.contentType) found.push(`${name}: content type ${JSON.stringify(s.contentType)} (reference ${JSON.stringify(r.contentType)})`);

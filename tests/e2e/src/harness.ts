@@ -357,3 +357,25 @@ export async function startReferenceDocker(): Promise<{ host: string; run(args: 
     },
   };
 }
+
+/** An answer as the conformance and differential tests compare them: status, content type (no parameters), body. */
+export interface RawAnswer {
+  status: number;
+  contentType: string;
+  body: Buffer;
+}
+
+/** One request on any engine's socket (a stack's, or the reference engine's). */
+export function requestOn(socket: string, method: string, urlPath: string, body?: Buffer | string, headers: Record<string, string> = {}, timeoutMs = 30_000): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: socket, method, path: urlPath, agent: false, headers: { ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? '').split(';')[0], body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${urlPath}: no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
