@@ -20,7 +20,7 @@ import { prepareVolumes, type VolumeMount } from './volumes';
 import { BridgeNetwork } from './bridge-network';
 import { resolvePorts, type PortMapping } from './ports';
 import { type LinkedPorts, InterContainerPolicy } from './icc';
-import { linkEnv, parseLink } from './links';
+import { exposedPortList, linkEnv, parseLink } from './links';
 import type { NetworkRow } from './store/container-db';
 import { ContainerDb, type ContainerRow } from './store/container-db';
 import { checkName, newContainerId, randomName } from './store/names';
@@ -252,11 +252,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       if (linked.status !== 'running' || !net) throw refused(`Cannot link to a non running container: ${linked.name} AS ${row.name}/${alias}`);
       const config = JSON.parse(linked.config) as ContainerConfig;
       const info = { name: linked.name, ipAddress: net.ip_address, env: config.Env ?? [], exposedPorts: Object.keys(config.ExposedPorts ?? {}) };
-      const ports = info.exposedPorts.map((key) => {
-        const [port, proto = 'tcp'] = key.split('/');
-        return { port: Number(port), proto };
-      });
-      return { alias, ipAddress: net.ip_address, ports, env: linkEnv(row.name, alias, info) };
+      return { alias, ipAddress: net.ip_address, ports: exposedPortList(info.exposedPorts), env: linkEnv(row.name, alias, info) };
     });
   }
 

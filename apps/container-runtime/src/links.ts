@@ -20,16 +20,21 @@ export function parseLink(spec: string): { target: string; alias: string } {
   return { target, alias };
 }
 
-/** The environment a link gives: ALIAS_NAME, ALIAS_PORT…, ALIAS_ENV_… */
-export function linkEnv(parentName: string, alias: string, t: LinkTarget): string[] {
-  const prefix = alias.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
-  const env = [`${prefix}_NAME=${parentName}/${alias}`];
-  const ports = t.exposedPorts
+/** `ExposedPorts` keys (`80/tcp`, `53/udp`, `8080`) as port and protocol, lowest first. */
+export function exposedPortList(keys: string[]): Array<{ port: number; proto: string }> {
+  return keys
     .map((key) => {
       const [port, proto = 'tcp'] = key.split('/');
       return { port: Number(port), proto };
     })
     .sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto));
+}
+
+/** The environment a link gives: ALIAS_NAME, ALIAS_PORT…, ALIAS_ENV_… */
+export function linkEnv(parentName: string, alias: string, t: LinkTarget): string[] {
+  const prefix = alias.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+  const env = [`${prefix}_NAME=${parentName}/${alias}`];
+  const ports = exposedPortList(t.exposedPorts);
   if (ports.length) env.push(`${prefix}_PORT=${ports[0].proto}://${t.ipAddress}:${ports[0].port}`);
   for (const { port, proto } of ports) {
     const p = `${prefix}_PORT_${port}_${proto.toUpperCase()}`;

@@ -41,6 +41,8 @@ export interface StevedoreConfig {
    * host need their own); `icc` false lets only links pass between containers.
    */
   bridge: { name: string; subnet: string; icc: boolean };
+  /** Build-worker processes `stevedore up` starts on this host. */
+  buildWorkers: number;
   /** The address a gRPC service listens on and is reached at. */
   serviceAddress(name: GrpcServiceName): string;
   runDir: string;
@@ -80,6 +82,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(bridgeName)) throw new Error(`STEVEDORE_BRIDGE must be an interface name of at most 15 characters, not ${JSON.stringify(bridgeName)}`);
   const bridgeSubnet = env.STEVEDORE_BRIDGE_SUBNET || '172.29.0.0/16';
   if (!/^\d{1,3}(\.\d{1,3}){3}\/(8|9|[12]\d|30)$/.test(bridgeSubnet)) throw new Error(`STEVEDORE_BRIDGE_SUBNET must be an IPv4 subnet such as 172.29.0.0/16, not ${JSON.stringify(bridgeSubnet)}`);
+  const buildWorkers = positiveInt(env, 'STEVEDORE_BUILD_WORKERS', 1);
+  if (buildWorkers > 64) throw new Error(`STEVEDORE_BUILD_WORKERS must be a number of workers from 1 to 64, not ${buildWorkers}`);
   const icc = env.STEVEDORE_ICC ?? 'true';
   if (!['true', 'false'].includes(icc)) throw new Error(`STEVEDORE_ICC must be true or false, not ${JSON.stringify(icc)}`);
   return {
@@ -97,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
       maxAgeSeconds: positiveInt(env, 'STEVEDORE_EVENTS_MAX_AGE', 7 * 24 * 3600),
     },
     bridge: { name: bridgeName, subnet: bridgeSubnet, icc: icc === 'true' },
+    buildWorkers,
     serviceAddress: (name) => env[envName(name)] || `unix:${path.join(runDir, `${name}.sock`)}`,
     runDir,
     logDir: path.join(root, 'logs'),
@@ -117,6 +122,7 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
     STEVEDORE_BRIDGE: config.bridge.name,
     STEVEDORE_BRIDGE_SUBNET: config.bridge.subnet,
     STEVEDORE_ICC: String(config.bridge.icc),
+    STEVEDORE_BUILD_WORKERS: String(config.buildWorkers),
   };
   if (config.debug) env.STEVEDORE_DEBUG = '1';
   for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);

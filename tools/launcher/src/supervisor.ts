@@ -123,7 +123,7 @@ class Supervisor {
     const nodeArgs = (process.env.STEVEDORE_NODE_ARGS ?? '').split(' ').filter(Boolean);
     for (const name of [...GRPC_SERVICES, 'api-edge']) {
       // STEVEDORE_BUILD_WORKERS build workers take jobs from the one queue; the second and later listen on addresses of their own.
-      const copies = name === 'build-worker' ? buildWorkers() : 1;
+      const copies = name === 'build-worker' ? this.config.buildWorkers : 1;
       for (let i = 1; i <= copies; i++) {
         const instance = i === 1 ? name : `${name}-${i}`;
         const own = i === 1 ? env : { ...env, STEVEDORE_BUILD_WORKER_ADDR: this.instanceAddress(instance) };
@@ -176,13 +176,6 @@ class Supervisor {
     fs.rmSync(this.files.state, { force: true });
     fs.rmSync(this.files.pid, { force: true });
   }
-}
-
-function buildWorkers(): number {
-  const raw = process.env.STEVEDORE_BUILD_WORKERS ?? '1';
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`STEVEDORE_BUILD_WORKERS must be a number of workers from 1 to 64, not ${JSON.stringify(raw)}`);
-  return n;
 }
 
 async function main(): Promise<void> {

@@ -49,6 +49,24 @@ function registryConfig(req: ApiRequest): Record<string, images.AuthConfig> {
   return out;
 }
 
+/** One entry of a build's output in the format of the request's version (gate G6). */
+function renderEntry(entry: OutputEntry, json: boolean): string {
+  const render = (m: ProgressMessage) => (json ? jsonMessage(m) : textMessage(m));
+  switch (entry.kind) {
+    case 'out':
+      return render({ stream: entry.text });
+    case 'err':
+      return render({ stream: `\u001b[91m${entry.text}\u001b[0m` });
+    case 'raw':
+      // A pull's progress message, already JSON; text clients get its status.
+      return json ? `${entry.text}\r\n` : textMessage(JSON.parse(entry.text) as ProgressMessage);
+    case 'error':
+      return render({ error: entry.text });
+    default:
+      return '';
+  }
+}
+
 @Injectable()
 export class BuildHandlers implements OnApplicationShutdown {
   private readonly keys: BuildKeys;
@@ -98,14 +116,13 @@ export class BuildHandlers implements OnApplicationShutdown {
     };
     const reader = connectRedis(this.config.redisUrl);
     const json = req.atLeast('1.8');
-    const render = (m: ProgressMessage) => (json ? jsonMessage(m) : textMessage(m));
     try {
       await this.queue.add('build', job, { jobId: job.buildId, removeOnComplete: true, removeOnFail: true });
       req.log.debug({ storeMs: t1 - t0, queueMs: Date.now() - t1 }, 'build queued');
       for await (const entry of readOutput(reader, this.keys, job.buildId, req.signal)) {
         if (entry.kind === 'error' && !res.started) throw new StevedoreError('refused', entry.text);
         if (!res.started) res.startStream(200, json ? 'application/json' : undefined);
-        const text = this.render(entry, json, render);
+        const text = renderEntry(entry, json);
         if (text) await res.write(text);
       }
       if (req.signal.aborted) {
@@ -126,20 +143,4 @@ export class BuildHandlers implements OnApplicationShutdown {
     }
     res.end();
   };
-
-  private render(entry: OutputEntry, json: boolean, render: (m: ProgressMessage) => string): string {
-    switch (entry.kind) {
-      case 'out':
-        return render({ stream: entry.text });
-      case 'err':
-        return render({ stream: `\u001b[91m${entry.text}\u001b[0m` });
-      case 'raw':
-        // A pull's progress message, already JSON; text clients get its status.
-        return json ? `${entry.text}\r\n` : textMessage(JSON.parse(entry.text) as ProgressMessage);
-      case 'error':
-        return render({ error: entry.text });
-      default:
-        return '';
-    }
-  }
 }
