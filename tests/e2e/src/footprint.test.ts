@@ -2,15 +2,17 @@
 // bridge with published ports, a link under STEVEDORE_ICC=false, data
 // volumes and binds, a SIGKILL of container-runtime while they run (and one
 // container dying meanwhile), then `stevedore down` with containers still
-// running. Interfaces, network namespaces, mounts and iptables rules are
+// running. Interfaces, network namespaces, mounts, iptables rules and /tmp are
 // compared with what the host held before the stack started.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { freePort, shortTempDir, sleep, startStackWithBusybox, stopStack } from './harness';
 import { difference, snapshot } from './host-footprint';
+import { busyboxRootfsTar } from './images-fixtures';
 
 test('after a stack whose runtime was SIGKILLed with containers running, the host holds what it held before', async () => {
+  busyboxRootfsTar(); // this process's own (removed at its exit)
   const before = snapshot();
   const stack = await startStackWithBusybox({ STEVEDORE_ICC: 'false' });
   const bindDir = shortTempDir('sd-bind-');

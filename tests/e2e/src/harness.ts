@@ -148,7 +148,30 @@ export function runCommand(
 
 /** A temporary directory with a short path (unix socket paths are limited to 107 bytes). */
 export function shortTempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join('/tmp', prefix));
+  return removedAtExit(fs.mkdtempSync(path.join('/tmp', prefix)));
+}
+
+const scratch: string[] = [];
+
+/**
+ * A temporary file or directory removed when the test process ends (the
+ * suite's footprint check counts /tmp's entries); kept with
+ * STEVEDORE_TEST_KEEP=1, for debugging.
+ */
+export function removedAtExit(file: string): string {
+  if (scratch.length === 0 && process.env.STEVEDORE_TEST_KEEP !== '1') {
+    process.on('exit', () => {
+      for (const f of scratch) {
+        try {
+          fs.rmSync(f, { recursive: true, force: true });
+        } catch {
+          // busy (a stack that was never stopped): its test failed already
+        }
+      }
+    });
+  }
+  scratch.push(file);
+  return file;
 }
 
 let stacksStarted = 0;
@@ -350,8 +373,11 @@ export async function startReferenceDocker(): Promise<{ host: string; run(args: 
     host: `unix://${socket}`,
     run: (args) => runCommand('docker', args, { env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: config, DOCKER_BUILDKIT: '0' }, timeoutMs: 120_000 }),
     stop: async () => {
+      // Its containerd may dump its goroutines to /tmp/containerd.<pid>.stacks.log as it is stopped: that goes too.
+      const containerd = spawnSync('pgrep', ['-P', String(child.pid), 'containerd'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
+      for (const pid of containerd) fs.rmSync(`/tmp/containerd.${pid}.stacks.log`, { force: true });
       spawnSync('umount', ['-R', path.join(dir, 'root')]);
       fs.rmSync(dir, { recursive: true, force: true });
     },

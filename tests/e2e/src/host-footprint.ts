@@ -1,5 +1,6 @@
 // What the host holds that a stack could leave behind: network interfaces
-// (veths, bridges), network namespaces, mounts, iptables rules. A snapshot
+// (veths, bridges), network namespaces, mounts, iptables rules, entries of
+// /tmp. A snapshot
 // before and one after must be equal: around one stack's life (a test), and
 // around the whole suite (`stevedore test` takes one before and checks after).
 //
@@ -13,6 +14,7 @@ export interface Footprint {
   netns: string[];
   mounts: string[];
   rules: string[];
+  tmp: string[];
 }
 
 /**
@@ -26,6 +28,7 @@ const HOST_WIDE = [
   /^:CNI-HOSTPORT-(DNAT|MASQ|SETMARK) /,
   /^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-(DNAT|MASQ)$/,
   /^-A CNI-HOSTPORT-(MASQ|SETMARK) /,
+  /^stevedore-footprint\./, // the suite's own snapshot
 ];
 
 const hostWide = (line: string): boolean => HOST_WIDE.some((re) => re.test(line));
@@ -46,13 +49,13 @@ export function snapshot(): Footprint {
     .filter((l) => l.startsWith('-A ') || (l.startsWith(':') && !/^:(INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) /.test(l)))
     .map((l) => l.replace(/ \[\d+:\d+\]$/, ''));
   const sorted = (xs: string[]): string[] => xs.filter((x) => !hostWide(x)).sort();
-  return { links: sorted(links), netns: sorted(netns), mounts: sorted(mounts), rules: sorted(rules) };
+  return { links: sorted(links), netns: sorted(netns), mounts: sorted(mounts), rules: sorted(rules), tmp: sorted(fs.readdirSync('/tmp')) };
 }
 
 /** What `after` holds that `before` did not, and what it lost, per kind; empty when equal. */
 export function difference(before: Footprint, after: Footprint): string[] {
   const out: string[] = [];
-  for (const kind of ['links', 'netns', 'mounts', 'rules'] as const) {
+  for (const kind of ['links', 'netns', 'mounts', 'rules', 'tmp'] as const) {
     const was = new Set(before[kind]);
     const is = new Set(after[kind]);
     for (const x of is) if (!was.has(x)) out.push(`${kind} left behind: ${x}`);
@@ -70,7 +73,7 @@ if (require.main === module) {
       process.stderr.write(`The host differs from before the suite:\n${diff.join('\n')}\n`);
       process.exit(1);
     }
-    process.stdout.write('host footprint: the same as before the suite (interfaces, namespaces, mounts, iptables rules)\n');
+    process.stdout.write('host footprint: the same as before the suite (interfaces, namespaces, mounts, iptables rules, /tmp)\n');
   } else {
     process.stderr.write('usage: host-footprint save|check FILE\n');
     process.exit(2);

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
-import { shortTempDir } from './harness';
+import { removedAtExit, shortTempDir } from './harness';
 
 let busyboxTar: string | undefined;
 
@@ -20,7 +20,7 @@ export function busyboxRootfsTar(): string {
   fs.writeFileSync(path.join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
   fs.writeFileSync(path.join(dir, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
   fs.chmodSync(path.join(dir, 'tmp'), 0o1777);
-  busyboxTar = `${dir}.tar`;
+  busyboxTar = removedAtExit(`${dir}.tar`);
   execFileSync('tar', ['-C', dir, '--numeric-owner', '-cf', busyboxTar, '.']);
   fs.rmSync(dir, { recursive: true, force: true });
   return busyboxTar;
