@@ -13,15 +13,15 @@ import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { Worker, type Job } from 'bullmq';
-import { appendOutput, BuildKeys, QUEUE_NAME, WORKER_ALIVE_TTL_MS, type BuildJob } from '@stevedore/builds';
+import { appendOutput, BuildKeys, deleteContextStream, OutputWriter, QUEUE_NAME, queueConnection, WORKER_ALIVE_TTL_MS, type BuildJob, type OutputEntry } from '@stevedore/builds';
 import type { StevedoreConfig } from '@stevedore/config';
 import { containers, images } from '@stevedore/contracts';
 import { asStevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { connectRedis, type Redis } from '@stevedore/redis';
+import { BlockingConnections, connectRedis, type Redis } from '@stevedore/redis';
 import { callUnary, CONFIG, createServiceClient, LOGGER } from '@stevedore/service-kit';
 import { BuildCancelled, Builder } from './builder';
-import { applyDockerignore, fetchContext, remoteContext } from './context';
+import { fetchContext, remoteContext } from './context';
 
 const SWEEP_INTERVAL_MS = 3000;
 const DEFAULT_CONTEXT_MAX = 4 * 1024 ** 3;
@@ -34,6 +34,9 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
   private readonly keys: BuildKeys;
   private readonly redis: Redis;
   private readonly subscriber: Redis;
+  private readonly queueRedis: Redis;
+  /** Connections for reading contexts as they arrive (each read blocks its connection). */
+  private readonly readers: BlockingConnections;
   private readonly runtime: containers.ContainerRuntimeClient;
   private readonly store: images.ImageStoreClient;
   private readonly active = new Map<string, AbortController>();
@@ -50,6 +53,8 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
     this.keys = new BuildKeys(config.redisPrefix);
     this.redis = connectRedis(config.redisUrl);
     this.subscriber = connectRedis(config.redisUrl);
+    this.queueRedis = queueConnection(config.redisUrl);
+    this.readers = new BlockingConnections(config.redisUrl, 4);
     this.runtime = createServiceClient(containers.ContainerRuntimeClient, config, 'container-runtime');
     this.store = createServiceClient(images.ImageStoreClient, config, 'image-store');
     this.workDir = path.join(config.root, 'builds');
@@ -72,7 +77,7 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
     await this.sweep();
     this.timers.push(setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS));
     this.worker = new Worker<BuildJob>(QUEUE_NAME, (job) => this.process(job), {
-      connection: connectRedis(this.config.redisUrl),
+      connection: this.queueRedis,
       prefix: this.keys.bull,
       concurrency: this.concurrency,
       // A worker that died holds its job's lock for this long at most; the job then fails as stalled (never runs twice).
@@ -91,6 +96,8 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
     for (const t of this.timers) clearInterval(t);
     for (const c of this.active.values()) c.abort();
     await this.worker?.close();
+    this.queueRedis.disconnect();
+    this.readers.close();
     await this.redis.del(this.keys.alive(this.workerId)).catch(() => undefined);
     this.subscriber.disconnect();
     this.redis.disconnect();
@@ -107,26 +114,23 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
     const taken = Date.now();
     const controller = new AbortController();
     this.active.set(o.buildId, controller);
-    if (await this.redis.exists(this.keys.cancelled(o.buildId))) controller.abort();
-    await this.redis.hset(this.keys.running, o.buildId, this.workerId);
-    const contextDir = path.join(this.workDir, o.buildId);
+    const [cancelled] = await Promise.all([this.redis.exists(this.keys.cancelled(o.buildId)), this.redis.hset(this.keys.running, o.buildId, this.workerId)]);
+    if (cancelled) controller.abort();
+    const buildDir = path.join(this.workDir, o.buildId);
     const log = this.log.child({ build: o.buildId, reqId: o.requestId });
-    // Lines are sent without waiting for each: one connection keeps them in order; the last one waits for all.
-    let sent: Promise<unknown> = Promise.resolve();
-    const output = (entry: Parameters<typeof appendOutput>[3]): Promise<void> => {
-      const p = appendOutput(this.redis, this.keys, o.buildId, entry);
-      sent = Promise.all([sent, p]);
-      sent.catch(() => undefined); // handled here for now: the last line's wait reports it
-      return entry.kind === 'error' || entry.kind === 'done' ? sent.then(() => undefined) : Promise.resolve();
-    };
+    const writer = new OutputWriter(this.redis, this.keys, o.buildId);
+    const output = (entry: OutputEntry): Promise<void> => writer.write(entry);
     try {
-      fs.mkdirSync(contextDir);
-      if (o.contextBlob) await fetchContext(this.store, o.contextBlob, contextDir, this.contextMax, o.requestId);
-      else await remoteContext(o.remote, contextDir, this.contextMax);
-      applyDockerignore(contextDir);
+      fs.mkdirSync(buildDir);
+      const context = o.remote
+        ? await remoteContext(o.remote, buildDir, this.contextMax)
+        : await this.readers.use((redis) =>
+            fetchContext({ redis, keys: this.keys, buildId: o.buildId, store: this.store, requestId: o.requestId, signal: controller.signal }, buildDir, this.contextMax),
+          );
+      context.applyDockerignore();
       log.debug({ queuedMs: taken - job.timestamp, contextMs: Date.now() - taken }, 'context ready');
       const builder = new Builder(
-        { ...o, contextDir },
+        { ...o, context, workDir: buildDir },
         {
           runtime: this.runtime,
           store: this.store,
@@ -146,8 +150,8 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
       await output({ kind: 'error', text: e.message });
     } finally {
       this.active.delete(o.buildId);
-      fs.rmSync(contextDir, { recursive: true, force: true });
-      if (o.contextBlob) await callUnary(this.store, this.store.deleteBlob as never, { id: o.contextBlob }, o.requestId).catch(() => undefined);
+      await fs.promises.rm(buildDir, { recursive: true, force: true });
+      if (!o.remote) await deleteContextStream(this.redis, this.keys, o.buildId).catch(() => undefined);
       await this.redis.hdel(this.keys.running, o.buildId);
     }
   }

@@ -7,23 +7,27 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
+import { decompress } from '@stevedore/archive';
 import type { OutputEntry } from '@stevedore/builds';
 import type { containers, images } from '@stevedore/contracts';
 import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
 import { jsonMessage, sameBuildConfig } from '@stevedore/docker-api';
-import { asStevedoreError, notFound, refused, StevedoreError } from '@stevedore/errors';
+import { asStevedoreError, refused, StevedoreError } from '@stevedore/errors';
 import { callOptions, callUnary, commitContainer, pumpInto, type CommitFailure } from '@stevedore/service-kit';
+import type { BuildContext, ContextEntry } from './context';
 import { commandOf, goList, jsonArray, parseDockerfile, replaceEnv, type Step } from './dockerfile';
 
 const DEFAULT_ENV = ['HOME=/', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
 const FORBIDDEN_TRIGGERS = ['ONBUILD', 'FROM', 'MAINTAINER'];
-const SMALL_FILE = 1024 * 1024;
 
 export interface BuildOptions {
   buildId: string;
-  contextDir: string;
+  context: BuildContext;
+  /** The build's own directory (downloads of ADD go there). */
+  workDir: string;
   quiet: boolean;
   nocache: boolean;
   rm: boolean;
@@ -58,64 +62,52 @@ export function splitImageName(name: string): { repo: string; tag: string } {
   return { repo: name, tag: '' };
 }
 
-/** The checksum ADD and COPY are cached on: every file's path, mode and content below `abs` (not times: a deliberate difference). */
-async function contentChecksum(abs: string): Promise<string> {
+/** The sha256 of a downloaded file's content. */
+async function fileChecksum(file: string): Promise<string> {
   const hash = createHash('sha256');
-  const walk = async (p: string, rel: string): Promise<void> => {
-    const st = fs.lstatSync(p);
-    hash.update(`${rel}\0${st.mode}\0`);
-    if (st.isSymbolicLink()) hash.update(fs.readlinkSync(p));
-    // Small files are read at once (most contexts are many small files); large ones stream.
-    else if (st.isFile() && st.size <= SMALL_FILE) hash.update(fs.readFileSync(p));
-    else if (st.isFile()) for await (const chunk of fs.createReadStream(p)) hash.update(chunk as Buffer);
-    else if (st.isDirectory()) for (const name of fs.readdirSync(p).sort()) await walk(path.join(p, name), `${rel}/${name}`);
-    hash.update('\0');
-  };
-  await walk(abs, '');
+  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
-/** Whether a file is an archive ADD extracts: compressed (gzip, bzip2, xz) or a tar. */
-function isArchive(file: string): boolean {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const head = Buffer.alloc(512);
-    const n = fs.readSync(fd, head, 0, 512, 0);
-    if (n >= 3 && head[0] === 0x1f && head[1] === 0x8b) return true;
-    if (n >= 3 && head.subarray(0, 3).toString() === 'BZh') return true;
-    if (n >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
-    return n === 512 && head.subarray(257, 262).toString() === 'ustar';
-  } finally {
-    fs.closeSync(fd);
-  }
+/** Whether a context file is an archive ADD extracts: compressed (gzip, bzip2, xz) or a tar. */
+function isArchive(context: BuildContext, entry: ContextEntry): boolean {
+  const head = context.read({ ...entry, size: Math.min(entry.size, 512) });
+  const n = head.length;
+  if (n >= 3 && head[0] === 0x1f && head[1] === 0x8b) return true;
+  if (n >= 3 && head.subarray(0, 3).toString() === 'BZh') return true;
+  if (n >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
+  return n === 512 && head.subarray(257, 262).toString() === 'ustar';
 }
 
-/** What ADD/COPY puts in the container: tar entries owned by root, at names relative to the target directory. */
-type Placement = { kind: 'tree'; abs: string } | { kind: 'file'; abs: string; name: string } | { kind: 'archive'; abs: string };
+/**
+ * What ADD/COPY puts in the container, as tar entries owned by root at names
+ * relative to the target directory: a context directory's contents, a
+ * context file (under a name), a context archive's entries, or a downloaded file.
+ */
+type Placement =
+  | { kind: 'tree'; entry: ContextEntry }
+  | { kind: 'file'; entry: ContextEntry; name: string }
+  | { kind: 'archive'; entry: ContextEntry }
+  | { kind: 'download'; file: string; name: string };
 
-function placementTar(placements: Placement[]): Readable {
+function placementTar(context: BuildContext, placements: Placement[]): Readable {
   const pack = tar.pack();
-  const add = (header: { name: string; mode: number; mtime: Date; type: 'file' | 'directory' | 'symlink'; size?: number; linkname?: string }, file?: string) =>
+  type Header = { name: string; mode: number; mtime: Date; type: 'file' | 'directory' | 'symlink'; size?: number; linkname?: string };
+  const add = (header: Header, body?: Buffer | Readable) =>
     new Promise<void>((resolve, reject) => {
-      const entry = pack.entry({ ...header, uid: 0, gid: 0, uname: '', gname: '' } as tar.Header, (err) => (err ? reject(err) : resolve()));
-      if (file) fs.createReadStream(file).on('error', reject).pipe(entry);
+      const h = { ...header, uid: 0, gid: 0, uname: '', gname: '' } as tar.Header;
+      if (!body || Buffer.isBuffer(body)) return void pack.entry(h, body ?? '', (err) => (err ? reject(err) : resolve()));
+      body.on('error', reject).pipe(pack.entry(h, (err) => (err ? reject(err) : resolve())));
     });
-  const tree = async (abs: string, rel: string): Promise<void> => {
-    for (const name of fs.readdirSync(abs).sort()) {
-      const p = path.join(abs, name);
-      const r = rel ? `${rel}/${name}` : name;
-      const st = fs.lstatSync(p);
-      const common = { name: r, mode: st.mode & 0o7777, mtime: st.mtime };
-      if (st.isDirectory()) {
-        await add({ ...common, type: 'directory' });
-        await tree(p, r);
-      } else if (st.isSymbolicLink()) await add({ ...common, type: 'symlink', linkname: fs.readlinkSync(p) });
-      else if (st.isFile()) await add({ ...common, type: 'file', size: st.size }, p);
-    }
+  const addEntry = (e: ContextEntry, name: string) => {
+    const common = { name, mode: e.mode, mtime: e.mtime };
+    if (e.type === 'directory') return add({ ...common, type: 'directory' });
+    if (e.type === 'symlink') return add({ ...common, type: 'symlink', linkname: e.linkname });
+    return add({ ...common, type: 'file', size: e.size }, context.content(e));
   };
-  const archive = async (abs: string): Promise<void> => {
-    const { decompress } = await import('@stevedore/archive');
-    const { stream } = await decompress(fs.createReadStream(abs));
+  const archive = async (e: ContextEntry): Promise<void> => {
+    const body = context.content(e);
+    const { stream } = await decompress(Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body);
     const extract = tar.extract();
     extract.on('entry', (header, content, next) => {
       const entry = pack.entry({ ...header, uid: 0, gid: 0, uname: '', gname: '' }, (err) => next(err ?? undefined));
@@ -128,11 +120,14 @@ function placementTar(placements: Placement[]): Readable {
   };
   (async () => {
     for (const p of placements) {
-      if (p.kind === 'tree') await tree(p.abs, '');
-      else if (p.kind === 'archive') await archive(p.abs);
+      if (p.kind === 'tree') {
+        const cut = p.entry.name ? p.entry.name.length + 1 : 0;
+        for (const e of context.below(p.entry.name)) await addEntry(e, e.name.slice(cut));
+      } else if (p.kind === 'archive') await archive(p.entry);
+      else if (p.kind === 'file') await addEntry(p.entry, p.name);
       else {
-        const st = fs.statSync(p.abs);
-        await add({ name: p.name, mode: st.mode & 0o7777, mtime: st.mtime, type: 'file', size: st.size }, p.abs);
+        const st = fs.statSync(p.file);
+        await add({ name: p.name, mode: 0o600, mtime: st.mtime, type: 'file', size: st.size }, fs.createReadStream(p.file));
       }
     }
     pack.finalize();
@@ -168,9 +163,8 @@ export class Builder {
 
   /** Runs the build; resolves with the image's ID. Intermediate containers are handled by the rules whatever happens. */
   async run(): Promise<string> {
-    const dockerfile = path.join(this.o.contextDir, 'Dockerfile');
-    if (!fs.existsSync(dockerfile)) throw refused("Can't build a directory with no Dockerfile");
-    const text = fs.readFileSync(dockerfile, 'utf8');
+    const text = this.o.context.dockerfile();
+    if (text === undefined) throw refused("Can't build a directory with no Dockerfile");
     if (!text.trim()) throw refused('Dockerfile cannot be empty');
     const steps = parseDockerfile(text);
     try {
@@ -282,18 +276,19 @@ export class Builder {
   }
 
   private async from(name: string): Promise<void> {
-    let found = await this.unary<images.ImageName, images.InspectImageResponse>(this.s.store, this.s.store.inspect, { name }, 10_000).catch((err) => {
+    const base = () => this.unary<images.BuildBaseRequest, images.BuildBaseResponse>(this.s.store, this.s.store.buildBase, { name }, 10_000);
+    let found = await base().catch((err) => {
       if (asStevedoreError(err).kind !== 'notFound') throw err;
       return undefined;
     });
     if (!found) {
       await this.pull(name);
-      found = await this.unary<images.ImageName, images.InspectImageResponse>(this.s.store, this.s.store.inspect, { name }, 10_000);
+      found = await base();
     }
-    const meta = JSON.parse(found.metadataJson) as StoredImage;
-    this.image = found.id;
+    const meta = JSON.parse(found.image!.metadataJson) as StoredImage;
+    this.image = found.image!.id;
     this.madeHere = false;
-    this.cacheChain = [];
+    this.cacheChain = found.chain;
     this.config = { ...(meta.config ?? {}) };
     if (!this.config.Env?.length) this.config.Env = [...DEFAULT_ENV];
     const triggers = this.config.OnBuild ?? [];
@@ -317,7 +312,8 @@ export class Builder {
     const host = repo.includes('/') && /[.:]|^localhost$/.test(repo.split('/')[0]) ? repo.split('/')[0] : 'index.docker.io';
     const configs = this.o.registryConfig;
     const key = Object.keys(configs).find((k) => k === host || k.replace(/^https?:\/\//, '').split('/')[0] === host) ?? (configs[''] ? '' : undefined);
-    const call = this.s.store.pull({ image: repo, tag, auth: key === undefined ? undefined : configs[key] }, callOptions(this.o.requestId).metadata);
+    // FROM without a tag means `latest` (a pull without one would take every tag).
+    const call = this.s.store.pull({ image: repo, tag: tag || 'latest', auth: key === undefined ? undefined : configs[key], oneAtATime: false }, callOptions(this.o.requestId).metadata);
     for await (const p of call as AsyncIterable<images.Progress>) {
       if (p.error) throw refused(p.error);
       await this.s.output({ kind: 'raw', text: jsonMessage({ status: p.status, id: p.id || undefined, current: p.current || undefined, total: p.total || undefined, start: p.start || undefined, perLayer: p.perLayer }).trimEnd() });
@@ -330,9 +326,9 @@ export class Builder {
 
   /**
    * The build cache: an image made from the same config on top of the
-   * current one. The image store's answer carries the chain of most recent
-   * children below a hit: a step whose config matches the next link is a hit
-   * without another call. After a miss nothing is asked: an image this build
+   * current one. The image store's answers (FROM's and each look-up's) carry
+   * the chain of most recent children below the image: a step whose config
+   * matches the next link is a hit without another call. After a miss nothing is asked: an image this build
    * just made has no children.
    */
   private async cached(containerConfig: ContainerConfig): Promise<boolean> {
@@ -446,7 +442,7 @@ export class Builder {
     // A relative destination is below WORKDIR (what users of today's builders expect).
     const dest = path.posix.resolve(this.config.WorkingDir || '/', rawDest) + (/\/$|^\.$/.test(rawDest) && rawDest !== '/' ? '/' : '');
     const toDir = dest.endsWith('/');
-    const context = fs.realpathSync(this.o.contextDir);
+    const context = this.o.context;
 
     let key: string;
     let target: string;
@@ -455,32 +451,28 @@ export class Builder {
       if (instruction === 'COPY') throw refused("Source can't be an URL for COPY");
       const name = new URL(src).pathname.split('/').pop() ?? '';
       if (toDir && !name) throw refused(`cannot determine filename from url: ${src}`);
-      const file = path.join(context, `.stevedore-download-${this.containerSeq}-${Date.now()}`);
+      const file = path.join(this.o.workDir, `download-${this.containerSeq}-${Date.now()}`);
       const res = await fetch(src).catch((err: Error) => {
         throw refused(`Error downloading ${src}: ${err.message}`);
       });
       if (!res.ok || !res.body) throw refused(`Error downloading ${src}: ${res.status} ${res.statusText}`);
-      const { pipeline } = await import('node:stream/promises');
-      const { Readable } = await import('node:stream');
       await pipeline(Readable.fromWeb(res.body as never), fs.createWriteStream(file, { mode: 0o600 }));
-      fs.chmodSync(file, 0o600);
-      key = await contentChecksum(file);
+      key = `file:${await fileChecksum(file)}`;
       target = toDir ? dest : path.posix.dirname(dest);
-      placements.push({ kind: 'file', abs: file, name: toDir ? name : path.posix.basename(dest) });
+      placements.push({ kind: 'download', file, name: toDir ? name : path.posix.basename(dest) });
     } else {
-      const sources = this.contextSources(context, src);
+      const sources = context.sources(src);
       if (sources.length > 1 && !toDir) throw refused(`When using ${instruction} with more than one source file, the destination must be a directory and end with a /`);
       const sums: string[] = [];
       target = dest;
-      for (const abs of sources) {
-        const st = fs.statSync(abs);
-        sums.push(`${st.isDirectory() ? 'dir' : 'file'}:${await contentChecksum(abs)}`);
-        if (st.isDirectory()) placements.push({ kind: 'tree', abs });
-        else if (instruction === 'ADD' && isArchive(abs)) placements.push({ kind: 'archive', abs });
-        else if (toDir) placements.push({ kind: 'file', abs, name: path.basename(abs) });
+      for (const entry of sources) {
+        sums.push(`${entry.type === 'directory' ? 'dir' : 'file'}:${context.checksum(entry)}`);
+        if (entry.type === 'directory') placements.push({ kind: 'tree', entry });
+        else if (instruction === 'ADD' && isArchive(context, entry)) placements.push({ kind: 'archive', entry });
+        else if (toDir) placements.push({ kind: 'file', entry, name: path.posix.basename(entry.name) });
         else {
           target = path.posix.dirname(dest);
-          placements.push({ kind: 'file', abs, name: path.posix.basename(dest) });
+          placements.push({ kind: 'file', entry, name: path.posix.basename(dest) });
         }
       }
       key = sums.length === 1 ? sums[0] : `multi:${createHash('sha256').update(sums.join(',')).digest('hex')}`;
@@ -488,8 +480,8 @@ export class Builder {
     try {
       await this.place(instruction, key, rawDest, target, placements);
     } finally {
-      // A downloaded file is the step's own: it leaves the context with it, as Docker 1.0's temporary directory did.
-      for (const p of placements) if (p.abs.startsWith(path.join(context, '.stevedore-download-'))) fs.rmSync(p.abs, { force: true });
+      // A downloaded file is the step's own, as Docker 1.0's temporary directory was.
+      for (const p of placements) if (p.kind === 'download') fs.rmSync(p.file, { force: true });
     }
   }
 
@@ -501,34 +493,9 @@ export class Builder {
     await new Promise<void>((resolve, reject) => {
       const upload = this.s.runtime.putArchive(callOptions(this.o.requestId).metadata, (err) => (err ? reject(err) : resolve()));
       upload.write({ part: { $case: 'target', target: { id, path: target, makePath: true } } });
-      pumpInto(placementTar(placements), upload, (chunk: Buffer): containers.PutArchiveRequest => ({ part: { $case: 'chunk', chunk } }), reject);
+      pumpInto(placementTar(this.o.context, placements), upload, (chunk: Buffer): containers.PutArchiveRequest => ({ part: { $case: 'chunk', chunk } }), reject);
     });
     await this.commit(id, containerConfig);
-  }
-
-  /** The context paths a source names (a wildcard in its last part matches several), each checked to stay inside. */
-  private contextSources(context: string, src: string): string[] {
-    const rel = path.posix.normalize(src.replace(/^\/+/, ''));
-    const forbidden = (resolved: string) => refused(`Forbidden path outside the build context: ${src} (${resolved})`);
-    if (rel === '..' || rel.startsWith('../')) throw forbidden(path.join(context, rel));
-    const base = path.posix.basename(rel);
-    let candidates = [path.join(context, rel)];
-    if (/[*?[]/.test(base)) {
-      const dir = path.join(context, path.posix.dirname(rel));
-      const re = new RegExp(`^${base.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
-      candidates = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => re.test(n)).sort().map((n) => path.join(dir, n)) : [];
-    }
-    if (!candidates.length) throw notFound(`${src}: no such file or directory`);
-    return candidates.map((c) => {
-      let real: string;
-      try {
-        real = fs.realpathSync(c);
-      } catch {
-        throw notFound(`${src}: no such file or directory`);
-      }
-      if (real !== context && !real.startsWith(`${context}/`)) throw forbidden(real);
-      return real;
-    });
   }
 
   /** The containers the rules leave (no rm, or a failed step without forcerm) are the user's now: no sweep takes them. */

@@ -10,14 +10,14 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ImageArchive } from './image-archive';
 import { BlobStore } from './store/blob-store';
-import { pullImage } from './registry/pull';
+import { pullImage, pullRepository } from './registry/pull';
 import { pushImages } from './registry/push';
 import { remoteRepository } from './registry/reference';
 import { searchCatalog } from './registry/search';
 import { CATALOG_SCOPE, RegistrySession, repositoryScope, type Credentials } from './registry/session';
-import { DEFAULT_TAG, normalizeRepository, splitReference, validateRepository } from './store/names';
+import { normalizeRepository, splitReference, validateRepository } from './store/names';
 import { notFound } from '@stevedore/errors';
-import { ImageService } from './images.service';
+import { ImageService, type ProgressSink } from './images.service';
 import { checkLogin } from './registry/login';
 import { parseRegistryAddress } from './registry/registry-address';
 
@@ -97,14 +97,17 @@ export class ImageStoreRpc {
         await this.archive.save(req.names, messageWriter(call, (data) => ({ data })), ctx.signal);
       }),
       pull: serverStream<images.PullRequest, images.Progress>(log, 'Pull', async (req, call, ctx) => {
-        let { repo, tag } = { repo: normalizeRepository(req.image), tag: req.tag };
-        if (!tag) ({ repo, tag = DEFAULT_TAG } = splitReference(req.image));
+        let { repo, tag } = { repo: normalizeRepository(req.image), tag: req.tag as string | undefined };
+        if (!tag) ({ repo, tag } = splitReference(req.image));
         validateRepository(repo);
-        this.images.checkTarget(repo, tag);
+        if (tag) this.images.checkTarget(repo, tag);
         const remote = remoteRepository(repo, this.insecure);
         const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), repositoryScope(remote.path, 'pull'));
-        const result = await pullImage(this.images, session, repo, tag, (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal), ctx.signal);
-        ctx.log.info({ repo, tag, ...result }, 'pulled');
+        const progress: ProgressSink = (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal);
+        const results = tag
+          ? [await pullImage(this.images, session, repo, tag, progress, ctx.signal)]
+          : await pullRepository(this.images, session, repo, progress, ctx.signal, req.oneAtATime);
+        ctx.log.info({ repo, tag: tag ?? '(every tag)', images: results.map((r) => r.id) }, 'pulled');
       }),
       push: serverStream<images.PushRequest, images.Progress>(log, 'Push', async (req, call, ctx) => {
         const repo = normalizeRepository(req.name);
@@ -153,6 +156,7 @@ export class ImageStoreRpc {
         return {};
       }),
       findCached: unary<images.FindCachedRequest, images.FindCachedResponse>(log, 'FindCached', async (req) => this.images.findCached(req.parent, req.containerConfigJson)),
+      buildBase: unary<images.BuildBaseRequest, images.BuildBaseResponse>(log, 'BuildBase', async (req) => this.images.buildBase(req.name)),
       load: clientStream<images.DataChunk, images.LoadResponse>(log, 'Load', async (call, ctx) => {
         const result = await this.archive.load(clientBytes(call, (c) => c.data));
         ctx.log.info(result, 'loaded');

@@ -156,6 +156,8 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
 
   private async download(url: string, progress: ProgressSink, signal: AbortSignal): Promise<Readable> {
     const full = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`;
+    // Said before the download, as Docker 1.0 did: a failure to download is an error inside the stream.
+    await progress({ status: `Downloading from ${full}` });
     let res: Response;
     try {
       res = await fetch(full, { signal, redirect: 'follow' });
@@ -164,7 +166,6 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
       throw refused(`Get ${full}: ${cause}`);
     }
     if (!res.ok || !res.body) throw refused(`Get ${full}: the server answered ${res.status} ${res.statusText}`);
-    await progress({ status: `Downloading from ${full}` });
     const total = Number(res.headers.get('content-length') ?? 0);
     const start = Math.floor(Date.now() / 1000);
     const { Readable: NodeReadable, Transform } = await import('node:stream');
@@ -398,14 +399,29 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
       return meta.container_config !== undefined && sameBuildConfig(meta.container_config, wanted);
     });
     if (!match) return { id: '', chain: [] };
-    const chain: Array<{ id: string; containerConfigJson: string }> = [];
-    for (let at = match.id; chain.length < CACHE_CHAIN_LENGTH; ) {
-      const next = children(at)[0];
+    return { id: match.id, chain: this.cacheChain(match.id) };
+  }
+
+  /** Below an image: its most recent child, that one's, and so on (CACHE_CHAIN_LENGTH at most). */
+  cacheChain(id: string): images.CachedLink[] {
+    const chain: images.CachedLink[] = [];
+    for (let at = id; chain.length < CACHE_CHAIN_LENGTH; ) {
+      const next = this.db
+        .children(at)
+        .map((c) => this.db.get(c))
+        .filter((r): r is NonNullable<typeof r> => Boolean(r))
+        .reduce<ImageRow | undefined>((best, r) => (!best || r.created > best.created ? r : best), undefined);
       if (!next) break;
       chain.push({ id: next.id, containerConfigJson: JSON.stringify((JSON.parse(next.meta) as StoredImage).container_config ?? {}) });
       at = next.id;
     }
-    return { id: match.id, chain };
+    return chain;
+  }
+
+  /** A build's FROM: the image, and the cache chain below it. */
+  buildBase(name: string): images.BuildBaseResponse {
+    const image = this.inspect(name);
+    return { image, chain: this.cacheChain(image.id) };
   }
 
   /** The name an image is shown by: its alphabetically first repo:tag, or its short ID. */

@@ -1,6 +1,9 @@
 // The build farm's contract between the API edge and the build workers, all
 // through Redis so that edges and workers may run on any host:
 // - the BullMQ queue the edge adds a job to and the workers take jobs from;
+// - the job's context: a Redis stream of the build's own, written while
+//   the job is already queued (the rest of a large one in the image
+//   store's blob store);
 // - the job's output, a Redis stream per build that the worker appends to
 //   and the edge reads (and forwards to the client in its version's format);
 // - cancellation (the client went away), a pub/sub message to the workers;
@@ -9,12 +12,11 @@
 //   container of a build, recorded before the container is created.
 import { Queue } from 'bullmq';
 import type { images } from '@stevedore/contracts';
-import type { Redis } from '@stevedore/redis';
+import { connectRedis, type Redis } from '@stevedore/redis';
 
 export interface BuildJob {
   buildId: string;
-  /** The context archive, stored in the image store's blob store; '' when `remote` names the context. */
-  contextBlob: string;
+  /** The context archive comes through the build's context stream (see ContextSink); '' when `remote` names the context. */
   remote: string;
   tag: string;
   quiet: boolean;
@@ -51,6 +53,9 @@ export class BuildKeys {
   output(buildId: string): string {
     return `${this.prefix}build:${buildId}:output`;
   }
+  context(buildId: string): string {
+    return `${this.prefix}build:${buildId}:context`;
+  }
   containers(buildId: string): string {
     return `${this.prefix}build:${buildId}:containers`;
   }
@@ -70,38 +75,184 @@ export class BuildKeys {
   }
 }
 
+/**
+ * A Redis connection for BullMQ (a queue or a worker). Without automatic
+ * pipelining: BullMQ defines dozens of scripts on its connection, and every
+ * automatic batch copied them all (a millisecond of a cached build's time).
+ */
+export function queueConnection(url: string): Redis {
+  return connectRedis(url, { enableAutoPipelining: false });
+}
+
+/** The queue, on a connection from queueConnection(). */
 export function buildQueue(redis: Redis, keys: BuildKeys): Queue<BuildJob> {
   return new Queue<BuildJob>(QUEUE_NAME, { connection: redis, prefix: keys.bull });
 }
 
-/** Appends to a build's output stream. */
-export async function appendOutput(redis: Redis, keys: BuildKeys, buildId: string, entry: OutputEntry): Promise<void> {
+/**
+ * How much of a context goes through Redis: a typical context fits (and
+ * costs a few Redis round trips instead of two gRPC streams through the
+ * image store's disk); a larger one's rest goes to the blob store, so that
+ * Redis never holds more than this per build.
+ */
+export const CONTEXT_INLINE_BYTES = 1024 * 1024;
+/** How long a context nobody read stays (its edge died before deleting it). */
+const CONTEXT_TTL_SECONDS = 3600;
+/** How long a worker waits for the next part of a context before giving up (the edge that received it died). */
+const CONTEXT_IDLE_MS = 10 * 60_000;
+
+/**
+ * The API edge's side of a build's context stream, written while the job
+ * is already queued (a worker reads as it arrives): `d` entries of bytes
+ * while they fit in CONTEXT_INLINE_BYTES (`take` answers false for the
+ * first chunk that does not: it and the rest go to the blob store), then
+ * one `end` entry naming that blob ('' when none), or one `fail` entry.
+ */
+export class ContextSink {
+  private bytes = 0;
+  private written = false;
+  private full = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: BuildKeys,
+    private readonly buildId: string,
+  ) {}
+
+  async take(chunk: Buffer): Promise<boolean> {
+    if (this.full || this.bytes + chunk.length > CONTEXT_INLINE_BYTES) return !(this.full = true);
+    this.bytes += chunk.length;
+    await this.add('d', chunk);
+    return true;
+  }
+
+  /** The context is whole: its rest, if any, is in `blob`. */
+  finish(blob: string): Promise<void> {
+    return this.add('end', blob);
+  }
+
+  /** The context will not be whole (the client went away, the blob store failed). */
+  fail(message: string): Promise<void> {
+    return this.add('fail', message);
+  }
+
+  private async add(field: string, value: Buffer | string): Promise<void> {
+    const key = this.keys.context(this.buildId);
+    const first = !this.written;
+    this.written = true;
+    await Promise.all([this.redis.xadd(key, '*', field, value), first ? this.redis.expire(key, CONTEXT_TTL_SECONDS) : undefined]);
+  }
+}
+
+/**
+ * The worker's side: the bytes of a build's context stream as they arrive,
+ * then `{ blob }` (where the rest is, '' when nowhere). `redis` is a
+ * connection of the reader's own (the reads block). Fails when the edge
+ * reports a failure, when `signal` aborts, or after CONTEXT_IDLE_MS without
+ * anything new.
+ */
+export async function* readContextStream(redis: Redis, keys: BuildKeys, buildId: string, signal: AbortSignal): AsyncGenerator<Buffer | { blob: string }> {
+  const key = keys.context(buildId);
+  let last = '0';
+  let heard = Date.now();
+  for (;;) {
+    if (signal.aborted) throw new Error('the build was cancelled before its context arrived');
+    const res = (await redis.xreadBuffer('COUNT', 16, 'BLOCK', 1000, 'STREAMS', key, last)) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+    if (!res) {
+      if (Date.now() - heard > CONTEXT_IDLE_MS) throw new Error(`nothing of the context arrived for ${CONTEXT_IDLE_MS / 1000} s`);
+      continue;
+    }
+    heard = Date.now();
+    for (const [, entries] of res) {
+      for (const [id, fields] of entries) {
+        last = id.toString();
+        const kind = fields[0].toString();
+        if (kind === 'd') yield fields[1];
+        else if (kind === 'end') {
+          yield { blob: fields[1].toString() };
+          return;
+        }
+        else if (kind === 'fail') throw new Error(fields[1].toString());
+      }
+    }
+  }
+}
+
+/** Deletes a build's context stream (the worker when it has the context, the edge after the build). */
+export async function deleteContextStream(redis: Redis, keys: BuildKeys, buildId: string): Promise<void> {
+  await redis.del(keys.context(buildId));
+}
+
+/** Appends entries to a build's output stream, as one stream entry (a `k`/`t` pair each). */
+export async function appendOutput(redis: Redis, keys: BuildKeys, buildId: string, entries: OutputEntry | OutputEntry[]): Promise<void> {
+  const list = Array.isArray(entries) ? entries : [entries];
+  if (!list.length) return;
   const key = keys.output(buildId);
-  await redis.xadd(key, '*', 'k', entry.kind, 't', entry.text);
-  if (entry.kind === 'error' || entry.kind === 'done') await redis.expire(key, OUTPUT_TTL_SECONDS);
+  await redis.xadd(key, '*', ...list.flatMap((e) => ['k', e.kind, 't', e.text]));
+  if (list.some((e) => e.kind === 'error' || e.kind === 'done')) await redis.expire(key, OUTPUT_TTL_SECONDS);
+}
+
+/**
+ * A build's output as the worker writes it: the lines of one turn of the
+ * event loop go to Redis together (a build's cached steps make dozens at
+ * once), in order; the last line (`error` or `done`) waits until all are
+ * stored.
+ */
+export class OutputWriter {
+  private batch: OutputEntry[] = [];
+  private sent: Promise<void> = Promise.resolve();
+  private failure: unknown;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: BuildKeys,
+    private readonly buildId: string,
+  ) {}
+
+  write(entry: OutputEntry): Promise<void> {
+    if (this.batch.push(entry) === 1) setImmediate(() => this.flush());
+    return entry.kind === 'error' || entry.kind === 'done' ? this.settled() : Promise.resolve();
+  }
+
+  private flush(): void {
+    const batch = this.batch;
+    this.batch = [];
+    this.sent = this.sent.then(() => appendOutput(this.redis, this.keys, this.buildId, batch)).catch((err) => void (this.failure ??= err));
+  }
+
+  /** Resolves when every line written so far is stored; rejects with the first failure. */
+  private async settled(): Promise<void> {
+    if (this.batch.length) this.flush();
+    await this.sent;
+    if (this.failure) throw this.failure;
+  }
 }
 
 /**
  * Reads a build's output from the start until it ends (`error` or `done`),
- * waiting for new entries. `redis` is a connection of the reader's own (the
- * reads block). Stops early when `signal` aborts.
+ * waiting for new entries; yields them as they were stored, in batches.
+ * `redis` is a connection of the reader's own (the reads block). Stops
+ * early when `signal` aborts.
  */
-export async function* readOutput(redis: Redis, keys: BuildKeys, buildId: string, signal: AbortSignal): AsyncGenerator<OutputEntry> {
+export async function* readOutput(redis: Redis, keys: BuildKeys, buildId: string, signal: AbortSignal): AsyncGenerator<OutputEntry[]> {
   const key = keys.output(buildId);
   let last = '0';
   while (!signal.aborted) {
     const res = (await redis.xread('COUNT', 256, 'BLOCK', 1000, 'STREAMS', key, last)) as Array<[string, Array<[string, string[]]>]> | null;
-    for (const [, entries] of res ?? []) {
-      for (const [id, fields] of entries) {
+    for (const [, stored] of res ?? []) {
+      const batch: OutputEntry[] = [];
+      let ended = false;
+      for (const [id, fields] of stored) {
         last = id;
-        const entry: OutputEntry = { kind: 'out', text: '' };
-        for (let i = 0; i < fields.length; i += 2) {
-          if (fields[i] === 'k') entry.kind = fields[i + 1] as OutputEntry['kind'];
-          else if (fields[i] === 't') entry.text = fields[i + 1];
+        for (let i = 0; i + 3 < fields.length && !ended; i += 4) {
+          const entry: OutputEntry = { kind: fields[i + 1] as OutputEntry['kind'], text: fields[i + 3] };
+          batch.push(entry);
+          ended = entry.kind === 'error' || entry.kind === 'done';
         }
-        yield entry;
-        if (entry.kind === 'error' || entry.kind === 'done') return;
+        if (ended) break;
       }
+      if (batch.length) yield batch;
+      if (ended) return;
     }
   }
 }

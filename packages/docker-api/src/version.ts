@@ -28,3 +28,5 @@ export function compareApiVersions(a: ApiVersion | string, b: ApiVersion | strin
 
 export const versionAtLeast = (v: ApiVersion | string, min: string) => compareApiVersions(v, min) >= 0;
 export const versionBelow = (v: ApiVersion | string, bound: string) => compareApiVersions(v, bound) < 0;
+/** Strictly newer (Docker 1.0's `v > 1.0`, `v > 1.6`: /v1.0.1 is newer than 1.0). */
+export const versionAbove = (v: ApiVersion | string, bound: string) => compareApiVersions(v, bound) > 0;

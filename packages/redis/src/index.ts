@@ -1,4 +1,4 @@
-export { connectRedis } from './connect';
+export { BlockingConnections, connectRedis } from './connect';
 export { EventLog, decodeEventEntry, logIdTimeMs, compareLogIds } from './event-log';
 export type { NewEvent, LoggedEvent, EventLogLimits } from './event-log';
 export type { default as Redis } from 'ioredis';

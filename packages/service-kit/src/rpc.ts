@@ -16,10 +16,13 @@ export interface CallContext {
 
 type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
 
+/** One reason for every cancelled call (an abort without one makes a DOMException each time). */
+const CALLER_WENT_AWAY = new Error('the caller cancelled the call or went away');
+
 function contextOf(call: AnyServerCall, log: Logger, method: string): CallContext {
   const requestId = String(call.metadata.get(REQUEST_ID_HEADER)[0] ?? newRequestId());
   const controller = new AbortController();
-  (call as grpc.ServerUnaryCall<unknown, unknown>).on('cancelled', () => controller.abort());
+  (call as grpc.ServerUnaryCall<unknown, unknown>).on('cancelled', () => controller.abort(CALLER_WENT_AWAY));
   return { requestId, log: log.child({ reqId: requestId, rpc: method }), signal: controller.signal };
 }
 
@@ -41,7 +44,7 @@ function answer<Res>(ctx: CallContext, work: Promise<Res>, callback: (err: Parti
   const started = performance.now();
   work.then(
     (res) => {
-      ctx.log.info({ ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'call');
+      ctx.log.debug({ ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'call');
       callback(null, res);
     },
     (err) => {
@@ -60,10 +63,10 @@ export function unary<Req, Res>(log: Logger, method: string, handler: UnaryHandl
 
 /** Ends a streaming call once its handler settles: normally, or with the error as a gRPC status. */
 function finishStream(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, ctx: CallContext, work: Promise<void>): void {
-  ctx.log.info('stream opened');
+  ctx.log.debug('stream opened');
   work.then(
     () => {
-      ctx.log.info({ cancelled: ctx.signal.aborted }, 'stream ended');
+      ctx.log.debug({ cancelled: ctx.signal.aborted }, 'stream ended');
       if (!ctx.signal.aborted) call.end();
     },
     (err) => {

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as http from 'node:http';
@@ -26,6 +27,11 @@ function context(files: Record<string, string | Buffer>): string {
 function contextTar(files: Record<string, string | Buffer>): Buffer {
   const dir = context(files);
   return execFileSync('tar', ['-C', dir, '-cf', '-', '.']);
+}
+
+/** A command to the stack's own Redis. */
+function redisCli(stack: Stack, ...args: string[]): string {
+  return execFileSync('redis-cli', ['-s', path.join(stack.root, 'run', 'redis.sock'), ...args], { encoding: 'utf8' });
 }
 
 async function containerNames(stack: Stack): Promise<string[]> {
@@ -115,6 +121,16 @@ describe('docker build', () => {
     assert.doesNotMatch(quiet.stdout, /^built-by-run$/m, 'q: the RUN output is not sent');
     assert.match(quiet.stdout, /Successfully built [0-9a-f]{12}/);
     assert.deepEqual(await containerNames(stack), [], 'rm (the default) removed every intermediate container');
+  });
+
+  test('a context larger than what goes through Redis arrives whole (its rest through the blob store), and leaves nothing', async () => {
+    const payload = crypto.randomBytes(3 * 1024 * 1024 + 12345);
+    const dir = context({ Dockerfile: 'FROM busybox\nADD payload.bin /payload.bin\nRUN sha256sum /payload.bin\n', 'payload.bin': payload });
+    const r = await stack.docker(['build', '--rm', dir], { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`${crypto.createHash('sha256').update(payload).digest('hex')}  /payload.bin`));
+    assert.deepEqual(fs.readdirSync(path.join(stack.root, 'images', 'blobs')).filter((f) => !f.startsWith('.')), [], 'the blob went with the build');
+    assert.equal(redisCli(stack, '--scan', '--pattern', '*:context').trim(), '', 'no context left in Redis');
   });
 
   test('ONBUILD triggers run in the child build; .dockerignore excludes, from the CLI and from a raw context', async () => {
@@ -336,7 +352,7 @@ describe('the build farm under faults', () => {
   });
   after(() => stopStack(stack, { allowRestarts: true }));
 
-  const redis = (...args: string[]) => execFileSync('redis-cli', ['-s', path.join(stack.root, 'run', 'redis.sock'), ...args], { encoding: 'utf8' });
+  const redis = (...args: string[]) => redisCli(stack, ...args);
 
   /** Waits until no container is left; fails after `ms`. */
   async function noContainersWithin(ms: number): Promise<void> {
@@ -411,5 +427,6 @@ describe('the build farm under faults', () => {
     for (let i = 0; i < 50 && (fs.readdirSync(path.join(stack.root, 'builds')).length || blobs().length); i++) await sleep(100);
     assert.deepEqual(fs.readdirSync(path.join(stack.root, 'builds')), [], 'no context left on the worker');
     assert.deepEqual(blobs(), [], 'no context left in the blob store');
+    assert.equal(redis('--scan', '--pattern', '*:context').trim(), '', 'no context left in Redis');
   });
 });

@@ -110,7 +110,7 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
       keyed('Id')(a);
       engineObject(a);
     }) } },
-    { method: 'GET', route: '/containers/{id}/top', path: (v) => `/v${v}/containers/${running}/top`, versions: { '1.3': ok(500, 'text'), '1.4': ok(200, 'json', keyed('Titles')), '1.12': ok(200, 'json', keyed('Processes')) } },
+    { method: 'GET', route: '/containers/{id}/top', path: (v) => `/v${v}/containers/${running}/top`, versions: { '0.9': ok(500, 'text'), '1.3': ok(500, 'text', (a) => assert.equal(a.body.toString(), 'top was improved a lot since 1.3, Please upgrade your docker client.\n')), '1.4': ok(200, 'json', keyed('Titles')), '1.12': ok(200, 'json', keyed('Processes')) } },
     { method: 'GET', route: '/containers/{id}/logs', path: (v) => `/v${v}/containers/conf/logs?stdout=1&stderr=1`, versions: { '1.0': ok(200, 'text', (a) => assert.equal(a.contentType, 'text/plain')), '1.6': ok(200, 'frames'), '1.11': ok(200, 'frames'), '1.12': ok(200, 'frames', (a) => assert.equal(a.contentType, 'application/octet-stream')) } },
     { method: 'GET', route: '/containers/{id}/changes', path: (v) => `/v${v}/containers/conf/changes`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json', (a) => assert.ok((JSON.parse(a.body.toString()) as Array<{ Path: string }>).some((c) => c.Path === '/made'))) } },
     { method: 'GET', route: '/containers/{id}/export', path: (v) => `/v${v}/containers/conf/export`, versions: { '1.0': ok(200, 'tar'), '1.12': ok(200, 'tar') } },
@@ -126,8 +126,8 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     { method: 'DELETE', route: '/containers/{id}', path: async (v) => `/v${v}/containers/${await fresh()}`, versions: { '1.0': ok(204, 'empty'), '1.10': ok(204, 'empty'), '1.12': ok(204, 'empty') } },
     { method: 'POST', route: '/containers/{id}/copy', path: (v) => `/v${v}/containers/conf/copy`, body: () => JSON.stringify({ Resource: '/made' }), headers: json, versions: { '1.0': ok(200, 'tar'), '1.4': ok(200, 'tar'), '1.12': ok(200, 'tar') } },
     { method: 'GET', route: '/images/json', path: (v) => `/v${v}/images/json`, versions: { '1.0': ok(200, 'json', (a) => assert.ok('Repository' in (JSON.parse(a.body.toString()) as object[])[0])), '1.7': ok(200, 'json', (a) => assert.ok('RepoTags' in (JSON.parse(a.body.toString()) as object[])[0])), '1.12': ok(200, 'json') } },
-    { method: 'GET', route: '/images/viz', path: (v) => `/v${v}/images/viz`, versions: { '1.0': ok(200, 'text'), '1.6': ok(200, 'text'), '1.7': ok(404, 'any', (a) => assert.equal(a.body.toString().trim(), 'This is now implemented in the client.')), '1.12': ok(404, 'any') } },
-    { method: 'POST', route: '/images/create', path: (v) => `/v${v}/images/create?fromSrc=-&repo=conf-import&tag=v${v}`, body: () => tar, headers: { 'Content-Type': 'application/x-tar' }, versions: { '1.0': ok(200, 'text'), '1.1': ok(200, 'json'), '1.12': ok(200, 'json') } },
+    { method: 'GET', route: '/images/viz', path: (v) => `/v${v}/images/viz`, versions: { '0.9': ok(200, 'text'), '1.0': ok(200, 'text'), '1.6': ok(200, 'text'), '1.6.1': ok(404, 'any'), '1.7': ok(404, 'any', (a) => assert.equal(a.body.toString().trim(), 'This is now implemented in the client.')), '1.12': ok(404, 'any') } },
+    { method: 'POST', route: '/images/create', path: (v) => `/v${v}/images/create?fromSrc=-&repo=conf-import&tag=v${v}`, body: () => tar, headers: { 'Content-Type': 'application/x-tar' }, versions: { '1.0': ok(200, 'text'), '1.0.1': ok(200, 'json'), '1.1': ok(200, 'json'), '1.12': ok(200, 'json') } },
     { method: 'GET', route: '/images/{name*}/json', path: (v) => `/v${v}/images/busybox/json`, versions: { '1.0': ok(200, 'json', storedStructure('container_config')), '1.12': ok(200, 'json', (a) => {
       keyed('ContainerConfig')(a);
       engineObject(a);
@@ -135,9 +135,9 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     { method: 'GET', route: '/images/{name*}/history', path: (v) => `/v${v}/images/busybox/history`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json') } },
     { method: 'POST', route: '/images/{name*}/tag', path: (v) => `/v${v}/images/busybox/tag?repo=conf-tag&tag=v${v}`, versions: { '1.0': ok(201, 'any'), '1.12': ok(201, 'any') } },
     { method: 'DELETE', route: '/images/{name*}', path: (v) => `/v${v}/images/conf-tag:v${v}`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json', (a) => assert.ok('Untagged' in (JSON.parse(a.body.toString()) as object[])[0])) } },
-    { method: 'GET', route: '/images/{name*}/get', path: (v) => `/v${v}/images/busybox/get`, versions: { '1.0': ok(200, 'tar', (a) => assert.equal(a.contentType, '')), '1.7': ok(200, 'tar', (a) => assert.equal(a.contentType, 'application/x-tar')), '1.12': ok(200, 'tar') } },
-    { method: 'POST', route: '/images/load', path: (v) => `/v${v}/images/load`, body: () => saved, versions: { '1.7': ok(200, 'empty'), '1.12': ok(200, 'empty') } },
-    { method: 'POST', route: '/build', path: (v) => `/v${v}/build?nocache=1&rm=1`, body: () => context, versions: { '1.2': ok(500, 'text'), '1.3': ok(200, 'text'), '1.8': ok(200, 'json-stream'), '1.12': ok(200, 'json-stream') } },
+    { method: 'GET', route: '/images/{name*}/get', path: (v) => `/v${v}/images/busybox/get`, versions: { '1.0': ok(200, 'tar', (a) => assert.equal(a.contentType, '')), '1.0.1': ok(200, 'tar', (a) => assert.equal(a.contentType, 'application/x-tar')), '1.7': ok(200, 'tar', (a) => assert.equal(a.contentType, 'application/x-tar')), '1.12': ok(200, 'tar') } },
+    { method: 'POST', route: '/images/load', path: (v) => `/v${v}/images/load`, body: () => saved, versions: { '1.0': ok(200, 'empty'), '1.7': ok(200, 'empty'), '1.12': ok(200, 'empty') } },
+    { method: 'POST', route: '/build', path: (v) => `/v${v}/build?nocache=1&rm=1`, body: () => context, versions: { '0.9': ok(500, 'text'), '1.2': ok(500, 'text'), '1.3': ok(200, 'text'), '1.8': ok(200, 'json-stream'), '1.12': ok(200, 'json-stream') } },
     { method: 'GET', route: '/info', path: (v) => `/v${v}/info`, versions: { '1.0': ok(200, 'json', keyed('Containers')), '1.12': ok(200, 'json', keyed('Containers')) } },
     { method: 'GET', route: '/version', path: (v) => `/v${v}/version`, versions: { '1.0': ok(200, 'json', keyed('Version')), '1.12': ok(200, 'json', (a) => {
       keyed('ApiVersion')(a);
@@ -145,7 +145,7 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     }) } },
     { method: 'GET', route: '/_ping', path: (v) => `/v${v}/_ping`, versions: { '1.0': ok(200, 'text'), '1.11': ok(200, 'text'), '1.12': ok(200, 'text', (a) => assert.equal(a.body.toString(), 'OK')) } },
     { method: 'POST', route: '/commit', path: (v) => `/v${v}/commit?container=conf&repo=conf-commit&tag=v${v}`, versions: { '1.0': ok(201, 'json', keyed('Id')), '1.12': ok(201, 'json', keyed('Id')) } },
-    { method: 'GET', route: '/events', path: (v) => `/v${v}/events?since=1&until=${Math.floor(Date.now() / 1000)}`, versions: { '1.3': ok(200, 'any'), '1.11': ok(200, 'json-stream'), '1.12': ok(200, 'json-stream') } },
+    { method: 'GET', route: '/events', path: (v) => `/v${v}/events?since=1&until=${Math.floor(Date.now() / 1000)}`, versions: { '1.0': ok(200, 'any'), '1.3': ok(200, 'any'), '1.11': ok(200, 'json-stream'), '1.12': ok(200, 'json-stream') } },
   ];
 
   const failures: string[] = [];
@@ -205,7 +205,6 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
 });
 
 /** The version just before `v` (v1.7 → 1.6). */
-const olderThan = (v: string) => `1.${Number(v.split('.')[1]) - 1}`;
 
 /** docs/conformance.md: every declared route, the versions it is served at, and what this suite checked at which version. */
 async function conformanceTable(): Promise<string> {
@@ -218,7 +217,7 @@ async function conformanceTable(): Promise<string> {
     ['containers', 'ContainersRoutes'],
     ['build', 'BuildRoutes'],
   ].map(([dir, name]) => {
-    const Ctor = (require(path.join(edge, dir, `${dir}.routes.js`)) as Record<string, new (h: unknown) => { routes(): Array<{ method: string; path: string; since: string; addedFor?: string; gate?: { below?: string; from?: string; status: number } }> }>)[name];
+    const Ctor = (require(path.join(edge, dir, `${dir}.routes.js`)) as Record<string, new (h: unknown) => { routes(): Array<{ method: string; path: string; since: string; addedFor?: string; gate?: { below?: string; above?: string; status: number }; shapes?: string }> }>)[name];
     return new Ctor(noHandlers).routes();
   });
   const lines = [
@@ -228,18 +227,21 @@ async function conformanceTable(): Promise<string> {
     'declarations and the suite\'s own results; the test fails when this page',
     'differs from what a run gives (`STEVEDORE_UPDATE_DOCS=1 ./stevedore test`',
     'rewrites it). "Served" is every version from v1.0 to v1.12 (Docker 1.0',
-    'served every route to every version) except below a gate; "checked" lists',
-    'the versions the suite called, with the status it got. Routes added for',
-    'today\'s clients say so.',
+    'served every route to every version) except where a gate refuses it;',
+    '"shape by version" is the version rule (VERSIONS.md §3) the route\'s',
+    'handler applies, as the route declares it; "checked" lists the versions',
+    'the suite called, with the status it got (each rule is also checked on',
+    'both sides of its change, here or in its own e2e test). Every route also',
+    'answers 404 above v1.12 (G15). Routes added for today\'s clients say so.',
     '',
-    '| route | docs since | served | checked (version: status) | note |',
-    '|---|---|---|---|---|',
+    '| route | docs since | served | shape by version | checked (version: status) | note |',
+    '|---|---|---|---|---|---|',
   ];
   for (const r of tables.flat()) {
     const checked = results.filter((x) => x.method === r.method && x.route === r.path);
-    const served = !r.gate ? 'v1.0–v1.12' : r.gate.below ? `v${r.gate.below}–v1.12 (below: ${r.gate.status})` : `v1.0–v${olderThan(r.gate.from!)} (from v${r.gate.from}: ${r.gate.status})`;
+    const served = !r.gate ? 'v1.0–v1.12' : r.gate.below ? `v${r.gate.below}–v1.12 (below: ${r.gate.status})` : `v1.0–v${r.gate.above} (above v${r.gate.above}: ${r.gate.status})`;
     const cells = checked.length ? checked.map((x) => `v${x.version}: ${x.status}${x.ok ? '' : ' ✗'}`).join(', ') : 'in its own e2e test';
-    lines.push(`| \`${r.method} ${r.path}\` | v${r.since} | ${served} | ${cells} | ${r.addedFor ?? ''} |`);
+    lines.push(`| \`${r.method} ${r.path}\` | v${r.since} | ${served} | ${r.shapes ?? 'the same at every version'} | ${cells} | ${r.addedFor ?? ''} |`);
   }
   lines.push('', 'Not served, as the Docker 1.0 daemon did not serve them: `POST /images/(name)/insert`, `POST /images/getCache`, `GET /auth` (404, checked); `/v1.13/` and later (404, checked).', '');
   return lines.join('\n');

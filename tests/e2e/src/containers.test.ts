@@ -186,6 +186,25 @@ describe('containers', () => {
     assert.ok(!devices.stdout.split(/\s+/).includes('sda') && devices.stdout.includes('null'));
   });
 
+  test('Dns, VolumesFrom and Privileged in the create body (older docs) are ignored at every version, as by Docker 1.0', async () => {
+    for (const v of ['1.4', '1.12']) {
+      const body = { Image: 'busybox', Cmd: ['sh', '-c', 'grep CapEff /proc/self/status; cat /etc/resolv.conf'], Privileged: true, Dns: ['192.0.2.53'], VolumesFrom: 'no-such-container' };
+      const created = await stack.request('POST', `/v${v}/containers/create`, { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      assert.equal(created.status, 201, created.text);
+      const { Id } = JSON.parse(created.text) as { Id: string };
+      const started = await stack.request('POST', `/v${v}/containers/${Id}/start`);
+      assert.equal(started.status, 204, `v${v}: a VolumesFrom naming nothing would fail the start if it were read: ${started.text}`);
+      assert.equal((await stack.request('POST', `/v${v}/containers/${Id}/wait`)).status, 200);
+      const logs = (await stack.docker(['logs', Id])).stdout;
+      assert.match(logs, /^CapEff:\s+00000000a80425fb$/m, `v${v}: not privileged`);
+      assert.doesNotMatch(logs, /192\.0\.2\.53/, `v${v}: the create body's Dns is not used`);
+      const inspect = JSON.parse((await stack.request('GET', `/v1.12/containers/${Id}/json`)).text);
+      assert.equal(inspect.HostConfig.Privileged, false);
+      assert.ok(!('Dns' in inspect.Config) && !('VolumesFrom' in inspect.Config), 'not kept in Config either');
+      assert.equal((await stack.request('DELETE', `/v1.12/containers/${Id}`)).status, 204);
+    }
+  });
+
   test('nothing is left behind: mounts, monitors and directories go with the containers', async () => {
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push((await stack.docker(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim());
@@ -252,6 +271,13 @@ describe('containers', () => {
     const list14 = JSON.parse((await stack.request('GET', '/v1.4/containers/json?all=1')).text).find((c: any) => c.Id === id);
     assert.equal(list14.Ports, '');
     assert.equal((await stack.docker(['rm', id])).code, 0);
+
+    // A TTY container is never multiplexed (G10), whatever the version.
+    const tty = JSON.parse((await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox', Cmd: ['echo', 'on-a-tty'], Tty: true }) })).text).Id as string;
+    assert.equal((await stack.request('POST', `/v1.12/containers/${tty}/start`)).status, 204);
+    assert.equal((await stack.request('POST', `/v1.12/containers/${tty}/wait`)).status, 200);
+    for (const v of ['1.5', '1.6', '1.12']) assert.equal((await stack.request('GET', `/v${v}/containers/${tty}/logs?stdout=1`)).text, 'on-a-tty\r\n', `v${v}`);
+    assert.equal((await stack.docker(['rm', tty])).code, 0);
   });
 
   test('attach without Upgrade (as Docker 1.0 clients did) takes the connection over: stdin in, output out', async () => {

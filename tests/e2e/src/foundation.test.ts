@@ -144,7 +144,8 @@ describe('two stacks side by side', () => {
 
 describe('wiring', () => {
   test('a request id travels from the API edge to the services, and is in every log line about it', async () => {
-    const stack = await startStack();
+    // The services log each call at debug level (the edge's request line is at info).
+    const stack = await startStack({ STEVEDORE_LOG_LEVEL: 'debug' });
     try {
       const reqId = `test-${Date.now()}`;
       const r = await stack.request('GET', '/v1.12/info', { headers: { 'X-Request-Id': reqId } });

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { busyboxRootfsTar, listTree, makeTar } from './images-fixtures';
-import { sleep, startStack, stopStack, type Stack } from './harness';
+import { removedAtExit, sleep, startStack, stopStack, type Stack } from './harness';
 
 async function importBody(stack: Stack, body: Buffer, query: string, version = '1.12') {
   return stack.request('POST', `/v${version}/images/create?fromSrc=-&${query}`, { headers: { 'Content-Type': 'application/x-tar' }, body });
@@ -91,7 +91,7 @@ describe('images', () => {
   test('every compression Docker 1.0 accepted imports to the same content', async () => {
     const sizes: number[] = [];
     for (const [tool, ext] of [['gzip', 'gz'], ['bzip2', 'bz2'], ['xz', 'xz']]) {
-      const file = `${tarFile}.${ext}`;
+      const file = removedAtExit(`${tarFile}.${ext}`);
       if (!fs.existsSync(file)) execFileSync('sh', ['-c', `${tool} -c ${tarFile} > ${file}`]);
       const r = await stack.docker(['import', file, `compressed:${ext}`]);
       assert.equal(r.code, 0, `${tool}: ${r.stderr}`);
@@ -118,6 +118,20 @@ describe('images', () => {
       assert.equal(importing.at(-1).progressDetail.current, fs.statSync(tarFile).size);
       assert.match(messages.at(-1).status, /^[0-9a-f]{64}$/);
       assert.equal((await stack.docker(['inspect', 'fromurl:v1'])).code, 0);
+
+      // Gate G1 for an error after output started: `Error: …` text at v1.0, a JSON error from v1.1.
+      const missing = `http://127.0.0.1:${port}/missing.tar`;
+      server.removeAllListeners('request');
+      server.on('request', (_req, res) => res.writeHead(404).end('gone'));
+      const text = await stack.request('POST', `/v1.0/images/create?fromSrc=${missing}`);
+      assert.equal(text.status, 200);
+      assert.equal(text.headers['content-type'], undefined);
+      assert.match(text.text, new RegExp(`^Downloading from ${missing.replace(/[./]/g, '\\$&')}\r\n(.*\r\n)*Error: [^\r\n]*404[^\r\n]*\r\n$`));
+      const json = await stack.request('POST', `/v1.1/images/create?fromSrc=${missing}`);
+      assert.equal(json.headers['content-type'], 'application/json');
+      const last = JSON.parse(json.text.split(/\r\n|(?<=\})(?=\{)/).filter(Boolean).at(-1)!) as { error: string; errorDetail: { message: string } };
+      assert.match(last.error, /404/);
+      assert.equal(last.errorDetail.message, last.error);
     } finally {
       server.close();
     }
@@ -141,12 +155,21 @@ describe('images', () => {
     assert.deepEqual(Object.keys(e12), ['Created', 'Id', 'ParentId', 'RepoTags', 'Size', 'VirtualSize']);
     assert.deepEqual(e12.RepoTags, ['localhost:5000/team/app:v1']);
 
+    // An untagged image: once, as <none> <none>, in the legacy list; <none>:<none> from v1.7.
+    const bare = (await importBody(stack, await makeTar([{ name: 'only-file', body: 'untagged' }]), '', '1.0')).text.trim();
+    const legacyNone = (JSON.parse((await stack.request('GET', '/v1.6/images/json')).text) as any[]).filter((e) => e.Id === bare);
+    assert.deepEqual(legacyNone.map((e) => [e.Repository, e.Tag]), [['<none>', '<none>']]);
+    const currentNone = (JSON.parse((await stack.request('GET', '/v1.7/images/json')).text) as any[]).find((e) => e.Id === bare);
+    assert.deepEqual(currentNone.RepoTags, ['<none>:<none>']);
+    assert.equal((await stack.request('DELETE', `/v1.12/images/${bare}`)).status, 200);
+
     const old = JSON.parse((await stack.request('GET', '/v1.11/images/localhost:5000/team/app:v1/json')).text);
     assert.equal(old.id, id);
     assert.equal(old.Id, undefined);
     assert.ok('container_config' in old && !('parent' in old));
     const cur = JSON.parse((await stack.request('GET', '/v1.12/images/localhost:5000/team/app:v1/json')).text);
-    assert.deepEqual(Object.keys(cur), [...Object.keys(cur)].sort());
+    // Docker 1.0's twelve keys, sorted, and VirtualSize (docs/deviations.md).
+    assert.deepEqual(Object.keys(cur), ['Architecture', 'Author', 'Comment', 'Config', 'Container', 'ContainerConfig', 'Created', 'DockerVersion', 'Id', 'Os', 'Parent', 'Size', 'VirtualSize']);
     assert.equal(cur.Id, id);
     assert.equal(cur.Parent, '');
 

@@ -41,6 +41,18 @@ describe('registries', () => {
     const again = await stack.docker(['push', name]);
     assert.match(again.stdout, /Layer already exists/);
 
+    // A v1.2 - v1.4 client sends its credentials as the body; with neither header nor body, Docker 1.0 answered 500 EOF.
+    const pushPath = `/v1.3/images/${secured.address}/team/bb/push?tag=v1`;
+    const bodyCreds = await stack.request('POST', pushPath, { body: JSON.stringify({ username: 'alice', password: 's3cret', email: '', serveraddress: secured.address }) });
+    assert.equal(bodyCreds.status, 200, bodyCreds.text);
+    assert.match(bodyCreds.text, /already exists/);
+    assert.doesNotMatch(bodyCreds.text, /"error"/);
+    const anonymousBody = await stack.request('POST', pushPath, { body: '{}' });
+    assert.match(anonymousBody.text, /"error":.*auth/i, 'the body is the credentials: none, refused');
+    const neither = await stack.request('POST', pushPath);
+    assert.equal(neither.status, 500);
+    assert.equal(neither.text, 'EOF\n');
+
     assert.equal((await stack.docker(['rmi', name])).code, 0);
     const pulled = await stack.docker(['pull', name]);
     assert.equal(pulled.code, 0, pulled.stderr);
@@ -124,7 +136,9 @@ describe('registries', () => {
     const v10 = await stack.request('POST', `/v1.0/images/create?fromImage=${name}&tag=v1`);
     assert.equal(v10.status, 200);
     assert.equal(v10.headers['content-type'], undefined);
-    assert.match(v10.text, /^v1: Pulling from frame\/bb \r\n|^Pulling from frame\/bb/);
+    // Text forms: `<status> \r\n` for a layer's status without numbers, and no layer IDs.
+    assert.match(v10.text, /^Pulling from frame\/bb \r\n/);
+    assert.match(v10.text, /\r\nPull complete \r\n/);
     assert.ok(!v10.text.includes('{'));
     assert.match(v10.text, /Status: (Downloaded newer image|Image is up to date) for .*\r\n$/);
     assert.equal((await stack.docker(['rmi', `${name}:v1`])).code, 0);
@@ -134,6 +148,7 @@ describe('registries', () => {
     const layerLines = messages.filter((m) => m.id && m.id !== 'v1');
     assert.ok(layerLines.length >= 2);
     for (const m of layerLines) assert.equal(typeof m.progressDetail, 'object');
+    for (const m of layerLines) assert.ok(!v10.text.includes(m.id), `no layer ID in the v1.0 text (${m.id})`);
     assert.deepEqual(Object.keys(messages[0]), ['status', 'progressDetail', 'id']);
 
     // Gate G1 for push too: text at v1.0, JSON from v1.1.
@@ -145,6 +160,32 @@ describe('registries', () => {
     assert.equal(pushV11.headers['content-type'], 'application/json');
     const pushed = pushV11.text.split(/\r\n|(?<=\})(?=\{)/).filter(Boolean).map((l) => JSON.parse(l) as { status?: string });
     assert.ok(pushed.length >= 2 && pushed.every((m) => typeof m.status === 'string' || 'progressDetail' in m), pushV11.text);
+  });
+
+  test('a pull without a tag takes every tag of the repository: one after another at v1.3, side by side from v1.4 (gate G2)', async () => {
+    const repo = `${open.address}/crew/multi`;
+    const messagesOf = (text: string) => text.split(/\r\n|(?<=\})(?=\{)/).filter(Boolean).map((l) => JSON.parse(l) as { status?: string; id?: string; error?: string });
+    for (const version of ['1.3', '1.4']) {
+      for (const tag of ['a', 'b']) {
+        const body = await makeTar([{ name: `${tag}.txt`, body: `tag ${tag} at ${version}\n` }]);
+        const imported = await stack.request('POST', `/v1.12/images/create?fromSrc=-&repo=${repo}&tag=${tag}`, { body });
+        assert.equal(imported.status, 200, imported.text);
+        assert.equal((await stack.docker(['push', `${repo}:${tag}`])).code, 0);
+        assert.equal((await stack.docker(['rmi', `${repo}:${tag}`])).code, 0, 'gone here: the pull downloads it');
+      }
+      const pulled = await stack.request('POST', `/v${version}/images/create?fromImage=${repo}`);
+      assert.equal(pulled.status, 200, pulled.text);
+      const messages = messagesOf(pulled.text);
+      assert.ok(!messages.some((m) => m.error), pulled.text);
+      const startOfB = messages.findIndex((m) => m.status?.startsWith('Pulling from') && m.id === 'b');
+      const endOfA = messages.findIndex((m) => m.status === `Status: Downloaded newer image for ${repo}:a`);
+      assert.ok(startOfB >= 0 && endOfA >= 0, pulled.text);
+      if (version === '1.3') assert.ok(endOfA < startOfB, `v1.3: tag a is whole before tag b starts\n${pulled.text}`);
+      else assert.ok(startOfB < endOfA, `v1.4: tag b starts while tag a is pulled\n${pulled.text}`);
+      for (const tag of ['a', 'b']) assert.equal((await stack.docker(['inspect', `${repo}:${tag}`])).code, 0, `${repo}:${tag} pulled`);
+    }
+    const none = await stack.request('POST', `/v1.12/images/create?fromImage=${open.address}/crew/nothing-here`);
+    assert.match(none.text, /not found/);
   });
 
   test('two pulls sharing a layer at once: both succeed, the shared layer is fetched once', async () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { removalRules } from './build.handlers';
+import { registryConfig, removalRules } from './build.handlers';
 
 /** A request with a version and a query, as removalRules reads it. */
 function req(version: string, query: string) {
@@ -30,4 +30,19 @@ test('gate G7: the rm and forcerm defaults per version, as BUILDER.md tables the
     ['1.11', 'forcerm=1', { rm: false, forcerm: true }],
   ];
   for (const [version, query, expected] of cases) assert.deepEqual(removalRules(req(version, query)), expected, `v${version} ?${query}`);
+});
+
+test('gate G5: FROM\'s credentials from X-Registry-Config, else X-Registry-Auth before v1.9 only', () => {
+  const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64');
+  const withHeaders = (version: string, headers: Record<string, string>) => ({ ...req(version, ''), header: (name: string) => headers[name.toLowerCase()] });
+  const config = b64({ configs: { 'reg.example:5000': { username: 'from-config', password: 'p' } } });
+  const auth = b64({ username: 'from-auth', password: 'q' });
+  const users = (r: ReturnType<typeof registryConfig>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.username]));
+  assert.deepEqual(users(registryConfig(withHeaders('1.8', { 'x-registry-auth': auth }))), { '': 'from-auth' });
+  assert.deepEqual(users(registryConfig(withHeaders('1.9', { 'x-registry-auth': auth }))), {});
+  assert.deepEqual(users(registryConfig(withHeaders('1.8', { 'x-registry-config': config, 'x-registry-auth': auth }))), { 'reg.example:5000': 'from-config' }, 'a config with entries wins');
+  // Today's CLI sends the bare map, in base64url.
+  const bare = Buffer.from(JSON.stringify({ 'reg.example:5000': { username: 'bare' } })).toString('base64url');
+  assert.deepEqual(users(registryConfig(withHeaders('1.12', { 'x-registry-config': bare }))), { 'reg.example:5000': 'bare' });
+  assert.deepEqual(users(registryConfig(withHeaders('1.12', { 'x-registry-config': 'not base64 json' }))), {}, 'unreadable: no credentials');
 });

@@ -1,21 +1,22 @@
-// POST /build: the context streams into the image store's blob store, the
+// POST /build: the context streams into the build's Redis context stream
+// (and, past CONTEXT_INLINE_BYTES, into the image store's blob store), the
 // build goes on the queue, and the output the worker appends to the build's
 // Redis stream is forwarded in the request's version's format (gate G6: JSON
 // from v1.8, text before). A failure before any output is a plain HTTP 500,
 // as Docker 1.0 answered a context without a Dockerfile; the client going
 // away cancels the build.
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { StevedoreConfig } from '@stevedore/config';
 import type { images } from '@stevedore/contracts';
-import { appendOutput, BuildKeys, buildQueue, cancelBuild, readOutput, type BuildJob, type OutputEntry } from '@stevedore/builds';
+import { appendOutput, BuildKeys, buildQueue, cancelBuild, ContextSink, deleteContextStream, queueConnection, readOutput, type BuildJob, type OutputEntry } from '@stevedore/builds';
 import { jsonMessage, textMessage, type ProgressMessage } from '@stevedore/docker-api';
-import { connectRedis, type Redis } from '@stevedore/redis';
-import { callOptions, CONFIG } from '@stevedore/service-kit';
-import { StevedoreError } from '@stevedore/errors';
+import { BlockingConnections, connectRedis, type Redis } from '@stevedore/redis';
+import { callOptions, CONFIG, gatherChunks } from '@stevedore/service-kit';
+import { asStevedoreError, StevedoreError } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
-import { pumpBody } from '../http/upload';
 import { authConfig, registryAuth } from '../http/registry-auth';
 import type { AuthConfigJson } from '@stevedore/docker-api';
 import { backendError, Backends } from '../backends/backends';
@@ -33,7 +34,7 @@ export function removalRules(req: Pick<ApiRequest, 'atLeast' | 'bool'> & { query
  * `{"configs":{…}}` or today's bare map), else for v < 1.9 `X-Registry-Auth`
  * under the key '' (any registry) — gate G5.
  */
-function registryConfig(req: ApiRequest): Record<string, images.AuthConfig> {
+export function registryConfig(req: Pick<ApiRequest, 'header' | 'atLeast'>): Record<string, images.AuthConfig> {
   const out: Record<string, images.AuthConfig> = {};
   const header = req.header('x-registry-config');
   if (header) {
@@ -71,7 +72,10 @@ function renderEntry(entry: OutputEntry, json: boolean): string {
 export class BuildHandlers implements OnApplicationShutdown {
   private readonly keys: BuildKeys;
   private readonly redis: Redis;
+  private readonly queueRedis: Redis;
   private readonly queue: ReturnType<typeof buildQueue>;
+  /** Connections for reading outputs (each read blocks its connection). */
+  private readonly readers: BlockingConnections;
 
   constructor(
     @Inject(CONFIG) private readonly config: StevedoreConfig,
@@ -79,32 +83,56 @@ export class BuildHandlers implements OnApplicationShutdown {
   ) {
     this.keys = new BuildKeys(config.redisPrefix);
     this.redis = connectRedis(config.redisUrl);
-    this.queue = buildQueue(this.redis, this.keys);
+    this.queueRedis = queueConnection(config.redisUrl);
+    this.queue = buildQueue(this.queueRedis, this.keys);
+    this.readers = new BlockingConnections(config.redisUrl);
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.queue.close();
+    this.queueRedis.disconnect();
     this.redis.disconnect();
+    this.readers.close();
   }
 
-  /** The request body into the blob store; resolves with the blob's ID. */
-  private storeContext(req: ApiRequest): Promise<string> {
-    const { metadata, options } = callOptions(req.requestId);
-    return new Promise<string>((resolve, reject) => {
-      const upload = this.backends.images.putBlob(metadata, options, (err, r) => (err ? reject(backendError(err, 'image-store')) : resolve(r.id)));
-      pumpBody(req, upload, (data) => ({ data }));
-    });
+  /**
+   * The request body as the build's context: into its Redis context stream
+   * while it fits, the rest into the blob store, then the stream's end
+   * (naming the blob) or its failure; resolves with the blob's ID ('' when
+   * all of it fitted).
+   */
+  private async storeContext(req: ApiRequest, sink: ContextSink): Promise<string> {
+    let upload: ReturnType<images.ImageStoreClient['putBlob']> | undefined;
+    let stored: Promise<string> | undefined;
+    try {
+      for await (const chunk of gatherChunks(req.raw as AsyncIterable<Buffer>)) {
+        if (!upload && (await sink.take(chunk))) continue;
+        if (!upload) {
+          const { metadata, options } = callOptions(req.requestId);
+          stored = new Promise<string>((resolve, reject) => {
+            upload = this.backends.images.putBlob(metadata, options, (err, r) => (err ? reject(backendError(err, 'image-store')) : resolve(r.id)));
+          });
+          stored.catch(() => undefined); // awaited below; a failure before that is the loop's
+        }
+        if (!upload!.write({ data: chunk })) await once(upload!, 'drain');
+      }
+      upload?.end();
+      const blob = stored ? await stored : '';
+      await sink.finish(blob);
+      return blob;
+    } catch (err) {
+      upload?.cancel();
+      await sink.fail(`The build context could not be received: ${asStevedoreError(err).message}`).catch(() => undefined);
+      throw err;
+    }
   }
 
   build = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const t0 = Date.now();
     const remote = req.atLeast('1.2') ? req.string('remote') : '';
-    const contextBlob = remote ? '' : await this.storeContext(req);
-    const t1 = Date.now();
     const { rm, forcerm } = removalRules(req);
     const job: BuildJob = {
       buildId: randomBytes(16).toString('hex'),
-      contextBlob,
       remote,
       tag: req.string('t'),
       quiet: req.bool('q'),
@@ -114,31 +142,37 @@ export class BuildHandlers implements OnApplicationShutdown {
       registryConfig: registryConfig(req),
       requestId: req.requestId,
     };
-    const reader = connectRedis(this.config.redisUrl);
+    const { buildId } = job;
     const json = req.atLeast('1.8');
+    // Queued before the context is in: the worker that takes the job reads the context as it arrives.
+    await this.queue.add('build', job, { jobId: buildId, removeOnComplete: true, removeOnFail: true });
+    const t1 = Date.now();
+    let contextBlob = '';
     try {
-      await this.queue.add('build', job, { jobId: job.buildId, removeOnComplete: true, removeOnFail: true });
-      req.log.debug({ storeMs: t1 - t0, queueMs: Date.now() - t1 }, 'build queued');
-      for await (const entry of readOutput(reader, this.keys, job.buildId, req.signal)) {
-        if (entry.kind === 'error' && !res.started) throw new StevedoreError('refused', entry.text);
-        if (!res.started) res.startStream(200, json ? 'application/json' : undefined);
-        const text = renderEntry(entry, json);
-        if (text) await res.write(text);
-      }
+      if (!remote) contextBlob = await this.storeContext(req, new ContextSink(this.redis, this.keys, buildId));
+      req.log.debug({ queueMs: t1 - t0, storeMs: Date.now() - t1 }, 'build queued, context stored');
+      await this.readers.use(async (reader) => {
+        for await (const batch of readOutput(reader, this.keys, buildId, req.signal)) {
+          if (batch[0].kind === 'error' && !res.started) throw new StevedoreError('refused', batch[0].text);
+          if (!res.started) res.startStream(200, json ? 'application/json' : undefined);
+          const text = batch.map((entry) => renderEntry(entry, json)).join('');
+          if (text) await res.write(text);
+        }
+      });
       if (req.signal.aborted) {
-        await cancelBuild(this.redis, this.keys, job.buildId);
-        req.log.info({ build: job.buildId }, 'the client went away: build cancelled');
+        await cancelBuild(this.redis, this.keys, buildId);
+        req.log.info({ build: buildId }, 'the client went away: build cancelled');
       }
     } catch (err) {
-      // The output could not be followed (Redis gone): the build is cancelled, the client told.
+      // Not the build's own error: the body or the output could not be read (Redis gone); the build is cancelled.
       if (!(err instanceof StevedoreError)) {
-        await cancelBuild(this.redis, this.keys, job.buildId).catch(() => undefined);
-        await appendOutput(this.redis, this.keys, job.buildId, { kind: 'error', text: String(err) }).catch(() => undefined);
+        await cancelBuild(this.redis, this.keys, buildId).catch(() => undefined);
+        await appendOutput(this.redis, this.keys, buildId, { kind: 'error', text: String(err) }).catch(() => undefined);
       }
       throw err;
     } finally {
-      reader.disconnect();
       // The worker deletes the context when it is done; a worker that died cannot, the edge that stored it can.
+      if (!remote) void deleteContextStream(this.redis, this.keys, buildId).catch(() => undefined);
       if (contextBlob) this.backends.images.deleteBlob({ id: contextBlob }, callOptions(req.requestId).metadata, () => undefined);
     }
     res.end();

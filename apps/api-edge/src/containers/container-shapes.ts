@@ -112,7 +112,11 @@ export function configOf(c: containers.Container): ContainerConfig {
     OpenStdin: false, StdinOnce: false, Env: null, Cmd: null, Image: '', Volumes: null, WorkingDir: '', Entrypoint: null,
     NetworkDisabled: false, OnBuild: null,
   };
-  for (const [k, v] of Object.entries(given)) if (v !== undefined && !(k === 'Hostname' && !v)) (full as Record<string, unknown>)[k] = v;
+  // Only Docker 1.0's keys: it decoded the body into its struct, so other fields of a create body (Dns, VolumesFrom, … of older docs) are not kept.
+  for (const k of Object.keys(full) as Array<keyof ContainerConfig>) {
+    const v = given[k];
+    if (v !== undefined && !(k === 'Hostname' && !v)) (full as Record<string, unknown>)[k] = v;
+  }
   return full;
 }
 

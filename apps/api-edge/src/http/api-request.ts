@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { parseApiVersion, type ApiVersion, versionAtLeast, versionBelow } from '@stevedore/docker-api';
+import { parseApiVersion, type ApiVersion, versionAtLeast, versionAbove, versionBelow } from '@stevedore/docker-api';
 
 const MAX_JSON_BODY = 1024 * 1024;
 
@@ -76,6 +76,11 @@ export class ApiRequest {
 
   below(version: string): boolean {
     return versionBelow(this.version, version);
+  }
+
+  /** Strictly newer than `version` (the gates Docker 1.0 wrote as `v > X`). */
+  above(version: string): boolean {
+    return versionAbove(this.version, version);
   }
 
   header(name: string): string | undefined {

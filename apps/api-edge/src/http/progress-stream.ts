@@ -28,7 +28,7 @@ export async function streamProgress(
   call: ClientReadableStream<images.Progress> | ClientDuplexStream<unknown, images.Progress>,
   service: string,
 ): Promise<void> {
-  const json = req.atLeast('1.1');
+  const json = req.above('1.0'); // gate G1
   const format = (m: ProgressMessage) => (json ? jsonMessage(m) : textMessage(m));
   const start = () => {
     if (!res.started) res.startStream(200, json ? 'application/json' : undefined);

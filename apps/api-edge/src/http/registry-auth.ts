@@ -17,7 +17,7 @@ export function authConfig(json: AuthConfigJson | undefined): images.AuthConfig 
   };
 }
 
-export function registryAuth(req: ApiRequest): images.AuthConfig {
+export function registryAuth(req: Pick<ApiRequest, 'header'>): images.AuthConfig {
   const header = req.header('x-registry-auth');
   if (!header) return authConfig(undefined);
   try {

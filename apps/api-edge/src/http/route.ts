@@ -6,15 +6,15 @@ import type { ApiResponse } from './api-response';
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
 export type Handler = (req: ApiRequest, res: ApiResponse) => Promise<void> | void;
 
-/** Docker 1.0 refused some routes below a version (G4, G8) or from one on (G11) with a fixed error. */
-export type VersionGate = ({ below: string; from?: undefined } | { from: string; below?: undefined }) & {
+/** Docker 1.0 refused some routes below a version (G4 `v < 1.3`, G8 `v < 1.4`) or above one (G11 `v > 1.6`) with a fixed error. */
+export type VersionGate = ({ below: string; above?: undefined } | { above: string; below?: undefined }) & {
   status: number;
   message: string;
 };
 
 /** Whether a gate refuses a request of this version. */
-export function gateRefuses(gate: VersionGate, request: { below(v: string): boolean; atLeast(v: string): boolean }): boolean {
-  return gate.below !== undefined ? request.below(gate.below) : request.atLeast(gate.from);
+export function gateRefuses(gate: VersionGate, request: { below(v: string): boolean; above(v: string): boolean }): boolean {
+  return gate.below !== undefined ? request.below(gate.below) : request.above(gate.above);
 }
 
 export interface RouteOptions {
@@ -23,6 +23,12 @@ export interface RouteOptions {
   /** Routes that Docker 1.0 did not have, served because today's clients need them. */
   addedFor?: string;
   gate?: VersionGate;
+  /**
+   * What the answer looks like at which versions, when it changes (the
+   * handler applies it; listed here so that the conformance table shows
+   * every version rule next to its route).
+   */
+  shapes?: string;
 }
 
 export interface Route extends RouteOptions {

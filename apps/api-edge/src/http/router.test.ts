@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cleanPath, DockerRouter } from './router';
-import { compilePath, route } from './route';
+import { compilePath, gateRefuses, route, type VersionGate } from './route';
+import { versionAbove, versionBelow } from '@stevedore/docker-api';
 
 const noop = () => undefined;
 const router = new DockerRouter([
@@ -42,4 +43,12 @@ test('paths are cleaned as Go did, with a redirect', () => {
   assert.equal(cleanPath('/a/./b/../c'), '/a/c');
   assert.equal(cleanPath('/images/json/'), '/images/json/');
   assert.deepEqual(router.resolve('GET', '/v1.12//containers/x/json', '?a=1'), { kind: 'redirect', location: '/v1.12/containers/x/json?a=1' });
+});
+
+test('gates are strict comparisons: three-part versions fall where Docker 1.0 put them', () => {
+  const at = (v: string) => ({ below: (b: string) => versionBelow(v, b), above: (a: string) => versionAbove(v, a) });
+  const viz: VersionGate = { above: '1.6', status: 404, message: '' };
+  const top: VersionGate = { below: '1.4', status: 500, message: '' };
+  assert.deepEqual(['1.0', '1.6', '1.6.0', '1.6.1', '1.7', '1.12'].map((v) => gateRefuses(viz, at(v))), [false, false, false, true, true, true]);
+  assert.deepEqual(['1.0', '1.3', '1.3.9', '1.4', '1.4.0', '1.12'].map((v) => gateRefuses(top, at(v))), [true, true, true, false, false, false]);
 });

@@ -68,12 +68,21 @@ export class ImagesHandlers {
     res.json(200, r.items.map(toDeleteItem));
   };
 
-  /** POST /images/(name)/push: credentials from X-Registry-Auth, or (v1.2 - v1.4 clients) the body. */
+  /**
+   * POST /images/(name)/push: credentials from X-Registry-Auth, else (v1.2 -
+   * v1.4 clients) the body's AuthConfig; with neither, Docker 1.0's decoder
+   * failed: 500 `EOF` for an empty body.
+   */
   push = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     let auth = registryAuth(req);
     if (!req.header('x-registry-auth')) {
-      const body = await req.json<AuthConfigJson>().catch(() => undefined);
-      auth = authConfig(body);
+      const text = await req.text();
+      if (!text.trim()) throw refused('EOF');
+      try {
+        auth = authConfig(JSON.parse(text) as AuthConfigJson);
+      } catch (err) {
+        throw refused((err as Error).message);
+      }
     } else req.raw.resume();
     const { metadata, options } = callOptions(req.requestId);
     const stream = this.store.push({ name: req.params.name, tag: req.string('tag'), auth }, metadata, options);
@@ -121,7 +130,7 @@ export class ImagesHandlers {
     const { metadata, options } = callOptions(req.requestId);
     const stream = this.store.save({ names }, metadata, options);
     // Gate G3: application/x-tar from v1.1; Docker 1.0 set none for v1.0.
-    await streamBytes(req, res, stream, SERVICE, req.atLeast('1.1') ? 'application/x-tar' : undefined);
+    await streamBytes(req, res, stream, SERVICE, req.above('1.0') ? 'application/x-tar' : undefined); // gate G3
   };
 
   /** POST /images/load: the tarball streams up; Docker 1.0 answered 200 with no body. */
@@ -139,7 +148,8 @@ export class ImagesHandlers {
     const fromImage = req.string('fromImage');
     if (fromImage) {
       const { metadata, options } = callOptions(req.requestId);
-      const stream = this.store.pull({ image: fromImage, tag: req.string('tag'), auth: registryAuth(req) }, metadata, options);
+      // Without a tag, every tag of the repository: side by side above v1.3, one after another before (gate G2).
+      const stream = this.store.pull({ image: fromImage, tag: req.string('tag'), auth: registryAuth(req), oneAtATime: !req.above('1.3') }, metadata, options);
       req.raw.resume();
       return streamProgress(req, res, stream, SERVICE);
     }

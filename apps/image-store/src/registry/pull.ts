@@ -129,6 +129,33 @@ export async function pullImage(images: ImageService, session: RegistrySession, 
   return { id: top, digest, fresh: true };
 }
 
+/** Tags pulled side by side when a whole repository is pulled (gate G2 above v1.3). */
+const PARALLEL_TAGS = 3;
+
+/**
+ * Every tag of a repository (a pull without a tag, as Docker 1.0 did and
+ * `docker pull -a` does): one after another when `oneAtATime` (gate G2,
+ * v1.3 and older), else a few side by side (shared layers are fetched once).
+ */
+export async function pullRepository(images: ImageService, session: RegistrySession, name: string, progress: ProgressSink, signal: AbortSignal, oneAtATime: boolean): Promise<PullResult[]> {
+  await session.authenticate();
+  const res = await session.fetch(`${session.repository}/tags/list`);
+  if (res.status === 404) {
+    await res.body?.cancel();
+    throw notFound(`repository ${name} not found`);
+  }
+  if (!res.ok) throw refused(`The registry answered ${res.status} ${res.statusText} for the tags of ${name}`);
+  const tags = ((await json<{ tags?: string[] | null }>(res, 'tag list')).value.tags ?? []).sort();
+  if (!tags.length) throw notFound(`repository ${name} has no tags`);
+  for (const tag of tags) images.checkTarget(name, tag);
+  const results: PullResult[] = [];
+  const next = async (): Promise<void> => {
+    for (let tag = tags.shift(); tag !== undefined; tag = tags.shift()) results.push(await pullImage(images, session, name, tag, progress, signal));
+  };
+  await Promise.all(Array.from({ length: oneAtATime ? 1 : PARALLEL_TAGS }, next));
+  return results;
+}
+
 /** Downloads one layer blob into a new (not yet visible) layer directory, checking both digests. */
 async function downloadLayer(images: ImageService, session: RegistrySession, layer: Descriptor, diffId: string, progress: ProgressSink, signal: AbortSignal): Promise<{ name: string; size: number }> {
   const sid = short(layer.digest);
