@@ -492,7 +492,7 @@ export class Builder {
     const id = await this.create(containerConfig);
     await new Promise<void>((resolve, reject) => {
       const upload = this.s.runtime.putArchive(callOptions(this.o.requestId).metadata, (err) => (err ? reject(err) : resolve()));
-      upload.write({ part: { $case: 'target', target: { id, path: target, makePath: true } } });
+      upload.write({ part: { $case: 'target', target: { id, path: target, makePath: true, legacyCopy: false } } });
       pumpInto(placementTar(this.o.context, placements), upload, (chunk: Buffer): containers.PutArchiveRequest => ({ part: { $case: 'chunk', chunk } }), reject);
     });
     await this.commit(id, containerConfig);

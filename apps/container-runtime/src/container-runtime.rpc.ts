@@ -8,7 +8,8 @@ import type { ContainerConfig } from '@stevedore/docker-api';
 import type { Logger } from '@stevedore/logging';
 import { clientStream, duplexStream, headerThenBytes, LOGGER, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
 import { pipeline } from 'node:stream/promises';
-import { refused } from '@stevedore/errors';
+import type { Readable } from 'node:stream';
+import { asStevedoreError, refused } from '@stevedore/errors';
 import { diffTar, extractInto, pathTar, rootfsTar, statPath } from './container-fs';
 import { ContainersService, type Attachment } from './containers.service';
 import { cgroupFacts, ipv4Forwarding } from './host-facts';
@@ -183,13 +184,24 @@ export class ContainerRuntimeRpc {
           svc.exported(row);
         });
       }),
+      removeLink: unary<containers.RemoveLinkRequest, containers.Done>(log, 'RemoveLink', async (req) => {
+        svc.removeLink(req.name);
+        return {};
+      }),
       statPath: unary<containers.PathRequest, containers.PathStat>(log, 'StatPath', async (req, ctx) =>
         svc.onRootfs(req.id, ctx.requestId, async (rootfs) => statPath(rootfs, req.path)),
       ),
       getArchive: serverStream<containers.PathRequest, containers.Chunk>(log, 'GetArchive', async (req, call, ctx) => {
         if (!req.path) throw refused('Path cannot be empty');
-        await svc.onRootfs(req.id, ctx.requestId, async (rootfs) => {
-          await pipeline(pathTar(rootfs, req.path), messageWriter(call, (data) => ({ data })));
+        await svc.onRootfs(req.id, ctx.requestId, async (rootfs, row) => {
+          let tar: Readable;
+          try {
+            tar = pathTar(rootfs, req.path);
+          } catch (err) {
+            if (req.legacyCopy && asStevedoreError(err).kind === 'notFound') throw refused(`Could not find the file ${req.path} in container ${row.id}`);
+            throw err;
+          }
+          await pipeline(tar, messageWriter(call, (data) => ({ data })));
         });
       }),
       putArchive: clientStream<containers.PutArchiveRequest, containers.Done>(log, 'PutArchive', async (call, ctx) => {

@@ -11,7 +11,8 @@ import { conflict, notAllowed, notFound, refused, StevedoreError, asStevedoreErr
 import type { Logger } from '@stevedore/logging';
 import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
 import { callUnary, CONFIG, createServiceClient, LOGGER } from '@stevedore/service-kit';
-import { chooseOciRuntime, type OciRuntime } from './host-facts';
+import { cgroupFacts, chooseOciRuntime, enableIpv4Forwarding, ipv4Forwarding, type CgroupFacts, type OciRuntime } from './host-facts';
+import { createWarnings } from './create-warnings';
 import { buildSpec, hostCapabilities, resolveUser } from './oci-spec';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs';
 import { changes, withRootfs, type Change } from './container-fs';
@@ -93,6 +94,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   private readonly icc: InterContainerPolicy;
   readonly runtime: OciRuntime;
   private readonly runtimeRoot: string;
+  private readonly cgroups: CgroupFacts;
   private readonly hostCaps = hostCapabilities();
   private readonly imagesClient: images.ImageStoreClient;
   private redis!: Redis;
@@ -111,6 +113,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.network = new BridgeNetwork({ bridge: config.bridge.name, subnet: config.bridge.subnet, root: config.root });
     this.icc = new InterContainerPolicy(config.bridge.name, config.bridge.icc);
     this.runtimeRoot = path.join(config.runDir, 'runtime');
+    this.cgroups = cgroupFacts();
     this.runtime = chooseOciRuntime(config.runtime, (msg) => log.info(msg));
     log.info({ runtime: this.runtime }, 'OCI runtime chosen');
     this.imagesClient = createServiceClient(images.ImageStoreClient, config, 'image-store');
@@ -125,6 +128,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.db = new ContainerDb(path.join(this.root, 'containers.db'));
     this.redis = connectRedis(this.config.redisUrl);
     this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
+    // Bridged containers need forwarding: turned on at start-up, as Docker's daemon did (its --ip-forward, on by default).
+    enableIpv4Forwarding(this.log);
     await this.adopt();
   }
 
@@ -194,6 +199,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     }
     const memory = config.Memory || hostConfig.Memory || 0;
     if (memory > 0 && memory < 524288) throw refused('Minimum memory limit allowed is 512k');
+    const warnings = createWarnings(config, { ...this.cgroups, ipv4Forwarding: ipv4Forwarding() });
     let name = req.name ? checkName(req.name) : '';
     if (name) {
       const taken = this.db.byName(name);
@@ -202,7 +208,11 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const id = newContainerId();
     const image = await this.images(this.imagesClient.useImage, { image: config.Image, user: id, running: false }, requestId).catch((err) => {
       const e = asStevedoreError(err);
-      if (e.kind === 'notFound') throw notFound(`No such image: ${config.Image}`);
+      if (e.kind === 'notFound') {
+        const colon = config.Image!.lastIndexOf(':');
+        const tag = colon > config.Image!.lastIndexOf('/') ? config.Image!.slice(colon + 1) : 'latest';
+        throw notFound(`No such image: ${config.Image} (tag: ${tag})`);
+      }
       throw e;
     });
     try {
@@ -221,7 +231,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       throw err;
     }
     this.publish('create', this.db.get(id)!);
-    return { id, warnings: [] };
+    return { id, warnings };
   }
 
   /** `container:NAME`: the network namespace of another running container (its bridge address, if it has one). */
@@ -238,7 +248,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** The containers a container links to: each running on the bridge, with what its link gives. */
-  private linksOf(row: ContainerRow, hostConfig: HostConfig, bridged: boolean): Array<LinkedPorts & { alias: string; env: string[] }> {
+  private linksOf(row: ContainerRow, hostConfig: HostConfig, bridged: boolean): Array<LinkedPorts & { alias: string; env: string[]; childId: string }> {
     const specs = (hostConfig.Links ?? []).map(parseLink);
     if (specs.length && !bridged) throw refused('Links need bridge networking (the container joins no bridge)');
     return specs.map(({ target, alias }) => {
@@ -252,7 +262,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       if (linked.status !== 'running' || !net) throw refused(`Cannot link to a non running container: ${linked.name} AS ${row.name}/${alias}`);
       const config = JSON.parse(linked.config) as ContainerConfig;
       const info = { name: linked.name, ipAddress: net.ip_address, env: config.Env ?? [], exposedPorts: Object.keys(config.ExposedPorts ?? {}) };
-      return { alias, ipAddress: net.ip_address, ports: exposedPortList(info.exposedPorts), env: linkEnv(row.name, alias, info) };
+      return { alias, childId: linked.id, ipAddress: net.ip_address, ports: exposedPortList(info.exposedPorts), env: linkEnv(row.name, alias, info) };
     });
   }
 
@@ -326,6 +336,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     try {
       const bridged = ['default', 'bridge', ''].includes(mode) && !config.NetworkDisabled;
       const links = this.linksOf(row, hostConfig, bridged);
+      // Docker 1.0 registered `/parent/alias` as a name of the child when the parent started.
+      for (const l of links) this.db.setLink(row.id, l.alias, l.childId);
       const user = resolveUser(rootfs, config.User ?? '');
       const cwd = config.WorkingDir || '/';
       const cwdAbs = path.join(rootfs, cwd);
@@ -603,6 +615,19 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     return { titles, processes };
   }
 
+  /**
+   * `rm --link /parent/alias`: that name goes (the parent keeps running with
+   * what the link gave it, as in Docker 1.0). A container's own name is no
+   * link: 409.
+   */
+  removeLink(name: string): void {
+    const full = `/${name.replace(/^\/+/, '')}`;
+    const slash = full.lastIndexOf('/');
+    if (slash === 0) throw conflict('Conflict, cannot remove the default name of the container');
+    const parent = this.db.byName(full.slice(0, slash));
+    if (!parent || !this.db.removeLink(parent.id, full.slice(slash + 1))) throw notFound(`No such link: ${full}`);
+  }
+
   async remove(req: containers.RemoveRequest, requestId: string): Promise<void> {
     const row = this.resolve(req.id);
     if (row.status === 'running') {
@@ -670,6 +695,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       volumes: this.db.volumes(row.id).map((v) => ({ path: v.path, hostPath: v.host_path, rw: Boolean(v.rw) })),
       network: row.status === 'running' ? networkOf(this.db.network(row.id)) : undefined,
       ports: row.status === 'running' ? this.portsOf(row.id) : [],
+      linkNames: this.db.linkNames(row.id),
     };
   }
 

@@ -113,6 +113,16 @@ export function cgroupFacts(root = '/sys/fs/cgroup'): CgroupFacts {
   };
 }
 
+/** Turns IPv4 forwarding on (when it cannot, create's answers say it is off). */
+export function enableIpv4Forwarding(log: { warn(o: object, msg: string): void }): void {
+  if (ipv4Forwarding()) return;
+  try {
+    fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+  } catch (err) {
+    log.warn({ err }, 'IPv4 forwarding is off and could not be turned on: bridged containers cannot reach beyond the host');
+  }
+}
+
 export function ipv4Forwarding(): boolean {
   try {
     return fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() === '1';

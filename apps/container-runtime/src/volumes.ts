@@ -33,6 +33,7 @@ export function parseBind(spec: string): { hostPath: string; path: string; rw: b
   if (parts.length < 2 || parts.length > 3) throw refused(`Invalid volume specification: ${spec}`);
   const [hostPath, inContainer, mode = 'rw'] = parts;
   if (!path.isAbsolute(hostPath)) throw refused(`Invalid volume specification: ${spec}: the host path must be absolute`);
+  if (path.normalize(hostPath) === '/') throw refused(`Invalid bind mount '${spec}' : source can't be '/'`);
   if (mode !== 'rw' && mode !== 'ro') throw refused(`Invalid volume specification: ${spec}: the mode must be ro or rw`);
   return { hostPath: path.normalize(hostPath), path: containerPath(inContainer, spec), rw: mode === 'rw' };
 }

@@ -43,6 +43,8 @@ export interface StevedoreConfig {
   bridge: { name: string; subnet: string; icc: boolean };
   /** Build-worker processes `stevedore up` starts on this host. */
   buildWorkers: number;
+  /** Docker's `--api-enable-cors`: the CORS headers on every answer. */
+  apiCors: boolean;
   /** The address a gRPC service listens on and is reached at. */
   serviceAddress(name: GrpcServiceName): string;
   runDir: string;
@@ -102,6 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
     },
     bridge: { name: bridgeName, subnet: bridgeSubnet, icc: icc === 'true' },
     buildWorkers,
+    apiCors: truthy(env.STEVEDORE_API_CORS),
     serviceAddress: (name) => env[envName(name)] || `unix:${path.join(runDir, `${name}.sock`)}`,
     runDir,
     logDir: path.join(root, 'logs'),
@@ -125,6 +128,7 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
     STEVEDORE_BUILD_WORKERS: String(config.buildWorkers),
   };
   if (config.debug) env.STEVEDORE_DEBUG = '1';
+  if (config.apiCors) env.STEVEDORE_API_CORS = '1';
   for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);
   const tls: Array<[string, string | undefined]> = [
     ['STEVEDORE_TLS_CERT', config.apiTls.cert],

@@ -96,7 +96,7 @@ describe('containers', () => {
     assert.equal(badJson.status, 400);
     const noImage = await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'nothere', Cmd: ['true'] }) });
     assert.equal(noImage.status, 404);
-    assert.equal(noImage.text, 'No such image: nothere\n');
+    assert.equal(noImage.text, 'No such image: nothere (tag: latest)\n');
     const noCmd = await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox' }) });
     assert.equal(noCmd.status, 500);
     assert.equal(noCmd.text, 'No command specified\n');
@@ -203,6 +203,36 @@ describe('containers', () => {
       assert.ok(!('Dns' in inspect.Config) && !('VolumesFrom' in inspect.Config), 'not kept in Config either');
       assert.equal((await stack.request('DELETE', `/v1.12/containers/${Id}`)).status, 204);
     }
+  });
+
+  test('ps -l and -n, and the list\'s since and before: newest first, since and before exclusive', async () => {
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) ids.push((await stack.docker(['create', '--name', `order${n}`, 'busybox', 'true'])).stdout.trim());
+    const [c1, c2, c3] = ids;
+    assert.equal((await stack.docker(['ps', '-l', '-q', '--no-trunc'])).stdout.trim(), c3, 'ps -l: the latest, stopped or not');
+    assert.deepEqual((await stack.docker(['ps', '-n', '2', '-q', '--no-trunc'])).stdout.trim().split('\n'), [c3, c2]);
+    const list = async (query: string) => (JSON.parse((await stack.request('GET', `/v1.12/containers/json?${query}`)).text) as Array<{ Id: string }>).map((c) => c.Id).filter((id) => ids.includes(id));
+    assert.deepEqual(await list('limit=2'), [c3, c2], 'limit implies all');
+    assert.deepEqual(await list('since=order1'), [c3, c2]);
+    assert.deepEqual(await list('before=order3'), [c2, c1]);
+    assert.deepEqual(await list('since=order1&before=order3'), [c2]);
+    const unknown = await stack.request('GET', '/v1.12/containers/json?since=nope');
+    assert.equal(unknown.status, 500);
+    assert.equal(unknown.text, 'Could not find container with name or id nope\n');
+    assert.equal((await stack.docker(['rm', ...ids])).code, 0);
+  });
+
+  test('PortSpecs of the v1.0 docs expose their ports; a host mapping in them warns and publishes nothing', async () => {
+    const created = await stack.request('POST', '/v1.0/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox', Cmd: ['true'], PortSpecs: ['22', '8080:80/tcp'] }) });
+    assert.equal(created.status, 201, created.text);
+    const { Id, Warnings } = JSON.parse(created.text) as { Id: string; Warnings: string[] };
+    assert.deepEqual(Warnings, ['The mapping to public ports on your host via Dockerfile EXPOSE (host:port:port) has been deprecated. Use -p to publish the ports.']);
+    const inspect = JSON.parse((await stack.request('GET', `/v1.12/containers/${Id}/json`)).text);
+    assert.deepEqual(inspect.Config.ExposedPorts, { '22/tcp': {}, '80/tcp': {} });
+    assert.equal(inspect.Config.PortSpecs, null);
+    const plain = JSON.parse((await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox', Cmd: ['true'] }) })).text);
+    assert.equal(plain.Warnings, null, 'no warning: null, as Docker 1.0 answered');
+    for (const id of [Id, plain.Id]) assert.equal((await stack.request('DELETE', `/v1.12/containers/${id}`)).status, 204);
   });
 
   test('nothing is left behind: mounts, monitors and directories go with the containers', async () => {

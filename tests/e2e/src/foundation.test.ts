@@ -73,7 +73,9 @@ describe('a stack started by ./stevedore up', () => {
     assert.equal(unknown.text, '404 page not found\n');
     assert.equal((await stack.request('GET', '/v1.x/version')).status, 404);
     assert.equal((await stack.request('POST', '/version')).status, 404);
-    assert.equal((await stack.request('OPTIONS', '/v9.9/anything')).status, 200);
+    const options = await stack.request('OPTIONS', '/v9.9/anything');
+    assert.equal(options.status, 200);
+    assert.equal(options.headers['access-control-allow-origin'], undefined, 'no CORS unless asked for');
     const redirect = await stack.request('GET', '//version?x=1');
     assert.equal(redirect.status, 301);
     assert.equal(redirect.headers.location, '/version?x=1');
@@ -160,6 +162,20 @@ describe('wiring', () => {
           .map((l) => JSON.parse(l));
         assert.ok(lines.length >= 1, `${service} logged nothing with the request id`);
         for (const l of lines) assert.equal(l.reqId, reqId);
+      }
+    } finally {
+      await stopStack(stack);
+    }
+  });
+
+  test('STEVEDORE_API_CORS puts Docker 1.0\'s CORS headers on every answer, OPTIONS included', async () => {
+    const stack = await startStack({ STEVEDORE_API_CORS: 'true' });
+    try {
+      for (const [method, p] of [['OPTIONS', '/v1.12/containers/json'], ['GET', '/v1.12/version'], ['GET', '/v1.12/nothing']] as const) {
+        const r = await stack.request(method, p);
+        assert.equal(r.headers['access-control-allow-origin'], '*', `${method} ${p}`);
+        assert.equal(r.headers['access-control-allow-headers'], 'Origin, X-Requested-With, Content-Type, Accept');
+        assert.equal(r.headers['access-control-allow-methods'], 'GET, POST, DELETE, PUT, OPTIONS');
       }
     } finally {
       await stopStack(stack);

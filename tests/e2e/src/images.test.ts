@@ -49,6 +49,17 @@ describe('images', () => {
     assert.equal(all.stdout.trim().split('\n').length, 2);
   });
 
+  test('docker images REPO and the list\'s filter: a glob on the repository, untagged images left out', async () => {
+    assert.equal((await stack.docker(['tag', 'busybox', 'crew/filtered:v1'])).code, 0);
+    const cli = (await stack.docker(['images', 'crew/filtered', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.trim().split('\n');
+    assert.deepEqual(cli, ['crew/filtered:v1']);
+    const raw = JSON.parse((await stack.request('GET', '/v1.12/images/json?filter=crew/*')).text) as Array<{ RepoTags: string[] }>;
+    assert.deepEqual(raw.flatMap((i) => i.RepoTags).filter((t) => !t.startsWith('crew/filtered')), [], raw.map((i) => i.RepoTags).join(' '));
+    assert.ok(raw.some((i) => i.RepoTags.includes('crew/filtered:v1')));
+    assert.ok(raw.every((i) => !i.RepoTags.includes('<none>:<none>')));
+    assert.equal((await stack.docker(['rmi', 'crew/filtered:v1'])).code, 0);
+  });
+
   test('inspect and history', async () => {
     const r = await stack.docker(['inspect', '--format', '{{.Id}}|{{.Comment}}|{{.Os}}|{{.Size}}', 'busybox']);
     assert.equal(r.code, 0, r.stderr);

@@ -180,6 +180,26 @@ describe('bridge networking', () => {
     assert.deepEqual(footprint(stack), empty);
   });
 
+  test('a link names the linked container /parent/alias; rm --link removes that name only', async () => {
+    assert.equal((await stack.docker(['run', '-d', '--name', 'store', 'busybox', 'sleep', '300'])).code, 0);
+    assert.equal((await stack.docker(['run', '-d', '--name', 'front', '--link', 'store:db', 'busybox', 'sleep', '300'])).code, 0);
+    const names = async () => Object.fromEntries((JSON.parse((await stack.request('GET', '/v1.12/containers/json')).text) as Array<{ Names: string[] }>).map((c) => [c.Names[0], c.Names]));
+    assert.deepEqual((await names())['/store'], ['/store', '/front/db']);
+    assert.ok((await stack.docker(['ps', '--no-trunc', '--format', '{{.Names}}'])).stdout.split('\n').includes('store,front/db'), 'docker ps --no-trunc shows the link name');
+    const primary = await stack.request('DELETE', '/v1.12/containers/store?link=1');
+    assert.equal(primary.status, 409);
+    assert.equal(primary.text, 'Conflict, cannot remove the default name of the container\n');
+    const missing = await stack.request('DELETE', '/v1.12/containers/front/nothing?link=1');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.text, 'No such link: /front/nothing\n');
+    assert.equal((await stack.request('DELETE', '/v1.12/containers/front/db')).status, 404, 'without link=1 a path with a slash names no container');
+    const removed = await stack.docker(['rm', '--link', '/front/db']);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.deepEqual((await names())['/store'], ['/store']);
+    assert.equal((await stack.docker(['inspect', '-f', '{{.State.Running}}', 'front', 'store'])).stdout.trim(), 'true\ntrue', 'both still run');
+    assert.equal((await stack.docker(['rm', '-f', 'front', 'store'])).code, 0);
+  });
+
   test('--net=container:NAME joins the network of another running container', async () => {
     assert.equal((await stack.docker(['run', '-d', '--name', 'host-of-net', 'busybox', 'sh', '-c', 'mkdir /w; echo shared > /w/index.html; exec httpd -f -p 8080 -h /w'])).code, 0);
     const ip = JSON.parse((await stack.request('GET', '/v1.12/containers/host-of-net/json')).text).NetworkSettings.IPAddress;

@@ -101,6 +101,7 @@ describe('volumes', () => {
       [{ Binds: [`${host}:inside`] }, /the container path must be absolute/],
       [{ Binds: [`${host}:/x:rx`] }, /the mode must be ro or rw/],
       [{ VolumesFrom: ['nosuch'] }, /Container nosuch not found\. Impossible to mount its volumes/],
+      [{ Binds: ['/:/host'] }, /Invalid bind mount '\/:\/host' : source can't be '\/'\n$/],
     ];
     for (const [hostConfig, message] of cases) {
       const created = await stack.request('POST', '/v1.12/containers/create', {
@@ -119,5 +120,22 @@ describe('volumes', () => {
     }
     assert.deepEqual(volumeDirs(), before, 'no data volume was made for a refused start');
     assert.equal((await stack.request('GET', '/_ping')).status, 200);
+  });
+
+  test('a start body that decodes to nothing keeps the saved host config; a JSON start without a body is 500 EOF', async () => {
+    fs.writeFileSync(path.join(host, 'kept.txt'), 'kept\n');
+    const json = { 'Content-Type': 'application/json' };
+    const created = await stack.request('POST', '/v1.12/containers/create', { headers: json, body: JSON.stringify({ Image: 'busybox', Cmd: ['cat', '/h/kept.txt'], HostConfig: { Binds: [`${host}:/h:ro`] } }) });
+    const id = JSON.parse(created.text).Id as string;
+    const eof = await stack.request('POST', `/v1.12/containers/${id}/start`, { headers: json });
+    assert.equal(eof.status, 500);
+    assert.equal(eof.text, 'EOF\n');
+    for (const body of ['{}', 'null']) {
+      assert.equal((await stack.request('POST', `/v1.12/containers/${id}/start`, { headers: json, body })).status, 204, body);
+      assert.equal(JSON.parse((await stack.request('POST', `/v1.12/containers/${id}/wait`)).text).StatusCode, 0, `${body}: the bind is still there`);
+      assert.equal((await stack.docker(['logs', id])).stdout.split('\n').filter(Boolean).at(-1), 'kept');
+      assert.deepEqual(JSON.parse((await stack.request('GET', `/v1.12/containers/${id}/json`)).text).HostConfig.Binds, [`${host}:/h:ro`]);
+    }
+    assert.equal((await stack.request('DELETE', `/v1.12/containers/${id}`)).status, 204);
   });
 });

@@ -189,7 +189,7 @@ interface ListEntry {
 }
 
 function listEntry(c: containers.Container, size: boolean, ports: unknown): ListEntry {
-  const e: ListEntry = { Command: commandText(c), Created: Math.floor(Date.parse(c.created) / 1000), Id: c.id, Image: c.imageName, Names: [c.name], Ports: ports, Status: statusText(c.state) };
+  const e: ListEntry = { Command: commandText(c), Created: Math.floor(Date.parse(c.created) / 1000), Id: c.id, Image: c.imageName, Names: [c.name, ...c.linkNames], Ports: ports, Status: statusText(c.state) };
   if (size) {
     e.SizeRootFs = c.sizeRootFs;
     e.SizeRw = c.sizeRw;

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { Injectable } from '@nestjs/common';
 import type { containers } from '@stevedore/contracts';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
-import { invalid, refused } from '@stevedore/errors';
+import { invalid, notFound, refused } from '@stevedore/errors';
 import { callOptions } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
@@ -51,19 +51,23 @@ export class ContainersHandlers {
     res.json(201, { Id: r.id, Warnings: r.warnings.length ? r.warnings : null });
   };
 
+  /**
+   * Docker 1.0 read a start body only with a JSON content type: an empty one
+   * failed its decoder (500 `EOF`), and one that decodes to nothing (`{}`,
+   * `null`) sets nothing, so the saved host config stays.
+   */
   start = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    // Docker 1.0 read a start body only with a JSON content type.
     let hostConfigJson = '';
     if (/^application\/json\b/.test(req.header('content-type') ?? '')) {
       const text = await req.text();
-      if (text.trim() && text.trim() !== 'null') {
-        try {
-          JSON.parse(text);
-        } catch (err) {
-          throw invalid(`Request body is not valid JSON: ${(err as Error).message}`);
-        }
-        hostConfigJson = text;
+      if (!text.trim()) throw refused('EOF');
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (err) {
+        throw invalid(`Request body is not valid JSON: ${(err as Error).message}`);
       }
+      if (parsed !== null && (typeof parsed !== 'object' || Object.keys(parsed).length > 0)) hostConfigJson = text;
     } else req.raw.resume();
     await call(this.rt, this.rt.start, { id: req.params.id, hostConfigJson }, req.requestId, SERVICE, 120_000);
     res.noContent(204);
@@ -91,10 +95,17 @@ export class ContainersHandlers {
     res.json(200, r.containers.map((c) => (req.below('1.5') ? toContainerListV1_0(c, size) : toContainerListV1_5(c, size))));
   };
 
+  /** DELETE /containers/(id); with `link=1` the path names a link (`parent/alias`) and only that name goes. */
   remove = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const { name } = req.params;
+    if (req.bool('link')) {
+      await call(this.rt, this.rt.removeLink, { name }, req.requestId, SERVICE);
+      return res.noContent(204);
+    }
+    if (name.includes('/')) throw notFound(`No such container: ${name}`);
     // `destroy` events wait for this answer (see RemovalsInFlight).
     this.removals.track(new Promise((answered) => res.raw.once('finish', answered).once('close', answered)));
-    await call(this.rt, this.rt.remove, { id: req.params.id, force: req.bool('force'), volumes: req.bool('v') }, req.requestId, SERVICE, 60_000);
+    await call(this.rt, this.rt.remove, { id: name, force: req.bool('force'), volumes: req.bool('v') }, req.requestId, SERVICE, 60_000);
     res.noContent(204);
   };
 
@@ -141,13 +152,13 @@ export class ContainersHandlers {
     const body = await req.json<{ Resource?: string }>();
     if (!body?.Resource) throw refused('Path cannot be empty');
     const { metadata, options } = callOptions(req.requestId);
-    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: body.Resource, makePath: false }, metadata, options), SERVICE, 'application/octet-stream');
+    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: body.Resource, makePath: false, legacyCopy: true }, metadata, options), SERVICE, 'application/octet-stream');
   };
 
   private async statHeader(req: ApiRequest): Promise<string> {
     const path = req.string('path');
     if (!path) throw invalid('Path cannot be empty');
-    const st = await call(this.rt, this.rt.statPath, { id: req.params.id, path, makePath: false }, req.requestId, SERVICE, 60_000);
+    const st = await call(this.rt, this.rt.statPath, { id: req.params.id, path, makePath: false, legacyCopy: false }, req.requestId, SERVICE, 60_000);
     return Buffer.from(JSON.stringify({ name: st.name, size: st.size, mode: st.mode, mtime: st.mtime, linkTarget: st.linkTarget })).toString('base64');
   }
 
@@ -163,7 +174,7 @@ export class ContainersHandlers {
     const stat = await this.statHeader(req);
     res.raw.setHeader('X-Docker-Container-Path-Stat', stat);
     const { metadata, options } = callOptions(req.requestId);
-    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: req.string('path'), makePath: false }, metadata, options), SERVICE, 'application/x-tar');
+    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: req.string('path'), makePath: false, legacyCopy: false }, metadata, options), SERVICE, 'application/x-tar');
   };
 
   /** PUT /containers/(id)/archive (v1.20): a tar extracted into a directory of the container. */
@@ -173,7 +184,7 @@ export class ContainersHandlers {
     const { metadata, options } = callOptions(req.requestId);
     await new Promise<void>((resolve, reject) => {
       const upload = this.rt.putArchive(metadata, options, (err) => (err ? reject(backendError(err, SERVICE)) : resolve()));
-      upload.write({ part: { $case: 'target', target: { id: req.params.id, path, makePath: false } } });
+      upload.write({ part: { $case: 'target', target: { id: req.params.id, path, makePath: false, legacyCopy: false } } });
       pumpBody(req, upload, (chunk) => ({ part: { $case: 'chunk' as const, chunk } }));
     });
     res.noContent(200);

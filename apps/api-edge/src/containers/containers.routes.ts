@@ -33,7 +33,8 @@ export class ContainersRoutes implements RouteTable {
       route('HEAD', '/containers/{id}/archive', h.archiveHead, { since: '1.20', addedFor: 'docker cp of today\'s CLI' }),
       route('GET', '/containers/{id}/archive', h.archiveGet, { since: '1.20', addedFor: 'docker cp of today\'s CLI' }),
       route('PUT', '/containers/{id}/archive', h.archivePut, { since: '1.20', addedFor: 'docker cp of today\'s CLI' }),
-      route('DELETE', '/containers/{id}', h.remove, { since: '1.0' }),
+      // `{name*}`: with `link=1` the name is `parent/alias`.
+      route('DELETE', '/containers/{name*}', h.remove, { since: '1.0' }),
     ];
   }
 }

@@ -17,6 +17,12 @@ import { DockerRouter } from './router';
 
 /** Headers on every answer. Api-Version is what today's clients negotiate with. */
 const COMMON_HEADERS = { 'Api-Version': CURRENT_API_VERSION, Server: `Stevedore/${STEVEDORE_VERSION} (linux)` };
+/** With STEVEDORE_API_CORS (Docker's --api-enable-cors): Docker 1.0's CORS headers too, on every answer. */
+const CORS_HEADERS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Headers': 'Origin, X-Requested-With, Content-Type, Accept',
+  'Access-Control-Allow-Methods': 'GET, POST, DELETE, PUT, OPTIONS',
+};
 
 export const ROUTER = Symbol('DockerRouter');
 
@@ -99,6 +105,7 @@ export class HttpFront implements OnApplicationShutdown {
     const requestId = acceptRequestId(req.headers[REQUEST_ID_HEADER]);
     const log = this.log;
     for (const [k, v] of Object.entries(COMMON_HEADERS)) res.setHeader(k, v);
+    if (this.config.apiCors) for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
     res.setHeader('X-Request-Id', requestId);
     res.on('finish', () => {
       log.info(

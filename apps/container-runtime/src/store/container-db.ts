@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS ports (
   host_ip TEXT NOT NULL,
   host_port INTEGER NOT NULL
 );
+-- The names links give: /<parent's name>/<alias> names the child.
+CREATE TABLE IF NOT EXISTS links (
+  parent_id TEXT NOT NULL,
+  alias TEXT NOT NULL,
+  child_id TEXT NOT NULL,
+  PRIMARY KEY (parent_id, alias)
+);
 CREATE TABLE IF NOT EXISTS networks (
   container_id TEXT PRIMARY KEY,
   ip_address TEXT NOT NULL,
@@ -123,6 +130,10 @@ export class ContainerDb {
       addPort: db.prepare('INSERT INTO ports VALUES (@container_id, @container_port, @protocol, @host_ip, @host_port)'),
       removePorts: db.prepare('DELETE FROM ports WHERE container_id = ?'),
       volumeUsers: db.prepare('SELECT count(*) AS n FROM volumes WHERE host_path = ?'),
+      setLink: db.prepare('INSERT OR REPLACE INTO links (parent_id, alias, child_id) VALUES (?, ?, ?)'),
+      linkNames: db.prepare("SELECT c.name || '/' || l.alias AS name FROM links l JOIN containers c ON c.id = l.parent_id WHERE l.child_id = ? ORDER BY name"),
+      removeLink: db.prepare('DELETE FROM links WHERE parent_id = ? AND alias = ?'),
+      removeLinksOf: db.prepare('DELETE FROM links WHERE parent_id = ? OR child_id = ?'),
       count: db.prepare("SELECT count(*) AS n, sum(status = 'running') AS running, sum(paused) AS paused FROM containers"),
     };
   }
@@ -180,9 +191,23 @@ export class ContainerDb {
     this.db.transaction(() => {
       const volumes = this.volumes(id);
       this.s.removeVolumes.run(id);
+      this.s.removeLinksOf.run(id, id);
       this.s.remove.run(id);
       return volumes.filter((v) => v.managed && (this.s.volumeUsers.get(v.host_path) as { n: number }).n === 0).map((v) => v.host_path);
     })();
+
+  /** The names the links of other containers give this one (`/parent/alias`). */
+  linkNames(id: string): string[] {
+    return (this.s.linkNames.all(id) as Array<{ name: string }>).map((r) => r.name);
+  }
+
+  /** setLink / removeLink: `/parent/alias` names `child` (recorded when the parent starts with the link). */
+  readonly setLink = (parentId: string, alias: string, childId: string): void => {
+    this.s.setLink.run(parentId, alias, childId);
+  };
+
+  /** Whether there was such a link. */
+  readonly removeLink = (parentId: string, alias: string): boolean => this.s.removeLink.run(parentId, alias).changes > 0;
 
   network(id: string): NetworkRow | undefined {
     return this.s.network.get(id) as NetworkRow | undefined;
