@@ -57,17 +57,20 @@ async function main(): Promise<void> {
   const work = fs.mkdtempSync('/tmp/bench-events-');
   const tarFile = busyboxTar(work, ['sh', 'true', 'sleep']);
   const stevedore = await startStevedore();
+  // The same stack with every service in the supervisor's process (STEVEDORE_PROCESSES=one): memory only.
+  const one = await startStevedore({ STEVEDORE_PROCESSES: 'one', STEVEDORE_BRIDGE: 'sdbenchone', STEVEDORE_BRIDGE_SUBNET: '10.217.0.0/24' });
   const docker = await startDocker();
   const engines = [stevedore, docker];
+  const everyEngine: Array<[string, typeof stevedore]> = [['stevedore', stevedore], ['one', one], ['docker', docker]];
   const samples = new Map<string, number[]>();
   const add = (k: string, v: number) => samples.set(k, [...(samples.get(k) ?? []), v]);
   try {
-    for (const e of engines) {
+    for (const [, e] of everyEngine) {
       await importBusybox(e, tarFile);
     }
     process.stderr.write('bench: idle memory\n');
     await sleep(3000);
-    for (let i = 0; i < 5; i++) for (const e of engines) add(`${e.name} idleKiB`, rssKiB(e.pids()));
+    for (let i = 0; i < 5; i++) for (const [label, e] of everyEngine) add(`${label} idleKiB`, rssKiB(e.pids()));
 
     process.stderr.write('bench: start → start event\n');
     for (const e of engines) {
@@ -87,7 +90,7 @@ async function main(): Promise<void> {
       events.close();
     }
     process.stderr.write(`bench: memory with ${CONTAINERS} running containers\n`);
-    for (const e of engines) {
+    for (const [, e] of everyEngine) {
       const running = (await json(e.socket, 'GET', '/v1.12/containers/json')).body.length as number;
       for (let i = running; i < CONTAINERS; i++) {
         const c = await json(e.socket, 'POST', '/v1.12/containers/create', { Image: 'busybox', Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none' } });
@@ -95,13 +98,13 @@ async function main(): Promise<void> {
       }
     }
     await sleep(2000);
-    for (let i = 0; i < 5; i++) for (const e of engines) add(`${e.name} busyKiB`, rssKiB(e.pids()));
-    for (const e of engines) {
+    for (let i = 0; i < 5; i++) for (const [label, e] of everyEngine) add(`${label} busyKiB`, rssKiB(e.pids()));
+    for (const [, e] of everyEngine) {
       const all = (await json(e.socket, 'GET', '/v1.12/containers/json?all=1')).body as Array<{ Id: string }>;
       await Promise.all(all.map((c) => json(e.socket, 'DELETE', `/v1.12/containers/${c.Id}?force=1`)));
     }
   } finally {
-    await Promise.all(engines.map((e) => e.stop()));
+    await Promise.all(everyEngine.map(([, e]) => e.stop()));
     fs.rmSync(work, { recursive: true, force: true });
   }
   const med = (k: string) => summarize(samples.get(k)!).median;
@@ -111,8 +114,10 @@ async function main(): Promise<void> {
     row('start answered → `start` event received, median', 'ms', med('stevedore afterAnswerMs'), med('docker afterAnswerMs'), 'lower'),
     row('memory of the whole engine, idle (RSS)', 'MiB', med('stevedore idleKiB') / 1024, med('docker idleKiB') / 1024, 'lower'),
     row(`memory of the whole engine with ${CONTAINERS} running containers (RSS)`, 'MiB', med('stevedore busyKiB') / 1024, med('docker busyKiB') / 1024, 'lower'),
+    row('memory idle, every service in one process (STEVEDORE_PROCESSES=one)', 'MiB', med('one idleKiB') / 1024, med('docker idleKiB') / 1024, 'lower'),
+    row(`memory with ${CONTAINERS} running containers, one process`, 'MiB', med('one busyKiB') / 1024, med('docker busyKiB') / 1024, 'lower'),
   ];
-  writeReport('events-memory', 'Events and memory benchmark', { stevedore: stevedore.version, docker: docker.version }, `Memory: Stevedore's supervisor, services, Redis and monitors; the Docker engine's dockerd, containerd and shims.`, rows, { settings: { events: EVENTS, containers: CONTAINERS } });
+  writeReport('events-memory', 'Events and memory benchmark', { stevedore: stevedore.version, docker: docker.version }, `Memory: Stevedore's supervisor, services, Redis and monitors, with each service in a process of its own (the default) and with every service in the supervisor's process (STEVEDORE_PROCESSES=one); the Docker engine's dockerd, containerd and shims.`, rows, { settings: { events: EVENTS, containers: CONTAINERS } });
 }
 
 main().catch((err) => {

@@ -1,10 +1,4 @@
-import { builds } from '@stevedore/contracts';
-import { startGrpcService } from '@stevedore/service-kit';
-import { BuildWorkerModule } from './build-worker.module';
-import { BuildWorkerRpc } from './build-worker.rpc';
+import { runServiceMain } from '@stevedore/service-kit';
+import { start } from './service';
 
-startGrpcService({
-  name: 'build-worker',
-  module: BuildWorkerModule,
-  bindings: (app) => [{ definition: builds.BuildWorkerService, implementation: app.get(BuildWorkerRpc).implementation() }],
-});
+runServiceMain('build-worker', start);

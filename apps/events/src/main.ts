@@ -1,10 +1,4 @@
-import { events } from '@stevedore/contracts';
-import { startGrpcService } from '@stevedore/service-kit';
-import { EventsModule } from './events.module';
-import { EventsRpc } from './events.rpc';
+import { runServiceMain } from '@stevedore/service-kit';
+import { start } from './service';
 
-startGrpcService({
-  name: 'events',
-  module: EventsModule,
-  bindings: (app) => [{ definition: events.EventsService, implementation: app.get(EventsRpc).implementation() }],
-});
+runServiceMain('events', start);

@@ -1,10 +1,4 @@
-import { images } from '@stevedore/contracts';
-import { startGrpcService } from '@stevedore/service-kit';
-import { ImageStoreModule } from './image-store.module';
-import { ImageStoreRpc } from './image-store.rpc';
+import { runServiceMain } from '@stevedore/service-kit';
+import { start } from './service';
 
-startGrpcService({
-  name: 'image-store',
-  module: ImageStoreModule,
-  bindings: (app) => [{ definition: images.ImageStoreService, implementation: app.get(ImageStoreRpc).implementation() }],
-});
+runServiceMain('image-store', start);

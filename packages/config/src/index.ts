@@ -45,6 +45,12 @@ export interface StevedoreConfig {
   buildWorkers: number;
   /** Docker's `--api-enable-cors`: the CORS headers on every answer. */
   apiCors: boolean;
+  /**
+   * `many`: each service in a process of its own, restarted alone when it
+   * dies; `one`: every service inside the supervisor's process (a small
+   * host's memory; a crash takes the whole stack down, as dockerd's does).
+   */
+  processes: 'many' | 'one';
   /** The address a gRPC service listens on and is reached at. */
   serviceAddress(name: GrpcServiceName): string;
   runDir: string;
@@ -86,6 +92,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
   if (!/^\d{1,3}(\.\d{1,3}){3}\/(8|9|[12]\d|30)$/.test(bridgeSubnet)) throw new Error(`STEVEDORE_BRIDGE_SUBNET must be an IPv4 subnet such as 172.29.0.0/16, not ${JSON.stringify(bridgeSubnet)}`);
   const buildWorkers = positiveInt(env, 'STEVEDORE_BUILD_WORKERS', 1);
   if (buildWorkers > 64) throw new Error(`STEVEDORE_BUILD_WORKERS must be a number of workers from 1 to 64, not ${buildWorkers}`);
+  const processes = env.STEVEDORE_PROCESSES || 'many';
+  if (processes !== 'many' && processes !== 'one') throw new Error(`STEVEDORE_PROCESSES must be many or one, not ${JSON.stringify(processes)}`);
+  if (processes === 'one' && buildWorkers > 1) throw new Error('STEVEDORE_PROCESSES=one runs one build worker: STEVEDORE_BUILD_WORKERS cannot be more than 1');
   const icc = env.STEVEDORE_ICC ?? 'true';
   if (!['true', 'false'].includes(icc)) throw new Error(`STEVEDORE_ICC must be true or false, not ${JSON.stringify(icc)}`);
   return {
@@ -105,6 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
     bridge: { name: bridgeName, subnet: bridgeSubnet, icc: icc === 'true' },
     buildWorkers,
     apiCors: truthy(env.STEVEDORE_API_CORS),
+    processes,
     serviceAddress: (name) => env[envName(name)] || `unix:${path.join(runDir, `${name}.sock`)}`,
     runDir,
     logDir: path.join(root, 'logs'),
@@ -126,6 +136,7 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
     STEVEDORE_BRIDGE_SUBNET: config.bridge.subnet,
     STEVEDORE_ICC: String(config.bridge.icc),
     STEVEDORE_BUILD_WORKERS: String(config.buildWorkers),
+    STEVEDORE_PROCESSES: config.processes,
   };
   if (config.debug) env.STEVEDORE_DEBUG = '1';
   if (config.apiCors) env.STEVEDORE_API_CORS = '1';

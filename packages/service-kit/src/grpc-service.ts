@@ -38,17 +38,31 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the service: builds the Nest application (`module` may use the
- * CONFIG and LOGGER tokens, provided by `serviceModule`), binds its gRPC
- * services on the configured address, reports SERVING, and stops cleanly on
- * SIGTERM/SIGINT.
- */
-export async function runGrpcService(options: {
+export interface GrpcServiceOptions {
   name: GrpcServiceName;
   module: Type<unknown>;
   bindings: (app: INestApplicationContext) => GrpcBinding[];
-}): Promise<RunningService> {
+}
+
+/** A running part of the stack, whichever process it runs in. */
+export interface StoppableService {
+  stop(): Promise<void>;
+}
+
+/**
+ * How a service starts: in a process of its own (`signals`: it stops on
+ * SIGTERM/SIGINT and exits), or beside the others in the supervisor
+ * (STEVEDORE_PROCESSES=one: the supervisor stops it).
+ */
+export type ServiceStart = (options: { signals: boolean }) => Promise<StoppableService>;
+
+/**
+ * Starts the service: builds the Nest application (`module` may use the
+ * CONFIG and LOGGER tokens, provided by `serviceModule`), binds its gRPC
+ * services on the configured address, reports SERVING, and (with
+ * `signals`) stops cleanly on SIGTERM/SIGINT.
+ */
+export async function runGrpcService(options: GrpcServiceOptions & { signals?: boolean }): Promise<RunningService> {
   const { config, log } = serviceContext(options.name);
   const app = await NestFactory.createApplicationContext(options.module, { logger: new PinoNestLogger(log), abortOnError: false });
   await app.init();
@@ -86,8 +100,10 @@ export async function runGrpcService(options: {
       log.info('stopped');
       log.flush();
     })());
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(sig, () => void stop().finally(() => process.exit(0)));
+  if (options.signals !== false) {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(sig, () => void stop().finally(() => process.exit(0)));
+    }
   }
   return { app, server, stop };
 }
@@ -108,22 +124,29 @@ function widenFlowControlWindow(server: grpc.Server): void {
   }
 }
 
-/** A service's entry point: runs it, or logs why it could not start and exits non-zero. */
-export function startGrpcService(options: Parameters<typeof runGrpcService>[0]): void {
-  runGrpcService(options).catch((err) => {
-    serviceContext(options.name).log.fatal({ err }, 'could not start');
+/** A gRPC service's start, for its main.ts and for the supervisor's STEVEDORE_PROCESSES=one. */
+export function grpcServiceStart(options: GrpcServiceOptions): ServiceStart {
+  return ({ signals }) => runGrpcService({ ...options, signals });
+}
+
+/** A service's entry point (main.ts): runs it in this process, or logs why it could not start and exits non-zero. */
+export function runServiceMain(name: string, start: ServiceStart): void {
+  start({ signals: true }).catch((err) => {
+    serviceContext(name).log.fatal({ err }, 'could not start');
     console.error(err);
     process.exit(1);
   });
 }
 
-let context: { config: StevedoreConfig; log: Logger } | undefined;
+const contexts = new Map<string, { config: StevedoreConfig; log: Logger }>();
 
-/** The process's config and logger: one of each per process. */
+/** A service's config and logger (one process may run several services). */
 export function serviceContext(name: string): { config: StevedoreConfig; log: Logger } {
+  let context = contexts.get(name);
   if (!context) {
     const config = loadConfig();
     context = { config, log: createLogger(name, config.logLevel) };
+    contexts.set(name, context);
   }
   return context;
 }

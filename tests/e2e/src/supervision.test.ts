@@ -1,8 +1,12 @@
 // A service killed outright is restarted by the supervisor, and the API
-// answers again within seconds.
+// answers again within seconds; with STEVEDORE_PROCESSES=one every service
+// runs inside the supervisor.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, stopStack, type Stack } from './harness';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { processesMentioning, runCommand, shortTempDir, startStack, startStackWithBusybox, stopStack, type Stack } from './harness';
+import { difference, snapshot } from './host-footprint';
 
 describe('supervision', () => {
   let stack: Stack;
@@ -25,4 +29,42 @@ describe('supervision', () => {
       assert.equal(v.stdout.trim(), '1.12');
     });
   }
+});
+
+describe('every service in one process (STEVEDORE_PROCESSES=one)', () => {
+  test('the supervisor runs them all: containers, builds and events work, and down leaves nothing', async () => {
+    const before = snapshot();
+    const stack = await startStackWithBusybox({ STEVEDORE_PROCESSES: 'one' });
+    try {
+      const state = stack.state();
+      const services = state.processes.filter((p) => p.name !== 'redis');
+      assert.deepEqual(services.map((p) => p.name).sort(), ['api-edge', 'build-worker', 'container-runtime', 'events', 'image-store']);
+      assert.ok(services.every((p) => p.pid === state.supervisorPid && p.state === 'healthy'), JSON.stringify(services));
+      const run = await stack.docker(['run', '--rm', '--name', 'solo', 'busybox', 'sh', '-c', 'echo from-one-process']);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.trim(), 'from-one-process');
+      const dir = shortTempDir('one-ctx-');
+      fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM busybox\nRUN echo built > /built\nCMD ["cat", "/built"]\n');
+      const built = await stack.docker(['build', '-t', 'crew/one', dir], { timeoutMs: 60_000 });
+      assert.equal(built.code, 0, built.stderr);
+      assert.equal((await stack.docker(['run', '--rm', 'crew/one'])).stdout.trim(), 'built');
+      const events = await stack.request('GET', `/v1.12/events?since=1&until=${Math.floor(Date.now() / 1000) + 1}`);
+      assert.match(events.text, /\{"status":"die","id":"[0-9a-f]{64}","from":"busybox:latest".*"name":"solo","exitCode":"0"/);
+      assert.ok(fs.readFileSync(path.join(stack.root, 'logs', 'supervisor.log'), 'utf8').includes('"service":"container-runtime"'), 'the services log with the supervisor');
+    } finally {
+      await stopStack(stack);
+    }
+    assert.deepEqual(difference(before, snapshot()).filter((d) => !/^tmp .*(one-ctx-|bbroot-)/.test(d)), []);
+  });
+
+  test('it refuses more than one build worker, before starting anything', async () => {
+    const root = shortTempDir('sd-');
+    const r = await runCommand(path.join(process.env.STEVEDORE_REPO ?? process.cwd(), 'stevedore'), ['up'], {
+      env: { ...process.env, STEVEDORE_ROOT: root, STEVEDORE_HOST: `unix://${root}/api.sock`, STEVEDORE_PROCESSES: 'one', STEVEDORE_BUILD_WORKERS: '2' },
+      timeoutMs: 30_000,
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /STEVEDORE_PROCESSES=one runs one build worker/);
+    assert.deepEqual(processesMentioning(root), []);
+  });
 });

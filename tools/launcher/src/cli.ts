@@ -119,7 +119,8 @@ async function up(config: StevedoreConfig, env: NodeJS.ProcessEnv, timeoutS: num
   for (;;) {
     const state = readState(config);
     if (state?.ready) {
-      process.stderr.write(`Stevedore is up: data root ${config.root}, ${state.processes.length} processes. Point the docker CLI at it with:\n`);
+      const pids = new Set([state.supervisorPid, ...state.processes.map((p) => p.pid)]).size;
+      process.stderr.write(`Stevedore is up: data root ${config.root}, ${pids} processes. Point the docker CLI at it with:\n`);
       process.stdout.write(`DOCKER_HOST=${state.dockerHost}\n`);
       return;
     }

@@ -19,6 +19,11 @@ export function serviceEntry(service: string): string {
   return path.join(REPO_ROOT, 'apps', service, 'dist', 'main.js');
 }
 
+/** The module whose `start` runs a service inside the supervisor (STEVEDORE_PROCESSES=one). */
+export function serviceModule(service: string): string {
+  return path.join(REPO_ROOT, 'apps', service, 'dist', 'service.js');
+}
+
 /** The first unix socket the API listens on, as DOCKER_HOST. */
 export function dockerHost(config: StevedoreConfig): string {
   return config.hosts.find((h) => h.startsWith('unix://')) ?? config.hosts[0];

@@ -1,5 +1,6 @@
 // The supervisor `stevedore up` leaves running: the private Redis and one
-// process per service, restarted with back-off when one dies, their health
+// process per service, restarted with back-off when one dies (or, with
+// STEVEDORE_PROCESSES=one, every service inside this process), their health
 // probed, and the stack's state written to run/state.json.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -7,6 +8,7 @@ import * as path from 'node:path';
 import { GRPC_SERVICES, loadConfig, type StevedoreConfig } from '@stevedore/config';
 import { channelCredentials, probeHealth } from '@stevedore/service-kit';
 import { dockerHost, launcherFiles, serviceEntry, type StackState } from './layout';
+import { InProcessService } from './in-process';
 import { ManagedProcess } from './managed-process';
 
 /** Probing while the stack comes up, and once it is up (a restart is noticed by the exit, not the probe). */
@@ -55,7 +57,7 @@ function pingApi(host: string): Promise<boolean> {
 
 class Supervisor {
   private readonly files: ReturnType<typeof launcherFiles>;
-  private readonly processes: ManagedProcess[] = [];
+  private readonly processes: Array<ManagedProcess | InProcessService> = [];
   private redis?: ManagedProcess;
   private ready = false;
   private healthTimer?: NodeJS.Timeout;
@@ -119,6 +121,15 @@ class Supervisor {
       this.redis.setHealth(true);
     }
 
+    if (this.config.processes === 'one') {
+      // Started one after the other, in the order the separate processes are; the API edge last.
+      for (const name of [...GRPC_SERVICES, 'api-edge']) {
+        const s = new InProcessService(name, () => this.writeState());
+        this.processes.push(s);
+        await s.start();
+      }
+      return this.scheduleProbes();
+    }
     // Extra node flags for the services, for profiling (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
     const nodeArgs = (process.env.STEVEDORE_NODE_ARGS ?? '').split(' ').filter(Boolean);
     for (const name of [...GRPC_SERVICES, 'api-edge']) {
@@ -135,6 +146,10 @@ class Supervisor {
         p.start();
       }
     }
+    this.scheduleProbes();
+  }
+
+  private scheduleProbes(): void {
     const schedule = () => {
       this.healthTimer = setTimeout(() => void this.probe().finally(schedule), this.ready && this.processes.every((p) => p.state.state === 'healthy') ? STEADY_PROBE_MS : STARTUP_PROBE_MS);
     };
