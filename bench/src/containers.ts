@@ -1,12 +1,14 @@
 // Container benchmark, Stevedore and the Docker engine in one run:
 // `docker run --rm IMAGE true` latency (the real CLI), create→start→wait→remove
 // throughput at concurrency 1, 4 and 16, p99/p50 of 32 parallel runs,
-// GET /containers/json?all=1 with 1,000 containers, reading back 50 MB of
-// logs, and the memory of the per-container monitors.
+// GET /containers/json?all=1 with no and with 1,000 containers, reading back
+// 50 MB of logs, 50 MB through an attach, and the memory of the
+// per-container monitors.
 //
 //   node bench/dist/containers.js [--runs 20] [--containers 1000]
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import { busyboxTar, importBusybox, rssKiB, startDocker, startStevedore, type Engine } from './engines';
 import { json, send } from './http-client';
 import { option, percentile, row, summarize, writeReport, type Row } from './stats';
@@ -34,6 +36,30 @@ async function throughput(e: Engine, concurrency: number, total: number): Promis
     while (left-- > 0) await cycle(e);
   }));
   return total / (ms(t) / 1000);
+}
+
+/** Attached before the start (as `docker run` attaches), the container's output read through the attach stream: MB/s from the start. */
+function attachThroughput(e: Engine, id: string): Promise<{ mbps: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: e.socket, method: 'POST', path: `/v1.12/containers/${id}/attach?stream=1&stdout=1&stderr=1`, agent: false }, (res) => {
+      let bytes = 0;
+      const t = process.hrtime.bigint();
+      res.on('data', (d: Buffer) => (bytes += d.length));
+      res.on('end', () => resolve({ mbps: bytes / 1e6 / (ms(t) / 1000), bytes }));
+      res.on('error', reject);
+      json(e.socket, 'POST', `/v1.12/containers/${id}/start`).catch(reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Latency of one list request, ms. */
+async function listOnce(e: Engine): Promise<number> {
+  const t = process.hrtime.bigint();
+  const r = await send(e.socket, 'GET', '/v1.12/containers/json?all=1', { keep: false });
+  if (r.status !== 200) throw new Error(`${e.name} list: ${r.status}`);
+  return ms(t);
 }
 
 function cliRun(e: Engine): number {
@@ -89,6 +115,17 @@ async function main(): Promise<void> {
       }
       await json(e.socket, 'DELETE', `/v1.12/containers/${id}`);
     }
+    process.stderr.write('bench: 50 MB through an attach\n');
+    for (let round = 0; round < 3; round++) {
+      for (const e of engines) {
+        const c = await json(e.socket, 'POST', '/v1.12/containers/create', { Image: 'busybox', Cmd: ['sh', '-c', 'yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 | head -c 52428800'], HostConfig: { NetworkMode: 'none' } });
+        const r = await attachThroughput(e, c.body.Id);
+        if (r.bytes < 52428800) throw new Error(`${e.name} attach: ${r.bytes} bytes`);
+        add(`${e.name} attachMBps`, r.mbps);
+        await json(e.socket, 'POST', `/v1.12/containers/${c.body.Id}/wait`);
+        await json(e.socket, 'DELETE', `/v1.12/containers/${c.body.Id}`);
+      }
+    }
 
     process.stderr.write('bench: memory of 20 running containers\n');
     for (const e of engines) {
@@ -103,6 +140,8 @@ async function main(): Promise<void> {
       for (const id of ids) await json(e.socket, 'DELETE', `/v1.12/containers/${id}?force=1`);
     }
 
+    process.stderr.write('bench: listing no containers\n');
+    for (let round = 0; round < 3; round++) for (const e of engines) for (let i = 0; i < 10; i++) add(`${e.name} list0`, await listOnce(e));
     process.stderr.write(`bench: listing ${CONTAINERS} containers\n`);
     for (const e of engines) {
       for (let i = 0; i < CONTAINERS; i++) {
@@ -112,12 +151,7 @@ async function main(): Promise<void> {
     }
     for (let round = 0; round < 3; round++) {
       for (const e of engines) {
-        for (let i = 0; i < 10; i++) {
-          const t = process.hrtime.bigint();
-          const r = await send(e.socket, 'GET', '/v1.12/containers/json?all=1', { keep: false });
-          if (r.status !== 200) throw new Error(`${e.name} list: ${r.status}`);
-          add(`${e.name} list`, ms(t));
-        }
+        for (let i = 0; i < 10; i++) add(`${e.name} list`, await listOnce(e));
       }
     }
   } finally {
@@ -135,8 +169,10 @@ async function main(): Promise<void> {
     ...[1, 4, 16].map((c) => row(`create→start→wait→remove at concurrency ${c}`, 'per s', med(`stevedore tput${c}`), med(`docker tput${c}`), 'higher')),
     row('32 parallel runs: p99 / p50', '×', par('stevedore'), par('docker'), 'lower'),
     row('32 parallel runs: p50', 'ms', med('stevedore par32'), med('docker par32'), 'lower'),
+    row('GET /containers/json?all=1, no containers, median', 'ms', med('stevedore list0'), med('docker list0'), 'lower'),
     row(`GET /containers/json?all=1, ${CONTAINERS} containers, median`, 'ms', med('stevedore list'), med('docker list'), 'lower'),
     row('reading back 50 MB of logs', 'MB/s', med('stevedore logsMBps'), med('docker logsMBps'), 'higher'),
+    row('50 MB of output through an attach', 'MB/s', med('stevedore attachMBps'), med('docker attachMBps'), 'higher'),
     row('memory of the monitor per running container (RSS)', 'KiB', med('stevedore monitorKiB'), med('docker monitorKiB'), 'lower'),
   ];
   writeReport('containers', 'Container benchmark', { stevedore: stevedore.version, docker: docker.version }, `Both with --net=none (the network benchmark measures the bridge). Docker's monitor is containerd-shim.`, rows, { settings: { runs: RUNS, containers: CONTAINERS }, logBytes: { stevedore: med('stevedore logsBytes'), docker: med('docker logsBytes') } });

@@ -1,13 +1,15 @@
 // Image benchmark: import, save and load of a 200 MB root filesystem (MB/s),
-// and GET /images/json with 1,000 images, Stevedore and the Docker engine
-// measured in one run, interleaved.
+// a pull of it from a local registry (Debian's docker-registry on
+// 127.0.0.1, through the CLI), and GET /images/json with 1,000 images,
+// Stevedore and the Docker engine measured in one run, interleaved.
 //
 //   node bench/dist/images.js [--mb 200] [--rounds 3] [--images 1000]
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { startRegistry } from '@stevedore/e2e/dist/harness';
 import { startDocker, startStevedore, type Engine } from './engines';
 import { download, send } from './http-client';
 import { option, row, summarize, writeReport, type Row } from './stats';
@@ -63,6 +65,20 @@ async function round(e: Engine, tarFile: string, n: number, work: string): Promi
   return { importS, saveS, loadS };
 }
 
+function cli(e: Engine, args: string[]): void {
+  const r = spawnSync('docker', args, { env: { ...process.env, DOCKER_HOST: `unix://${e.socket}` }, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${e.name} docker ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** Seconds to pull `name` (absent before) through the CLI. */
+function pullSeconds(e: Engine, name: string): number {
+  const t = process.hrtime.bigint();
+  cli(e, ['pull', '-q', name]);
+  const s = seconds(t);
+  cli(e, ['rmi', name]);
+  return s;
+}
+
 async function listLatency(e: Engine, n: number): Promise<number[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const out: number[] = [];
@@ -96,6 +112,24 @@ async function main(): Promise<void> {
         process.stderr.write(`bench: ${e.name} round ${r}: import ${x.importS.toFixed(2)} s, save ${x.saveS.toFixed(2)} s, load ${x.loadS.toFixed(2)} s\n`);
       }
     }
+    // One image in the registry, pushed by Stevedore; each engine pulls it, then removes it.
+    const registry = await startRegistry();
+    try {
+      const name = `${registry.address}/bench/pull:v1`;
+      const imported = await send(stevedore.socket, 'POST', `/v1.12/images/create?fromSrc=-&repo=${registry.address}/bench/pull&tag=v1`, { file: tarFile });
+      if (imported.status !== 200) throw new Error(`import for the registry: ${imported.status}`);
+      cli(stevedore, ['push', '-q', name]);
+      cli(stevedore, ['rmi', name]);
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const e of r % 2 ? [...engines].reverse() : engines) {
+          const s = pullSeconds(e, name);
+          add(`${e.name} pull`, sizeMB / s);
+          process.stderr.write(`bench: ${e.name} pull ${r}: ${s.toFixed(2)} s\n`);
+        }
+      }
+    } finally {
+      await registry.stop();
+    }
     process.stderr.write(`bench: importing ${IMAGES} small images into each engine\n`);
     const tiny = Array.from({ length: IMAGES }, (_, i) => tinyTar(work, i));
     for (const e of engines) {
@@ -114,6 +148,7 @@ async function main(): Promise<void> {
     row(`import of a ${MB} MB rootfs`, 'MB/s', med('stevedore import'), med('docker import'), 'higher'),
     row(`save of it`, 'MB/s', med('stevedore save'), med('docker save'), 'higher'),
     row(`load of it`, 'MB/s', med('stevedore load'), med('docker load'), 'higher'),
+    row(`pull of it from a registry on 127.0.0.1`, 'MB/s', med('stevedore pull'), med('docker pull'), 'higher'),
     row(`GET /images/json, ${IMAGES} images, median`, 'ms', med('stevedore list'), med('docker list'), 'lower'),
     row(`GET /images/json, ${IMAGES} images, p95`, 'ms', summarize(results.get('stevedore list')!).p95, summarize(results.get('docker list')!).p95, 'lower'),
   ];

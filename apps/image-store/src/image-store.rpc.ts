@@ -16,7 +16,7 @@ import { remoteRepository } from './registry/reference';
 import { searchCatalog } from './registry/search';
 import { CATALOG_SCOPE, RegistrySession, repositoryScope, type Credentials } from './registry/session';
 import { normalizeRepository, splitReference, validateRepository } from './store/names';
-import { notFound } from '@stevedore/errors';
+import { notFound, refused } from '@stevedore/errors';
 import { ImageService, type ProgressSink } from './images.service';
 import { checkLogin } from './registry/login';
 import { parseRegistryAddress } from './registry/registry-address';
@@ -41,6 +41,8 @@ function progressMessage(p: Partial<images.Progress>): images.Progress {
 @Injectable()
 export class ImageStoreRpc {
   private readonly insecure = (process.env.STEVEDORE_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean);
+  /** Repositories being pushed (one push of a repository at a time). */
+  private readonly pushing = new Set<string>();
   private readonly blobs: BlobStore;
 
   constructor(
@@ -116,9 +118,16 @@ export class ImageStoreRpc {
           ? [{ tag: req.tag, row: ((t) => (t ? this.images.db.get(t.image_id) : undefined))(this.images.db.getTag(repo, req.tag)) }]
           : this.images.db.repoTags(repo).map((t) => ({ tag: t.tag, row: this.images.db.get(t.image_id) }));
         if (tags.length === 0 || tags.some((t) => !t.row)) throw notFound(`An image does not exist locally with the tag: ${repo}${req.tag ? `:${req.tag}` : ''}`);
-        const remote = remoteRepository(repo, this.insecure);
-        const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), repositoryScope(remote.path, 'push,pull'));
-        await pushImages(this.images, session, repo, tags.map((t) => ({ tag: t.tag, row: t.row! })), (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal));
+        // Docker 1.0 refused a second push of a repository while one ran.
+        if (this.pushing.has(repo)) throw refused(`push ${repo} is already in progress`);
+        this.pushing.add(repo);
+        try {
+          const remote = remoteRepository(repo, this.insecure);
+          const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), repositoryScope(remote.path, 'push,pull'));
+          await pushImages(this.images, session, repo, tags.map((t) => ({ tag: t.tag, row: t.row! })), (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal));
+        } finally {
+          this.pushing.delete(repo);
+        }
       }),
       search: unary<images.SearchRequest, images.SearchResponse>(log, 'Search', async (req) => {
         // A term may start with a registry host: search that registry's catalog for the rest.

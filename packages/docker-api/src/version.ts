@@ -7,12 +7,19 @@ export const MIN_API_VERSION = '1.0';
 
 export type ApiVersion = readonly number[];
 
-/** "1.12" -> [1, 12]. A non-numeric part counts as 0, as in Docker 1.0. */
+const parsed = new Map<string, ApiVersion>();
+
+/** "1.12" -> [1, 12]. A non-numeric part counts as 0, as in Docker 1.0. (Remembered: a few versions come again and again.) */
 export function parseApiVersion(text: string): ApiVersion {
-  return text.split('.').map((p) => {
-    const n = Number.parseInt(p, 10);
-    return Number.isNaN(n) ? 0 : n;
-  });
+  let v = parsed.get(text);
+  if (!v) {
+    v = text.split('.').map((p) => {
+      const n = Number.parseInt(p, 10);
+      return Number.isNaN(n) ? 0 : n;
+    });
+    if (parsed.size < 256) parsed.set(text, v);
+  }
+  return v;
 }
 
 /** Component-wise comparison, the shorter one padded with zeros: 1.10 > 1.9, 1.12.0 == 1.12. */

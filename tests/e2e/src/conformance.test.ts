@@ -180,8 +180,13 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     ['GET', '/v1.12/images/json?filters=not-json', undefined, {}, 400, /filters/],
     ['POST', '/v1.12/containers/create?name=conf', '{"Image":"busybox","Cmd":["true"]}', json, 409, /^Conflict, The name conf is already assigned to [0-9a-f]{12}\./],
     ['POST', '/v1.12/images/nosuchimage/tag?repo=x', undefined, {}, 404, /^No such image: nosuchimage\n$/],
+    ['POST', '/v1.12/images/busybox/tag?repo=', undefined, {}, 500, /^Repository name can't be empty\n$/],
+    // Docker 1.0 ignored a commit body it could not read.
+    ['POST', '/v1.12/commit?container=conf&repo=conf-commit&tag=unreadable-body', 'not json', json, 201, /^\{"Id":"[0-9a-f]{64}"\}\n$/],
     ['POST', '/v1.12/commit?container=nosuchcontainer', undefined, {}, 404, /^No such container: nosuchcontainer\n$/],
     ['POST', '/v1.12/containers/nosuchcontainer/stop', undefined, {}, 404, /^No such container: nosuchcontainer\n$/],
+    // Before the connection is taken over: a plain HTTP answer.
+    ['POST', '/v1.12/containers/nosuchcontainer/attach?stream=1&stdout=1', undefined, {}, 404, /^No such container: nosuchcontainer\n$/],
     ['GET', '/v1.12/containers/conf/top', undefined, {}, 500, /is not running\n$/],
     ['GET', '/v1.12/images/nosuchimage/json', undefined, {}, 404, /^No such image: nosuchimage\n$/],
   ];

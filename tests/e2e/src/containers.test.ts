@@ -222,6 +222,39 @@ describe('containers', () => {
     assert.equal((await stack.docker(['rm', ...ids])).code, 0);
   });
 
+  test('lifecycle as Docker 1.0 gave it: the events of stop, restart and kill, another signal without one, pause and kill errors, wait', async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const id = (await stack.docker(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim();
+    const post = (p: string) => stack.request('POST', `/v1.12/containers/${id}/${p}`);
+    assert.equal((await post('stop?t=0')).status, 204);
+    assert.equal((await post('start')).status, 204);
+    assert.equal((await post('restart?t=0')).status, 204);
+    assert.equal((await post('kill?signal=WINCH')).status, 204, 'another signal: sent, no event');
+    const notPaused = await post('unpause');
+    assert.equal(notPaused.status, 500);
+    assert.equal(notPaused.text, `Cannot unpause container ${id}: Container ${id} is not paused\n`);
+    assert.equal((await post('pause')).status, 204);
+    const again = await post('pause');
+    assert.equal(again.text, `Cannot pause container ${id}: Container ${id} is already paused\n`);
+    const pausedKill = await post('kill');
+    assert.equal(pausedKill.status, 500);
+    assert.equal(pausedKill.text, `Cannot kill container ${id}: Container ${id} is paused. Unpause the container before stopping\n`);
+    assert.equal((await post('unpause')).status, 204);
+    assert.equal((await post('kill')).status, 204);
+    const badSignal = await post('kill?signal=NOPE');
+    assert.equal(badSignal.status, 500);
+    assert.equal(badSignal.text, 'Invalid signal: NOPE\n');
+    const events = (await stack.request('GET', `/v1.12/events?since=${since}&until=${Math.floor(Date.now() / 1000) + 1}`)).text;
+    const statuses = events.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { status: string; id: string }).filter((e) => e.id === id).map((e) => e.status);
+    // pause and unpause events are a deliberate addition (docs/deviations.md).
+    assert.deepEqual(statuses, ['create', 'start', 'die', 'stop', 'start', 'die', 'restart', 'pause', 'unpause', 'die', 'kill']);
+    assert.equal((await stack.docker(['rm', id])).code, 0);
+
+    const never = (await stack.docker(['create', 'busybox', 'true'])).stdout.trim();
+    assert.deepEqual(JSON.parse((await stack.request('POST', `/v1.12/containers/${never}/wait`)).text), { StatusCode: 0 }, 'never started: 0 at once');
+    assert.equal((await stack.docker(['rm', never])).code, 0);
+  });
+
   test('PortSpecs of the v1.0 docs expose their ports; a host mapping in them warns and publishes nothing', async () => {
     const created = await stack.request('POST', '/v1.0/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox', Cmd: ['true'], PortSpecs: ['22', '8080:80/tcp'] }) });
     assert.equal(created.status, 201, created.text);

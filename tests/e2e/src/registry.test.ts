@@ -3,6 +3,7 @@
 // Docker engine 20.10; concurrent pulls sharing layers.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { busyboxRootfsTar, makeTar, tarBuffer } from './images-fixtures';
 import { freePort, startReferenceDocker, startRegistry, startStack, stopStack, type Stack } from './harness';
@@ -142,7 +143,9 @@ describe('registries', () => {
     assert.ok(!v10.text.includes('{'));
     assert.match(v10.text, /Status: (Downloaded newer image|Image is up to date) for .*\r\n$/);
     assert.equal((await stack.docker(['rmi', `${name}:v1`])).code, 0);
-    const v11 = await stack.request('POST', `/v1.11/images/create?fromImage=${name}&tag=v1`);
+    // A malformed X-Registry-Auth is no credentials at all, as in Docker 1.0 (the registry is open).
+    const v11 = await stack.request('POST', `/v1.11/images/create?fromImage=${name}&tag=v1`, { headers: { 'X-Registry-Auth': '!!not base64 json!!' } });
+    assert.doesNotMatch(v11.text, /"error"/);
     assert.equal(v11.headers['content-type'], 'application/json');
     const messages = v11.text.split(/\r\n|(?<=\})(?=\{)/).filter(Boolean).map((l) => JSON.parse(l));
     const layerLines = messages.filter((m) => m.id && m.id !== 'v1');
@@ -186,6 +189,20 @@ describe('registries', () => {
     }
     const none = await stack.request('POST', `/v1.12/images/create?fromImage=${open.address}/crew/nothing-here`);
     assert.match(none.text, /not found/);
+  });
+
+  test('a second push of a repository while one runs is refused, as Docker 1.0 did', async () => {
+    const name = `${open.address}/crew/twice`;
+    const body = await makeTar([{ name: 'big.bin', body: randomBytes(6 * 1024 * 1024).toString('base64') }]);
+    assert.equal((await stack.request('POST', `/v1.12/images/create?fromSrc=-&repo=${name}&tag=v1`, { body })).status, 200);
+    const auth = { 'X-Registry-Auth': Buffer.from('{}').toString('base64') };
+    const [a, b] = await Promise.all([1, 2].map(() => stack.request('POST', `/v1.12/images/${name}/push?tag=v1`, { headers: auth })));
+    const refusedOnes = [a, b].filter((r) => r.status === 500);
+    assert.equal(refusedOnes.length, 1, `${a.status} ${a.text.slice(0, 200)} / ${b.status} ${b.text.slice(0, 200)}`);
+    assert.equal(refusedOnes[0].text, `push ${name} is already in progress\n`);
+    assert.match([a, b].find((r) => r.status === 200)!.text, /digest: sha256:/);
+    const later = await stack.request('POST', `/v1.12/images/${name}/push?tag=v1`, { headers: auth });
+    assert.equal(later.status, 200, 'once the first is done, a push goes again');
   });
 
   test('two pulls sharing a layer at once: both succeed, the shared layer is fetched once', async () => {

@@ -26,6 +26,8 @@ const CORS_HEADERS = {
 
 export const ROUTER = Symbol('DockerRouter');
 
+const PING = /^(\/v[\d.]+)?\/_ping(\?|$)/;
+
 function dockerGroupId(): number | undefined {
   try {
     const line = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('docker:'));
@@ -107,8 +109,11 @@ export class HttpFront implements OnApplicationShutdown {
     for (const [k, v] of Object.entries(COMMON_HEADERS)) res.setHeader(k, v);
     if (this.config.apiCors) for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
     res.setHeader('X-Request-Id', requestId);
+    // Every request is logged at info, but pings (every CLI command and health probe sends one; the line cost a tenth of the answer) at debug.
+    const level = PING.test(req.url ?? '') ? 'debug' : 'info';
     res.on('finish', () => {
-      log.info(
+      if (!log.isLevelEnabled(level)) return;
+      log[level](
         { reqId: requestId, method: req.method, url: req.url, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, ua: req.headers['user-agent'] },
         'request',
       );

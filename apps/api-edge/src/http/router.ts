@@ -108,6 +108,8 @@ export class DockerRouter {
 /** Go's path.Clean as Docker's router applied it (a trailing slash is kept). */
 export function cleanPath(p: string): string {
   if (p === '') return '/';
+  // Most paths are clean already (no empty, `.` or `..` segment): nothing to do.
+  if (p.startsWith('/') && !/\/\/|\/\.\.?(\/|$)/.test(p)) return p;
   let cleaned = path.posix.normalize(p.startsWith('/') ? p : `/${p}`);
   if (cleaned.length > 1 && cleaned.endsWith('/') && !p.endsWith('/')) cleaned = cleaned.slice(0, -1);
   if (p.endsWith('/') && !cleaned.endsWith('/')) cleaned += '/';
