@@ -41,6 +41,8 @@ function progressMessage(p: Partial<images.Progress>): images.Progress {
 @Injectable()
 export class ImageStoreRpc {
   private readonly insecure = (process.env.STEVEDORE_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean);
+  /** Pulls in progress, by repository:tag (a second one waits for the first). */
+  private readonly pulling = new Map<string, Promise<unknown>>();
   /** Repositories being pushed (one push of a repository at a time). */
   private readonly pushing = new Set<string>();
   private readonly blobs: BlobStore;
@@ -106,10 +108,25 @@ export class ImageStoreRpc {
         const remote = remoteRepository(repo, this.insecure);
         const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), repositoryScope(remote.path, 'pull'));
         const progress: ProgressSink = (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal);
-        const results = tag
-          ? [await pullImage(this.images, session, repo, tag, progress, ctx.signal)]
-          : await pullRepository(this.images, session, repo, progress, ctx.signal, req.oneAtATime);
-        ctx.log.info({ repo, tag: tag ?? '(every tag)', images: results.map((r) => r.id) }, 'pulled');
+        // As Docker 1.0: a second pull of what is being pulled waits for the first, and says so.
+        const key = `${repo}:${tag ?? ''}`;
+        const running = this.pulling.get(key);
+        if (running) {
+          await progress({ status: `Repository ${repo} already being pulled by another client. Waiting.` });
+          await running.catch(() => undefined);
+          return;
+        }
+        const pullTag = (t: string) => pullImage(this.images, session, repo, t, progress, ctx.signal);
+        const work = tag
+          ? pullTag(tag).then((r) => [r])
+          : pullRepository(session, repo, { check: (t) => void this.images.checkTarget(repo, t), pull: pullTag }, req.oneAtATime);
+        this.pulling.set(key, work);
+        try {
+          const results = await work;
+          ctx.log.info({ repo, tag: tag ?? '(every tag)', images: results.map((r) => r.id) }, 'pulled');
+        } finally {
+          this.pulling.delete(key);
+        }
       }),
       push: serverStream<images.PushRequest, images.Progress>(log, 'Push', async (req, call, ctx) => {
         const repo = normalizeRepository(req.name);

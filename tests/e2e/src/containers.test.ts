@@ -381,5 +381,21 @@ describe('containers', () => {
       assert.equal(JSON.parse((await stack.request('GET', `/v1.12/containers/${id}/json`)).text).State.ExitCode, 0);
       assert.equal((await stack.docker(['rm', id])).code, 0);
     }
+
+    // Without OpenStdin the attach's stdin goes nowhere: the container reads an empty input.
+    const closedIn = JSON.parse((await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox', Cmd: ['sh', '-c', 'cat; echo read-all'] }) })).text).Id as string;
+    const sock = net.connect(stack.socket);
+    const received: Buffer[] = [];
+    sock.on('data', (c) => received.push(c));
+    const closed = new Promise((r) => sock.on('close', r));
+    await new Promise((r) => sock.on('connect', r));
+    sock.write(`POST /v1.12/containers/${closedIn}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+    for (let i = 0; i < 50 && !Buffer.concat(received).includes('\r\n\r\n'); i++) await sleep(20);
+    sock.write('ignored input\n');
+    assert.equal((await stack.request('POST', `/v1.12/containers/${closedIn}/start`)).status, 204);
+    await closed;
+    const all = Buffer.concat(received);
+    assert.deepEqual(demux(all.subarray(all.indexOf('\r\n\r\n') + 4)).map(([, t]) => t).join(''), 'read-all\n');
+    assert.equal((await stack.docker(['rm', closedIn])).code, 0);
   });
 });

@@ -73,6 +73,9 @@ describe('a stack started by ./stevedore up', () => {
     assert.equal(unknown.text, '404 page not found\n');
     assert.equal((await stack.request('GET', '/v1.x/version')).status, 404);
     assert.equal((await stack.request('POST', '/version')).status, 404);
+    // The Job-Name header Docker 1.0's /info and /version carried.
+    assert.equal((await stack.request('GET', '/v1.12/version')).headers['job-name'], 'version');
+    assert.equal((await stack.request('GET', '/v1.0/info')).headers['job-name'], 'info');
     const options = await stack.request('OPTIONS', '/v9.9/anything');
     assert.equal(options.status, 200);
     assert.equal(options.headers['access-control-allow-origin'], undefined, 'no CORS unless asked for');

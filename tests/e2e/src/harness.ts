@@ -247,6 +247,15 @@ export async function stopStack(stack: Stack | undefined, options: { allowRestar
   fs.rmSync(stack.root, { recursive: true, force: true });
 }
 
+function pidRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -344,8 +353,12 @@ export const isRoot = os.userInfo().uid === 0;
  * The Docker engine 20.10 from Debian's docker.io, on its own socket, data
  * root and exec root (never another engine's), for interoperability tests.
  */
+/** The goroutine dumps a containerd leaves in /tmp. */
+const stackDumps = (): string[] => fs.readdirSync('/tmp').filter((f) => /^containerd\.\d+\.stacks\.log$/.test(f));
+
 export async function startReferenceDocker(): Promise<{ host: string; run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>; stop(): Promise<void> }> {
   const dir = shortTempDir('ref-');
+  const dumpsBefore = new Set(stackDumps());
   const socket = path.join(dir, 'd.sock');
   const child = spawn('/usr/sbin/dockerd', [
     '--host', `unix://${socket}`, '--data-root', path.join(dir, 'root'), '--exec-root', path.join(dir, 'exec'),
@@ -373,11 +386,12 @@ export async function startReferenceDocker(): Promise<{ host: string; run(args: 
     host: `unix://${socket}`,
     run: (args) => runCommand('docker', args, { env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: config, DOCKER_BUILDKIT: '0' }, timeoutMs: 120_000 }),
     stop: async () => {
-      // Its containerd may dump its goroutines to /tmp/containerd.<pid>.stacks.log as it is stopped: that goes too.
-      const containerd = spawnSync('pgrep', ['-P', String(child.pid), 'containerd'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+      // Its containerd may dump its goroutines to /tmp/containerd.<pid>.stacks.log as it is stopped (it outlives dockerd a little): that goes too.
+      const containerd = spawnSync('pgrep', ['-P', String(child.pid), 'containerd'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
-      for (const pid of containerd) fs.rmSync(`/tmp/containerd.${pid}.stacks.log`, { force: true });
+      for (const pid of containerd) for (let i = 0; i < 100 && pidRunning(pid); i++) await sleep(100);
+      for (const f of stackDumps()) if (!dumpsBefore.has(f)) fs.rmSync(path.join('/tmp', f), { force: true });
       spawnSync('umount', ['-R', path.join(dir, 'root')]);
       fs.rmSync(dir, { recursive: true, force: true });
     },

@@ -71,6 +71,10 @@ describe('images', () => {
     const h = await stack.docker(['history', '--no-trunc', '--format', '{{.ID}}|{{.Comment}}', 'busybox']);
     assert.equal(h.code, 0, h.stderr);
     assert.deepEqual(h.stdout.trim().split('\n'), [`${id}|Imported from -`]);
+    // Docker 1.0's keys (and Comment, docs/deviations.md); Tags null for an untagged layer, a list for a tagged one.
+    const entries = JSON.parse((await stack.request('GET', '/v1.0/images/busybox/history')).text) as Array<Record<string, unknown>>;
+    assert.deepEqual(Object.keys(entries[0]), ['Comment', 'Created', 'CreatedBy', 'Id', 'Size', 'Tags']);
+    assert.ok((entries[0].Tags as string[]).includes('busybox:latest'), JSON.stringify(entries[0].Tags));
     const missing = await stack.docker(['image', 'inspect', 'nosuchimage']);
     assert.equal(missing.code, 1);
     const raw = await stack.request('GET', '/v1.12/images/nosuchimage/json');

@@ -72,8 +72,9 @@ export class SystemHandlers {
     res.text(200, 'OK', headers);
   };
 
+  // Docker 1.0's engine named the job that answered in a `Job-Name` header (an artefact clients may log).
   version = (_req: ApiRequest, res: ApiResponse): void => {
-    res.json(200, this.versionBody);
+    res.json(200, this.versionBody, { 'Job-Name': 'version' });
   };
 
   info = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
@@ -122,7 +123,7 @@ export class SystemHandlers {
       ServerVersion: STEVEDORE_VERSION,
       SwapLimit: runtime.swapLimit,
     });
-    res.json(200, body);
+    res.json(200, body, { 'Job-Name': 'info' });
   };
 
   auth = async (req: ApiRequest, res: ApiResponse): Promise<void> => {

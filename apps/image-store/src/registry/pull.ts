@@ -137,7 +137,13 @@ const PARALLEL_TAGS = 3;
  * `docker pull -a` does): one after another when `oneAtATime` (gate G2,
  * v1.3 and older), else a few side by side (shared layers are fetched once).
  */
-export async function pullRepository(images: ImageService, session: RegistrySession, name: string, progress: ProgressSink, signal: AbortSignal, oneAtATime: boolean): Promise<PullResult[]> {
+export async function pullRepository(
+  session: Pick<RegistrySession, 'authenticate' | 'fetch' | 'repository'>,
+  name: string,
+  /** Checks a tag can be written here (before anything is pulled), and pulls one. */
+  tags: { check(tag: string): void; pull(tag: string): Promise<PullResult> },
+  oneAtATime: boolean,
+): Promise<PullResult[]> {
   await session.authenticate();
   const res = await session.fetch(`${session.repository}/tags/list`);
   if (res.status === 404) {
@@ -145,12 +151,12 @@ export async function pullRepository(images: ImageService, session: RegistrySess
     throw notFound(`repository ${name} not found`);
   }
   if (!res.ok) throw refused(`The registry answered ${res.status} ${res.statusText} for the tags of ${name}`);
-  const tags = ((await json<{ tags?: string[] | null }>(res, 'tag list')).value.tags ?? []).sort();
-  if (!tags.length) throw notFound(`repository ${name} has no tags`);
-  for (const tag of tags) images.checkTarget(name, tag);
+  const pending = ((await json<{ tags?: string[] | null }>(res, 'tag list')).value.tags ?? []).sort();
+  if (!pending.length) throw notFound(`repository ${name} has no tags`);
+  for (const tag of pending) tags.check(tag);
   const results: PullResult[] = [];
   const next = async (): Promise<void> => {
-    for (let tag = tags.shift(); tag !== undefined; tag = tags.shift()) results.push(await pullImage(images, session, name, tag, progress, signal));
+    for (let tag = pending.shift(); tag !== undefined; tag = pending.shift()) results.push(await tags.pull(tag));
   };
   await Promise.all(Array.from({ length: oneAtATime ? 1 : PARALLEL_TAGS }, next));
   return results;
