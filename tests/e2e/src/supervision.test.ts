@@ -4,16 +4,35 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
-import { processesMentioning, runCommand, shortTempDir, startStack, startStackWithBusybox, stopStack, type Stack } from './harness';
+import { processesMentioning, runCommand, shortTempDir, sleep, startStackWithBusybox, stopStack, type Stack } from './harness';
 import { difference, snapshot } from './host-footprint';
 
 describe('supervision', () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack();
+    stack = await startStackWithBusybox();
   });
   after(() => stopStack(stack, { allowRestarts: true }));
+
+  test('an attach whose service goes away after the takeover ends with Docker 1.0\'s `Error attaching: …` line', async () => {
+    const id = (await stack.docker(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim();
+    const sock = net.connect(stack.socket);
+    const received: Buffer[] = [];
+    sock.on('data', (c) => received.push(c));
+    const closed = new Promise((r) => sock.on('close', r));
+    await new Promise((r) => sock.on('connect', r));
+    sock.write(`POST /v1.5/containers/${id}/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+    for (let i = 0; i < 50 && !Buffer.concat(received).includes('\r\n\r\n'); i++) await sleep(20);
+    process.kill(stack.process('container-runtime').pid!, 'SIGKILL');
+    await closed;
+    const text = Buffer.concat(received).toString();
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(text, /\r\n\r\nError attaching: [^\n]+\n$/);
+    await stack.waitFor('/info', 200, 15_000);
+    assert.equal((await stack.docker(['rm', '-f', id])).code, 0);
+  });
 
   for (const name of ['events', 'image-store', 'container-runtime', 'api-edge']) {
     test(`SIGKILL of ${name}: restarted, and GET /info answers again within seconds`, async () => {
