@@ -80,6 +80,8 @@ const parentOf = (name: string): string => (name.includes('/') ? name.slice(0, n
 
 export class BuildContext {
   private readonly entries = new Map<string, ContextEntry>();
+  /** list()'s answer, until the entries change. */
+  private sorted?: ContextEntry[];
   private readonly fd: number;
   private end = 0;
 
@@ -114,7 +116,8 @@ export class BuildContext {
 
   /** Every entry, names sorted (a directory before what it holds). */
   list(): ContextEntry[] {
-    return [...this.entries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    this.sorted ??= [...this.entries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return this.sorted;
   }
 
   private async add(header: tar.Header, content: AsyncIterable<Buffer>): Promise<void> {
@@ -142,6 +145,7 @@ export class BuildContext {
   }
 
   private put(entry: ContextEntry): void {
+    this.sorted = undefined;
     const was = this.entries.get(entry.name);
     // A later entry replaces an earlier one; a directory replaced goes with all it held.
     if (was?.type === 'directory' && entry.type !== 'directory') for (const n of [...this.entries.keys()]) if (n.startsWith(`${entry.name}/`)) this.entries.delete(n);
@@ -158,6 +162,7 @@ export class BuildContext {
       if (e) throw refused(`Archive entry ${JSON.stringify(name)} is below a non-directory`);
       missing.push(p);
     }
+    if (missing.length) this.sorted = undefined;
     for (const p of missing) this.entries.set(p, { name: p, type: 'directory', mode: 0o755, mtime: new Date(), offset: 0, size: 0, sha256: '', linkname: '' });
   }
 
@@ -177,6 +182,7 @@ export class BuildContext {
       let p = name;
       for (; p && !patterns.some((re) => re.test(p)); p = parentOf(p));
       if (p) {
+        this.sorted = undefined;
         this.entries.delete(name);
         removed++;
       }

@@ -95,6 +95,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   readonly runtime: OciRuntime;
   private readonly runtimeRoot: string;
   private readonly cgroups: CgroupFacts;
+  private forwarding = true;
   private readonly hostCaps = hostCapabilities();
   private readonly imagesClient: images.ImageStoreClient;
   private redis!: Redis;
@@ -130,6 +131,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
     // Bridged containers need forwarding: turned on at start-up, as Docker's daemon did (its --ip-forward, on by default).
     enableIpv4Forwarding(this.log);
+    // Read once, as Docker 1.0 read its system facts at start-up: create warns from it.
+    this.forwarding = ipv4Forwarding();
     await this.adopt();
   }
 
@@ -199,7 +202,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     }
     const memory = config.Memory || hostConfig.Memory || 0;
     if (memory > 0 && memory < 524288) throw refused('Minimum memory limit allowed is 512k');
-    const warnings = createWarnings(config, { ...this.cgroups, ipv4Forwarding: ipv4Forwarding() });
+    const warnings = createWarnings(config, { ...this.cgroups, ipv4Forwarding: this.forwarding });
     let name = req.name ? checkName(req.name) : '';
     if (name) {
       const taken = this.db.byName(name);

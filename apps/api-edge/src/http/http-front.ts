@@ -13,7 +13,7 @@ import { STEVEDORE_VERSION } from '@stevedore/config';
 import { acceptRequestId, REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
 import { CURRENT_API_VERSION } from '@stevedore/docker-api';
 import { CONFIG, LOGGER } from '@stevedore/service-kit';
-import { DockerRouter } from './router';
+import { DockerRouter, type DispatchContext } from './router';
 
 /** Headers on every answer. Api-Version is what today's clients negotiate with. */
 const COMMON_HEADERS = { 'Api-Version': CURRENT_API_VERSION, Server: `Stevedore/${STEVEDORE_VERSION} (linux)` };
@@ -25,8 +25,6 @@ const CORS_HEADERS = {
 };
 
 export const ROUTER = Symbol('DockerRouter');
-
-const PING = /^(\/v[\d.]+)?\/_ping(\?|$)/;
 
 function dockerGroupId(): number | undefined {
   try {
@@ -109,16 +107,16 @@ export class HttpFront implements OnApplicationShutdown {
     for (const [k, v] of Object.entries(COMMON_HEADERS)) res.setHeader(k, v);
     if (this.config.apiCors) for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
     res.setHeader('X-Request-Id', requestId);
-    // Every request is logged at info, but pings (every CLI command and health probe sends one; the line cost a tenth of the answer) at debug.
-    const level = PING.test(req.url ?? '') ? 'debug' : 'info';
+    // Logged at info, or at the level the route declares.
+    const ctx: DispatchContext = { requestId, log, hijack, logLevel: 'info' };
     res.on('finish', () => {
-      if (!log.isLevelEnabled(level)) return;
-      log[level](
+      if (!log.isLevelEnabled(ctx.logLevel)) return;
+      log[ctx.logLevel](
         { reqId: requestId, method: req.method, url: req.url, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, ua: req.headers['user-agent'] },
         'request',
       );
     });
-    this.router.dispatch(req, res, { requestId, log, hijack }).catch((err) => {
+    this.router.dispatch(req, res, ctx).catch((err) => {
       log.error({ err, reqId: requestId }, 'request failed');
       if (!res.headersSent) {
         res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });

@@ -29,6 +29,8 @@ export interface RouteOptions {
    * every version rule next to its route).
    */
   shapes?: string;
+  /** The level its requests are logged at (`info` unless said). */
+  logLevel?: 'debug';
 }
 
 export interface Route extends RouteOptions {

@@ -72,7 +72,7 @@ export class DockerRouter {
   }
 
   /** Answers one request. */
-  async dispatch(req: IncomingMessage, res: ServerResponse, ctx: { requestId: string; log: Logger; hijack?: Hijack }): Promise<void> {
+  async dispatch(req: IncomingMessage, res: ServerResponse, ctx: DispatchContext): Promise<void> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
@@ -93,6 +93,7 @@ export class DockerRouter {
     }
 
     const { route, params, versionText } = resolution.match;
+    if (route.logLevel) ctx.logLevel = route.logLevel;
     const request = new ApiRequest(req, res, versionText, params, new URLSearchParams(search), ctx.requestId, ctx.log, ctx.hijack);
     if (route.gate && gateRefuses(route.gate, request)) return out.text(route.gate.status, `${route.gate.message}\n`);
     try {
@@ -103,6 +104,14 @@ export class DockerRouter {
       res.destroy();
     }
   }
+}
+
+/** What a request carries through dispatch; the route may lower the level its request is logged at. */
+export interface DispatchContext {
+  requestId: string;
+  log: Logger;
+  hijack?: Hijack;
+  logLevel: 'info' | 'debug';
 }
 
 /** Go's path.Clean as Docker's router applied it (a trailing slash is kept). */

@@ -11,8 +11,9 @@ export class SystemRoutes implements RouteTable {
   routes() {
     const h = this.h;
     return [
-      route('GET', '/_ping', h.ping, { since: '1.11' }),
-      route('HEAD', '/_ping', h.ping, { since: '1.11', addedFor: 'version negotiation of today\'s clients (engine 19.03)' }),
+      // Pings are logged at debug: every CLI command and health probe sends one (the line cost a tenth of the answer).
+      route('GET', '/_ping', h.ping, { since: '1.11', logLevel: 'debug' }),
+      route('HEAD', '/_ping', h.ping, { since: '1.11', logLevel: 'debug', addedFor: 'version negotiation of today\'s clients (engine 19.03)' }),
       route('GET', '/version', h.version, { since: '1.0' }),
       route('GET', '/info', h.info, { since: '1.0' }),
       route('POST', '/auth', h.auth, { since: '1.0' }),
