@@ -25,6 +25,8 @@ export interface Subscription {
   cursor: string;
   /** Events at or after this time (ms) end the subscription. */
   endMs: number;
+  /** When the clock reaches this time (ms), the subscription ends (after the replay). */
+  closeMs: number;
   /** Delivers one event; resolves (or returns) when the reader can take more. */
   deliver(event: LoggedEvent): Promise<void> | undefined | boolean;
   signal: AbortSignal;
@@ -104,8 +106,9 @@ export class EventFeed implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Streams events to one subscriber until `endMs`, cancellation, or the
-   * log's end when `endMs` has passed. Resolves when the subscription ends.
+   * Streams events to one subscriber until an event at `endMs`, the clock at
+   * `closeMs` (once the log is replayed), or cancellation. Resolves when the
+   * subscription ends.
    */
   async follow(sub: Subscription): Promise<void> {
     this.active++;
@@ -125,7 +128,7 @@ export class EventFeed implements OnModuleInit, OnModuleDestroy {
           if (sub.signal.aborted) return;
           if (page.length < PAGE && compareLogIds(cursor, this.tailCursor) >= 0) break;
         }
-        if (Date.now() >= sub.endMs) return;
+        if (Date.now() >= sub.closeMs) return;
 
         // Live: take events from the tail until the reader lags or the end.
         const outcome = await new Promise<'lag' | 'end'>((resolve) => {
@@ -140,7 +143,7 @@ export class EventFeed implements OnModuleInit, OnModuleDestroy {
           let waiting = false;
           const sink: LiveSink = (event) => {
             if (waiting || compareLogIds(event.logId, cursor) <= 0) return;
-            if (event.timeMs >= sub.endMs) return finish('end');
+            if (event.timeMs >= sub.endMs || Date.now() >= sub.closeMs) return finish('end');
             cursor = event.logId;
             const more = sub.deliver(event);
             if (more && typeof more === 'object') {
@@ -150,7 +153,7 @@ export class EventFeed implements OnModuleInit, OnModuleDestroy {
               more.then(() => finish('lag'), () => finish('end'));
             }
           };
-          if (Number.isFinite(sub.endMs)) timer = setTimeout(() => finish('end'), Math.max(0, sub.endMs - Date.now()));
+          if (Number.isFinite(sub.closeMs)) timer = setTimeout(() => finish('end'), Math.max(0, sub.closeMs - Date.now()));
           sub.signal.addEventListener('abort', onAbort, { once: true });
           this.live.add(sink);
         });

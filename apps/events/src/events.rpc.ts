@@ -33,12 +33,15 @@ export class EventsRpc {
         const matches = compileFilters(req.filters);
         // since: events whose time (whole seconds) is >= since; until: <= until.
         const cursor = req.since > 0 ? `${req.since * 1000 - 1}-${MAX_SEQ}` : this.feed.now;
+        // Docker 1.0 replayed events of the second `until` too, and closed the stream when the clock reached it.
         const endMs = req.until > 0 ? (req.until + 1) * 1000 : Infinity;
+        const closeMs = req.until > 0 ? req.until * 1000 : Infinity;
         // Headers now: the API edge answers 200 only once the subscription is accepted.
         stream.sendMetadata(new Metadata());
         await this.feed.follow({
           cursor,
           endMs,
+          closeMs,
           signal: ctx.signal,
           deliver: (event) => (matches(event) ? writeWithBackpressure(stream, toMessage(event), ctx.signal) : undefined),
         });

@@ -278,7 +278,8 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
         items.push({ item: { $case: 'untagged', untagged: `${r}:${t}` } });
         events.push(['untag', row.id, `${r}:${t}`]);
       };
-      if (tagRow) {
+      // Docker 1.0: a name contained in the image's ID addresses it by ID, even when it is also a repository.
+      if (tagRow && !row.id.includes(req.name)) {
         untag(tagRow.repo, tagRow.tag);
       } else {
         const tags = this.db.tagsOf(row.id);

@@ -78,6 +78,9 @@ describe('events', () => {
     await open; // headers arrive before any event
     const id = await publish('die', undefined, { exitCode: '3' });
     const { status, events } = await reading;
+    // The response ends when the clock reaches `until`, as Docker 1.0's did.
+    const ended = Date.now();
+    assert.ok(ended >= until * 1000 - 50 && ended < until * 1000 + 500, `ended ${ended - until * 1000} ms after until`);
     assert.equal(status, 200);
     assert.equal(events.length, 1);
     const e = events[0];

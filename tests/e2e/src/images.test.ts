@@ -95,6 +95,14 @@ describe('images', () => {
     assert.match(byId.stderr, /Conflict, cannot delete image [0-9a-f]{12} because it is tagged in multiple repositories, use -f to force/);
     const raw = await stack.request('DELETE', `/v1.12/images/${id.slice(0, 12)}`);
     assert.equal(raw.status, 409);
+    // A repository whose name is contained in the image's ID: Docker 1.0 took the name as the ID.
+    const inside = id.slice(3, 11);
+    assert.equal((await stack.docker(['tag', 'busybox', inside])).code, 0);
+    const asId = await stack.request('DELETE', `/v1.12/images/${inside}`);
+    assert.equal(asId.status, 409, asId.text);
+    assert.equal(asId.text, `Conflict, cannot delete image ${inside} because it is tagged in multiple repositories, use -f to force\n`);
+    const asTag = await stack.docker(['rmi', `${inside}:latest`]);
+    assert.equal(asTag.stdout.trim(), `Untagged: ${inside}:latest`, asTag.stderr);
     const forced = await stack.docker(['rmi', '-f', id.slice(0, 12)]);
     assert.equal(forced.code, 0, forced.stderr);
     assert.deepEqual(forced.stdout.trim().split('\n'), ['Untagged: busybox:latest', 'Untagged: other/box:v2', `Deleted: ${id}`]);
