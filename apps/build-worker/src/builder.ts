@@ -165,7 +165,8 @@ export class Builder {
   async run(): Promise<string> {
     const text = this.o.context.dockerfile();
     if (text === undefined) throw refused("Can't build a directory with no Dockerfile");
-    if (!text.trim()) throw refused('Dockerfile cannot be empty');
+    // Docker 1.0: only a file of no bytes is "empty"; blank lines make a build that generates nothing.
+    if (text.length === 0) throw refused('Dockerfile cannot be empty');
     const steps = parseDockerfile(text);
     try {
       for (const [n, step] of steps.entries()) await this.step(String(n), step);

@@ -198,7 +198,7 @@ export class ContainerRuntimeRpc {
           try {
             tar = pathTar(rootfs, req.path);
           } catch (err) {
-            if (req.legacyCopy && asStevedoreError(err).kind === 'notFound') throw refused(`Could not find the file ${req.path} in container ${row.id}`);
+            if (req.legacyCopy && asStevedoreError(err).kind === 'notFound') throw refused(`Could not find the file ${req.path} in container ${req.id}`);
             throw err;
           }
           await pipeline(tar, messageWriter(call, (data) => ({ data })));

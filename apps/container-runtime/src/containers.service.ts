@@ -26,6 +26,9 @@ import type { NetworkRow } from './store/container-db';
 import { ContainerDb, type ContainerRow } from './store/container-db';
 import { checkName, newContainerId, randomName } from './store/names';
 
+/** Docker 1.0 refused a container on a chain of this many layers (its limit of 127 parents, less the container's own two). */
+const MAX_IMAGE_DEPTH = 125;
+
 const LOG_MAX_SIZE = Number(process.env.STEVEDORE_LOG_MAX_SIZE || 10 * 1024 * 1024);
 const LOG_MAX_FILES = Number(process.env.STEVEDORE_LOG_MAX_FILES || 5);
 
@@ -219,6 +222,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       throw e;
     });
     try {
+      if (image.layers.length >= MAX_IMAGE_DEPTH) throw refused('Cannot create container with more than 127 parents');
       const merged = merge(config, image.configJson ? JSON.parse(image.configJson) : undefined);
       if ((merged.Cmd ?? []).length === 0 && (merged.Entrypoint ?? []).length === 0) throw refused('No command specified');
       for (let attempt = 0; !name; attempt++) {
@@ -568,6 +572,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   /** Stop then start; Docker 1.0 emitted `die` and `restart`, not stop/start. */
   async restart(req: containers.StopRequest, requestId: string): Promise<void> {
     const row = this.resolve(req.id);
+    if (row.paused) throw refused(`Cannot restart container ${req.id}: Container ${row.id} is paused. Unpause the container before stopping`);
     if (row.status === 'running') {
       await this.signal(row, 15);
       if (!(await this.waitExit(row, Math.max(0, req.timeout) * 1000))) {

@@ -156,7 +156,7 @@ export class ImageArchive {
         // Anything else is a layer (Docker 1.0's <id>/layer.tar, or a blob of the newer layouts).
         const layer = this.images.layers.begin();
         layers.set(name, { name: layer.name, size: 0, digest: '' });
-        const applied = await applyLayer(stream as unknown as Readable, layer.dir);
+        const applied = await applyLayer(stream as unknown as Readable, layer.dir, { allowEmpty: true });
         layers.set(name, { name: layer.name, size: applied.size, digest: applied.digest });
       })().then(() => next(), (err) => next(err));
     });

@@ -5,3 +5,4 @@ export * from './image';
 export * from './progress';
 export * from './container';
 export * from './build-cache';
+export * from './json';

@@ -1,5 +1,6 @@
 // Docker's JSON message streams (pull, push, import, build) and their text
 // form for v1.0, as STREAMS.md §5 describes them.
+import { goJson } from './json';
 
 export interface ProgressMessage {
   status?: string;
@@ -52,10 +53,6 @@ export function progressText(current: number, total: number, start: number, nowS
   return text;
 }
 
-/** Go's encoder escapes <, > and & in strings; Docker's streams show it (` ---\u003e`). */
-function goJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
-}
 
 /** One message of a JSON stream, with the separator Docker 1.0 put after it. */
 export function jsonMessage(m: ProgressMessage, nowSeconds?: number): string {

@@ -315,6 +315,16 @@ describe('docker build', () => {
     const noDockerfile = await stack.request('POST', '/v1.12/build', { body: contextTar({ 'other.txt': 'x' }) });
     assert.equal(noDockerfile.status, 500);
     assert.equal(noDockerfile.text.trim(), "Can't build a directory with no Dockerfile");
+    const emptyDockerfile = await stack.request('POST', '/v1.12/build', { body: contextTar({ Dockerfile: '' }) });
+    assert.equal(emptyDockerfile.status, 500);
+    assert.equal(emptyDockerfile.text, 'Dockerfile cannot be empty\n');
+    const blank = await stack.request('POST', '/v1.12/build', { body: contextTar({ Dockerfile: '\n# nothing\n' }) });
+    assert.match(blank.text, /No image was generated\. This may be because the Dockerfile does not, like, do anything\./);
+    // Docker 1.0 ignored a name it could not tag with: the build succeeds, untagged.
+    const badName = await stack.request('POST', '/v1.12/build?t=Not%20A%20Name', { body: contextTar({ Dockerfile: 'FROM busybox\n' }) });
+    assert.equal(badName.status, 200);
+    assert.match(badName.text, /Successfully built [0-9a-f]{12}/);
+    assert.doesNotMatch(badName.text, /errorDetail/);
 
     const outcomes: Array<[Record<string, string>, RegExp]> = [
       [{ Dockerfile: 'FROM nosuch/image\n' }, /nosuch\/image|No such image|not found|Cannot reach|registry/i],

@@ -80,13 +80,28 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     return id;
   };
   const ok = (status: number, kind: Kind, check?: (a: RawAnswer) => void): Expect => ({ status, kind, check });
-  /** Docker 1.0's engine objects: keys in alphabetical order, a newline after the object. */
+  /** Keys in alphabetical order, in this object and every object inside it. */
+  const sortedDeeply = (value: unknown, where = '') => {
+    if (Array.isArray(value)) value.forEach((v, i) => sortedDeeply(v, `${where}[${i}]`));
+    else if (value && typeof value === 'object') {
+      const keys = Object.keys(value);
+      assert.deepEqual(keys, [...keys].sort(), `keys of ${where || 'the object'} in alphabetical order`);
+      for (const k of keys) sortedDeeply((value as Record<string, unknown>)[k], `${where}.${k}`);
+    }
+  };
+  /** Docker 1.0's engine objects: keys in alphabetical order (nested ones too), a newline after the object. */
   const engineObject = (a: RawAnswer) => {
     const text = a.body.toString();
     assert.ok(text.endsWith('}\n'), 'a newline after the object');
-    const keys = Object.keys(JSON.parse(text) as object);
-    assert.deepEqual(keys, [...keys].sort(), 'keys in alphabetical order');
+    sortedDeeply(JSON.parse(text));
   };
+  /** Docker 1.0's engine tables: `[`, objects each followed by a newline, joined by `,`, `]`. */
+  const engineTable = (a: RawAnswer) => {
+    const text = a.body.toString();
+    assert.match(text, /^\[(\{.*\}\n(,\{.*\}\n)*)?\]$/s, 'the engine table framing');
+    sortedDeeply(JSON.parse(text));
+  };
+  const both = (...checks: Array<(a: RawAnswer) => void>) => (a: RawAnswer) => checks.forEach((c) => c(a));
   /** The stored structures Docker 1.0 serialised directly before v1.12: no newline after them. */
   const storedStructure = (key: string) => (a: RawAnswer) => {
     keyed(key)(a);
@@ -100,7 +115,7 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
   };
 
   const cases: Case[] = [
-    { method: 'GET', route: '/containers/json', path: (v) => `/v${v}/containers/json?all=1`, versions: { '1.0': ok(200, 'json', portsShape(true)), '1.5': ok(200, 'json', portsShape(false)), '1.12': ok(200, 'json', portsShape(false)) } },
+    { method: 'GET', route: '/containers/json', path: (v) => `/v${v}/containers/json?all=1`, versions: { '1.0': ok(200, 'json', both(portsShape(true), engineTable)), '1.5': ok(200, 'json', portsShape(false)), '1.12': ok(200, 'json', both(portsShape(false), engineTable)) } },
     { method: 'GET', route: '/containers/ps', path: (v) => `/v${v}/containers/ps?all=1`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json') } },
     { method: 'POST', route: '/containers/create', path: (v) => `/v${v}/containers/create${v === '1.0' ? '' : `?name=conf-created-${v.replace('.', '-')}`}`, body: () => JSON.stringify({ Image: 'busybox', Cmd: ['true'] }), headers: json, versions: { '1.0': ok(201, 'json', keyed('Id')), '1.6': ok(201, 'json'), '1.12': ok(201, 'json', (a) => {
       engineObject(a);
@@ -112,7 +127,7 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     }) } },
     { method: 'GET', route: '/containers/{id}/top', path: (v) => `/v${v}/containers/${running}/top`, versions: { '0.9': ok(500, 'text'), '1.3': ok(500, 'text', (a) => assert.equal(a.body.toString(), 'top was improved a lot since 1.3, Please upgrade your docker client.\n')), '1.4': ok(200, 'json', keyed('Titles')), '1.12': ok(200, 'json', keyed('Processes')) } },
     { method: 'GET', route: '/containers/{id}/logs', path: (v) => `/v${v}/containers/conf/logs?stdout=1&stderr=1`, versions: { '1.0': ok(200, 'text', (a) => assert.equal(a.contentType, 'text/plain')), '1.6': ok(200, 'frames'), '1.11': ok(200, 'frames'), '1.12': ok(200, 'frames', (a) => assert.equal(a.contentType, 'application/octet-stream')) } },
-    { method: 'GET', route: '/containers/{id}/changes', path: (v) => `/v${v}/containers/conf/changes`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json', (a) => assert.ok((JSON.parse(a.body.toString()) as Array<{ Path: string }>).some((c) => c.Path === '/made'))) } },
+    { method: 'GET', route: '/containers/{id}/changes', path: (v) => `/v${v}/containers/conf/changes`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json', both(engineTable, (a) => assert.ok((JSON.parse(a.body.toString()) as Array<{ Path: string }>).some((c) => c.Path === '/made')))) } },
     { method: 'GET', route: '/containers/{id}/export', path: (v) => `/v${v}/containers/conf/export`, versions: { '1.0': ok(200, 'tar'), '1.12': ok(200, 'tar') } },
     { method: 'POST', route: '/containers/{id}/resize', path: (v) => `/v${v}/containers/${running}/resize?h=40&w=80`, versions: { '1.0': ok(200, 'any'), '1.12': ok(200, 'any') } },
     { method: 'POST', route: '/containers/{id}/start', path: async (v) => `/v${v}/containers/${await fresh()}/start`, versions: { '1.0': ok(204, 'empty'), '1.3': ok(204, 'empty'), '1.12': ok(204, 'empty') } },
@@ -125,16 +140,19 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     { method: 'POST', route: '/containers/{id}/wait', path: (v) => `/v${v}/containers/conf/wait`, versions: { '1.0': ok(200, 'json', keyed('StatusCode')), '1.12': ok(200, 'json', keyed('StatusCode')) } },
     { method: 'DELETE', route: '/containers/{name*}', path: async (v) => `/v${v}/containers/${await fresh()}`, versions: { '1.0': ok(204, 'empty'), '1.10': ok(204, 'empty'), '1.12': ok(204, 'empty') } },
     { method: 'POST', route: '/containers/{id}/copy', path: (v) => `/v${v}/containers/conf/copy`, body: () => JSON.stringify({ Resource: '/made' }), headers: json, versions: { '1.0': ok(200, 'tar'), '1.4': ok(200, 'tar'), '1.12': ok(200, 'tar') } },
-    { method: 'GET', route: '/images/json', path: (v) => `/v${v}/images/json`, versions: { '1.0': ok(200, 'json', (a) => assert.ok('Repository' in (JSON.parse(a.body.toString()) as object[])[0])), '1.7': ok(200, 'json', (a) => assert.ok('RepoTags' in (JSON.parse(a.body.toString()) as object[])[0])), '1.12': ok(200, 'json') } },
+    { method: 'GET', route: '/images/json', path: (v) => `/v${v}/images/json`, versions: { '1.0': ok(200, 'json', (a) => {
+      assert.ok('Repository' in (JSON.parse(a.body.toString()) as object[])[0]);
+      assert.match(a.body.toString(), /^\[\{[^\n]*\}\]\n$/, 'below v1.7 one encoded list, a newline at the end');
+    }), '1.7': ok(200, 'json', both(engineTable, (a) => assert.ok('RepoTags' in (JSON.parse(a.body.toString()) as object[])[0]))), '1.12': ok(200, 'json', engineTable) } },
     { method: 'GET', route: '/images/viz', path: (v) => `/v${v}/images/viz`, versions: { '0.9': ok(200, 'text'), '1.0': ok(200, 'text'), '1.6': ok(200, 'text'), '1.6.1': ok(404, 'any'), '1.7': ok(404, 'any', (a) => assert.equal(a.body.toString().trim(), 'This is now implemented in the client.')), '1.12': ok(404, 'any') } },
     { method: 'POST', route: '/images/create', path: (v) => `/v${v}/images/create?fromSrc=-&repo=conf-import&tag=v${v}`, body: () => tar, headers: { 'Content-Type': 'application/x-tar' }, versions: { '1.0': ok(200, 'text'), '1.0.1': ok(200, 'json'), '1.1': ok(200, 'json'), '1.12': ok(200, 'json') } },
     { method: 'GET', route: '/images/{name*}/json', path: (v) => `/v${v}/images/busybox/json`, versions: { '1.0': ok(200, 'json', storedStructure('container_config')), '1.12': ok(200, 'json', (a) => {
       keyed('ContainerConfig')(a);
       engineObject(a);
     }) } },
-    { method: 'GET', route: '/images/{name*}/history', path: (v) => `/v${v}/images/busybox/history`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json') } },
+    { method: 'GET', route: '/images/{name*}/history', path: (v) => `/v${v}/images/busybox/history`, versions: { '1.0': ok(200, 'json', engineTable), '1.12': ok(200, 'json', engineTable) } },
     { method: 'POST', route: '/images/{name*}/tag', path: (v) => `/v${v}/images/busybox/tag?repo=conf-tag&tag=v${v}`, versions: { '1.0': ok(201, 'any'), '1.12': ok(201, 'any') } },
-    { method: 'DELETE', route: '/images/{name*}', path: (v) => `/v${v}/images/conf-tag:v${v}`, versions: { '1.0': ok(200, 'json'), '1.12': ok(200, 'json', (a) => assert.ok('Untagged' in (JSON.parse(a.body.toString()) as object[])[0])) } },
+    { method: 'DELETE', route: '/images/{name*}', path: (v) => `/v${v}/images/conf-tag:v${v}`, versions: { '1.0': ok(200, 'json', engineTable), '1.12': ok(200, 'json', both(engineTable, (a) => assert.ok('Untagged' in (JSON.parse(a.body.toString()) as object[])[0]))) } },
     { method: 'GET', route: '/images/{name*}/get', path: (v) => `/v${v}/images/busybox/get`, versions: { '1.0': ok(200, 'tar', (a) => assert.equal(a.contentType, '')), '1.0.1': ok(200, 'tar', (a) => assert.equal(a.contentType, 'application/x-tar')), '1.7': ok(200, 'tar', (a) => assert.equal(a.contentType, 'application/x-tar')), '1.12': ok(200, 'tar') } },
     { method: 'POST', route: '/images/load', path: (v) => `/v${v}/images/load`, body: () => saved, versions: { '1.0': ok(200, 'empty'), '1.7': ok(200, 'empty'), '1.12': ok(200, 'empty') } },
     { method: 'POST', route: '/build', path: (v) => `/v${v}/build?nocache=1&rm=1`, body: () => context, versions: { '0.9': ok(500, 'text'), '1.2': ok(500, 'text'), '1.3': ok(200, 'text'), '1.8': ok(200, 'json-stream'), '1.12': ok(200, 'json-stream') } },
@@ -173,6 +191,9 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     ['DELETE', `/v1.12/containers/${running}`, undefined, {}, 406, /^Impossible to remove a running container, please stop it first or use -f\n$/],
     ['POST', `/v1.12/containers/${running}/kill?signal=FOO`, undefined, {}, 500, /^Invalid signal: FOO\n$/],
     ['POST', '/v1.12/containers/conf/copy', '{"Resource":"/made"}', {}, 500, /^Content-Type not supported: /],
+    // Docker 1.0's copy: a bare 404 for an unknown container, its own message for a missing path.
+    ['POST', '/v1.12/containers/nosuchcontainer/copy', '{"Resource":"/made"}', json, 404, /^$/],
+    ['POST', '/v1.4/containers/conf/copy', '{"Resource":"/nowhere"}', json, 500, /^Could not find the file \/nowhere in container conf\n$/],
     ['POST', '/v1.12/containers/create', '{"Image":"busybox"}', json, 500, /^No command specified\n$/],
     ['POST', '/v1.12/containers/create', '{"Image":"nosuchimage","Cmd":["true"]}', json, 404, /^No such image: nosuchimage \(tag: latest\)\n$/],
     ['POST', '/v1.12/containers/create', '{"Image":"nosuchimage:v2","Cmd":["true"]}', json, 404, /^No such image: nosuchimage:v2 \(tag: v2\)\n$/],
@@ -181,6 +202,9 @@ test('every endpoint at v1.0, where it changed and at v1.12; the endpoint × ver
     ['POST', '/v1.12/containers/create?name=conf', '{"Image":"busybox","Cmd":["true"]}', json, 409, /^Conflict, The name conf is already assigned to [0-9a-f]{12}\./],
     ['POST', '/v1.12/images/nosuchimage/tag?repo=x', undefined, {}, 404, /^No such image: nosuchimage\n$/],
     ['POST', '/v1.12/images/busybox/tag?repo=', undefined, {}, 500, /^Repository name can't be empty\n$/],
+    // Docker 1.0 refused a tag only for a `/` or a `:` in it.
+    ['POST', '/v1.12/images/busybox/tag?repo=conf-tag&tag=a%2Fb', undefined, {}, 500, /^Illegal tag name: a\/b\n$/],
+    ['POST', '/v1.12/images/busybox/tag?repo=conf-tag&tag=1.0%2Bb1', undefined, {}, 201, /^$/],
     // Docker 1.0 ignored a commit body it could not read.
     ['POST', '/v1.12/commit?container=conf&repo=conf-commit&tag=unreadable-body', 'not json', json, 201, /^\{"Id":"[0-9a-f]{64}"\}\n$/],
     ['POST', '/v1.12/commit?container=nosuchcontainer', undefined, {}, 404, /^No such container: nosuchcontainer\n$/],

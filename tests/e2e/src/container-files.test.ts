@@ -141,6 +141,9 @@ describe('container files and processes', () => {
     assert.match(top.stdout, /sh -c while true; do echo beat; sleep 0\.2; done/);
     const topArgs = JSON.parse((await stack.request('GET', '/v1.12/containers/looper/top?ps_args=-o%20pid,args')).text);
     assert.deepEqual(topArgs.Titles, ['PID', 'COMMAND']);
+    const noPid = await stack.request('GET', '/v1.12/containers/looper/top?ps_args=-o%20args');
+    assert.equal(noPid.status, 500);
+    assert.equal(noPid.text, "Couldn't find PID field in ps output\n");
     assert.equal((await stack.request('GET', '/v1.3/containers/looper/top')).status, 500);
 
     assert.equal((await stack.docker(['pause', 'looper'])).code, 0);

@@ -230,6 +230,8 @@ describe('containers', () => {
     assert.equal((await post('start')).status, 204);
     assert.equal((await post('restart?t=0')).status, 204);
     assert.equal((await post('kill?signal=WINCH')).status, 204, 'another signal: sent, no event');
+    assert.equal((await post('kill?signal=SIGWINCH')).status, 204, 'a name with SIG');
+    assert.equal((await post('kill?signal=28')).status, 204, 'a number, as v1.6 sent it');
     const notPaused = await post('unpause');
     assert.equal(notPaused.status, 500);
     assert.equal(notPaused.text, `Cannot unpause container ${id}: Container ${id} is not paused\n`);
@@ -239,6 +241,12 @@ describe('containers', () => {
     const pausedKill = await post('kill');
     assert.equal(pausedKill.status, 500);
     assert.equal(pausedKill.text, `Cannot kill container ${id}: Container ${id} is paused. Unpause the container before stopping\n`);
+    const pausedStop = await post('stop?t=0');
+    assert.equal(pausedStop.status, 500);
+    assert.equal(pausedStop.text, `Cannot stop container ${id}: Container ${id} is paused. Unpause the container before stopping\n`);
+    const pausedRestart = await post('restart?t=0');
+    assert.equal(pausedRestart.status, 500);
+    assert.equal(pausedRestart.text, `Cannot restart container ${id}: Container ${id} is paused. Unpause the container before stopping\n`);
     assert.equal((await post('unpause')).status, 204);
     assert.equal((await post('kill')).status, 204);
     const badSignal = await post('kill?signal=NOPE');
@@ -248,6 +256,12 @@ describe('containers', () => {
     const statuses = events.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { status: string; id: string }).filter((e) => e.id === id).map((e) => e.status);
     // pause and unpause events are a deliberate addition (docs/deviations.md).
     assert.deepEqual(statuses, ['create', 'start', 'die', 'stop', 'start', 'die', 'restart', 'pause', 'unpause', 'die', 'kill']);
+    // A container that is not running: stop and kill are 204, pause is refused.
+    assert.equal((await post('stop?t=0')).status, 204);
+    assert.equal((await post('kill')).status, 204);
+    const stoppedPause = await post('pause');
+    assert.equal(stoppedPause.status, 500);
+    assert.equal(stoppedPause.text, `Cannot pause container ${id}: Container ${id} is not running\n`);
     assert.equal((await stack.docker(['rm', id])).code, 0);
 
     const never = (await stack.docker(['create', 'busybox', 'true'])).stdout.trim();
@@ -265,7 +279,17 @@ describe('containers', () => {
     assert.equal(inspect.Config.PortSpecs, null);
     const plain = JSON.parse((await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox', Cmd: ['true'] }) })).text);
     assert.equal(plain.Warnings, null, 'no warning: null, as Docker 1.0 answered');
-    for (const id of [Id, plain.Id]) assert.equal((await stack.request('DELETE', `/v1.12/containers/${id}`)).status, 204);
+    // Cmd and Entrypoint as plain strings: one-element lists.
+    const strings = JSON.parse((await stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: 'busybox', Entrypoint: 'echo', Cmd: 'from a string' }) })).text);
+    const sconfig = JSON.parse((await stack.request('GET', `/v1.12/containers/${strings.Id}/json`)).text).Config;
+    assert.deepEqual([sconfig.Entrypoint, sconfig.Cmd], [['echo'], ['from a string']]);
+    // A start body that is not JSON by its Content-Type is no host config.
+    const started = await stack.request('POST', `/v1.12/containers/${strings.Id}/start`, { headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify({ Binds: ['/tmp:/hostdir'] }) });
+    assert.equal(started.status, 204, started.text);
+    assert.equal(JSON.parse((await stack.request('POST', `/v1.12/containers/${strings.Id}/wait`)).text).StatusCode, 0);
+    assert.equal((await stack.docker(['logs', strings.Id])).stdout, 'from a string\n');
+    assert.equal(JSON.parse((await stack.request('GET', `/v1.12/containers/${strings.Id}/json`)).text).HostConfig.Binds, null);
+    for (const id of [Id, plain.Id, strings.Id]) assert.equal((await stack.request('DELETE', `/v1.12/containers/${id}`)).status, 204);
   });
 
   test('nothing is left behind: mounts, monitors and directories go with the containers', async () => {

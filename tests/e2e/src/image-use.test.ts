@@ -28,6 +28,12 @@ describe('images in use', () => {
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /Conflict, cannot delete [0-9a-f]{12} because the running container [0-9a-f]{12} is using it/);
     assert.equal((await stack.request('DELETE', '/v1.12/images/inuse:v1')).status, 409);
+    const forcedRunning = await stack.request('DELETE', '/v1.12/images/inuse:v1?force=1');
+    assert.equal(forcedRunning.status, 409);
+    assert.equal(forcedRunning.text, `Conflict, cannot force delete ${imageId.slice(0, 12)} because the running container ${id.slice(0, 12)} is using it, stop it and retry\n`);
+    const otherTag = await stack.request('DELETE', '/v1.12/images/inuse:v2');
+    assert.equal(otherTag.status, 404);
+    assert.equal(otherTag.text, 'No such image: inuse:v2\n', 'the repository exists, the tag does not');
     assert.equal((await stack.docker(['rm', '-f', id])).code, 0);
     const stopped = (await stack.docker(['create', 'inuse:v1', 'true'])).stdout.trim();
     const forced = await stack.docker(['rmi', '-f', 'inuse:v1']);

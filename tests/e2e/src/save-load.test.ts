@@ -118,7 +118,9 @@ describe('save and load', () => {
     assert.equal(all.VirtualSize, all.Size + JSON.parse((await stack.request('GET', `/v1.12/images/${baseId}/json`)).text).Size);
     const dangling = JSON.parse((await stack.request('GET', `/v1.12/images/json?filters=${encodeURIComponent('{"dangling":["true"]}')}`)).text);
     assert.deepEqual(dangling, []);
-    assert.equal((await stack.request('DELETE', `/v1.12/images/${baseId}`)).status, 409);
+    const parentOnly = await stack.request('DELETE', `/v1.12/images/${baseId}`);
+    assert.equal(parentOnly.status, 409);
+    assert.equal(parentOnly.text, `Conflict, ${baseId} wasn't deleted\n`, 'untagged with a child: nothing to untag or delete');
 
     const kept = await stack.request('DELETE', '/v1.12/images/chain?noprune=1');
     assert.deepEqual(JSON.parse(kept.text), [{ Untagged: 'chain:latest' }, { Deleted: childId }]);
@@ -129,6 +131,35 @@ describe('save and load', () => {
     assert.equal((await stack.request('POST', '/v1.12/images/load', { body: fs.readFileSync(archive) })).status, 200);
     const pruned = await stack.docker(['rmi', 'chain']);
     assert.deepEqual(pruned.stdout.trim().split('\n'), ['Untagged: chain:latest', `Deleted: ${childId}`, `Deleted: ${baseId}`]);
+  });
+
+  test('a chain of 125 empty layers loads (empty layers are common in saved images); a container on all of it is refused as Docker 1.0 refused it, on 124 created', async () => {
+    const empty = await makeTar([]);
+    const entries = new Map<string, Buffer>();
+    const ids: string[] = [];
+    for (let i = 0; i < 125; i++) {
+      const id = createHash('sha256').update(`deep-${i}`).digest('hex');
+      const meta = { id, ...(i ? { parent: ids[i - 1] } : {}), created: '2014-06-09T12:00:00.000000000Z', container_config: { Cmd: null }, config: { Cmd: ['true'] }, os: 'linux' };
+      entries.set(`${id}/VERSION`, Buffer.from('1.0')).set(`${id}/json`, Buffer.from(JSON.stringify(meta))).set(`${id}/layer.tar`, empty);
+      ids.push(id);
+    }
+    entries.set('repositories', Buffer.from(JSON.stringify({ deep: { '124': ids[123], '125': ids[124] } })));
+    const archive = path.join(work, 'deep.tar');
+    await writeTar(archive, entries);
+    const loaded = await stack.request('POST', '/v1.12/images/load', { body: fs.readFileSync(archive) });
+    assert.equal(loaded.status, 200, loaded.text);
+    const create = (image: string) => stack.request('POST', '/v1.12/containers/create', { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ Image: image }) });
+    const tooDeep = await create('deep:125');
+    assert.equal(tooDeep.status, 500);
+    assert.equal(tooDeep.text, 'Cannot create container with more than 127 parents\n');
+    const deepest = await create('deep:124');
+    assert.equal(deepest.status, 201, deepest.text);
+    assert.equal((await stack.request('DELETE', `/v1.12/containers/${JSON.parse(deepest.text).Id}`)).status, 204);
+    // Nothing holds the refused one: the whole chain goes.
+    assert.equal((await stack.request('DELETE', '/v1.12/images/deep:124')).status, 200);
+    const gone = await stack.request('DELETE', '/v1.12/images/deep:125');
+    assert.equal(gone.status, 200, gone.text);
+    assert.equal((JSON.parse(gone.text) as object[]).length, 126, 'the tag and 125 images');
   });
 
   test('the manifest.json layout alone (today\'s engines) loads, named by its config digest', async () => {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ApiRequest } from '../http/api-request';
 import { registryConfig, removalRules } from './build.handlers';
 
 /** A request with a version and a query, as removalRules reads it. */
@@ -12,8 +13,7 @@ function req(version: string, query: string) {
       const [a, b] = v.split('.').map(Number);
       return major > a || (major === a && minor >= b);
     },
-    // ApiRequest.bool: absent is false; '', 0, no, false and none are false; the rest true.
-    bool: (name: string) => q.get(name) !== null && !['', '0', 'no', 'false', 'none'].includes(q.get(name)!.trim().toLowerCase()),
+    bool: (name: string) => ApiRequest.prototype.bool.call({ query: q } as unknown as ApiRequest, name),
   };
 }
 

@@ -1,6 +1,6 @@
 // The container answers per API version (VERSIONS.md G9, G13; ENDPOINTS.md #1, #4).
 import type { containers } from '@stevedore/contracts';
-import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
+import { sortedDeep, type ContainerConfig, type HostConfig } from '@stevedore/docker-api';
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
@@ -28,18 +28,28 @@ export function statusText(s: containers.ContainerState | undefined, now = Date.
   return `Exited (${s.exitCode}) ${humanDuration(now - Date.parse(s.finishedAt))} ago`;
 }
 
-/** `Command` of the list: the path and arguments, an argument with a space in single quotes. */
+/**
+ * `Command` of the list: the path and arguments, an argument with a space in
+ * single quotes. Docker 1.0 stored it as `"<text>"` and counted on reading
+ * that back as a JSON string: when the text has a `"` or a `\`, what comes
+ * out is whatever that reading gives, or the text with its quotes.
+ */
 export function commandText(c: containers.Container): string {
-  return [c.path, ...c.args].map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ');
+  const quoted = `"${[c.path, ...c.args].map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}"`;
+  try {
+    return JSON.parse(quoted) as string;
+  } catch {
+    return quoted;
+  }
 }
 
-export function hostConfigOf(c: containers.Container): Required<Pick<HostConfig, 'Binds' | 'ContainerIDFile' | 'LxcConf' | 'Privileged' | 'PortBindings' | 'Links' | 'PublishAllPorts' | 'Dns' | 'DnsSearch' | 'VolumesFrom' | 'NetworkMode'>> & HostConfig {
+/** Docker 1.0's host config structure, in its order: only its keys (it decoded the body into it), LxcConf only as its list of `{Key, Value}`. */
+export function hostConfigOf(c: containers.Container): Required<Pick<HostConfig, 'Binds' | 'ContainerIDFile' | 'LxcConf' | 'Privileged' | 'PortBindings' | 'Links' | 'PublishAllPorts' | 'Dns' | 'DnsSearch' | 'VolumesFrom' | 'NetworkMode'>> {
   const h = JSON.parse(c.hostConfigJson || '{}') as HostConfig;
   return {
-    ...h,
     Binds: h.Binds ?? null,
     ContainerIDFile: h.ContainerIDFile ?? '',
-    LxcConf: h.LxcConf ?? null,
+    LxcConf: Array.isArray(h.LxcConf) ? h.LxcConf : null,
     Privileged: h.Privileged ?? false,
     PortBindings: h.PortBindings ?? {},
     Links: h.Links ?? null,
@@ -84,19 +94,18 @@ function portsOf(c: containers.Container): PortEntry[] {
   return out;
 }
 
-/** The container's address on the bridge and its ports while it has one. */
+/** The container's address on the bridge and its ports while it has one; empty values (Ports null) otherwise, in the structure's order. */
 function networkSettings(c: containers.Container) {
   const n = c.network;
-  const ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
-  for (const p of portsOf(c)) {
-    if (!p.binding) ports[p.key] ??= null;
-    else (ports[p.key] ??= []).push({ HostIp: p.binding.ip, HostPort: String(p.binding.publicPort) });
+  let ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | null = null;
+  if (n) {
+    ports = {};
+    for (const p of portsOf(c)) {
+      if (!p.binding) ports[p.key] ??= null;
+      else (ports[p.key] ??= []).push({ HostIp: p.binding.ip, HostPort: String(p.binding.publicPort) });
+    }
   }
-  return { Bridge: n?.bridge ?? '', Gateway: n?.gateway ?? '', IPAddress: n?.ipAddress ?? '', IPPrefixLen: n?.ipPrefixLen ?? 0, PortMapping: null, Ports: ports };
-}
-
-function sorted<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as T;
+  return { IPAddress: n?.ipAddress ?? '', IPPrefixLen: n?.ipPrefixLen ?? 0, Gateway: n?.gateway ?? '', Bridge: n?.bridge ?? '', PortMapping: null, Ports: ports };
 }
 
 /**
@@ -120,11 +129,11 @@ export function configOf(c: containers.Container): ContainerConfig {
   return full;
 }
 
-/** v1.12: CamelCase with `Id`, keys sorted (Config re-sorted too). */
+/** v1.12: CamelCase with `Id`, keys sorted at every depth (the object went through Docker 1.0's key/value type). */
 export function toContainerInspectV1_12(c: containers.Container) {
-  return sorted({
+  return sortedDeep({
     Args: c.args,
-    Config: sorted(configOf(c)),
+    Config: configOf(c),
     Created: c.created,
     Driver: c.driver,
     ExecDriver: c.execDriver,
@@ -183,17 +192,19 @@ interface ListEntry {
   Image: string;
   Names: string[];
   Ports: unknown;
-  Status: string;
-  SizeRw?: number;
   SizeRootFs?: number;
+  SizeRw?: number;
+  Status?: string;
 }
 
 function listEntry(c: containers.Container, size: boolean, ports: unknown): ListEntry {
-  const e: ListEntry = { Command: commandText(c), Created: Math.floor(Date.parse(c.created) / 1000), Id: c.id, Image: c.imageName, Names: [c.name, ...c.linkNames], Ports: ports, Status: statusText(c.state) };
+  // Keys in Docker 1.0's (sorted) order, the sizes before Status.
+  const e: ListEntry = { Command: commandText(c), Created: Math.floor(Date.parse(c.created) / 1000), Id: c.id, Image: c.imageName, Names: [c.name, ...c.linkNames], Ports: ports };
   if (size) {
     e.SizeRootFs = c.sizeRootFs;
     e.SizeRw = c.sizeRw;
   }
+  e.Status = statusText(c.state);
   return e;
 }
 

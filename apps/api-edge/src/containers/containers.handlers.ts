@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { Injectable } from '@nestjs/common';
 import type { containers } from '@stevedore/contracts';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
-import { invalid, notFound, refused } from '@stevedore/errors';
+import { invalid, notFound, refused, StevedoreError } from '@stevedore/errors';
 import { callOptions } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
@@ -92,7 +92,7 @@ export class ContainersHandlers {
   list = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const size = req.bool('size');
     const r = await call(this.rt, this.rt.list, { all: req.bool('all'), limit: req.int('limit'), since: req.string('since'), before: req.string('before'), size }, req.requestId, SERVICE);
-    res.json(200, r.containers.map((c) => (req.below('1.5') ? toContainerListV1_0(c, size) : toContainerListV1_5(c, size))));
+    res.list(200, r.containers.map((c) => (req.below('1.5') ? toContainerListV1_0(c, size) : toContainerListV1_5(c, size))));
   };
 
   /** DELETE /containers/(id); with `link=1` the path names a link (`parent/alias`) and only that name goes. */
@@ -137,7 +137,7 @@ export class ContainersHandlers {
 
   changes = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const r = await call(this.rt, this.rt.changes, { id: req.params.id }, req.requestId, SERVICE, 60_000);
-    res.json(200, r.changes.map((c) => ({ Kind: c.kind, Path: c.path })));
+    res.list(200, r.changes.map((c) => ({ Kind: c.kind, Path: c.path })));
   };
 
   export = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
@@ -152,7 +152,13 @@ export class ContainersHandlers {
     const body = await req.json<{ Resource?: string }>();
     if (!body?.Resource) throw refused('Path cannot be empty');
     const { metadata, options } = callOptions(req.requestId);
-    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: body.Resource, makePath: false, legacyCopy: true }, metadata, options), SERVICE, 'application/octet-stream');
+    try {
+      await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: body.Resource, makePath: false, legacyCopy: true }, metadata, options), SERVICE, 'application/octet-stream');
+    } catch (err) {
+      // Docker 1.0 answered an unknown container here with a bare 404.
+      if (err instanceof StevedoreError && err.kind === 'notFound' && !res.started) return res.noContent(404);
+      throw err;
+    }
   };
 
   private async statHeader(req: ApiRequest): Promise<string> {

@@ -3,6 +3,7 @@
 // today's CLI reads (the exit code of `docker run` comes only from
 // Actor.Attributes.exitCode). Older clients ignore the extra keys.
 import type { events } from '@stevedore/contracts';
+import { goJson } from '@stevedore/docker-api';
 
 /** One event as JSON text; timeNano is written digit by digit (it exceeds 2^53). */
 export function eventJson(e: events.Event): string {
@@ -17,6 +18,6 @@ export function eventJson(e: events.Event): string {
     scope: 'local',
     time: Math.floor(e.timeMs / 1000),
   };
-  const text = JSON.stringify(body);
+  const text = goJson(body);
   return `${text.slice(0, -1)},"timeNano":${e.timeMs}000000}`;
 }

@@ -1,6 +1,7 @@
 // Writing Docker's answers: JSON documents followed by a newline, plain-text
 // errors, and streams that honour back-pressure.
 import type { ServerResponse } from 'node:http';
+import { engineList, goJson } from '@stevedore/docker-api';
 import { toHttpError } from '@stevedore/errors';
 
 export class ApiResponse {
@@ -12,7 +13,15 @@ export class ApiResponse {
 
   /** A JSON document; Docker 1.0 followed each with a newline, except the structures it serialised directly (`newline` false). */
   json(status: number, body: unknown, headers: Record<string, string> = {}, newline = true): void {
-    const text = newline ? `${JSON.stringify(body)}\n` : JSON.stringify(body);
+    this.jsonText(status, newline ? `${goJson(body)}\n` : goJson(body), headers);
+  }
+
+  /** A list as Docker 1.0's engine tables wrote it: `[{…}\n,{…}\n]` (containers, images from v1.7, history, changes, search, image removal). */
+  list(status: number, items: unknown[]): void {
+    this.jsonText(status, engineList(items), {});
+  }
+
+  private jsonText(status: number, text: string, headers: Record<string, string>): void {
     this.raw.writeHead(status, { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
     this.raw.end(text);
   }

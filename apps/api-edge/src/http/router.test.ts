@@ -11,6 +11,7 @@ const router = new DockerRouter([
     routes: () => [
       route('GET', '/images/{name*}/json', noop, { since: '1.0' }),
       route('GET', '/containers/{id}/json', noop, { since: '1.0' }),
+      route('GET', '/containers/json', noop, { since: '1.0' }),
       route('GET', '/containers/{id}/top', noop, { since: '1.3', gate: { below: '1.4', status: 500, message: 'old' } }),
     ],
   },
@@ -51,4 +52,18 @@ test('gates are strict comparisons: three-part versions fall where Docker 1.0 pu
   const top: VersionGate = { below: '1.4', status: 500, message: '' };
   assert.deepEqual(['1.0', '1.6', '1.6.0', '1.6.1', '1.7', '1.12'].map((v) => gateRefuses(viz, at(v))), [false, false, false, true, true, true]);
   assert.deepEqual(['1.0', '1.3', '1.3.9', '1.4', '1.4.0', '1.12'].map((v) => gateRefuses(top, at(v))), [true, true, true, false, false, false]);
+});
+
+test('a route without parameters is found again from memory, per method and path, whatever the version', () => {
+  const first = router.resolve('GET', '/v1.0/containers/json', '');
+  const again = router.resolve('GET', '/v1.12/containers/json', '');
+  assert.ok(first.kind === 'route' && again.kind === 'route');
+  if (first.kind === 'route' && again.kind === 'route') {
+    assert.equal(first.match.route, again.match.route);
+    assert.deepEqual([first.match.versionText, again.match.versionText], ['1.0', '1.12']);
+    assert.deepEqual(again.match.params, {});
+  }
+  assert.equal(router.resolve('POST', '/containers/json', '').kind, 'notFound', 'another method is not the remembered route');
+  const inspect = router.resolve('GET', '/containers/abc/json', '');
+  assert.ok(inspect.kind === 'route' && inspect.match.params.id === 'abc');
 });

@@ -26,6 +26,7 @@ export type Resolution =
 
 export class DockerRouter {
   private readonly byMethod = new Map<string, Route[]>();
+  private readonly staticMatches = new Map<string, Route>();
 
   constructor(tables: RouteTable[]) {
     for (const table of tables) {
@@ -61,9 +62,17 @@ export class DockerRouter {
   }
 
   private match(method: Method, pathname: string): Omit<RouteMatch, 'versionText'> | undefined {
+    const key = `${method} ${pathname}`;
+    const known = this.staticMatches.get(key);
+    if (known) return { route: known, params: {} };
     for (const r of this.byMethod.get(method) ?? []) {
       const m = r.pattern.exec(pathname);
       if (!m) continue;
+      // A route without parameters matches one path only: remembered (a bounded set), the scan skipped next time.
+      if (r.keys.length === 0) {
+        this.staticMatches.set(key, r);
+        return { route: r, params: {} };
+      }
       const params: Record<string, string> = {};
       r.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1])));
       return { route: r, params };

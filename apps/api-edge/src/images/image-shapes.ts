@@ -1,7 +1,7 @@
 // The image answers per API version, each shaper named for the version it
 // serves (VERSIONS.md G12, G14, ENDPOINTS.md #21 #25 #26 #29).
 import type { images } from '@stevedore/contracts';
-import type { HistoryEntryJson, ImageInspect, ImageListEntry, ImageListEntryV1_0, StoredImage } from '@stevedore/docker-api';
+import { sortedDeep, type HistoryEntryJson, type ImageInspect, type ImageListEntry, type ImageListEntryV1_0, type StoredImage } from '@stevedore/docker-api';
 
 const NONE = '<none>:<none>';
 
@@ -25,10 +25,10 @@ export function toImageListV1_0(i: images.ImageSummary): ImageListEntryV1_0[] {
   });
 }
 
-/** v1.12: every key, CamelCase, sorted. */
+/** v1.12: every key, CamelCase, sorted at every depth (Config and ContainerConfig too). */
 export function toImageInspectV1_12(r: images.InspectImageResponse): ImageInspect {
   const m = JSON.parse(r.metadataJson) as StoredImage;
-  return {
+  return sortedDeep({
     Architecture: m.architecture ?? '',
     Author: m.author ?? '',
     Comment: m.comment ?? '',
@@ -42,7 +42,7 @@ export function toImageInspectV1_12(r: images.InspectImageResponse): ImageInspec
     Parent: m.parent ?? '',
     Size: r.size,
     VirtualSize: r.virtualSize,
-  };
+  });
 }
 
 /** Before v1.12: the metadata as stored, lower_snake keys (and `Size`), empty ones left out. */

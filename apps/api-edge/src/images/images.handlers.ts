@@ -38,7 +38,9 @@ export class ImagesHandlers {
       danglingOnly = values.some((v) => v.toLowerCase() === 'true' || v === '1');
     }
     const { images: list } = await this.listImages(req, { all: req.bool('all'), repoGlob: req.string('filter'), danglingOnly });
-    res.json(200, req.below('1.7') ? list.flatMap(toImageListV1_0) : list.map(toImageListV1_7));
+    // Below v1.7 Docker 1.0 encoded its own list (one newline at the end); from v1.7 it wrote the engine's table.
+    if (req.below('1.7')) res.json(200, list.flatMap(toImageListV1_0));
+    else res.list(200, list.map(toImageListV1_7));
   };
 
   viz = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
@@ -55,7 +57,7 @@ export class ImagesHandlers {
 
   history = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const r = await call(this.store, this.store.history, { name: req.params.name }, req.requestId, SERVICE);
-    res.json(200, r.entries.map(toHistoryEntry));
+    res.list(200, r.entries.map(toHistoryEntry));
   };
 
   tag = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
@@ -65,7 +67,7 @@ export class ImagesHandlers {
 
   remove = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const r = await call(this.store, this.store.delete, { name: req.params.name, force: req.bool('force'), noprune: req.bool('noprune') }, req.requestId, SERVICE);
-    res.json(200, r.items.map(toDeleteItem));
+    res.list(200, r.items.map(toDeleteItem));
   };
 
   /**
@@ -92,7 +94,7 @@ export class ImagesHandlers {
   /** GET /images/search: Docker 1.0's keys for every version, and is_automated for today's clients. */
   search = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const r = await call(this.store, this.store.search, { term: req.string('term'), auth: registryAuth(req) }, req.requestId, SERVICE, 30_000);
-    res.json(
+    res.list(
       200,
       r.results
         .sort((a, b) => b.starCount - a.starCount)

@@ -18,7 +18,6 @@ export function splitReference(ref: string): { repo: string; tag: string | undef
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const REGISTRY_HOST = /^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::\d+)?$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
 
 /** A repository name: optional registry host, then lower-case path components. Docker 1.0 answered 500. */
 export function validateRepository(repo: string): void {
@@ -33,8 +32,11 @@ export function validateRepository(repo: string): void {
   }
 }
 
+/** Docker 1.0 refused only a tag with `/` or `:` (500 `Illegal tag name: <t>`); control characters are refused too, they would break every listing. */
 export function validateTag(tag: string): void {
-  if (!TAG.test(tag)) throw new StevedoreError('refused', `Illegal tag name (${tag}): only [A-Za-z0-9_.-] are allowed, minimum 1, maximum 128 in length`);
+  if (tag === '') throw new StevedoreError('refused', "Tag name can't be empty");
+  // eslint-disable-next-line no-control-regex
+  if (/[/:\x00-\x1f\x7f]/.test(tag)) throw new StevedoreError('refused', `Illegal tag name: ${tag}`);
 }
 
 /** A new image ID: 64 hex characters whose first 12 are not all digits (Docker's rule). */
