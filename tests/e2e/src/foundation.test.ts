@@ -88,6 +88,10 @@ describe('a stack started by ./stevedore up', () => {
     const head = await stack.request('HEAD', '/_ping');
     assert.equal(head.status, 200);
     assert.equal(head.headers['api-version'], '1.12');
+    for (const answer of [ping, head]) {
+      assert.deepEqual([answer.headers.ostype, answer.headers['docker-experimental'], answer.headers['content-length'], answer.headers['cache-control']], ['linux', 'false', '2', 'no-cache, no-store, must-revalidate']);
+    }
+    assert.equal(head.text, '', 'HEAD: no body');
     assert.equal((await stack.request('GET', '/v1.0/_ping')).status, 200);
   });
 

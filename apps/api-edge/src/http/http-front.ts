@@ -16,13 +16,13 @@ import { CONFIG, LOGGER } from '@stevedore/service-kit';
 import { DockerRouter, type DispatchContext } from './router';
 
 /** Headers on every answer. Api-Version is what today's clients negotiate with. */
-const COMMON_HEADERS = { 'Api-Version': CURRENT_API_VERSION, Server: `Stevedore/${STEVEDORE_VERSION} (linux)` };
+const COMMON_HEADERS = Object.entries({ 'Api-Version': CURRENT_API_VERSION, Server: `Stevedore/${STEVEDORE_VERSION} (linux)` });
 /** With STEVEDORE_API_CORS (Docker's --api-enable-cors): Docker 1.0's CORS headers too, on every answer. */
-const CORS_HEADERS = {
+const CORS_HEADERS = Object.entries({
   'Access-Control-Allow-Origin': '*',
   'Access-Control-Allow-Headers': 'Origin, X-Requested-With, Content-Type, Accept',
   'Access-Control-Allow-Methods': 'GET, POST, DELETE, PUT, OPTIONS',
-};
+});
 
 export const ROUTER = Symbol('DockerRouter');
 
@@ -104,8 +104,8 @@ export class HttpFront implements OnApplicationShutdown {
     const started = process.hrtime.bigint();
     const requestId = acceptRequestId(req.headers[REQUEST_ID_HEADER]);
     const log = this.log;
-    for (const [k, v] of Object.entries(COMMON_HEADERS)) res.setHeader(k, v);
-    if (this.config.apiCors) for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
+    for (const [k, v] of COMMON_HEADERS) res.setHeader(k, v);
+    if (this.config.apiCors) for (const [k, v] of CORS_HEADERS) res.setHeader(k, v);
     res.setHeader('X-Request-Id', requestId);
     // Logged at info, or at the level the route declares.
     const ctx: DispatchContext = { requestId, log, hijack, logLevel: 'info' };
