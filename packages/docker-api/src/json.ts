@@ -2,18 +2,24 @@
 
 const GO_ESCAPES: Record<string, string> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' };
 const GO_ESCAPED = /[<>&\u2028\u2029]/g;
-const HAS_GO_ESCAPED = /[<>&\u2028\u2029]/;
+
+/** Escapes what Go's encoder escaped; a scan with indexOf first, far faster than a regular expression on long text that holds none. */
+function goEscape(text: string): string {
+  const any = text.indexOf('<') >= 0 || text.indexOf('>') >= 0 || text.indexOf('&') >= 0 || text.indexOf('\u2028') >= 0 || text.indexOf('\u2029') >= 0;
+  // These characters can only occur inside strings, where the escape means the same character.
+  return any ? text.replace(GO_ESCAPED, (c) => GO_ESCAPES[c]) : text;
+}
 
 /** JSON text with `<`, `>`, `&` (and the two line separators) escaped, as Go's encoder did (` ---\u003e`). */
 export function goJson(value: unknown): string {
-  const text = JSON.stringify(value);
-  // These characters can only occur inside strings, where the escape means the same character.
-  return HAS_GO_ESCAPED.test(text) ? text.replace(GO_ESCAPED, (c) => GO_ESCAPES[c]) : text;
+  return goEscape(JSON.stringify(value));
 }
 
 /** A list the way Docker 1.0's engine tables wrote it: `[`, each object followed by a newline, joined by `,`, `]`. */
 export function engineList(items: unknown[]): string {
-  return `[${items.map((i) => `${goJson(i)}\n`).join(',')}]`;
+  let text = '[';
+  for (let i = 0; i < items.length; i++) text += `${i ? ',' : ''}${JSON.stringify(items[i])}\n`;
+  return goEscape(`${text}]`);
 }
 
 /** Keys sorted at every depth: an object that went through Docker 1.0's key/value type came out so. */
