@@ -46,18 +46,38 @@ class Digester extends Transform {
  * the page cache they take microseconds, and a stream per file cost more in
  * overhead than the writes themselves.
  */
-async function writeEntry(content: AsyncIterable<Buffer>, file: string, mode: number): Promise<void> {
+async function writeEntry(content: AsyncIterable<Buffer>, file: string, mode: number, overlap: boolean): Promise<void> {
   const fd = fs.openSync(file, 'wx', mode);
   try {
     for await (const chunk of content) {
-      for (let off = 0; off < chunk.length; ) off += fs.writeSync(fd, chunk, off);
+      // Synchronous writes cost the least CPU. With `overlap`, large chunks go to the thread pool
+      // instead, so the work upstream (digests, decompression) goes on while the disk takes them.
+      if (overlap && chunk.length >= ASYNC_WRITE_BYTES) await writeAll(fd, chunk);
+      else for (let off = 0; off < chunk.length; ) off += fs.writeSync(fd, chunk, off);
     }
   } finally {
     fs.closeSync(fd);
   }
 }
 
-export async function applyLayer(input: Readable, dest: string, options: { allowEmpty?: boolean; digest?: boolean } = {}): Promise<AppliedLayer> {
+const ASYNC_WRITE_BYTES = 64 * 1024;
+
+async function writeAll(fd: number, chunk: Buffer): Promise<void> {
+  for (let off = 0; off < chunk.length; ) {
+    off += await new Promise<number>((resolve, reject) => fs.write(fd, chunk, off, chunk.length - off, null, (err, n) => (err ? reject(err) : resolve(n))));
+  }
+}
+
+export interface ApplyOptions {
+  /** An archive with no entries is a layer (saved and pulled images have empty layers); otherwise refused. */
+  allowEmpty?: boolean;
+  /** Compute the layer's diff ID (sha256 of the archive); on unless false. */
+  digest?: boolean;
+  /** Write large chunks from the thread pool: for input whose producer has work of its own (a pull's gunzip and digests). */
+  overlapWrites?: boolean;
+}
+
+export async function applyLayer(input: Readable, dest: string, options: ApplyOptions = {}): Promise<AppliedLayer> {
   const safeDirs = new Set<string>(['']);
   const whiteouts: string[] = [];
   const opaque: string[] = [];
@@ -144,7 +164,7 @@ export async function applyLayer(input: Readable, dest: string, options: { allow
         case 'file':
         case 'contiguous-file': {
           clear(abs, false);
-          await writeEntry(stream as unknown as AsyncIterable<Buffer>, abs, mode);
+          await writeEntry(stream as unknown as AsyncIterable<Buffer>, abs, mode, options.overlapWrites === true);
           fs.chmodSync(abs, mode); // umask-free
           fs.lchownSync(abs, header.uid ?? 0, header.gid ?? 0);
           fs.utimesSync(abs, mtime, mtime);

@@ -64,7 +64,7 @@ function peek(input: Readable): Promise<Buffer> {
 export async function decompress(input: Readable): Promise<{ stream: Readable; compression: Compression }> {
   const compression = detectCompression(await peek(input));
   if (compression === 'none') return { stream: input, compression };
-  const d = compression === 'gzip' ? createGunzip() : externalDecompressor(compression);
+  const d = compression === 'gzip' ? createGunzip({ chunkSize: 256 * 1024 }) : externalDecompressor(compression);
   input.on('error', (err) => d.destroy(err));
   return { stream: input.pipe(d), compression };
 }

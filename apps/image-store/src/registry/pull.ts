@@ -189,7 +189,7 @@ async function downloadLayer(images: ImageService, session: RegistrySession, lay
   const built = images.layers.begin();
   try {
     const { stream } = await decompress(Readable.fromWeb(res.body as never).pipe(counting));
-    const applied = await applyLayer(stream, built.dir, { allowEmpty: true });
+    const applied = await applyLayer(stream, built.dir, { allowEmpty: true, overlapWrites: true });
     if (`sha256:${hash.digest('hex')}` !== layer.digest) throw refused(`Layer ${layer.digest} does not match its digest`);
     if (applied.digest !== diffId) throw refused(`Layer ${layer.digest} unpacks to ${applied.digest}, not to ${diffId} as the config says`);
     await progress({ status: 'Download complete', id: sid, perLayer: true });
