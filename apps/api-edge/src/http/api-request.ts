@@ -26,13 +26,20 @@ export class ApiRequest {
     private readonly response: ServerResponse,
     readonly versionText: string,
     readonly params: Record<string, string>,
-    readonly query: URLSearchParams,
+    /** The query string, with its `?` or empty; parsed on first use (a ping never needs it). */
+    private readonly search: string,
     readonly requestId: string,
     private readonly baseLog: Logger,
     /** Set when the request came through the HTTP upgrade path. */
     readonly hijack?: Hijack,
   ) {
     this.version = parseApiVersion(versionText);
+  }
+
+  private parsedQuery?: URLSearchParams;
+
+  get query(): URLSearchParams {
+    return (this.parsedQuery ??= new URLSearchParams(this.search));
   }
 
   /** Aborted when the client goes away (made on first use: most handlers never need it). */

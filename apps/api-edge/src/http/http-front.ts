@@ -109,14 +109,19 @@ export class HttpFront implements OnApplicationShutdown {
     res.setHeader('X-Request-Id', requestId);
     // Logged at info, or at the level the route declares.
     const ctx: DispatchContext = { requestId, log, hijack, logLevel: 'info' };
-    res.on('finish', () => {
-      if (!log.isLevelEnabled(ctx.logLevel)) return;
-      log[ctx.logLevel](
-        { reqId: requestId, method: req.method, url: req.url, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, ua: req.headers['user-agent'] },
-        'request',
+    const dispatched = this.router.dispatch(req, res, ctx);
+    // The route is known once dispatch returns (it resolves before its first await), and
+    // 'finish' comes later: a request whose level is off (pings, usually) costs no listener.
+    const level = ctx.logLevel;
+    if (log.isLevelEnabled(level)) {
+      res.on('finish', () =>
+        log[level](
+          { reqId: requestId, method: req.method, url: req.url, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, ua: req.headers['user-agent'] },
+          'request',
+        ),
       );
-    });
-    this.router.dispatch(req, res, ctx).catch((err) => {
+    }
+    dispatched.catch((err) => {
       log.error({ err, reqId: requestId }, 'request failed');
       if (!res.headersSent) {
         res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });

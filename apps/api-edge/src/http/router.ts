@@ -103,7 +103,7 @@ export class DockerRouter {
 
     const { route, params, versionText } = resolution.match;
     if (route.logLevel) ctx.logLevel = route.logLevel;
-    const request = new ApiRequest(req, res, versionText, params, new URLSearchParams(search), ctx.requestId, ctx.log, ctx.hijack);
+    const request = new ApiRequest(req, res, versionText, params, search, ctx.requestId, ctx.log, ctx.hijack);
     if (route.gate && gateRefuses(route.gate, request)) return out.text(route.gate.status, `${route.gate.message}\n`);
     try {
       await route.handler(request, out);
