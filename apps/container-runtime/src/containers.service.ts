@@ -29,6 +29,10 @@ import { checkName, newContainerId, randomName } from './store/names';
 /** Docker 1.0 refused a container on a chain of this many layers (its limit of 127 parents, less the container's own two). */
 const MAX_IMAGE_DEPTH = 125;
 
+/** Docker 1.0's answer to stop, kill or restart of a paused container. */
+const pausedRefusal = (verb: 'stop' | 'kill' | 'restart', ref: string, id: string) =>
+  refused(`Cannot ${verb} container ${ref}: Container ${id} is paused. Unpause the container before stopping`);
+
 const LOG_MAX_SIZE = Number(process.env.STEVEDORE_LOG_MAX_SIZE || 10 * 1024 * 1024);
 const LOG_MAX_FILES = Number(process.env.STEVEDORE_LOG_MAX_FILES || 5);
 
@@ -548,7 +552,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   async stop(req: containers.StopRequest): Promise<void> {
     const row = this.resolve(req.id);
     if (row.status !== 'running') return;
-    if (row.paused) throw refused(`Cannot stop container ${req.id}: Container ${row.id} is paused. Unpause the container before stopping`);
+    if (row.paused) throw pausedRefusal('stop', req.id, row.id);
     await this.signal(row, 15);
     if (!(await this.waitExit(row, Math.max(0, req.timeout) * 1000))) {
       await this.signal(row, 9);
@@ -561,7 +565,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const row = this.resolve(req.id);
     const sig = parseSignal(req.signal);
     if (row.status !== 'running') return;
-    if (row.paused) throw refused(`Cannot kill container ${req.id}: Container ${row.id} is paused. Unpause the container before stopping`);
+    if (row.paused) throw pausedRefusal('kill', req.id, row.id);
     await this.signal(row, sig);
     if (sig === 9) {
       await this.waitExit(row, 10_000);
@@ -572,7 +576,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   /** Stop then start; Docker 1.0 emitted `die` and `restart`, not stop/start. */
   async restart(req: containers.StopRequest, requestId: string): Promise<void> {
     const row = this.resolve(req.id);
-    if (row.paused) throw refused(`Cannot restart container ${req.id}: Container ${row.id} is paused. Unpause the container before stopping`);
+    if (row.paused) throw pausedRefusal('restart', req.id, row.id);
     if (row.status === 'running') {
       await this.signal(row, 15);
       if (!(await this.waitExit(row, Math.max(0, req.timeout) * 1000))) {

@@ -62,10 +62,10 @@ async function writeEntry(content: AsyncIterable<Buffer>, file: string, mode: nu
 
 const ASYNC_WRITE_BYTES = 64 * 1024;
 
+const writeAsync = promisify(fs.write);
+
 async function writeAll(fd: number, chunk: Buffer): Promise<void> {
-  for (let off = 0; off < chunk.length; ) {
-    off += await new Promise<number>((resolve, reject) => fs.write(fd, chunk, off, chunk.length - off, null, (err, n) => (err ? reject(err) : resolve(n))));
-  }
+  for (let off = 0; off < chunk.length; ) off += (await writeAsync(fd, chunk, off, chunk.length - off, null)).bytesWritten;
 }
 
 export interface ApplyOptions {
