@@ -67,3 +67,16 @@ test('a route without parameters is found again from memory, per method and path
   const inspect = router.resolve('GET', '/containers/abc/json', '');
   assert.ok(inspect.kind === 'route' && inspect.match.params.id === 'abc');
 });
+
+test('the remembered paths stay bounded and every version prefix is still checked', () => {
+  for (let i = 0; i < 600; i++) {
+    const r = router.resolve('GET', `/v1.${i}/containers/json`, '');
+    assert.equal(r.kind, i <= 12 ? 'route' : 'versionTooNew', `v1.${i}`);
+  }
+  assert.equal(router.resolve('GET', '/v1.12/containers/json', '').kind, 'route');
+  assert.equal(router.resolve('GET', '/v1.599/containers/json', '').kind, 'versionTooNew', 'a refusal is never remembered as a route');
+  assert.equal(router.resolve('GET', '//containers/json', '?all=1').kind, 'redirect', 'an unclean path is redirected, not taken from memory');
+  const a = router.resolve('GET', '/containers/a/json', '');
+  const b = router.resolve('GET', '/containers/b/json', '');
+  assert.ok(a.kind === 'route' && b.kind === 'route' && a.match.params.id === 'a' && b.match.params.id === 'b');
+});

@@ -24,9 +24,14 @@ export type Resolution =
   | { kind: 'notFound' }
   | { kind: 'versionTooNew'; versionText: string };
 
+/** How many parameterless paths (with their version prefixes) the router remembers per method. */
+const REMEMBERED_PATHS = 512;
+const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 export class DockerRouter {
   private readonly byMethod = new Map<string, Route[]>();
-  private readonly staticMatches = new Map<string, Route>();
+  /** Paths that reached a route without parameters, resolved once: a ping or a list skips the scan, the cleaning and the version check. */
+  private readonly remembered = new Map<string, Map<string, Resolution>>();
 
   constructor(tables: RouteTable[]) {
     for (const table of tables) {
@@ -44,6 +49,8 @@ export class DockerRouter {
 
   /** Decides what a request is, before any handler runs. */
   resolve(method: string, pathname: string, search: string): Resolution {
+    const known = this.remembered.get(method)?.get(pathname);
+    if (known) return known;
     if (method === 'OPTIONS') return { kind: 'options' };
     const cleaned = cleanPath(pathname);
     if (cleaned !== pathname) return { kind: 'redirect', location: cleaned + search };
@@ -58,21 +65,23 @@ export class DockerRouter {
     const match = this.match(method as Method, rest);
     if (!match) return { kind: 'notFound' };
     if (!versionAtLeast(CURRENT_API_VERSION, versionText)) return { kind: 'versionTooNew', versionText };
-    return { kind: 'route', match: { ...match, versionText } };
+    const resolution: Resolution = { kind: 'route', match: { ...match, versionText } };
+    if (match.params === NO_PARAMS) this.remember(method, pathname, resolution);
+    return resolution;
+  }
+
+  /** A bounded memory: clients send a handful of version prefixes, but any string may come. */
+  private remember(method: string, pathname: string, resolution: Resolution): void {
+    let paths = this.remembered.get(method);
+    if (!paths) this.remembered.set(method, (paths = new Map()));
+    if (paths.size < REMEMBERED_PATHS) paths.set(pathname, resolution);
   }
 
   private match(method: Method, pathname: string): Omit<RouteMatch, 'versionText'> | undefined {
-    const key = `${method} ${pathname}`;
-    const known = this.staticMatches.get(key);
-    if (known) return { route: known, params: {} };
     for (const r of this.byMethod.get(method) ?? []) {
       const m = r.pattern.exec(pathname);
       if (!m) continue;
-      // A route without parameters matches one path only: remembered (a bounded set), the scan skipped next time.
-      if (r.keys.length === 0) {
-        this.staticMatches.set(key, r);
-        return { route: r, params: {} };
-      }
+      if (r.keys.length === 0) return { route: r, params: NO_PARAMS };
       const params: Record<string, string> = {};
       r.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1])));
       return { route: r, params };
