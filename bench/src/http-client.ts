@@ -11,9 +11,10 @@ export interface Answer {
 }
 
 /** A request whose body is a file (streamed) or nothing; the answer is counted, or kept when small. */
-export function send(socket: string, method: string, path: string, options: { file?: string; keep?: boolean; agent?: http.Agent } = {}): Promise<Answer> {
+export function send(socket: string, method: string, path: string, options: { file?: string; keep?: boolean; agent?: http.Agent; headers?: http.OutgoingHttpHeaders } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, method, path, agent: options.agent ?? false, headers: options.file ? { 'Content-Type': 'application/x-tar', 'Content-Length': fs.statSync(options.file).size } : {} }, (res) => {
+    const body = options.file ? { 'Content-Type': 'application/x-tar', 'Content-Length': fs.statSync(options.file).size } : {};
+    const req = http.request({ socketPath: socket, method, path, agent: options.agent ?? false, headers: { ...body, ...options.headers } }, (res) => {
       let bytes = 0;
       let body = '';
       res.on('data', (d: Buffer) => {
@@ -46,10 +47,11 @@ export function download(socket: string, path: string, file: string): Promise<nu
 export const discard = () => new Writable({ write: (_c, _e, cb) => cb() });
 
 /** A request with a JSON body (or none); the answer parsed as JSON when it is JSON. */
-export function json(socket: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
+export function json(socket: string, method: string, p: string, body?: unknown, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ socketPath: socket, method, path: p, agent: false, headers: text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {} }, (res) => {
+    const typed = text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {};
+    const req = http.request({ socketPath: socket, method, path: p, agent: false, headers: { ...typed, ...headers } }, (res) => {
       let b = '';
       res.on('data', (d) => (b += d));
       res.on('end', () => {

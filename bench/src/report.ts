@@ -28,7 +28,8 @@ function main(): void {
     'Written by `node bench/dist/report.js` (the last step of `./stevedore bench`)',
     'from each benchmark\'s last results; the ratio is Stevedore / Docker, and',
     '"better is" says which way is better. Notes on the figures and on what each',
-    'change bought are in [benchmarks.md](benchmarks.md).',
+    'change bought are in [benchmarks.md](benchmarks.md); the round trips each',
+    'API call costs inside Stevedore in [round-trips.md](../bench/results/round-trips.md).',
     '',
   ];
   for (const r of reports) {
