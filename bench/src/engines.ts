@@ -5,6 +5,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { bridgeNatRule } from '@stevedore/e2e/dist/harness';
 import { send } from './http-client';
 
 export const REPO = path.resolve(__dirname, '..', '..');
@@ -85,6 +86,9 @@ export async function startStevedore(extraEnv: Record<string, string> = {}): Pro
   const socket = path.join(root, 'api.sock');
   const env: NodeJS.ProcessEnv = { ...process.env, STEVEDORE_ROOT: root, STEVEDORE_HOST: `unix://${socket}`, STEVEDORE_LOG_LEVEL: 'warn', ...extraEnv };
   delete env.REDIS_URL;
+  // The runtime makes its bridge's NAT rule and keeps it after `down`; the benchmark takes away one it made.
+  const natRule = bridgeNatRule(env);
+  const hadNatRule = spawnSync('iptables', ['-w', '-t', 'nat', '-C', ...natRule], { stdio: 'ignore' }).status === 0;
   execFileSync(path.join(REPO, 'stevedore'), ['up'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const version = JSON.parse((await get(socket, '/version')).body).Version as string;
   return {
@@ -100,6 +104,7 @@ export async function startStevedore(extraEnv: Record<string, string> = {}): Pro
     },
     stop: async () => {
       execFileSync(path.join(REPO, 'stevedore'), ['down'], { env, stdio: 'ignore' });
+      if (!hadNatRule) spawnSync('iptables', ['-w', '-t', 'nat', '-D', ...natRule], { stdio: 'ignore' });
       fs.rmSync(root, { recursive: true, force: true });
     },
   };

@@ -488,6 +488,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     // Bridge attachments of containers that are not running (a crash, a reboot) are undone.
     const rows = this.db.all();
     const running = new Set(rows.filter((r) => r.status === 'running').map((r) => r.id));
+    await this.network.setup();
     await this.network.reconcile(running, new Map(rows.map((r) => [r.id, this.portsOf(r.id)])));
     await this.icc.setup(running);
     for (const r of rows) if (!running.has(r.id) && this.db.network(r.id)) this.db.removeNetwork(r.id);

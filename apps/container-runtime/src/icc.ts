@@ -8,11 +8,9 @@
 // Each link's rules carry the linking container's ID in a comment: they go when
 // it leaves the bridge, and at start-up those of containers that stopped while
 // the runtime was away are found and removed.
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import { promisify } from 'node:util';
+import { iptables, iptablesRestore } from './iptables';
 
-const run = promisify(execFile);
 const BRIDGE_NF = '/proc/sys/net/bridge/bridge-nf-call-iptables';
 
 export interface LinkedPorts {
@@ -21,18 +19,7 @@ export interface LinkedPorts {
   ports: Array<{ port: number; proto: string }>;
 }
 
-/** Runs a batch of rule changes in one call (`iptables-restore` without flushing). */
-async function restore(lines: string[]): Promise<void> {
-  if (!lines.length) return;
-  await new Promise<void>((resolve, reject) => {
-    const child = execFile('iptables-restore', ['--noflush', '-w'], (err, _out, stderr) => (err ? reject(new Error(`iptables-restore: ${stderr.trim() || err.message}`)) : resolve()));
-    child.stdin?.end(['*filter', ...lines, 'COMMIT', ''].join('\n'));
-  });
-}
-
-async function iptables(args: string[]): Promise<string> {
-  return (await run('iptables', ['-w', ...args])).stdout;
-}
+const restore = (lines: string[]) => iptablesRestore('filter', lines);
 
 export class InterContainerPolicy {
   readonly chain: string;

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { loadConfig } from '@stevedore/config';
 import { startTokenServer, type TokenServer } from './token-server';
 import { busyboxRootfsTar } from './images-fixtures';
 
@@ -212,6 +213,12 @@ export async function startStackWithBusybox(extraEnv: Record<string, string> = {
  * Stops a stack. Unless the test killed processes on purpose, any restart
  * means something crashed (the supervisor would otherwise hide it): fail.
  */
+/** The outgoing NAT rule a stack's runtime makes for its bridge, as iptables arguments after the command. */
+export function bridgeNatRule(env: NodeJS.ProcessEnv): string[] {
+  const { name, subnet } = loadConfig(env).bridge;
+  return ['POSTROUTING', '-s', subnet, '!', '-o', name, '-m', 'comment', '--comment', `stevedore-${name} outgoing NAT`, '-j', 'MASQUERADE'];
+}
+
 export async function stopStack(stack: Stack | undefined, options: { allowRestarts?: boolean } = {}): Promise<void> {
   if (!stack) return;
   let crashed: string[] = [];
@@ -226,6 +233,8 @@ export async function stopStack(stack: Stack | undefined, options: { allowRestar
   // The bridge stays after `down` (as Docker's does); a test stack's goes with it.
   const bridge = String(stack.env.STEVEDORE_BRIDGE);
   spawnSync('ip', ['link', 'delete', bridge], { stdio: 'ignore' });
+  // So does its outgoing NAT rule (kept after `down` like the bridge, as Docker's daemon kept its own).
+  spawnSync('iptables', ['-w', '-t', 'nat', '-D', ...bridgeNatRule(stack.env)], { stdio: 'ignore' });
   // So does the chain of STEVEDORE_ICC=false, when the stack had one.
   spawnSync('iptables', ['-w', '-D', 'FORWARD', '-i', bridge, '-o', bridge, '-j', `SD-ICC-${bridge}`], { stdio: 'ignore' });
   spawnSync('iptables', ['-w', '-F', `SD-ICC-${bridge}`], { stdio: 'ignore' });

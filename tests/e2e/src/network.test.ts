@@ -1,10 +1,11 @@
 // Bridge networking through the real docker CLI: an address on the stack's
 // bridge, NetworkSettings in inspect, the host and other containers reach a
-// container's server, outgoing NAT; and nothing left behind (veth, network
+// container's server, outgoing NAT (one rule for the bridge, checked against
+// a network of the test's own); and nothing left behind (veth, network
 // namespace, NAT rule, address) after removal or a SIGKILL of the runtime.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -12,13 +13,21 @@ import * as path from 'node:path';
 import { freePort, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
 import * as net from 'node:net';
 
+/** The stack's rules in the nat table's POSTROUTING: the bridge's outgoing NAT, and any made per container. */
+function natRules(stack: Stack): string[] {
+  const bridge = String(stack.env.STEVEDORE_BRIDGE);
+  return execFileSync('iptables', ['-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(`stevedore-${bridge}`));
+}
+
 /** What the host holds for a stack's bridge: its veths, its namespaces, its NAT rules, its addresses. */
 function footprint(stack: Stack): { veths: number; netns: number; nat: number; addresses: number; published: number } {
   const bridge = String(stack.env.STEVEDORE_BRIDGE);
   const veths = execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
   const prefix = `sd${createHash('sha256').update(stack.root).digest('hex').slice(0, 6)}-`;
   const netns = fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns').filter((n) => n.startsWith(prefix)).length : 0;
-  const nat = execFileSync('iptables', ['-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`stevedore-${bridge}`)).length;
+  const nat = natRules(stack).length;
   const ipam = path.join(stack.root, 'network', 'ipam', `stevedore-${bridge}`);
   const addresses = fs.existsSync(ipam) ? fs.readdirSync(ipam).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).length : 0;
   const published = execFileSync('iptables', ['-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`stevedore-${bridge}`)).length;
@@ -50,7 +59,9 @@ describe('bridge networking', () => {
     assert.match(addr.stdout, new RegExp(`inet ${subnet.replace(/\./g, '\\.')}\\.\\d+/24`));
     assert.match(addr.stdout, new RegExp(`default via ${subnet.replace(/\./g, '\\.')}\\.1 dev eth0`));
     empty = footprint(stack);
-    assert.deepEqual(empty, { veths: 0, netns: 0, nat: 0, addresses: 0, published: 0 }, 'a removed container leaves nothing');
+    assert.deepEqual(empty, { veths: 0, netns: 0, nat: 1, addresses: 0, published: 0 }, 'a removed container leaves nothing; the bridge keeps its one NAT rule');
+    const subnetCidr = String(stack.env.STEVEDORE_BRIDGE_SUBNET);
+    assert.match(natRules(stack)[0], new RegExp(`^-A POSTROUTING -s ${subnetCidr.replace(/\./g, '\\.')} ! -o ${stack.env.STEVEDORE_BRIDGE} .*-j MASQUERADE$`));
 
     const server = (await stack.docker(['run', '-d', '--name', 'web', 'busybox', 'sh', '-c', 'mkdir /www; echo served > /www/index.html; exec httpd -f -p 80 -h /www'])).stdout.trim();
     const settings = JSON.parse((await stack.request('GET', '/v1.12/containers/web/json')).text).NetworkSettings;
@@ -66,7 +77,7 @@ describe('bridge networking', () => {
     assert.equal(body, 'served\n');
     const fromPeer = await stack.docker(['run', '--rm', 'busybox', 'wget', '-q', '-O', '-', `http://${settings.IPAddress}/index.html`]);
     assert.equal(fromPeer.stdout, 'served\n', fromPeer.stderr);
-    assert.deepEqual(footprint(stack), { veths: 1, netns: 1, nat: 1, addresses: 1, published: 0 });
+    assert.deepEqual(footprint(stack), { veths: 1, netns: 1, nat: 1, addresses: 1, published: 0 }, 'no NAT rule of its own for a container');
 
     assert.equal((await stack.docker(['rm', '-f', server])).code, 0);
     assert.deepEqual(footprint(stack), empty);
@@ -92,11 +103,51 @@ describe('bridge networking', () => {
     assert.deepEqual(footprint(stack), empty);
   });
 
+  test('outgoing traffic leaves with the host address (NAT), to a network the test made', async () => {
+    // "Outside": a namespace of the test's own behind a veth pair, with a server that answers each
+    // connection with the address it came from. Without NAT its answer has no way back to the container.
+    const n = process.pid % 250;
+    const ns = `sdout-${process.pid}`;
+    const [hostIf, nsIf] = [`sdo${process.pid % 100000}h`, `sdo${process.pid % 100000}n`];
+    const [hostAddr, outsideAddr] = [`10.252.${n}.1`, `10.252.${n}.2`];
+    const sh = (args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
+    sh(['netns', 'add', ns]);
+    let server: ReturnType<typeof spawn> | undefined;
+    try {
+      sh(['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf]);
+      sh(['link', 'set', nsIf, 'netns', ns]);
+      sh(['addr', 'add', `${hostAddr}/30`, 'dev', hostIf]);
+      sh(['link', 'set', hostIf, 'up']);
+      sh(['-n', ns, 'addr', 'add', `${outsideAddr}/30`, 'dev', nsIf]);
+      sh(['-n', ns, 'link', 'set', nsIf, 'up']);
+      server = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', `require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(7777, '${outsideAddr}', () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise((resolve) => server!.stdout!.once('data', resolve));
+      const seen = await stack.docker(['run', '--rm', 'busybox', 'sh', '-c', `nc -w 5 ${outsideAddr} 7777 </dev/null; ip -4 -o addr show eth0`]);
+      assert.equal(seen.code, 0, seen.stderr);
+      const [first, own] = seen.stdout.split('\n');
+      assert.equal(first, hostAddr, 'the outside saw the host, not the container');
+      assert.ok(!own.includes(`${hostAddr}/`), 'the container has an address of its own');
+      assert.deepEqual(footprint(stack), empty);
+    } finally {
+      server?.kill();
+      sh(['netns', 'delete', ns]); // takes the veth pair with it
+    }
+  });
+
   test('SIGKILL of container-runtime: a running container keeps its network, one that exits meanwhile leaves nothing', async () => {
     const keep = (await stack.docker(['run', '-d', '--name', 'keep', 'busybox', 'sh', '-c', 'mkdir /w; echo still > /w/index.html; exec httpd -f -p 80 -h /w'])).stdout.trim();
     const going = (await stack.docker(['run', '-d', '--name', 'going', 'busybox', 'sleep', '300'])).stdout.trim();
     const ip = JSON.parse((await stack.request('GET', `/v1.12/containers/${keep}/json`)).text).NetworkSettings.IPAddress;
     const goingPid = JSON.parse((await stack.request('GET', `/v1.12/containers/${going}/json`)).text).State.Pid;
+    // Left from before (another subnet, the plugin's chain per container of earlier versions): the restarted runtime removes them.
+    const bridge = String(stack.env.STEVEDORE_BRIDGE);
+    const chain = `CNI-${process.pid.toString(16)}`;
+    const nat = (args: string[]) => execFileSync('iptables', ['-w', '-t', 'nat', ...args]);
+    nat(['-A', 'POSTROUTING', '-s', '10.99.0.0/24', '!', '-o', bridge, '-m', 'comment', '--comment', `stevedore-${bridge} outgoing NAT`, '-j', 'MASQUERADE']);
+    nat(['-N', chain]);
+    nat(['-A', chain, '-j', 'MASQUERADE']);
+    nat(['-A', 'POSTROUTING', '-s', '10.99.0.7/32', '-m', 'comment', '--comment', `name: "stevedore-${bridge}" id: "old"`, '-j', chain]);
+    assert.equal(natRules(stack).length, 3);
     const runtime = stack.process('container-runtime');
     process.kill(runtime.pid!, 'SIGKILL');
     process.kill(goingPid, 'SIGKILL'); // exits while nobody is watching
@@ -104,7 +155,8 @@ describe('bridge networking', () => {
     await stack.waitFor('/containers/json', 200, 20_000);
     assert.equal((await stack.docker(['inspect', '-f', '{{.State.Running}}', 'going'])).stdout.trim(), 'false');
     assert.equal((await get(`http://${ip}/index.html`)), 'still\n');
-    assert.deepEqual(footprint(stack), { veths: 1, netns: 1, nat: 1, addresses: 1, published: 0 }, 'only the running container is on the bridge');
+    assert.deepEqual(footprint(stack), { veths: 1, netns: 1, nat: 1, addresses: 1, published: 0 }, 'only the running container is on the bridge, and the restarted runtime did not add a second NAT rule');
+    assert.ok(!execFileSync('iptables', ['-w', '-t', 'nat', '-S'], { encoding: 'utf8' }).includes(chain), 'the old chain is gone');
     assert.equal((await stack.docker(['rm', '-f', keep, going])).code, 0);
     assert.deepEqual(footprint(stack), empty);
   });
