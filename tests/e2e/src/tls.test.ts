@@ -2,9 +2,10 @@
 // services reached over TCP with mutual TLS, using infra/gen-certs.sh.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { freePort, REPO, runCommand, shortTempDir, startStack, stopStack, type Stack } from './harness';
+import { bridgeNatRule, freePort, REPO, runCommand, shortTempDir, startStack, stopStack, type Stack } from './harness';
 
 describe('TLS', () => {
   let stack: Stack;
@@ -59,13 +60,13 @@ describe('TLS', () => {
   test('tcp:// without TLS settings is refused at start-up', async () => {
     const port = await freePort();
     const root = shortTempDir('sd-');
-    const r = await runCommand(path.join(REPO, 'stevedore'), ['up', '--timeout', '20'], {
-      env: { ...process.env, STEVEDORE_ROOT: root, STEVEDORE_HOST: `tcp://127.0.0.1:${port}` },
-      timeoutMs: 60_000,
-    });
+    // A bridge of its own: the runtime starts (and makes the bridge's NAT rule) before the edge refuses.
+    const env = { ...process.env, STEVEDORE_ROOT: root, STEVEDORE_HOST: `tcp://127.0.0.1:${port}`, STEVEDORE_BRIDGE: `sdtls${process.pid % 100000}`, STEVEDORE_BRIDGE_SUBNET: '10.212.250.0/24' };
+    const r = await runCommand(path.join(REPO, 'stevedore'), ['up', '--timeout', '20'], { env, timeoutMs: 60_000 });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /Refusing to listen on tcp:\/\/127\.0\.0\.1:\d+ without TLS/);
-    await runCommand(path.join(REPO, 'stevedore'), ['down'], { env: { ...process.env, STEVEDORE_ROOT: root } });
+    await runCommand(path.join(REPO, 'stevedore'), ['down'], { env });
+    spawnSync('iptables', ['-w', '-t', 'nat', '-D', ...bridgeNatRule(env)], { stdio: 'ignore' });
     fs.rmSync(root, { recursive: true, force: true });
   });
 });
