@@ -1,11 +1,12 @@
 // Events and memory, Stevedore and the Docker engine in one run: the latency
 // from a container's start to its `start` event on a GET /events stream
 // (measured from the moment the start request is sent), and the resident
-// memory of the whole engine idle and with 50 running containers
+// memory of the whole engine idle (3 s after the last request, and once
+// settled, 45 s later) and with 50 running containers
 // (Stevedore's supervisor, services, Redis and monitors; dockerd, containerd
 // and the shims).
 //
-//   node bench/dist/events-memory.js [--events 40] [--containers 50]
+//   node bench/dist/events-memory.js [--events 40] [--containers 50] [--settle 45]
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { busyboxTar, importBusybox, rssKiB, startDocker, startStevedore, type Engine } from './engines';
@@ -14,6 +15,8 @@ import { option, row, summarize, writeReport, type Row } from './stats';
 
 const EVENTS = option('--events', 40);
 const CONTAINERS = option('--containers', 50);
+/** How long the engines sit without requests before the settled figure. */
+const SETTLE_S = option('--settle', 45);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A live GET /events stream; `next(id, status)` resolves when that event arrives, with the time it arrived. */
@@ -71,6 +74,9 @@ async function main(): Promise<void> {
     process.stderr.write('bench: idle memory\n');
     await sleep(3000);
     for (let i = 0; i < 5; i++) for (const [label, e] of everyEngine) add(`${label} idleKiB`, rssKiB(e.pids()));
+    // And once settled: after a while without requests V8's memory reducer gives back what start-up grew (Go's scavenger too).
+    await sleep(SETTLE_S * 1000);
+    for (let i = 0; i < 5; i++) for (const [label, e] of everyEngine) add(`${label} settledKiB`, rssKiB(e.pids()));
 
     process.stderr.write('bench: start → start event\n');
     for (const e of engines) {
@@ -113,11 +119,13 @@ async function main(): Promise<void> {
     row('start request sent → `start` event received, p95', 'ms', summarize(samples.get('stevedore eventMs')!).p95, summarize(samples.get('docker eventMs')!).p95, 'lower'),
     row('start answered → `start` event received, median', 'ms', med('stevedore afterAnswerMs'), med('docker afterAnswerMs'), 'lower'),
     row('memory of the whole engine, idle (RSS)', 'MiB', med('stevedore idleKiB') / 1024, med('docker idleKiB') / 1024, 'lower'),
+    row(`memory of the whole engine, idle for ${SETTLE_S} s more (RSS)`, 'MiB', med('stevedore settledKiB') / 1024, med('docker settledKiB') / 1024, 'lower'),
     row(`memory of the whole engine with ${CONTAINERS} running containers (RSS)`, 'MiB', med('stevedore busyKiB') / 1024, med('docker busyKiB') / 1024, 'lower'),
     row('memory idle, every service in one process (STEVEDORE_PROCESSES=one)', 'MiB', med('one idleKiB') / 1024, med('docker idleKiB') / 1024, 'lower'),
+    row(`memory idle for ${SETTLE_S} s more, one process`, 'MiB', med('one settledKiB') / 1024, med('docker settledKiB') / 1024, 'lower'),
     row(`memory with ${CONTAINERS} running containers, one process`, 'MiB', med('one busyKiB') / 1024, med('docker busyKiB') / 1024, 'lower'),
   ];
-  writeReport('events-memory', 'Events and memory benchmark', { stevedore: stevedore.version, docker: docker.version }, `Memory: Stevedore's supervisor, services, Redis and monitors, with each service in a process of its own (the default) and with every service in the supervisor's process (STEVEDORE_PROCESSES=one); the Docker engine's dockerd, containerd and shims.`, rows, { settings: { events: EVENTS, containers: CONTAINERS } });
+  writeReport('events-memory', 'Events and memory benchmark', { stevedore: stevedore.version, docker: docker.version }, `Memory: Stevedore's supervisor, services, Redis and monitors, with each service in a process of its own (the default) and with every service in the supervisor's process (STEVEDORE_PROCESSES=one); the Docker engine's dockerd, containerd and shims.`, rows, { settings: { events: EVENTS, containers: CONTAINERS, settleSeconds: SETTLE_S } });
 }
 
 main().catch((err) => {
