@@ -325,7 +325,6 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const config = JSON.parse(current.config) as ContainerConfig;
     const hostConfig = JSON.parse(current.host_config) as HostConfig;
     const mode = hostConfig.NetworkMode || 'default';
-    if (!['default', 'bridge', 'none', 'host', ''].includes(mode) && !mode.startsWith('container:')) throw refused(`Cannot start container ${row.id}: invalid network mode ${mode}`);
     const dir = this.dir(row.id);
     const image = await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id, running: true }, requestId);
     const fail = (err: unknown) => {
@@ -345,6 +344,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     }
     const state = this.stateDir(row.id);
     try {
+      // Refused in here, as the other failures of a start: the container is recorded as exited with a `die` (today's `run --rm` waits for it).
+      if (!['default', 'bridge', 'none', 'host', ''].includes(mode) && !mode.startsWith('container:')) throw refused(`invalid network mode ${mode}`);
       const bridged = ['default', 'bridge', ''].includes(mode) && !config.NetworkDisabled;
       const links = this.linksOf(row, hostConfig, bridged);
       // Docker 1.0 registered `/parent/alias` as a name of the child when the parent started.

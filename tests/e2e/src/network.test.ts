@@ -101,6 +101,12 @@ describe('bridge networking', () => {
     assert.equal(JSON.parse((await stack.request('GET', `/v1.12/containers/${id}/json`)).text).NetworkSettings.IPAddress, '');
     assert.equal((await stack.docker(['rm', '-f', id])).code, 0);
     assert.deepEqual(footprint(stack), empty);
+    // An unknown mode is refused at start; `run --rm` ends (it waits for the `die`) and removes the container.
+    const bogus = await stack.docker(['run', '--rm', '--name', 'bogus-net', '--net=bogus', 'busybox', 'true'], { timeoutMs: 30_000 });
+    assert.notEqual(bogus.code, 0);
+    assert.match(bogus.stderr, /Cannot start container [0-9a-f]{64}: invalid network mode bogus/);
+    assert.equal((await stack.request('GET', '/v1.12/containers/bogus-net/json')).status, 404);
+    assert.deepEqual(footprint(stack), empty);
   });
 
   test('outgoing traffic leaves with the host address (NAT), to a network the test made', async () => {
