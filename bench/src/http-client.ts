@@ -13,8 +13,8 @@ export interface Answer {
 /** A request whose body is a file (streamed) or nothing; the answer is counted, or kept when small. */
 export function send(socket: string, method: string, path: string, options: { file?: string; keep?: boolean; agent?: http.Agent; headers?: http.OutgoingHttpHeaders } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const body = options.file ? { 'Content-Type': 'application/x-tar', 'Content-Length': fs.statSync(options.file).size } : {};
-    const req = http.request({ socketPath: socket, method, path, agent: options.agent ?? false, headers: { ...body, ...options.headers } }, (res) => {
+    const typed = options.file ? { 'Content-Type': 'application/x-tar', 'Content-Length': fs.statSync(options.file).size } : {};
+    const req = http.request({ socketPath: socket, method, path, agent: options.agent ?? false, headers: { ...typed, ...options.headers } }, (res) => {
       let bytes = 0;
       let body = '';
       res.on('data', (d: Buffer) => {

@@ -6,9 +6,8 @@
 // one rule for the whole bridge, made at start-up, as Docker's daemon made
 // its own: the plugin's chain per container (iptables at every ADD and DEL)
 // was more than half of what the bridge added to a container's run. Each
-// container's network namespace is a
-// named one (`ip netns`), made before the OCI runtime creates the container,
-// which joins it by path.
+// container's network namespace is a named one (`ip netns`), made before the
+// OCI runtime creates the container, which joins it by path.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -66,11 +65,6 @@ export class BridgeNetwork {
     });
   }
 
-  /** The comment that marks the bridge's outgoing NAT rule. */
-  get natComment(): string {
-    return `stevedore-${this.settings.bridge} outgoing NAT`;
-  }
-
   /**
    * Start-up: the bridge's outgoing NAT, one rule (`-s SUBNET ! -o BRIDGE -j
    * MASQUERADE`), made when missing; a rule of an earlier subnet, and the
@@ -78,20 +72,17 @@ export class BridgeNetwork {
    */
   async setup(): Promise<void> {
     const { bridge, subnet } = this.settings;
-    const want = ['-s', subnet, '!', '-o', bridge, '-m', 'comment', '--comment', this.natComment, '-j', 'MASQUERADE'];
+    const comment = `stevedore-${bridge} outgoing NAT`;
+    const rule = `-A POSTROUTING -s ${subnet} ! -o ${bridge} -m comment --comment "${comment}" -j MASQUERADE`;
     const rules = (await iptables(['-t', 'nat', '-S', 'POSTROUTING'])).split('\n');
-    const ours = rules.filter((l) => l.includes(this.natComment));
-    const network = `name: \\"stevedore-${bridge}\\"`;
-    const perContainer = rules.filter((l) => l.includes(network)).map((l) => /-j (CNI-[0-9a-f]+)/.exec(l)?.[1]).filter((c): c is string => Boolean(c));
-    const mine = `-A POSTROUTING -s ${subnet} ! -o ${bridge} `;
-    const current = ours.some((l) => l.startsWith(mine));
-    const lines = [
-      ...ours.filter((l) => !l.startsWith(mine)).map((l) => l.replace(/^-A /, '-D ')),
-      ...rules.filter((l) => l.includes(network)).map((l) => l.replace(/^-A /, '-D ')),
-      ...perContainer.flatMap((c) => [`-F ${c}`, `-X ${c}`]),
-    ];
-    await iptablesRestore('nat', lines);
-    if (!current) await iptables(['-t', 'nat', '-A', 'POSTROUTING', ...want]);
+    const staleOwn = rules.filter((l) => l.includes(comment) && l !== rule);
+    const perContainer = rules.filter((l) => l.includes(`name: \\"stevedore-${bridge}\\"`));
+    const chains = perContainer.map((l) => /-j (CNI-[0-9a-f]+)/.exec(l)?.[1]).filter((c): c is string => Boolean(c));
+    await iptablesRestore('nat', [
+      ...[...staleOwn, ...perContainer].map((l) => l.replace(/^-A /, '-D ')),
+      ...chains.flatMap((c) => [`-F ${c}`, `-X ${c}`]),
+    ]);
+    if (!rules.includes(rule)) await iptables(['-t', 'nat', '-A', 'POSTROUTING', '-s', subnet, '!', '-o', bridge, '-m', 'comment', '--comment', comment, '-j', 'MASQUERADE']);
   }
 
   netnsName(id: string): string {

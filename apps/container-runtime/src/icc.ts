@@ -19,8 +19,6 @@ export interface LinkedPorts {
   ports: Array<{ port: number; proto: string }>;
 }
 
-const restore = (lines: string[]) => iptablesRestore('filter', lines);
-
 export class InterContainerPolicy {
   readonly chain: string;
 
@@ -64,7 +62,7 @@ export class InterContainerPolicy {
         const tag = /--comment "?(sd:[0-9a-f]{12})/.exec(l)?.[1];
         return tag !== undefined && !tags.has(tag);
       });
-      await restore(stale.map((l) => l.replace(/^-A /, '-D ')));
+      await iptablesRestore('filter', stale.map((l) => l.replace(/^-A /, '-D ')));
     }
     await iptables(['-C', ...jump]).catch(() => iptables(['-I', ...jump.slice(0, 1), '1', ...jump.slice(1)]));
   }
@@ -79,14 +77,15 @@ export class InterContainerPolicy {
         `-I ${this.chain} -s ${l.ipAddress} -d ${ipAddress} -p ${proto} --sport ${port} ${comment}`,
       ]),
     );
-    await restore(lines);
+    await iptablesRestore('filter', lines);
   }
 
   /** Closes the links a container opened. */
   async revokeLinks(id: string): Promise<void> {
     if (this.allowed) return;
     const rules = await iptables(['-S', this.chain]).catch(() => '');
-    await restore(
+    await iptablesRestore(
+      'filter',
       rules
         .split('\n')
         .filter((l) => l.includes(this.tag(id)))

@@ -209,16 +209,16 @@ export async function startStackWithBusybox(extraEnv: Record<string, string> = {
   return stack;
 }
 
-/**
- * Stops a stack. Unless the test killed processes on purpose, any restart
- * means something crashed (the supervisor would otherwise hide it): fail.
- */
 /** The outgoing NAT rule a stack's runtime makes for its bridge, as iptables arguments after the command. */
 export function bridgeNatRule(env: NodeJS.ProcessEnv): string[] {
   const { name, subnet } = loadConfig(env).bridge;
   return ['POSTROUTING', '-s', subnet, '!', '-o', name, '-m', 'comment', '--comment', `stevedore-${name} outgoing NAT`, '-j', 'MASQUERADE'];
 }
 
+/**
+ * Stops a stack. Unless the test killed processes on purpose, any restart
+ * means something crashed (the supervisor would otherwise hide it): fail.
+ */
 export async function stopStack(stack: Stack | undefined, options: { allowRestarts?: boolean } = {}): Promise<void> {
   if (!stack) return;
   let crashed: string[] = [];
