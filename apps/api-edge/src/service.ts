@@ -1,12 +1,13 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { PinoNestLogger, serviceContext, type ServiceStart } from '@stevedore/service-kit';
+import { PinoNestLogger, secureDataRoot, serviceContext, type ServiceStart } from '@stevedore/service-kit';
 import { AppModule } from './app.module';
 import { HttpFront } from './http/http-front';
 
 /** Starts the API edge (its own process, or the supervisor's with STEVEDORE_PROCESSES=one). */
 export const start: ServiceStart = async ({ signals }) => {
-  const { log } = serviceContext('api-edge');
+  const { config, log } = serviceContext('api-edge');
+  secureDataRoot(config);
   const app = await NestFactory.createApplicationContext(AppModule, { logger: new PinoNestLogger(log), abortOnError: false });
   if (signals) app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.get(HttpFront).listen();

@@ -19,7 +19,7 @@ import { containers, images } from '@stevedore/contracts';
 import { asStevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { BlockingConnections, connectRedis, type Redis } from '@stevedore/redis';
-import { callUnary, CONFIG, createServiceClient, LOGGER } from '@stevedore/service-kit';
+import { callUnary, CONFIG, createServiceClient, LOGGER, privateDir } from '@stevedore/service-kit';
 import { BuildCancelled, Builder } from './builder';
 import { fetchContext, remoteContext } from './context';
 
@@ -67,7 +67,8 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
   async onModuleInit(): Promise<void> {
     // Contexts of builds that no worker runs any more (this host crashed) are of no use to anybody;
     // other workers of this host keep theirs.
-    fs.mkdirSync(this.workDir, { recursive: true });
+    // Contexts are other people's files: root's alone (builds/ 0700, each build's directory too).
+    privateDir(this.workDir);
     const running = await this.redis.hgetall(this.keys.running);
     for (const name of fs.readdirSync(this.workDir)) if (!running[name]) fs.rmSync(path.join(this.workDir, name), { recursive: true, force: true });
     await this.heartbeat();
@@ -121,7 +122,7 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
     const writer = new OutputWriter(this.redis, this.keys, o.buildId);
     const output = (entry: OutputEntry): Promise<void> => writer.write(entry);
     try {
-      fs.mkdirSync(buildDir);
+      fs.mkdirSync(buildDir, { mode: 0o700 });
       const context = o.remote
         ? await remoteContext(o.remote, buildDir, this.contextMax)
         : await this.readers.use((redis) =>

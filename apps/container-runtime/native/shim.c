@@ -115,7 +115,7 @@ static void now_rfc3339(char *out, size_t size) {
 }
 
 static void open_log(void) {
-  log_fd = open(opt_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  log_fd = open(opt_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   struct stat st;
   log_size = (log_fd >= 0 && fstat(log_fd, &st) == 0) ? st.st_size : 0;
 }
@@ -228,7 +228,7 @@ static void write_exit_file(int code) {
   now_rfc3339(ts, sizeof ts);
   snprintf(path, sizeof path, "%s/exit.json", opt_state);
   snprintf(tmp, sizeof tmp, "%s/exit.json.tmp", opt_state);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) return;
   dprintf(fd, "{\"exitCode\":%d,\"finishedAt\":\"%s\",\"pid\":%d}\n", code, ts, (int)container_pid);
   fsync(fd);
@@ -382,7 +382,7 @@ int main(int argc, char **argv) {
 
   char path[4096];
   snprintf(path, sizeof path, "%s/shim.log", opt_state);
-  int diag = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int diag = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   int devnull = open("/dev/null", O_RDWR);
   dup2(devnull, 0);
   dup2(diag >= 0 ? diag : devnull, 1);
@@ -493,8 +493,8 @@ int main(int argc, char **argv) {
   }
   for (int i = 0; i < MAX_CLIENTS; i++) clients[i].fd = -1;
   snprintf(path, sizeof path, "%s/shim.pid", opt_state);
-  FILE *sp = fopen(path, "w");
-  if (sp) { fprintf(sp, "%d\n", (int)getpid()); fclose(sp); }
+  int sp = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (sp >= 0) { dprintf(sp, "%d\n", (int)getpid()); close(sp); }
 
   dprintf(report[1], "ok %d\n", (int)container_pid);
   close(report[1]);

@@ -1,40 +1,40 @@
 // A container's files from outside: its changes (the writable layer against
-// the image's layers), an export of the whole root filesystem, and copies of
-// single paths in and out. A stopped container's root filesystem is mounted
-// for the operation and unmounted after.
+// the init layer and the image's layers), an export of the whole root
+// filesystem, and copies of single paths in and out. A stopped container's
+// root filesystem is mounted for the operation and unmounted after.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { applyLayer, layerTar, resolveInRoot, statInRoot, treeTar, type PathStat } from '@stevedore/archive';
+import { applyLayer, layerTar, relInRoot, RootDir, statInRoot, treeTar, type PathStat } from '@stevedore/archive';
 import { notFound, refused } from '@stevedore/errors';
-import { isMounted, mountRootfs, rootfsPaths, unmountRootfs } from './rootfs';
+import { isMounted, lookupInLayers, mountRootfs, rootfsPaths, unmountRootfs } from './rootfs';
 
-/** Files the runtime puts in every container: not changes of the container's own. */
-const RUNTIME_FILES = new Set(['/etc/hostname', '/etc/hosts', '/etc/resolv.conf', '/dev', '/proc', '/sys']);
+/**
+ * What the runtime put in the writable layer of a container made before init
+ * layers existed (its mount points, when the image lacked them). Such a
+ * container has no init directory until its next mount, which takes these out
+ * of the layer (rootfs.ts's dropRuntimeMountPoints); until then — stopped, or
+ * still running on a mount made before the upgrade — they are left out of its
+ * diff and commit, as they always were. A container with an init layer needs
+ * no filter: the runtime creates nothing in its writable layer.
+ */
+const LEGACY_RUNTIME_FILES = ['etc/hostname', 'etc/hosts', 'etc/resolv.conf', 'dev', 'proc', 'sys'];
 
 export interface Change {
   path: string;
   kind: 0 | 1 | 2;
 }
 
-function existsBelow(layers: string[], rel: string): boolean {
-  for (const layer of layers) {
-    const p = path.join(layer, rel);
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(p);
-    } catch {
-      continue;
-    }
-    // A whiteout in a higher layer hides it.
-    return !(st.isCharacterDevice() && st.rdev === 0);
-  }
-  return false;
-}
-
-/** `docker diff`: what the writable layer adds, changes and deletes. */
+/**
+ * `docker diff`: what the writable layer adds, changes and deletes, against
+ * everything below it (the init layer and the image's layers), as Docker 1.0
+ * compared a container's layer with its parents, `<id>-init` among them.
+ */
 export function changes(containerDir: string, layers: string[]): Change[] {
-  const { upper } = rootfsPaths(containerDir);
+  const { upper, init } = rootfsPaths(containerDir);
+  const hasInit = fs.existsSync(init);
+  const below = hasInit ? [init, ...layers] : layers;
+  const legacy = new Set(hasInit ? [] : LEGACY_RUNTIME_FILES.map((f) => `/${f}`));
   const out: Change[] = [];
   const walk = (rel: string) => {
     let entries: fs.Dirent[];
@@ -45,13 +45,13 @@ export function changes(containerDir: string, layers: string[]): Change[] {
     }
     for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const childRel = `${rel}/${e.name}`;
-      if (RUNTIME_FILES.has(childRel)) continue;
+      if (legacy.has(childRel)) continue;
       const st = fs.lstatSync(path.join(upper, childRel));
       if (st.isCharacterDevice() && st.rdev === 0) {
         out.push({ path: childRel, kind: 2 });
         continue;
       }
-      out.push({ path: childRel, kind: existsBelow(layers, childRel) ? 0 : 1 });
+      out.push({ path: childRel, kind: lookupInLayers(below, childRel) ? 0 : 1 });
       if (e.isDirectory()) walk(childRel);
     }
   };
@@ -59,14 +59,16 @@ export function changes(containerDir: string, layers: string[]): Change[] {
   return out;
 }
 
-/** The mount points the runtime creates, left out of a commit (they would hide the image's own files). */
-const COMMIT_EXCLUDES = new Set(['etc/hostname', 'etc/hosts', 'etc/resolv.conf', 'dev', 'proc', 'sys']);
-
-/** The writable layer as a tar diff. */
+/**
+ * The writable layer as a tar diff (commit). The init layer is below it, so
+ * its files are never part of a commit; `docker export`, a tar of the mounted
+ * root filesystem, has them (empty /etc/hosts, /.dockerenv, ...), as Docker
+ * 1.0's export had its init layer's.
+ */
 export function diffTar(containerDir: string): Readable {
-  const { upper } = rootfsPaths(containerDir);
+  const { upper, init } = rootfsPaths(containerDir);
   if (!fs.existsSync(upper)) fs.mkdirSync(upper, { recursive: true });
-  return layerTar(upper, COMMIT_EXCLUDES);
+  return layerTar(upper, fs.existsSync(init) ? undefined : new Set(LEGACY_RUNTIME_FILES));
 }
 
 /** Runs `fn` with the root filesystem mounted, mounting it for the while if the container is stopped. */
@@ -90,25 +92,24 @@ export function statPath(rootfs: string, p: string): PathStat {
   return statInRoot(rootfs, p);
 }
 
-/** A path as a tar named by its base name (POST copy, GET archive). */
+/** A path as a tar named by its base name (POST copy, GET archive); the path is resolved inside the root. */
 export function pathTar(rootfs: string, p: string): Readable {
-  const host = resolveInRoot(rootfs, p, true);
-  if (!fs.existsSync(host)) throw notFound(`Could not find the file ${p} in container`);
+  const host = RootDir.with(rootfs, (root) => (root.stat(relInRoot(p), true) ? root.hostPathOf(relInRoot(p)) : undefined));
+  if (!host) throw notFound(`Could not find the file ${p} in container`);
   const base = path.basename(path.resolve('/', p)) || path.basename(host);
   return treeTar(host, { whiteouts: false, prefix: base });
 }
 
-/** PUT archive: the tar is extracted into a directory of the container (confined to its root). */
+/** PUT archive: the tar is extracted into a directory of the container, every name resolved inside its root. */
 export async function extractInto(rootfs: string, p: string, tarStream: Readable, makePath = false): Promise<void> {
-  const dest = resolveInRoot(rootfs, p, true);
-  // Every link on the way is resolved: what is missing below `dest` is made of real directories.
-  if (makePath && !fs.existsSync(dest)) fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(dest);
-  } catch {
-    throw notFound(`Could not find the file ${p} in container`);
-  }
-  if (!st.isDirectory()) throw refused(`extraction point is not a directory: ${p}`);
-  await applyLayer(tarStream, dest);
+  const under = RootDir.with(rootfs, (root) => {
+    const rel = relInRoot(p);
+    // What is missing below the path is made of real directories (links on the way followed inside the root).
+    if (makePath && !root.stat(rel, true)) root.mkdirAll(rel, 0o755);
+    const st = root.stat(rel, true);
+    if (!st) throw notFound(`Could not find the file ${p} in container`);
+    if (!st.isDirectory()) throw refused(`extraction point is not a directory: ${p}`);
+    return path.relative(root.hostPathOf(''), root.hostPathOf(rel));
+  });
+  await applyLayer(tarStream, rootfs, { under });
 }

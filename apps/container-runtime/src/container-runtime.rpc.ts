@@ -179,8 +179,9 @@ export class ContainerRuntimeRpc {
       }),
       changes: unary<containers.ContainerRef, containers.ChangesResponse>(log, 'Changes', async (req, ctx) => ({ changes: await svc.changes(req.id, ctx.requestId) })),
       export: serverStream<containers.ContainerRef, containers.Chunk>(log, 'Export', async (req, call, ctx) => {
-        await svc.onRootfs(req.id, ctx.requestId, async (rootfs, row) => {
-          await pipeline(rootfsTar(rootfs), messageWriter(call, (data) => ({ data })));
+        // Walked by name like a copy: frozen like one.
+        await svc.copying(req.id, ctx.requestId, ctx.signal, async (rootfs, row, signal) => {
+          await pipeline(rootfsTar(rootfs), messageWriter(call, (data) => ({ data })), { signal });
           svc.exported(row);
         });
       }),
@@ -188,12 +189,13 @@ export class ContainerRuntimeRpc {
         svc.removeLink(req.name);
         return {};
       }),
+      // Copies in and out of a running container run with it frozen (svc.copying says why).
       statPath: unary<containers.PathRequest, containers.PathStat>(log, 'StatPath', async (req, ctx) =>
-        svc.onRootfs(req.id, ctx.requestId, async (rootfs) => statPath(rootfs, req.path)),
+        svc.copying(req.id, ctx.requestId, ctx.signal, async (rootfs) => statPath(rootfs, req.path)),
       ),
       getArchive: serverStream<containers.PathRequest, containers.Chunk>(log, 'GetArchive', async (req, call, ctx) => {
         if (!req.path) throw refused('Path cannot be empty');
-        await svc.onRootfs(req.id, ctx.requestId, async (rootfs, row) => {
+        await svc.copying(req.id, ctx.requestId, ctx.signal, async (rootfs, _row, signal) => {
           let tar: Readable;
           try {
             tar = pathTar(rootfs, req.path);
@@ -201,19 +203,26 @@ export class ContainerRuntimeRpc {
             if (req.legacyCopy && asStevedoreError(err).kind === 'notFound') throw refused(`Could not find the file ${req.path} in container ${req.id}`);
             throw err;
           }
-          await pipeline(tar, messageWriter(call, (data) => ({ data })));
+          // A client gone mid-stream ends the copy (a cancelled call never drains), and with it the freeze.
+          await pipeline(tar, messageWriter(call, (data) => ({ data })), { signal });
         });
       }),
       putArchive: clientStream<containers.PutArchiveRequest, containers.Done>(log, 'PutArchive', async (call, ctx) => {
         const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? Buffer.from(r.part.chunk) : undefined));
         if (header.part?.$case !== 'target') throw refused('PutArchive must start with its target');
         const target = header.part.target;
-        await svc.onRootfs(target.id, ctx.requestId, (rootfs) => extractInto(rootfs, target.path, bytes, target.makePath));
+        await svc.copying(target.id, ctx.requestId, ctx.signal, (rootfs, _row, signal) => {
+          const stop = () => bytes.destroy(signal.reason as Error);
+          if (signal.aborted) stop();
+          else signal.addEventListener('abort', stop, { once: true });
+          return extractInto(rootfs, target.path, bytes, target.makePath);
+        });
         return {};
       }),
-      diff: serverStream<containers.ContainerRef, containers.Chunk>(log, 'Diff', async (req, call) => {
+      diff: serverStream<containers.ContainerRef, containers.Chunk>(log, 'Diff', async (req, call, ctx) => {
         const row = svc.resolve(req.id);
-        await pipeline(diffTar(svc.dir(row.id)), messageWriter(call, (data) => ({ data })));
+        // A commit of a running container reads its writable layer by name: frozen, as a copy is.
+        await svc.whileFrozen(row, () => pipeline(diffTar(svc.dir(row.id)), messageWriter(call, (data) => ({ data })), { signal: ctx.signal }));
       }),
       logs: serverStream<containers.LogsRequest, containers.Output>(log, 'Logs', async (req, call, ctx) => {
         const row = svc.resolve(req.id);

@@ -10,10 +10,11 @@ import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
 import { conflict, notAllowed, notFound, refused, StevedoreError, asStevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
-import { callUnary, CONFIG, createServiceClient, LOGGER } from '@stevedore/service-kit';
+import { removeTree, removeTreeSoon } from '@stevedore/archive';
+import { callUnary, CONFIG, createServiceClient, LOGGER, privateDatabase, privateDir } from '@stevedore/service-kit';
 import { cgroupFacts, chooseOciRuntime, enableIpv4Forwarding, ipv4Forwarding, type CgroupFacts, type OciRuntime } from './host-facts';
 import { createWarnings } from './create-warnings';
-import { buildSpec, hostCapabilities, resolveUser } from './oci-spec';
+import { buildSpec, hostCapabilities, makeWorkingDir, resolveUser } from './oci-spec';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs';
 import { changes, withRootfs, type Change } from './container-fs';
 import { Frame, runtimeCommand, ShimConnection, spawnShim } from './shim';
@@ -110,6 +111,10 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   private readonly monitors = new Map<string, ShimConnection>();
   private readonly pending = new Map<string, Set<Attachment>>();
   private readonly waiters = new Map<string, Array<(code: number) => void>>();
+  /** Copies in or out of containers in progress, by container; `frozen`: the container is frozen while they last (it was running). */
+  private readonly copies = new Map<string, { count: number; frozen: boolean }>();
+  /** Changes of a container's freezer (pause, unpause, a copy's freeze and thaw), one at a time per container. */
+  private readonly freezerTurns = new Map<string, Promise<void>>();
 
   constructor(
     @Inject(CONFIG) private readonly config: StevedoreConfig,
@@ -128,12 +133,16 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleInit(): Promise<void> {
-    fs.mkdirSync(this.root, { recursive: true });
-    fs.mkdirSync(this.runtimeRoot, { recursive: true });
+    // Root's alone: a container's writable layer keeps what its processes made (setuid files, device nodes),
+    // its volumes their modes; 0700 parents keep other users of the host away from all of it.
+    privateDir(this.root);
+    privateDir(this.runtimeRoot);
+    privateDir(this.volumesDir);
+    privateDir(path.join(this.config.root, 'network'));
     // Directories of removed containers whose deletion a stop interrupted.
-    fs.rmSync(this.trash, { recursive: true, force: true });
-    fs.mkdirSync(this.trash, { recursive: true });
-    this.db = new ContainerDb(path.join(this.root, 'containers.db'));
+    removeTree(this.trash);
+    privateDir(this.trash);
+    this.db = new ContainerDb(privateDatabase(path.join(this.root, 'containers.db')));
     this.redis = connectRedis(this.config.redisUrl);
     this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
     // Bridged containers need forwarding: turned on at start-up, as Docker's daemon did (its --ip-forward, on by default).
@@ -149,6 +158,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
    * next start adopts them.
    */
   async onModuleDestroy(): Promise<void> {
+    // Copies in progress ended with the gRPC server's calls: their containers are thawed as they go (waited for, boundedly).
+    for (const t = Date.now(); this.copies.size && Date.now() - t < 5000; ) await new Promise((r) => setTimeout(r, 50));
     const running = this.db?.all().filter((r) => r.status === 'running') ?? [];
     // A paused container is thawed first: a frozen process takes no signal, and would outlive the stack.
     await Promise.all(running.filter((r) => r.paused).map((r) => this.pause(r.id, false).catch((err) => this.log.warn({ err, id: r.id }, 'unpausing at shutdown failed'))));
@@ -233,7 +244,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
         const candidate = `/${randomName(attempt)}`;
         if (!this.db.byName(candidate)) name = candidate;
       }
-      fs.mkdirSync(this.dir(id), { recursive: true });
+      fs.mkdirSync(this.dir(id), { recursive: true, mode: 0o700 });
       this.db.createContainer({ id, name, created: new Date().toISOString(), image_id: image.id, image_name: image.displayName, config: JSON.stringify(merged), host_config: JSON.stringify(hostConfig) });
     } catch (err) {
       await this.images(this.imagesClient.releaseImage, { user: id }, requestId).catch(() => undefined);
@@ -287,12 +298,14 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const dir = this.dir(row.id);
     const hostname = config.Hostname || row.id.slice(0, 12);
     const files = { hostname: path.join(dir, 'hostname'), hosts: path.join(dir, 'hosts'), resolvConf: path.join(dir, 'resolv.conf'), name: hostname };
-    fs.writeFileSync(files.hostname, `${hostname}\n`);
+    // Mounted into the container, where every user reads them: 0644 (the container's directory keeps the host's users out).
+    const world = { mode: 0o644 };
+    fs.writeFileSync(files.hostname, `${hostname}\n`, world);
     const fqdn = config.Domainname ? `${hostname}.${config.Domainname} ${hostname}` : hostname;
     // On the bridge the container's own name maps to its address, as Docker's did; links add their aliases.
     const own = `${ipAddress ?? '127.0.1.1'}\t${fqdn}\n`;
     const linked = links.map((l) => `${l.ipAddress}\t${l.alias}\n`).join('');
-    fs.writeFileSync(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n${own}${linked}`);
+    fs.writeFileSync(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n${own}${linked}`, world);
     let resolv = '';
     if (hostConfig.Dns?.length) resolv += hostConfig.Dns.map((d) => `nameserver ${d}\n`).join('');
     else {
@@ -305,7 +318,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       if (!/^\s*nameserver/m.test(resolv)) resolv += '\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n';
     }
     if (hostConfig.DnsSearch?.length) resolv = `${resolv.replace(/^search .*$/m, '')}\nsearch ${hostConfig.DnsSearch.join(' ')}\n`;
-    fs.writeFileSync(files.resolvConf, resolv);
+    fs.writeFileSync(files.resolvConf, resolv, world);
     return files;
   }
 
@@ -351,9 +364,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       // Docker 1.0 registered `/parent/alias` as a name of the child when the parent started.
       for (const l of links) this.db.setLink(row.id, l.alias, l.childId);
       const user = resolveUser(rootfs, config.User ?? '');
-      const cwd = config.WorkingDir || '/';
-      const cwdAbs = path.join(rootfs, cwd);
-      if (!fs.existsSync(cwdAbs)) fs.mkdirSync(cwdAbs, { recursive: true });
+      makeWorkingDir(rootfs, config);
       const volumes = this.volumesAtStart(row.id, config, hostConfig, rootfs);
       let netnsPath: string | undefined;
       if (bridged) {
@@ -376,9 +387,9 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       // The links' variables first: the container's own environment wins.
       const withLinks = { ...config, Env: [...links.flatMap((l) => l.env), ...(config.Env ?? [])] };
       const spec = buildSpec({ id: row.id, rootfs, config: withLinks, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes, netnsPath });
-      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       fs.rmSync(state, { recursive: true, force: true });
-      fs.mkdirSync(state, { recursive: true });
+      privateDir(state);
       const pid = await spawnShim({
         id: row.id, bundle: dir, state, runtime: this.runtime.name, runtimeRoot: this.runtimeRoot, tty: Boolean(config.Tty),
         stdin: Boolean(config.OpenStdin), stdinOnce: Boolean(config.StdinOnce), log: path.join(dir, 'json.log'), logMaxSize: LOG_MAX_SIZE, logMaxFiles: LOG_MAX_FILES,
@@ -481,6 +492,12 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
         const monitor = await ShimConnection.connect(sock);
         this.watch(row.id, monitor);
         this.log.info({ id: row.id }, 'adopted a running container');
+        // Frozen for a copy when the runtime went away: thawed, unless its user paused it.
+        const marker = this.copyFreezeMarker(row.id);
+        if (fs.existsSync(marker)) {
+          if (!row.paused) await runtimeCommand(this.runtime.name, this.runtimeRoot, ['resume', row.id]).catch((err) => this.log.warn({ err, id: row.id }, 'thawing after an interrupted copy failed'));
+          fs.rmSync(marker, { force: true });
+        }
       } catch {
         await this.exited(row.id);
         this.log.info({ id: row.id }, 'a container exited while the runtime was away');
@@ -598,11 +615,103 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     if (row.status !== 'running') throw refused(`Cannot ${verb} container ${ref}: Container ${row.id} is not running`);
     if (pause && row.paused) throw refused(`Cannot pause container ${ref}: Container ${row.id} is already paused`);
     if (!pause && !row.paused) throw refused(`Cannot unpause container ${ref}: Container ${row.id} is not paused`);
-    await runtimeCommand(this.runtime.name, this.runtimeRoot, [runtimeVerb, row.id]).catch((err) => {
-      throw refused(`Cannot ${verb} container ${ref}: ${asStevedoreError(err).message}`);
+    await this.freezerTurn(row.id, async () => {
+      if (this.copies.get(row.id)?.frozen) {
+        // Frozen for copies in progress: the state is recorded, and the last copy's end leaves it so (thawed unless paused).
+        if (!pause) fs.writeFileSync(this.copyFreezeMarker(row.id), '');
+      } else {
+        await runtimeCommand(this.runtime.name, this.runtimeRoot, [runtimeVerb, row.id]).catch((err) => {
+          throw refused(`Cannot ${verb} container ${ref}: ${asStevedoreError(err).message}`);
+        });
+      }
+      this.db.setPaused(row.id, pause);
     });
-    this.db.setPaused(row.id, pause);
     this.publish(verb, this.db.get(row.id)!);
+  }
+
+  /** Runs `fn` once the container's earlier freezer changes are done, and before its later ones. */
+  private async freezerTurn<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.freezerTurns.get(id) ?? Promise.resolve();
+    const mine = before.then(fn);
+    const turn = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.freezerTurns.set(id, turn);
+    try {
+      return await mine;
+    } finally {
+      if (this.freezerTurns.get(id) === turn) this.freezerTurns.delete(id);
+    }
+  }
+
+  /** Says that a copy froze the container (not its user): a runtime restarted after a crash thaws it. */
+  private copyFreezeMarker(id: string): string {
+    return path.join(this.stateDir(id), 'frozen-for-copy');
+  }
+
+  /**
+   * Runs a copy in or out of a container (cp, GET, HEAD and PUT archive,
+   * POST copy) on its root filesystem, with every process of a running
+   * container frozen while it lasts, as `docker pause` freezes them. The
+   * copy reaches the files below the root by host paths, one name at a time;
+   * a running container could swap a directory for a link to `/` between
+   * two of those steps (CVE-2018-15664) and have the host's files copied out
+   * or written; a frozen one changes nothing. The container is thawed when
+   * the last of its copies ends (done, failed, or its client gone), unless
+   * it was paused meanwhile. `signal` (the call's) is aborted when the caller
+   * goes away: a copy that streams must stop on it.
+   */
+  async copying<T>(ref: string, requestId: string, signal: AbortSignal, fn: (rootfs: string, row: ContainerRow, signal: AbortSignal) => Promise<T>): Promise<T> {
+    const row = this.resolve(ref);
+    const layers = await this.layersOf(row, requestId);
+    return this.whileFrozen(row, () => withRootfs(this.dir(row.id), layers, (rootfs) => fn(rootfs, row, signal)));
+  }
+
+  /** Runs `fn` with a running container frozen, as copying does: for what walks its writable layer by name (diff, commit). */
+  async whileFrozen<T>(row: ContainerRow, fn: () => Promise<T>): Promise<T> {
+    await this.freezeForCopy(row.id);
+    try {
+      return await fn();
+    } finally {
+      await this.thawAfterCopy(row.id);
+    }
+  }
+
+  /** One more copy of a container: the first one freezes it if it is running (a paused one is frozen already). */
+  private freezeForCopy(id: string): Promise<void> {
+    return this.freezerTurn(id, async () => {
+      const held = this.copies.get(id);
+      const row = this.db.get(id);
+      const running = row?.status === 'running';
+      // (A container that started during a copy of it stopped is frozen by the next one.)
+      if (running && !row.paused && !held?.frozen) {
+        const marker = this.copyFreezeMarker(id);
+        fs.writeFileSync(marker, '');
+        await runtimeCommand(this.runtime.name, this.runtimeRoot, ['pause', id]).catch((err) => {
+          fs.rmSync(marker, { force: true });
+          throw refused(`Cannot copy: pausing container ${id} failed: ${asStevedoreError(err).message}`);
+        });
+      }
+      if (held) {
+        held.count++;
+        held.frozen ||= running;
+      } else this.copies.set(id, { count: 1, frozen: running });
+    });
+  }
+
+  /** One copy fewer: after the last one the container is thawed, unless it is paused (or gone). */
+  private thawAfterCopy(id: string): Promise<void> {
+    return this.freezerTurn(id, async () => {
+      const held = this.copies.get(id);
+      if (!held || --held.count > 0) return;
+      this.copies.delete(id);
+      const row = this.db.get(id);
+      if (held.frozen && row?.status === 'running' && !row.paused) {
+        await runtimeCommand(this.runtime.name, this.runtimeRoot, ['resume', id]).catch((err) => this.log.warn({ err, id }, 'thawing a container after a copy failed'));
+      }
+      fs.rmSync(this.copyFreezeMarker(id), { force: true });
+    });
   }
 
   /** The container's processes: `ps` of the host, restricted to the container's pids. */
@@ -649,6 +758,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       // A frozen process cannot die: thaw it first.
       if (row.paused) await runtimeCommand(this.runtime.name, this.runtimeRoot, ['resume', row.id]).catch(() => undefined);
       await this.signal(row, 9);
+      // Frozen for a copy: thawed once the SIGKILL is pending, so none of its processes runs again (the copy fails as the root goes).
+      if (this.copies.get(row.id)?.frozen && !row.paused) await runtimeCommand(this.runtime.name, this.runtimeRoot, ['resume', row.id]).catch(() => undefined);
       if (!(await this.waitExit(row, 15_000))) throw refused(`Could not stop running container, cannot remove - ${row.id}`);
     }
     await this.settled(row.id);
@@ -666,11 +777,11 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.pending.delete(row.id);
     fs.rmSync(this.stateDir(row.id), { recursive: true, force: true });
     // rm -v: the data volumes no other container uses go too (binds never do).
-    if (req.volumes) for (const dir of orphans) if (path.dirname(dir) === this.volumesDir) fs.rmSync(dir, { recursive: true, force: true });
+    if (req.volumes) for (const dir of orphans) if (path.dirname(dir) === this.volumesDir) removeTree(dir);
     // The directory is moved aside at once and deleted while the answer goes out.
     const removed = path.join(this.trash, `${row.id}-${process.hrtime.bigint()}`);
     if (fs.existsSync(this.dir(row.id))) fs.renameSync(this.dir(row.id), removed);
-    fs.promises.rm(removed, { recursive: true, force: true }).catch((err) => this.log.warn({ err, id: row.id }, 'deleting the directory of a removed container failed'));
+    removeTreeSoon(removed).catch((err) => this.log.warn({ err, id: row.id }, 'deleting the directory of a removed container failed'));
     await this.images(this.imagesClient.releaseImage, { user: row.id }, requestId).catch((err) => this.log.warn({ err }, 'releasing the image failed'));
     // The API edge holds `destroy` back until its DELETE answer has gone out
     // (today's CLI cancels its own DELETE when `destroy` reaches it first).
@@ -808,16 +919,10 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     return (await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id, running: row.status === 'running' }, requestId)).layers;
   }
 
-  /** Runs `fn` on the container's mounted root filesystem. */
-  async onRootfs<T>(ref: string, requestId: string, fn: (rootfs: string, row: ContainerRow) => Promise<T>): Promise<T> {
-    const row = this.resolve(ref);
-    const layers = await this.layersOf(row, requestId);
-    return withRootfs(this.dir(row.id), layers, (rootfs) => fn(rootfs, row));
-  }
-
   async changes(ref: string, requestId: string): Promise<Change[]> {
     const row = this.resolve(ref);
-    return changes(this.dir(row.id), await this.layersOf(row, requestId));
+    const layers = await this.layersOf(row, requestId);
+    return this.whileFrozen(row, async () => changes(this.dir(row.id), layers));
   }
 
   exported(row: ContainerRow): void {

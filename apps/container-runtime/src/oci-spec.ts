@@ -4,8 +4,9 @@
 // cgroup limits, and the user resolved in the container's own files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { relInRoot, RootDir } from '@stevedore/archive';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
-import { refused } from '@stevedore/errors';
+import { refused, StevedoreError } from '@stevedore/errors';
 
 export const DEFAULT_CAPABILITIES = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
@@ -52,18 +53,29 @@ export interface ResolvedUser {
   home: string;
 }
 
-function readLines(file: string): string[][] {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
-  } catch {
-    return [];
-  }
+/**
+ * The most of /etc/passwd or /etc/group read at a start. A user database of
+ * tens of thousands of users is a few MiB at most (about 80 bytes a line);
+ * the bound keeps an image's oversized file from filling the runtime's memory
+ * or holding its event loop (the read is synchronous: 4 MiB takes a few ms).
+ */
+export const USER_DB_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The entries of the image's /etc/passwd or /etc/group, the file found inside
+ * the root (links followed there, never on the host); none when it is
+ * missing. A FIFO, a device or a directory there is refused without being
+ * opened, and so is a file over the bound: the start fails, saying so.
+ */
+function readEntries(root: RootDir, file: string): string[][] {
+  const content = root.readFile(file, USER_DB_MAX_BYTES);
+  if (!content) return [];
+  return content.toString('utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
 }
 
-/** `user`, `user:group`, `uid` or `uid:gid`, looked up in the container's /etc/passwd and /etc/group. */
+/** `user`, `user:group`, `uid` or `uid:gid`, looked up in the container's /etc/passwd and /etc/group (resolved inside its root). */
 export function resolveUser(rootfs: string, spec: string): ResolvedUser {
-  const passwd = readLines(path.join(rootfs, 'etc', 'passwd'));
-  const groups = readLines(path.join(rootfs, 'etc', 'group'));
+  const [passwd, groups] = RootDir.with(rootfs, (root) => [readEntries(root, 'etc/passwd'), readEntries(root, 'etc/group')]);
   const [userPart, groupPart] = (spec || '0').split(':');
   const entry = /^\d+$/.test(userPart) ? passwd.find((p) => p[2] === userPart) : passwd.find((p) => p[0] === userPart);
   if (!entry && !/^\d+$/.test(userPart)) throw refused(`Unable to find user ${userPart}: no matching entries in passwd file`);
@@ -77,6 +89,42 @@ export function resolveUser(rootfs: string, spec: string): ResolvedUser {
   const name = entry?.[0];
   const additionalGids = name ? groups.filter((g) => (g[3] ?? '').split(',').includes(name)).map((g) => Number(g[2])).filter((g) => g !== gid) : [];
   return { uid, gid, additionalGids, home: entry?.[5] || '/' };
+}
+
+/**
+ * The process's working directory: WorkingDir made absolute and clean, as
+ * Docker cleaned it (`path.Clean`, joined to the root), so `..` never climbs
+ * above the container's `/`; `/` when unset. The start makes it inside the
+ * root when it is missing (containers.service.ts).
+ */
+export function workingDir(config: ContainerConfig): string {
+  return path.posix.resolve('/', config.WorkingDir || '/');
+}
+
+/**
+ * Makes a missing working directory, as Docker 1.0's start did (0755, owned
+ * by root), inside the container's root: links on the way are followed
+ * there, never on the host. What is there and not a directory fails the
+ * start, with Docker's words.
+ */
+export function makeWorkingDir(rootfs: string, config: ContainerConfig): void {
+  const cwd = workingDir(config);
+  if (cwd === '/') return;
+  RootDir.with(rootfs, (root) => {
+    const rel = relInRoot(cwd);
+    try {
+      const st = root.stat(rel, true);
+      if (st?.isDirectory()) return;
+      if (st) throw refused(`Cannot mkdir: ${cwd} is not a directory`);
+      root.mkdirAll(rel, 0o755);
+    } catch (err) {
+      if (err instanceof StevedoreError) throw err;
+      const e = err as NodeJS.ErrnoException;
+      // A file on the way, or a link there leading nowhere inside the root.
+      const onTheWay = /^Not a directory: (.*)$/.exec(e.message)?.[1];
+      throw refused(onTheWay !== undefined ? `Cannot mkdir: ${cwd}: /${onTheWay} is not a directory` : `Cannot mkdir: ${cwd}: ${e.message}`);
+    }
+  });
 }
 
 export interface SpecInput {
@@ -134,7 +182,7 @@ export function buildSpec(input: SpecInput): object {
       user: { uid: input.user.uid, gid: input.user.gid, additionalGids: input.user.additionalGids },
       args,
       env: containerEnv(config, input.hostname, input.user.home),
-      cwd: config.WorkingDir || '/',
+      cwd: workingDir(config),
       capabilities: { bounding: caps, effective: caps, permitted: caps, ambient: [] },
       noNewPrivileges: false,
     },

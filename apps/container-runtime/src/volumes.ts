@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { resolveInRoot } from '@stevedore/archive';
+import { relInRoot, RootDir } from '@stevedore/archive';
 import { refused } from '@stevedore/errors';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
 import type { VolumeRow } from './store/container-db';
@@ -78,39 +78,50 @@ export function prepareVolumes(config: ContainerConfig, hostConfig: HostConfig, 
     if (!fs.existsSync(b.hostPath)) fs.mkdirSync(b.hostPath, { recursive: true });
     out.set(b.path, { ...b, managed: false });
   }
-  for (const p of dataPaths) {
-    if (out.has(p)) continue;
-    const dir = path.join(sources.volumesDir, randomBytes(32).toString('hex'));
-    fs.mkdirSync(dir, { recursive: true });
-    fillFromImage(sources.rootfs, p, dir);
-    out.set(p, { path: p, hostPath: dir, rw: true, managed: true });
+  const made: string[] = [];
+  try {
+    for (const p of dataPaths) {
+      if (out.has(p)) continue;
+      const dir = path.join(sources.volumesDir, randomBytes(32).toString('hex'));
+      fs.mkdirSync(dir, { recursive: true });
+      made.push(dir);
+      fillFromImage(sources.rootfs, p, dir);
+      out.set(p, { path: p, hostPath: dir, rw: true, managed: true });
+    }
+    for (const v of out.values()) makeMountPoint(sources.rootfs, v);
+  } catch (err) {
+    // A start that fails here leaves no data volume behind.
+    for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
-  for (const v of out.values()) makeMountPoint(sources.rootfs, v);
   return [...out.values()];
 }
 
-/** A new data volume takes the image's content at its path (and the directory's owner and mode). */
+/** A new data volume takes the image's content at its path (and the directory's owner and mode), found inside the root. */
 function fillFromImage(rootfs: string, inContainer: string, dir: string): void {
-  const source = resolveInRoot(rootfs, inContainer);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(source);
-  } catch {
-    return;
-  }
-  if (!st.isDirectory()) return;
+  const source = RootDir.with(rootfs, (root) => {
+    const rel = relInRoot(inContainer);
+    return root.stat(rel, true)?.isDirectory() ? root.hostPathOf(rel) : undefined;
+  });
+  if (!source) return;
+  // The container has not started: nothing in it moves while cp walks the directory.
+  const st = fs.statSync(source);
   execFileSync('cp', ['-a', `${source}/.`, dir]);
   fs.chownSync(dir, st.uid, st.gid);
   fs.chmodSync(dir, st.mode & 0o7777);
 }
 
-/** The mount point in the container's root: a directory, or a file for a bind of a file. */
+/** The mount point in the container's root (links followed inside it): a directory, or a file for a bind of a file. */
 function makeMountPoint(rootfs: string, v: VolumeMount): void {
-  const target = resolveInRoot(rootfs, v.path);
-  if (fs.existsSync(target)) return;
-  if (fs.statSync(v.hostPath).isDirectory()) fs.mkdirSync(target, { recursive: true });
-  else {
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.writeFileSync(target, '');
-  }
+  RootDir.with(rootfs, (root) => {
+    const rel = relInRoot(v.path);
+    if (root.stat(rel, true)) return;
+    try {
+      if (fs.statSync(v.hostPath).isDirectory()) return root.mkdirAll(rel, 0o755);
+      root.mkdirAll(path.posix.dirname(rel), 0o755);
+      fs.closeSync(root.create(rel, 0o644));
+    } catch (err) {
+      throw refused(`Cannot make the mount point of volume ${v.path} in the container: ${(err as Error).message}`);
+    }
+  });
 }

@@ -1,6 +1,5 @@
 // The image store's operations on Docker 1.0's model: every image is one
 // layer and an optional parent; repositories map tags to images.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
@@ -13,7 +12,7 @@ const CACHE_CHAIN_LENGTH = 64;
 import { conflict, notFound, refused } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
-import { CONFIG, LOGGER } from '@stevedore/service-kit';
+import { CONFIG, LOGGER, privateDatabase, privateDir } from '@stevedore/service-kit';
 import type { images } from '@stevedore/contracts';
 import { applyLayer, decompress } from '@stevedore/archive';
 import { ImageDb, parseMeta, type ImageRow } from './store/image-db';
@@ -57,8 +56,9 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit(): void {
-    fs.mkdirSync(this.root, { recursive: true });
-    this.db = new ImageDb(path.join(this.root, 'images.db'));
+    // Layers, blobs and the database: root's alone (images/ 0700 keeps other users out of everything below).
+    privateDir(this.root);
+    this.db = new ImageDb(privateDatabase(path.join(this.root, 'images.db')));
     this.layers = new LayerStore(this.root);
     const { removed } = this.layers.sweep(this.db.layerNames());
     if (removed.length) this.log.info({ removed }, 'swept unfinished layers');

@@ -1,21 +1,21 @@
 // Extracts a tar diff into a layer directory that overlayfs can use as a
-// lower directory. Entries are confined to the directory: `..` and
-// absolute names are cleaned or refused, nothing is written through a
-// symbolic link, and a hard link must point inside. Whiteouts become
-// overlay whiteouts. The archive is read as a stream, never held whole.
+// lower directory, or into a directory of a container. Confined by
+// construction: every entry is written through the in-root operations of
+// RootDir (openat2 with RESOLVE_IN_ROOT), so a link an earlier entry made,
+// a directory swapped for a link, `..` or an absolute name all resolve inside
+// the target, as they would in a chroot. Whiteouts become overlay whiteouts.
+// The archive is read as a stream, never held whole.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import * as tar from 'tar-stream';
 import { refused } from '@stevedore/errors';
+import { XATTR_PAX_PREFIX } from './pax-xattrs';
+import { RootDir } from './root-dir';
 import { makeWhiteouts, markOpaque, OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteouts';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
-
 export interface AppliedLayer {
   /** Bytes of file content in the layer. */
   size: number;
@@ -24,11 +24,15 @@ export interface AppliedLayer {
   entries: number;
 }
 
-/** An entry name made relative and clean; refused when absolute or when it climbs (`..`). */
+/**
+ * An entry name as a clean path relative to the target, as Docker read
+ * names (joined to the target, then cleaned): a leading `/` and `./` are
+ * dropped and `a/../b` is `b`; a name that climbs above the target is refused.
+ */
 export function cleanEntryName(name: string): string {
-  const trimmed = name.replace(/^(\.\/)+/, '');
-  if (trimmed.startsWith('/') || trimmed.split('/').includes('..')) throw refused(`Archive entry ${JSON.stringify(name)} points outside the target`);
-  return path.posix.normalize(trimmed || '.').replace(/\/$/, '').replace(/^\.$/, '');
+  const cleaned = path.posix.normalize(`${name.replace(/^\/+/, '')}/`).replace(/\/+$/, '');
+  if (cleaned === '..' || cleaned.startsWith('../')) throw refused(`Archive entry ${JSON.stringify(name)} points outside the target`);
+  return cleaned === '.' ? '' : cleaned;
 }
 
 /** Counts and hashes the bytes going through. */
@@ -46,8 +50,7 @@ class Digester extends Transform {
  * the page cache they take microseconds, and a stream per file cost more in
  * overhead than the writes themselves.
  */
-async function writeEntry(content: AsyncIterable<Buffer>, file: string, mode: number, overlap: boolean): Promise<void> {
-  const fd = fs.openSync(file, 'wx', mode);
+async function writeEntry(content: AsyncIterable<Buffer>, fd: number, overlap: boolean): Promise<void> {
   try {
     for await (const chunk of content) {
       // Synchronous writes cost the least CPU. With `overlap`, large chunks go to the thread pool
@@ -75,142 +78,170 @@ export interface ApplyOptions {
   digest?: boolean;
   /** Write large chunks from the thread pool: for input whose producer has work of its own (a pull's gunzip and digests). */
   overlapWrites?: boolean;
+  /**
+   * A directory inside `dest` (relative) that the entries are extracted into, `dest` staying the root
+   * that links resolve in: a copy into a container (`dest` its root filesystem). Its `.wh.` entries are
+   * plain files there, as they are to Docker's copy.
+   */
+  under?: string;
+}
+
+/** Extended attributes a layer may carry: file capabilities (what Docker archives) and the user namespace. `trusted.*` would speak to overlayfs itself. */
+const KEPT_XATTR = /^(security\.capability|user\..+)$/;
+
+/** A file-system error met while extracting (a name too long, a file where a directory must be) as a refusal of the archive. */
+function asRefusal(err: unknown, what: string): unknown {
+  if (!(err as NodeJS.ErrnoException).code || (err as { kind?: string }).kind) return err;
+  return refused(`${what}: ${(err as Error).message}`);
 }
 
 export async function applyLayer(input: Readable, dest: string, options: ApplyOptions = {}): Promise<AppliedLayer> {
-  const safeDirs = new Set<string>(['']);
+  const root = RootDir.open(dest);
+  try {
+    return await extractConfined(input, root, options);
+  } finally {
+    root.close();
+  }
+}
+
+async function extractConfined(input: Readable, root: RootDir, options: ApplyOptions): Promise<AppliedLayer> {
+  const layer = options.under === undefined;
+  const under = options.under ? cleanEntryName(options.under) : '';
   const whiteouts: string[] = [];
   const opaque: string[] = [];
   const dirTimes: Array<[string, Date]> = [];
+  // Directories known to exist: only saves a mkdir. Safety never rests on it (every call resolves in the root).
+  const made = new Set<string>(['']);
   let size = 0;
   let entries = 0;
 
-  /** Every parent of `rel` must be a real directory of this layer (created when missing). */
-  const ensureParents = (rel: string) => {
-    const parent = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-    if (safeDirs.has(parent)) return;
-    let sofar = '';
-    for (const part of parent.split('/')) {
-      sofar = sofar ? `${sofar}/${part}` : part;
-      if (safeDirs.has(sofar)) continue;
-      const abs = path.join(dest, sofar);
-      let st: fs.Stats | undefined;
-      try {
-        st = fs.lstatSync(abs);
-      } catch {
-        fs.mkdirSync(abs, { mode: 0o755 });
-      }
-      if (st && !st.isDirectory()) throw refused(`Archive entry ${JSON.stringify(rel)} would be written through ${st.isSymbolicLink() ? 'a symbolic link' : 'a file'} (${sofar})`);
-      safeDirs.add(sofar);
-    }
+  const ensureParent = (rel: string) => {
+    const parent = path.posix.dirname(rel);
+    if (parent === '.' || made.has(parent)) return;
+    root.mkdirAll(parent, 0o755);
+    made.add(parent);
   };
-
-  /** Removes whatever is at `abs` (this layer's own earlier entry of the same name). */
-  const clear = (abs: string, keepDir: boolean) => {
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(abs);
-    } catch {
-      return;
-    }
-    if (st.isDirectory()) {
-      if (!keepDir) fs.rmSync(abs, { recursive: true, force: true });
-    } else fs.unlinkSync(abs);
+  const inTarget = (name: string) => {
+    const rel = cleanEntryName(name);
+    return under && rel ? `${under}/${rel}` : under || rel;
   };
 
   const extract = tar.extract();
   extract.on('entry', (header, stream, next) => {
     // A truncated archive fails the entry too; the extract reports it.
     stream.on('error', () => undefined);
-    const done = (err?: unknown) => (err ? next(err as Error) : next());
     (async () => {
       entries++;
-      const rel = cleanEntryName(header.name);
-      if (rel === '') {
+      const rel = inTarget(header.name);
+      if (rel === under) {
         stream.resume();
         return;
       }
-      ensureParents(rel);
-      const abs = path.join(dest, rel);
-      const base = path.posix.basename(rel);
-      const parentRel = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-
-      if (base === OPAQUE_MARKER) {
-        opaque.push(path.join(dest, parentRel));
-        stream.resume();
-        return;
+      try {
+        await applyEntry(header, stream as unknown as AsyncIterable<Buffer> & Readable, rel);
+      } catch (err) {
+        throw asRefusal(err, `Cannot extract the archive entry ${JSON.stringify(header.name)}`);
       }
-      if (base.startsWith(WHITEOUT_PREFIX)) {
-        const target = path.join(dest, parentRel, base.slice(WHITEOUT_PREFIX.length));
-        clear(target, false);
-        whiteouts.push(target);
-        stream.resume();
-        return;
-      }
-
-      const mode = (header.mode ?? 0o644) & 0o7777;
-      const mtime = header.mtime ?? new Date(0);
-      switch (header.type) {
-        case 'directory': {
-          clear(abs, true);
-          if (!fs.existsSync(abs)) fs.mkdirSync(abs);
-          fs.chmodSync(abs, mode);
-          fs.lchownSync(abs, header.uid ?? 0, header.gid ?? 0);
-          safeDirs.add(rel);
-          dirTimes.push([abs, mtime]);
-          stream.resume();
-          return;
-        }
-        case 'file':
-        case 'contiguous-file': {
-          clear(abs, false);
-          await writeEntry(stream as unknown as AsyncIterable<Buffer>, abs, mode, options.overlapWrites === true);
-          fs.chmodSync(abs, mode); // umask-free
-          fs.lchownSync(abs, header.uid ?? 0, header.gid ?? 0);
-          fs.utimesSync(abs, mtime, mtime);
-          size += header.size ?? 0;
-          return;
-        }
-        case 'symlink': {
-          clear(abs, false);
-          fs.symlinkSync(header.linkname ?? '', abs);
-          fs.lchownSync(abs, header.uid ?? 0, header.gid ?? 0);
-          fs.lutimesSync(abs, mtime, mtime);
-          stream.resume();
-          return;
-        }
-        case 'link': {
-          const target = cleanEntryName(header.linkname ?? '');
-          const targetAbs = path.join(dest, target);
-          let st: fs.Stats;
-          try {
-            st = fs.lstatSync(targetAbs);
-          } catch {
-            throw refused(`Archive entry ${JSON.stringify(rel)} links to ${JSON.stringify(header.linkname)}, which the archive does not contain`);
-          }
-          if (st.isDirectory()) throw refused(`Archive entry ${JSON.stringify(rel)} is a hard link to a directory`);
-          ensureParents(target);
-          clear(abs, false);
-          fs.linkSync(targetAbs, abs);
-          stream.resume();
-          return;
-        }
-        case 'character-device':
-        case 'block-device':
-        case 'fifo': {
-          clear(abs, false);
-          const kind = header.type === 'fifo' ? ['p'] : [header.type === 'character-device' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)];
-          await run('mknod', ['-m', mode.toString(8), abs, ...kind]);
-          fs.lchownSync(abs, header.uid ?? 0, header.gid ?? 0);
-          stream.resume();
-          return;
-        }
-        default:
-          // pax headers are folded in by tar-stream; other kinds carry nothing to write.
-          stream.resume();
-      }
-    })().then(() => done(), done);
+    })().then(() => next(), (err) => next(err as Error));
   });
+
+  const applyEntry = async (header: tar.Header, stream: AsyncIterable<Buffer> & Readable, rel: string) => {
+    ensureParent(rel);
+    const base = path.posix.basename(rel);
+    const parentRel = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
+    if (layer && base === OPAQUE_MARKER) {
+      opaque.push(parentRel);
+      stream.resume();
+      return;
+    }
+    if (layer && base.startsWith(WHITEOUT_PREFIX)) {
+      const target = path.posix.join(parentRel, base.slice(WHITEOUT_PREFIX.length));
+      root.remove(target);
+      whiteouts.push(target);
+      stream.resume();
+      return;
+    }
+
+    const mode = (header.mode ?? 0o644) & 0o7777;
+    const mtime = header.mtime ?? new Date(0);
+    const owner = () => root.lchown(rel, header.uid ?? 0, header.gid ?? 0);
+    // chown clears setuid, setgid and file capabilities: mode and attributes after it.
+    const attributes = () => {
+      for (const [key, value] of Object.entries((header.pax ?? {}) as Record<string, string>)) {
+        if (!key.startsWith(XATTR_PAX_PREFIX)) continue;
+        const name = key.slice(XATTR_PAX_PREFIX.length);
+        if (KEPT_XATTR.test(name)) root.setxattr(rel, name, Buffer.from(value, 'latin1'));
+      }
+    };
+    switch (header.type) {
+      case 'directory': {
+        if (!root.stat(rel)?.isDirectory()) {
+          root.remove(rel);
+          root.mkdir(rel, 0o700);
+        }
+        made.add(rel);
+        owner();
+        root.chmod(rel, mode);
+        attributes();
+        dirTimes.push([rel, mtime]);
+        stream.resume();
+        return;
+      }
+      case 'file':
+      case 'contiguous-file': {
+        root.remove(rel);
+        await writeEntry(stream, root.create(rel, 0o600), options.overlapWrites === true);
+        owner();
+        root.chmod(rel, mode);
+        attributes();
+        root.utimes(rel, mtime, mtime);
+        size += header.size ?? 0;
+        return;
+      }
+      case 'symlink': {
+        root.remove(rel);
+        root.symlink(header.linkname ?? '', rel);
+        owner();
+        root.utimes(rel, mtime, mtime);
+        stream.resume();
+        return;
+      }
+      case 'link': {
+        // The link's target is a name in the same archive, resolved in the same root.
+        let target: string;
+        try {
+          target = inTarget(header.linkname ?? '');
+        } catch {
+          throw refused(`Archive entry ${JSON.stringify(header.name)} links to ${JSON.stringify(header.linkname)}, outside the target`);
+        }
+        const st = target === '' ? undefined : root.stat(target);
+        if (!st) throw refused(`Archive entry ${JSON.stringify(header.name)} links to ${JSON.stringify(header.linkname)}, which the archive does not contain`);
+        if (st.isDirectory()) throw refused(`Archive entry ${JSON.stringify(header.name)} is a hard link to a directory`);
+        if (target === rel) {
+          stream.resume();
+          return;
+        }
+        root.remove(rel);
+        root.link(target, rel);
+        stream.resume();
+        return;
+      }
+      case 'character-device':
+      case 'block-device':
+      case 'fifo': {
+        root.remove(rel);
+        root.mknod(rel, header.type, 0o600, header.devmajor ?? 0, header.devminor ?? 0);
+        owner();
+        root.chmod(rel, mode);
+        root.utimes(rel, mtime, mtime);
+        stream.resume();
+        return;
+      }
+      default:
+        // pax headers are folded in by tar-stream; other kinds carry nothing to write.
+        stream.resume();
+    }
+  };
 
   const digester = options.digest === false ? undefined : new Digester();
   try {
@@ -222,9 +253,13 @@ export async function applyLayer(input: Readable, dest: string, options: ApplyOp
     throw refused(`The archive is not a valid tar archive: ${e.message}`);
   }
   if (entries === 0 && !options.allowEmpty) throw refused('The archive is empty or not a tar archive');
-  await makeWhiteouts(whiteouts);
-  await markOpaque(opaque);
+  try {
+    makeWhiteouts(root, whiteouts);
+    markOpaque(root, opaque);
+  } catch (err) {
+    throw asRefusal(err, 'Cannot apply the archive\'s whiteouts');
+  }
   // Directory times last: creating their entries changed them.
-  for (let i = dirTimes.length - 1; i >= 0; i--) fs.utimesSync(dirTimes[i][0], dirTimes[i][1], dirTimes[i][1]);
+  for (let i = dirTimes.length - 1; i >= 0; i--) root.utimes(dirTimes[i][0], dirTimes[i][1], dirTimes[i][1]);
   return { size, digest: digester ? `sha256:${digester.hash.digest('hex')}` : '', entries };
 }

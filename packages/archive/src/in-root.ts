@@ -1,41 +1,11 @@
 // Paths inside a container's root filesystem, resolved as the container
-// sees them: symbolic links are followed relative to the root, and `..`
-// never climbs above it. Nothing outside the root is ever named.
+// sees them, by the kernel (RootDir): symbolic links are followed relative
+// to the root, and `..` never climbs above it. Nothing outside the root is
+// ever named.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { notFound, refused } from '@stevedore/errors';
-
-const MAX_LINKS = 40;
-
-/** The host path of `p` inside `root`; the last component's link is followed unless `followLast` is false. */
-export function resolveInRoot(root: string, p: string, followLast = true): string {
-  const parts = p.split('/').filter((x) => x && x !== '.');
-  const resolved: string[] = [];
-  let links = 0;
-  while (parts.length) {
-    const part = parts.shift()!;
-    if (part === '..') {
-      resolved.pop();
-      continue;
-    }
-    const candidate = path.join(root, ...resolved, part);
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.lstatSync(candidate);
-    } catch {
-      st = undefined;
-    }
-    if (st?.isSymbolicLink() && (parts.length > 0 || followLast)) {
-      if (++links > MAX_LINKS) throw refused(`Too many levels of symbolic links in ${p}`);
-      const target = fs.readlinkSync(candidate);
-      if (target.startsWith('/')) resolved.length = 0;
-      parts.unshift(...target.split('/').filter((x) => x && x !== '.'));
-      continue;
-    }
-    resolved.push(part);
-  }
-  return path.join(root, ...resolved);
-}
+import { notFound } from '@stevedore/errors';
+import { relInRoot, RootDir } from './root-dir';
 
 /** Go's os.FileMode bits, which today's CLI decodes from X-Docker-Container-Path-Stat. */
 export function goFileMode(st: fs.Stats): number {
@@ -62,13 +32,18 @@ export interface PathStat {
 }
 
 export function statInRoot(root: string, p: string): PathStat {
-  const host = resolveInRoot(root, p, false);
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(host);
-  } catch {
-    throw notFound(`Could not find the file ${p} in container`);
-  }
-  const linkTarget = st.isSymbolicLink() ? path.join('/', path.relative(root, resolveInRoot(root, p, true))) : '';
-  return { name: path.basename(p) || '/', size: st.size, mode: goFileMode(st), mtime: st.mtime.toISOString(), linkTarget };
+  return RootDir.with(root, (dir) => {
+    const rel = relInRoot(p);
+    const st = dir.stat(rel);
+    if (!st) throw notFound(`Could not find the file ${p} in container`);
+    let linkTarget = '';
+    if (st.isSymbolicLink()) {
+      try {
+        linkTarget = path.join('/', path.relative(dir.hostPathOf(''), dir.hostPathOf(rel, true)));
+      } catch {
+        linkTarget = fs.readlinkSync(dir.hostPathOf(rel, false)); // a link to nothing: its text
+      }
+    }
+    return { name: path.basename(p) || '/', size: st.size, mode: goFileMode(st), mtime: st.mtime.toISOString(), linkTarget };
+  });
 }

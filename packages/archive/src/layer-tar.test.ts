@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { applyLayer } from './apply-layer';
 import { layerTar, layerTarSize } from './layer-tar';
 import { makeWhiteouts, markOpaque } from './whiteouts';
+import { RootDir } from './root-dir';
 
 async function byteLength(stream: AsyncIterable<Buffer>): Promise<number> {
   let n = 0;
@@ -25,8 +26,10 @@ test('layerTarSize predicts the exact length of layerTar without reading the fil
     fs.linkSync(path.join(dir, 'f513'), path.join(dir, 'hard'));
     fs.mkdirSync(path.join(dir, 'opaque'));
     fs.mkdirSync(path.join(dir, 'empty'));
-    await markOpaque([path.join(dir, 'opaque')]);
-    await makeWhiteouts([path.join(dir, 'gone')]);
+    RootDir.with(dir, (layer) => {
+      markOpaque(layer, ['opaque']);
+      makeWhiteouts(layer, ['gone']);
+    });
 
     const predicted = await layerTarSize(dir);
     assert.equal(predicted, await byteLength(layerTar(dir) as AsyncIterable<Buffer>));

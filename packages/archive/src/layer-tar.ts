@@ -8,9 +8,17 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import { findOpaque, OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteouts';
+import { XATTR_PAX_PREFIX } from './pax-xattrs';
+import { hostXattr } from './root-dir';
+import { isOpaque, OPAQUE_MARKER, WHITEOUT_PREFIX } from './whiteouts';
 
 const EPOCH = new Date(0);
+
+/** The attributes Docker archives with a file: its capabilities, as a PAX record. */
+function fileAttributes(abs: string): { pax?: Record<string, string> } {
+  const cap = hostXattr(abs, 'security.capability');
+  return cap ? { pax: { [`${XATTR_PAX_PREFIX}security.capability`]: cap.toString('latin1') } } : {};
+}
 
 export interface TreeTarOptions {
   /** Overlay whiteouts and opaque directories become Docker's `.wh.` entries (a layer diff). */
@@ -74,7 +82,9 @@ async function packTree(pack: tar.Pack, dir: string, options: TreeTarOptions, co
       skipped += Math.ceil(header.size / BLOCK) * BLOCK;
       return add({ ...header, size: 0 });
     }
-    await pipeline(fs.createReadStream(abs), pack.entry({ ...header, type: 'file' } as tar.Header));
+    // The entry first: a pack already destroyed (its reader gone) fails here, before a file is opened.
+    const entry = pack.entry({ ...header, type: 'file' } as tar.Header);
+    await pipeline(fs.createReadStream(abs), entry);
   };
 
   const top = fs.lstatSync(dir);
@@ -82,11 +92,10 @@ async function packTree(pack: tar.Pack, dir: string, options: TreeTarOptions, co
     const name = options.prefix ?? path.basename(dir);
     const common = { uid: top.uid, gid: top.gid, mtime: top.mtime, mode: top.mode & 0o7777 };
     if (top.isSymbolicLink()) await add({ ...common, name, type: 'symlink', linkname: fs.readlinkSync(dir) });
-    else await addFile({ ...common, name, type: 'file', size: top.size }, dir);
+    else await addFile({ ...common, ...fileAttributes(dir), name, type: 'file', size: top.size }, dir);
     return skipped;
   }
   const prefix = options.prefix ? `${options.prefix.replace(/\/$/, '')}/` : '';
-  const opaque = options.whiteouts ? await findOpaque(dir) : new Set<string>();
   if (prefix) await add({ name: prefix, type: 'directory', mode: top.mode & 0o7777, uid: top.uid, gid: top.gid, mtime: top.mtime });
   const seen = new Map<string, string>(); // dev:ino -> first path, for hard links
 
@@ -103,7 +112,7 @@ async function packTree(pack: tar.Pack, dir: string, options: TreeTarOptions, co
         await add({ name: `${prefix}${rel ? `${rel}/` : ''}${WHITEOUT_PREFIX}${name}`, type: 'file', size: 0, mode: 0o600, mtime: EPOCH, uid: 0, gid: 0 });
       } else if (st.isDirectory()) {
         await add({ ...common, name: `${entryName}/`, type: 'directory' });
-        if (opaque.has(abs)) await add({ name: `${entryName}/${OPAQUE_MARKER}`, type: 'file', size: 0, mode: 0o600, mtime: EPOCH, uid: 0, gid: 0 });
+        if (options.whiteouts && isOpaque(abs)) await add({ name: `${entryName}/${OPAQUE_MARKER}`, type: 'file', size: 0, mode: 0o600, mtime: EPOCH, uid: 0, gid: 0 });
         await walk(childRel);
       } else if (st.isSymbolicLink()) {
         await add({ ...common, name: entryName, type: 'symlink', linkname: fs.readlinkSync(abs) });
@@ -115,9 +124,9 @@ async function packTree(pack: tar.Pack, dir: string, options: TreeTarOptions, co
           continue;
         }
         if (st.nlink > 1) seen.set(key, entryName);
-        await addFile({ ...common, name: entryName, type: 'file', size: st.size }, abs);
+        await addFile({ ...common, ...fileAttributes(abs), name: entryName, type: 'file', size: st.size }, abs);
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        await add({ ...common, name: entryName, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: Math.floor(st.rdev / 256), devminor: st.rdev % 256 });
+        await add({ ...common, name: entryName, type: st.isCharacterDevice() ? 'character-device' : 'block-device', ...deviceNumbers(st.rdev) });
       } else if (st.isFIFO()) {
         await add({ ...common, name: entryName, type: 'fifo' });
       }
@@ -126,6 +135,12 @@ async function packTree(pack: tar.Pack, dir: string, options: TreeTarOptions, co
   };
   await walk('');
   return skipped;
+}
+
+/** Linux's major and minor numbers of a device (glibc's gnu_dev_major/minor: 12 + 20 bits split around the 8 + 12 low ones). */
+function deviceNumbers(rdev: number): { devmajor: number; devminor: number } {
+  const high = Math.floor(rdev / 2 ** 32);
+  return { devmajor: ((rdev >>> 8) & 0xfff) | (high & ~0xfff), devminor: (rdev & 0xff) | ((rdev >>> 12) & ~0xff) };
 }
 
 /** Bytes of file content in a layer directory. */

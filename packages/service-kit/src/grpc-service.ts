@@ -13,6 +13,7 @@ import { health } from '@stevedore/contracts';
 import { HealthState } from './health';
 import { isUnixAddress, serverCredentials } from './credentials';
 import { FLOW_CONTROL_WINDOW } from './rpc';
+import { PRIVATE_DIR_MODE, secureDataRoot, serviceUmask } from './data-root';
 
 export interface GrpcBinding {
   definition: grpc.ServiceDefinition;
@@ -64,6 +65,7 @@ export type ServiceStart = (options: { signals: boolean }) => Promise<StoppableS
  */
 export async function runGrpcService(options: GrpcServiceOptions & { signals?: boolean }): Promise<RunningService> {
   const { config, log } = serviceContext(options.name);
+  secureDataRoot(config);
   const app = await NestFactory.createApplicationContext(options.module, { logger: new PinoNestLogger(log), abortOnError: false });
   await app.init();
 
@@ -75,12 +77,14 @@ export async function runGrpcService(options: GrpcServiceOptions & { signals?: b
   const address = config.serviceAddress(options.name);
   if (isUnixAddress(address)) {
     const file = address.replace(/^unix:(\/\/)?/, '');
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE });
     fs.rmSync(file, { force: true }); // a socket left by a killed predecessor
   }
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(address, serverCredentials(address, config.grpcTls), (err) => (err ? reject(err) : resolve())),
   );
+  // Only root talks to a service over its socket (its directory, run/, is private too).
+  if (isUnixAddress(address)) fs.chmodSync(address.replace(/^unix:(\/\/)?/, ''), 0o600);
   widenFlowControlWindow(server);
   healthState.setServing(true);
   log.info({ address }, 'serving');
@@ -131,6 +135,7 @@ export function grpcServiceStart(options: GrpcServiceOptions): ServiceStart {
 
 /** A service's entry point (main.ts): runs it in this process, or logs why it could not start and exits non-zero. */
 export function runServiceMain(name: string, start: ServiceStart): void {
+  process.umask(serviceUmask(name));
   start({ signals: true }).catch((err) => {
     serviceContext(name).log.fatal({ err }, 'could not start');
     console.error(err);

@@ -4,3 +4,4 @@ export * from './health';
 export * from './clients';
 export * from './grpc-service';
 export * from './commit';
+export * from './data-root';

@@ -229,9 +229,9 @@ describe('images', () => {
       ['a truncated archive', good.subarray(0, 700_000), /not a valid tar archive|Unexpected end/i],
       ['a corrupt gzip', Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0]), Buffer.alloc(3000, 7)]), /not a valid tar archive|incorrect header|invalid/i],
       ['an entry with ..', await makeTar([{ name: 'ok.txt', body: 'x' }, { name: '../../escaped.txt', body: 'evil' }]), /points outside the target/],
-      ['an absolute entry', await makeTar([{ name: '/tmp/stevedore-evil.txt', body: 'evil' }]), /points outside the target/],
-      ['a write through an absolute symlink', await makeTar([{ name: 'link', type: 'symlink', linkname: '/tmp' }, { name: 'link/stevedore-evil.txt', body: 'evil' }]), /written through a symbolic link/],
-      ['a hard link out', await makeTar([{ name: 'a', body: 'x' }, { name: 'b', type: 'link', linkname: '../../../etc/passwd' }]), /points outside the target/],
+      // The link is followed inside the layer, where /tmp does not exist.
+      ['a write through an absolute symlink', await makeTar([{ name: 'link', type: 'symlink', linkname: '/tmp' }, { name: 'link/stevedore-evil.txt', body: 'evil' }]), /Cannot extract the archive entry "link\/stevedore-evil.txt"/],
+      ['a hard link out', await makeTar([{ name: 'a', body: 'x' }, { name: 'b', type: 'link', linkname: '../../../etc/passwd' }]), /Archive entry "b" links to "..\/..\/..\/etc\/passwd", outside the target/],
     ];
     for (const [what, body, message] of cases) {
       const r = await importBody(stack, body, 'repo=bad&tag=v1');
@@ -251,6 +251,15 @@ describe('images', () => {
     assert.equal((await stack.request('GET', '/_ping')).status, 200);
     // No service crashed on the way (the supervisor would have hidden it).
     assert.deepEqual(stack.state().processes.map((p) => p.restarts), restartsBefore);
+
+    // An absolute name is relative to the layer, as Docker read it: imported, inside.
+    const abs = await importBody(stack, await makeTar([{ name: '/tmp/stevedore-evil.txt', body: 'evil' }]), 'repo=absolute');
+    assert.equal(abs.status, 200, abs.text);
+    const id = JSON.parse(abs.text).status as string;
+    const layers = listTree(path.join(stack.root, 'images', 'l')).filter((f) => f.endsWith('/tmp/stevedore-evil.txt'));
+    assert.equal(layers.length, 1, 'the file is in the layer, under tmp/');
+    assert.ok(!fs.existsSync('/tmp/stevedore-evil.txt'));
+    assert.equal((await stack.request('DELETE', `/images/${id}`)).status, 200);
   });
 
   test('whiteouts become overlay whiteouts in the layer', async () => {

@@ -5,7 +5,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { configToEnv, loadConfig, type StevedoreConfig } from '@stevedore/config';
-import { launcherFiles, pidAlive, REPO_ROOT, type StackState } from './layout';
+import { secureDataRoot } from '@stevedore/service-kit';
+import { launcherFiles, openLog, pidAlive, REPO_ROOT, type StackState } from './layout';
 
 const USAGE = `usage: stevedore <up|down|status|test> [options]
 
@@ -96,7 +97,10 @@ function tail(file: string, lines = 15): string {
 
 async function up(config: StevedoreConfig, env: NodeJS.ProcessEnv, timeoutS: number): Promise<void> {
   const files = launcherFiles(config);
-  for (const dir of [config.root, config.runDir, config.logDir]) fs.mkdirSync(dir, { recursive: true });
+  // What the launcher and the supervisor write is theirs alone (each service sets its own umask).
+  process.umask(0o077);
+  // The root private, and tightened if an older version made it (or anything below) wider.
+  secureDataRoot(config, ['run', 'logs']);
   if (supervisorPid(config)) {
     const state = readState(config);
     process.stderr.write(`Stevedore is already running with data root ${config.root}\n`);
@@ -110,7 +114,7 @@ async function up(config: StevedoreConfig, env: NodeJS.ProcessEnv, timeoutS: num
     STEVEDORE_PRIVATE_REDIS: env.REDIS_URL ? '0' : '1',
     STEVEDORE_GIT_COMMIT: gitCommit(),
   };
-  const log = fs.openSync(files.supervisorLog, 'a');
+  const log = openLog(files.supervisorLog);
   const child = spawn(process.execPath, [path.join(__dirname, 'supervisor.js')], { detached: true, stdio: ['ignore', log, log], env: childEnv });
   child.unref();
   fs.closeSync(log);

@@ -1,4 +1,5 @@
 // Where the launcher keeps its files in the data root, and what it runs.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { StevedoreConfig } from '@stevedore/config';
 
@@ -13,6 +14,13 @@ export function launcherFiles(config: StevedoreConfig) {
     redisDir: path.join(config.root, 'redis'),
     redisSocket: path.join(config.runDir, 'redis.sock'),
   };
+}
+
+/** A process's log file, opened for appending: 0600, like everything else in logs/ (one an older version made wider is tightened). */
+export function openLog(file: string): number {
+  const fd = fs.openSync(file, 'a', 0o600);
+  fs.fchmodSync(fd, 0o600);
+  return fd;
 }
 
 export function serviceEntry(service: string): string {

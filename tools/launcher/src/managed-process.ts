@@ -2,7 +2,7 @@
 // when it dies, stopped with SIGTERM then SIGKILL.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import type { ProcessState } from './layout';
+import { openLog, type ProcessState } from './layout';
 
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 10_000;
@@ -16,6 +16,8 @@ export interface ProcessSpec {
   args: string[];
   env: NodeJS.ProcessEnv;
   logFile: string;
+  /** The child's umask, when it must not be this process's (node's spawn has no such option: a shell sets it, then execs the command). */
+  umask?: number;
 }
 
 export class ManagedProcess {
@@ -37,8 +39,12 @@ export class ManagedProcess {
   }
 
   start(): void {
-    const log = fs.openSync(this.spec.logFile, 'a');
-    const child = spawn(this.spec.command, this.spec.args, { env: this.spec.env, stdio: ['ignore', log, log] });
+    const log = openLog(this.spec.logFile);
+    const [command, args] =
+      this.spec.umask === undefined
+        ? [this.spec.command, this.spec.args]
+        : ['/bin/sh', ['-c', `umask ${this.spec.umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, this.spec.command, ...this.spec.args]];
+    const child = spawn(command, args, { env: this.spec.env, stdio: ['ignore', log, log] });
     fs.closeSync(log);
     const startedAt = Date.now();
     this.child = child;

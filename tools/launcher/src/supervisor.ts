@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { GRPC_SERVICES, loadConfig, type StevedoreConfig } from '@stevedore/config';
-import { channelCredentials, probeHealth } from '@stevedore/service-kit';
+import { channelCredentials, privateDir, probeHealth } from '@stevedore/service-kit';
 import { dockerHost, launcherFiles, serviceEntry, type StackState } from './layout';
 import { InProcessService } from './in-process';
 import { ManagedProcess } from './managed-process';
@@ -80,18 +80,18 @@ class Supervisor {
         updatedAt: new Date().toISOString(),
       };
       const tmp = `${this.files.state}.tmp`;
-      fs.writeFileSync(tmp, JSON.stringify(state, null, 2));
+      fs.writeFileSync(tmp, JSON.stringify(state, null, 2), { mode: 0o600 });
       fs.renameSync(tmp, this.files.state);
     });
   }
 
   async start(): Promise<void> {
-    fs.writeFileSync(this.files.pid, `${process.pid}\n`);
+    fs.writeFileSync(this.files.pid, `${process.pid}\n`, { mode: 0o600 });
     const env = { ...process.env };
     const logFile = (name: string) => `${this.config.logDir}/${name}.log`;
 
     if (process.env.STEVEDORE_PRIVATE_REDIS === '1') {
-      fs.mkdirSync(this.files.redisDir, { recursive: true });
+      privateDir(this.files.redisDir);
       this.redis = new ManagedProcess(
         {
           name: 'redis',
@@ -109,6 +109,8 @@ class Supervisor {
           ],
           env,
           logFile: logFile('redis'),
+          // Its append-only files are the stack's state: root's alone, whatever this process's umask.
+          umask: 0o077,
         },
         () => this.writeState(),
       );
@@ -195,6 +197,10 @@ class Supervisor {
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // Each service in a process of its own sets its umask; with STEVEDORE_PROCESSES=one this process runs the image
+  // store and the container runtime, whose content must get the modes an image expects: 022, as Docker's daemon.
+  // The supervisor's own files have explicit modes either way.
+  process.umask(config.processes === 'one' ? 0o022 : 0o077);
   const supervisor = new Supervisor(config);
   let stopping = false;
   const stop = () => {

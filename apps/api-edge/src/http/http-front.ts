@@ -12,7 +12,7 @@ import type { StevedoreConfig } from '@stevedore/config';
 import { STEVEDORE_VERSION } from '@stevedore/config';
 import { acceptRequestId, REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
 import { CURRENT_API_VERSION } from '@stevedore/docker-api';
-import { CONFIG, LOGGER } from '@stevedore/service-kit';
+import { CONFIG, dockerGroupId, LOGGER } from '@stevedore/service-kit';
 import { DockerRouter, type DispatchContext } from './router';
 
 /** Headers on every answer. Api-Version is what today's clients negotiate with. */
@@ -25,15 +25,6 @@ const CORS_HEADERS = Object.entries({
 });
 
 export const ROUTER = Symbol('DockerRouter');
-
-function dockerGroupId(): number | undefined {
-  try {
-    const line = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('docker:'));
-    return line ? Number(line.split(':')[2]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 @Injectable()
 export class HttpFront implements OnApplicationShutdown {
@@ -79,7 +70,8 @@ export class HttpFront implements OnApplicationShutdown {
   private async listenOn(host: string): Promise<void> {
     if (host.startsWith('unix://')) {
       const file = host.slice('unix://'.length);
-      fs.mkdirSync(path.dirname(file), { recursive: true });
+      // Inside the data root the way is there already (0710, group docker); elsewhere the group must be able to reach it.
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
       fs.rmSync(file, { force: true });
       const server = this.createServer(false);
       await new Promise<void>((resolve, reject) => server.once('error', reject).listen(file, () => resolve()));

@@ -68,7 +68,7 @@ export class SystemHandlers {
     } catch {
       const id = randomUUID().toUpperCase();
       fs.mkdirSync(this.config.root, { recursive: true });
-      fs.writeFileSync(file, `${id}\n`, { flag: 'wx' });
+      fs.writeFileSync(file, `${id}\n`, { flag: 'wx', mode: 0o600 });
       return fs.readFileSync(file, 'utf8').trim();
     }
   }

@@ -8,12 +8,13 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { invalid, notFound } from '@stevedore/errors';
+import { privateDir } from '@stevedore/service-kit';
 
 const MAX_AGE_MS = 24 * 3600 * 1000;
 
 export class BlobStore {
   constructor(readonly dir: string) {
-    fs.mkdirSync(dir, { recursive: true });
+    privateDir(dir);
     const now = Date.now();
     for (const name of fs.readdirSync(dir)) {
       const file = path.join(dir, name);
@@ -31,7 +32,7 @@ export class BlobStore {
     const id = randomBytes(16).toString('hex');
     const partial = path.join(this.dir, `.${id}`);
     try {
-      await pipeline(data, fs.createWriteStream(partial));
+      await pipeline(data, fs.createWriteStream(partial, { mode: 0o600 }));
       fs.renameSync(partial, this.file(id));
     } catch (err) {
       fs.rmSync(partial, { force: true });

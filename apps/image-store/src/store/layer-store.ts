@@ -5,6 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { removeTree, removeTreeSoon } from '@stevedore/archive';
+import { privateDir } from '@stevedore/service-kit';
 
 export class LayerStore {
   readonly layerRoot: string;
@@ -13,8 +15,9 @@ export class LayerStore {
   constructor(readonly root: string) {
     this.layerRoot = path.join(root, 'l');
     this.tmpRoot = path.join(root, 'tmp');
-    fs.mkdirSync(this.layerRoot, { recursive: true });
-    fs.mkdirSync(this.tmpRoot, { recursive: true });
+    // Private, as images/ is: a layer keeps its image's modes (setuid files, device nodes) for containers only.
+    privateDir(this.layerRoot);
+    privateDir(this.tmpRoot);
   }
 
   path(name: string): string {
@@ -45,7 +48,7 @@ export class LayerStore {
 
   /** Throws away a layer being built. */
   abandon(name: string): void {
-    fs.rmSync(path.join(this.tmpRoot, name), { recursive: true, force: true });
+    removeTree(path.join(this.tmpRoot, name));
   }
 
   /** Removes a layer: renamed away first so that it vanishes at once. */
@@ -56,19 +59,20 @@ export class LayerStore {
     } catch {
       return;
     }
-    fs.rm(trash, { recursive: true, force: true }, () => undefined);
+    // What fails here is left for the next start-up's sweep.
+    removeTreeSoon(trash).catch(() => undefined);
   }
 
   /** Start-up: nothing half-built survives, and no layer without an image. */
   sweep(known: Set<string>): { removed: string[] } {
     const removed: string[] = [];
     for (const name of fs.readdirSync(this.tmpRoot)) {
-      fs.rmSync(path.join(this.tmpRoot, name), { recursive: true, force: true });
+      removeTree(path.join(this.tmpRoot, name));
       removed.push(`tmp/${name}`);
     }
     for (const name of fs.readdirSync(this.layerRoot)) {
       if (!known.has(name)) {
-        fs.rmSync(this.path(name), { recursive: true, force: true });
+        removeTree(this.path(name));
         removed.push(`l/${name}`);
       }
     }
