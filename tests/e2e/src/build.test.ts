@@ -10,6 +10,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as http from 'node:http';
+import * as zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { shortTempDir, sleep, type Stack, startRegistry, startStackWithBusybox, stopStack } from './harness';
 
@@ -438,5 +439,17 @@ describe('the build farm under faults', () => {
     assert.deepEqual(fs.readdirSync(path.join(stack.root, 'builds')), [], 'no context left on the worker');
     assert.deepEqual(blobs(), [], 'no context left in the blob store');
     assert.equal(redis('--scan', '--pattern', '*:context').trim(), '', 'no context left in Redis');
+  });
+
+  test('a gzip bomb of a context (a few KiB that inflate past the limit) is cut at the limit, not inflated whole', async () => {
+    const dir = context({ Dockerfile: 'FROM busybox\n', 'zeros.bin': Buffer.alloc(64 * 1024 * 1024) });
+    const bomb = zlib.gzipSync(execFileSync('tar', ['-C', dir, '-cf', '-', '.'], { maxBuffer: 128 * 1024 * 1024 }), { level: 9 });
+    assert.ok(bomb.length < 128 * 1024, `the bomb is small (${bomb.length} bytes)`);
+    const r = await stack.request('POST', '/v1.12/build?t=bomb', { headers: { 'Content-Type': 'application/tar' }, body: bomb });
+    assert.match(r.text, /larger than the limit of 1048576 bytes/);
+    assert.equal((await stack.request('GET', '/v1.12/images/bomb/json')).status, 404, 'no image');
+    for (let i = 0; i < 50 && fs.readdirSync(path.join(stack.root, 'builds')).length; i++) await sleep(100);
+    assert.deepEqual(fs.readdirSync(path.join(stack.root, 'builds')), [], 'no context left on the worker');
+    assert.equal((await stack.request('GET', '/_ping')).status, 200);
   });
 });
