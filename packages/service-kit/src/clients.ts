@@ -20,7 +20,25 @@ type ClientConstructor<C> = new (address: string, credentials: grpc.ChannelCrede
 
 export function createServiceClient<C>(Ctor: ClientConstructor<C>, config: StevedoreConfig, service: GrpcServiceName): C {
   const address = config.serviceAddress(service);
-  return new Ctor(address, channelCredentials(address, config.grpcTls), CHANNEL_OPTIONS);
+  const credentials = channelCredentials(address, config.grpcTls);
+  const client = new Ctor(address, credentials, CHANNEL_OPTIONS);
+  // The calls that send a stream (load, import, a copy into a container) get
+  // a connection of their own. Node's HTTP/2 stops reading a connection while
+  // its own writes wait for the socket, so a large upload and a large
+  // download on one connection (a load during a save) filled both sockets and
+  // waited for each other until the keepalive cut the connection.
+  const definition = (Ctor as unknown as { service?: grpc.ServiceDefinition }).service ?? {};
+  const uploads = Object.keys(definition).filter((name) => definition[name].requestStream);
+  if (uploads.length === 0) return client;
+  const uploader = new Ctor(address, credentials, { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 }) as unknown as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  const own = client as unknown as grpc.Client & Record<string, unknown>;
+  for (const name of uploads) own[name] = uploader[name].bind(uploader);
+  const close = own.close.bind(own);
+  own.close = () => {
+    close();
+    uploader.close();
+  };
+  return client;
 }
 
 /**

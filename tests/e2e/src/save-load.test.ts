@@ -2,7 +2,8 @@
 // real CLI, with parent chains, and with the Docker engine 20.10 on both sides.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
@@ -76,6 +77,37 @@ describe('save and load', () => {
     // Loading again changes nothing.
     assert.equal((await stack.docker(['load', '-i', file])).code, 0);
     assert.equal(JSON.parse((await stack.request('GET', '/images/json?all=1')).text).length, 1);
+  });
+
+  test('loads and saves of many MiB at the same time all finish (uploads have a connection of their own)', async () => {
+    // Two images of 24 MiB of noise: one to save while the other is loaded.
+    const files: string[] = [];
+    for (const name of ['updown-a', 'updown-b']) {
+      const dir = path.join(work, name);
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'noise.bin'), randomBytes(24 * 1024 * 1024));
+      const tarFile = `${dir}.tar`;
+      execFileSync('tar', ['-C', dir, '-cf', tarFile, '.']);
+      assert.equal((await stack.docker(['import', tarFile, `${name}:1`])).code, 0);
+      files.push(tarFile);
+    }
+    const saved = path.join(work, 'updown-b-saved.tar');
+    assert.equal((await stack.docker(['save', '-o', saved, 'updown-b:1'])).code, 0);
+    assert.equal((await stack.docker(['rmi', 'updown-b:1'])).code, 0);
+    const started = Date.now();
+    const [load, save1, save2] = await Promise.all([
+      stack.docker(['load', '-i', saved], { timeoutMs: 60_000 }),
+      stack.docker(['save', '-o', path.join(work, 'updown-a-1.tar'), 'updown-a:1'], { timeoutMs: 60_000 }),
+      stack.docker(['save', '-o', path.join(work, 'updown-a-2.tar'), 'updown-a:1'], { timeoutMs: 60_000 }),
+    ]);
+    const took = Date.now() - started;
+    assert.equal(load.code, 0, load.stderr);
+    assert.equal(save1.code, 0, save1.stderr);
+    assert.equal(save2.code, 0, save2.stderr);
+    assert.ok(took < 20_000, `done in ${took} ms (a wedged connection took 45 s and failed)`);
+    assert.ok(fs.statSync(path.join(work, 'updown-a-1.tar')).size > 24 * 1024 * 1024);
+    assert.equal((await stack.docker(['inspect', '-f', '{{.Id}}', 'updown-b:1'])).code, 0);
+    assert.equal((await stack.docker(['rmi', 'updown-a:1', 'updown-b:1'])).code, 0);
   });
 
   test('GET /images/(name)/get per version, and unknown names before any byte', async () => {
