@@ -113,6 +113,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   private readonly waiters = new Map<string, Array<(code: number) => void>>();
   /** Copies in or out of containers in progress, by container; `frozen`: the container is frozen while they last (it was running). */
   private readonly copies = new Map<string, { count: number; frozen: boolean }>();
+  /** Containers being started: no copy begins meanwhile (see start). */
+  private readonly starting = new Set<string>();
   /** Changes of a container's freezer (pause, unpause, a copy's freeze and thaw), one at a time per container. */
   private readonly freezerTurns = new Map<string, Promise<void>>();
 
@@ -140,7 +142,12 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     privateDir(this.volumesDir);
     privateDir(path.join(this.config.root, 'network'));
     // Directories of removed containers whose deletion a stop interrupted.
-    removeTree(this.trash);
+    try {
+      removeTree(this.trash);
+    } catch (err) {
+      // What cannot go now is tried again at the next start; the runtime serves meanwhile.
+      this.log.warn({ err }, 'emptying the removed containers\' directory failed');
+    }
     privateDir(this.trash);
     this.db = new ContainerDb(privateDatabase(path.join(this.root, 'containers.db')));
     this.redis = connectRedis(this.config.redisUrl);
@@ -323,6 +330,19 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   }
 
   async start(req: containers.StartRequest, requestId: string, announce = true): Promise<void> {
+    // A copy of a stopped container walks its files by name, unfrozen: none of its processes may run
+    // meanwhile (they could swap a directory for a link to `/` under the walk), so the two exclude each other.
+    const id = this.resolve(req.id).id;
+    if (this.copies.has(id)) throw refused(`Cannot start container ${id}: a copy of its files is in progress`);
+    this.starting.add(id);
+    try {
+      await this.startNow(req, requestId, announce);
+    } finally {
+      this.starting.delete(id);
+    }
+  }
+
+  private async startNow(req: containers.StartRequest, requestId: string, announce: boolean): Promise<void> {
     await this.settled(this.resolve(req.id).id);
     const row = this.resolve(req.id);
     if (row.status === 'running') return; // Docker 1.0: a no-op, still 204
@@ -681,6 +701,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   /** One more copy of a container: the first one freezes it if it is running (a paused one is frozen already). */
   private freezeForCopy(id: string): Promise<void> {
     return this.freezerTurn(id, async () => {
+      if (this.starting.has(id)) throw refused(`Cannot copy: container ${id} is starting`);
       const held = this.copies.get(id);
       const row = this.db.get(id);
       const running = row?.status === 'running';

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <math.h>
 #include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,14 +74,17 @@ static int arg_int(napi_env env, napi_value v, int64_t *out) {
 /** A string argument into `buf`; -1 (with a JS exception) when it is not a string or too long. */
 static int arg_str(napi_env env, napi_value v, char *buf, size_t cap) {
   size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, buf, cap, &len) != napi_ok) {
+  // Its whole length first: a copy into a short buffer stops before a
+  // character that does not fit, so a longer name could pass as its prefix.
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
     napi_throw_type_error(env, NULL, "a string was expected");
     return -1;
   }
-  if (len >= cap - 1) {
+  if (len >= cap) {
     fail(env, ENAMETOOLONG, "path", "");
     return -1;
   }
+  napi_get_value_string_utf8(env, v, buf, cap, &len);
   if (strlen(buf) != len) {
     fail(env, EINVAL, "path with a NUL byte", "");
     return -1;
@@ -283,8 +287,10 @@ static napi_value js_utimes(napi_env env, napi_callback_info info) {
   double atime, mtime;
   char path[MAX_PATH];
   if (arg_int(env, argv[0], &root) || arg_str(env, argv[1], path, sizeof path)) return NULL;
-  napi_get_value_double(env, argv[2], &atime);
-  napi_get_value_double(env, argv[3], &mtime);
+  if (napi_get_value_double(env, argv[2], &atime) != napi_ok || napi_get_value_double(env, argv[3], &mtime) != napi_ok || !isfinite(atime) || !isfinite(mtime)) {
+    napi_throw_type_error(env, NULL, "finite times were expected");
+    return NULL;
+  }
   struct timespec ts[2];
   ts[0].tv_sec = (time_t)(atime / 1000);
   ts[0].tv_nsec = (long)((atime - (double)ts[0].tv_sec * 1000) * 1e6);
@@ -308,10 +314,16 @@ static napi_value js_setxattr(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "a Buffer was expected");
     return NULL;
   }
+  char proc[MAX_PATH + 64];
+  if (!*path) {
+    // The root itself (an opaque marker at the top of a layer).
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", (int)root);
+    if (setxattr(proc, name, data, len, 0) < 0) return fail(env, errno, "setxattr", path);
+    return undefined(env);
+  }
   const char *base;
   int dir = open_parent((int)root, path, &base);
   if (dir < 0) return fail(env, errno, "setxattr", path);
-  char proc[MAX_PATH + 64];
   snprintf(proc, sizeof proc, "/proc/self/fd/%d/%s", dir, base);
   // The parent's /proc entry names exactly that directory; the last component is not followed.
   int rc = lsetxattr(proc, name, data, len, 0);
@@ -342,13 +354,21 @@ static napi_value js_getxattr(napi_env env, napi_callback_info info) {
   return buf;
 }
 
-/** Removes everything below the directory `fd` (not following links); closes `fd`. */
-static int remove_below(int fd, int depth) {
-  if (depth > 4096) {
-    close(fd);
-    errno = ELOOP;
-    return -1;
-  }
+/**
+ * How deep remove_below descends before it lifts a directory up to the top
+ * of the tree instead: a tree is as deep as its maker chose (a container can
+ * nest directories far past PATH_MAX), and neither the C stack nor the
+ * descriptors held open should follow it down.
+ */
+#define LIFT_DEPTH 128
+
+/**
+ * Removes everything below the directory `fd` (not following links; closes
+ * `fd`). A directory deeper than LIFT_DEPTH is renamed into `top` (the
+ * tree's own top directory) instead, and `*lifted` is set: another pass over
+ * `top` removes it.
+ */
+static int remove_below(int fd, int depth, int top, int *lifted) {
   DIR *d = fdopendir(fd);
   if (!d) {
     int e = errno;
@@ -356,6 +376,7 @@ static int remove_below(int fd, int depth) {
     errno = e;
     return -1;
   }
+  static unsigned long serial;
   struct dirent *ent;
   int rc = 0;
   while ((ent = readdir(d)) != NULL) {
@@ -365,8 +386,22 @@ static int remove_below(int fd, int depth) {
       rc = -1;
       break;
     }
+    if (depth >= LIFT_DEPTH) {
+      char name[64];
+      int moved;
+      do {
+        snprintf(name, sizeof name, ".removing-%d-%lu", (int)getpid(), ++serial);
+        moved = renameat2(dirfd(d), ent->d_name, top, name, RENAME_NOREPLACE);
+      } while (moved < 0 && errno == EEXIST);
+      if (moved < 0) {
+        rc = -1;
+        break;
+      }
+      *lifted = 1;
+      continue;
+    }
     int child = openat(dirfd(d), ent->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (child < 0 || remove_below(child, depth + 1) < 0 || unlinkat(dirfd(d), ent->d_name, AT_REMOVEDIR) < 0) {
+    if (child < 0 || remove_below(child, depth + 1, top, lifted) < 0 || unlinkat(dirfd(d), ent->d_name, AT_REMOVEDIR) < 0) {
       rc = -1;
       break;
     }
@@ -375,6 +410,18 @@ static int remove_below(int fd, int depth) {
   closedir(d);
   errno = e;
   return rc;
+}
+
+/** Empties the directory `top` (passes until nothing was lifted into it). */
+static int remove_all_below(int top) {
+  int lifted;
+  do {
+    lifted = 0;
+    // A new open of the directory each pass: a fresh position, from the start.
+    int fd = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || remove_below(fd, 0, top, &lifted) < 0) return -1;
+  } while (lifted);
+  return 0;
 }
 
 // remove(root, path): whatever is there, a directory with everything below it; nothing there is not an error.
@@ -391,8 +438,11 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
   }
   int rc = unlinkat(dir, base, 0);
   if (rc < 0 && errno == EISDIR) {
-    int child = openat(dir, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    rc = child < 0 ? -1 : remove_below(child, 0);
+    int top = openat(dir, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    rc = top < 0 ? -1 : remove_all_below(top);
+    int e = errno;
+    if (top >= 0) close(top);
+    errno = e;
     if (rc == 0) rc = unlinkat(dir, base, AT_REMOVEDIR);
   }
   int e = errno;

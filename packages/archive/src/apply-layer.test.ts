@@ -9,6 +9,8 @@ import { createGzip } from 'node:zlib';
 import { applyLayer } from './apply-layer';
 import { decompress } from './decompress';
 import { layerTar } from './layer-tar';
+import { hostXattr } from './root-dir';
+import * as tar from 'tar-stream';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -36,5 +38,22 @@ test('overlapped writes (a pull: gunzip in 256 KiB chunks, large ones written fr
     assert.equal(digests[0], digests[1], 'the same diff ID either way');
   } finally {
     for (const d of [src, ...outs]) fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('a directory whited out and made again in the same layer is there; an opaque marker at the top marks the layer', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'apply-again-'));
+  try {
+    const pack = tar.pack();
+    pack.entry({ name: 'a/', type: 'directory', mode: 0o755 });
+    pack.entry({ name: '.wh.a', type: 'file', size: 0 }, '');
+    pack.entry({ name: 'a/b', type: 'file', mode: 0o644 }, 'again\n');
+    pack.entry({ name: '.wh..wh..opq', type: 'file', size: 0 }, '');
+    pack.finalize();
+    await applyLayer(pack as unknown as Readable, out);
+    assert.equal(fs.readFileSync(path.join(out, 'a', 'b'), 'utf8'), 'again\n');
+    assert.equal(hostXattr(out, 'trusted.overlay.opaque')?.toString(), 'y');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
   }
 });

@@ -109,9 +109,22 @@ async function extractConfined(input: Readable, root: RootDir, options: ApplyOpt
   const under = options.under ? cleanEntryName(options.under) : '';
   const whiteouts: string[] = [];
   const opaque: string[] = [];
-  const dirTimes: Array<[string, Date]> = [];
-  // Directories known to exist: only saves a mkdir. Safety never rests on it (every call resolves in the root).
+  // By name: an archive that repeats a directory's entry keeps one time for it, not one each.
+  const dirTimes = new Map<string, Date>();
+  // Directories known to exist: only saves a mkdir. Safety never rests on it (every call resolves in the
+  // root); it is emptied when something is removed, which may have taken one of them.
   const made = new Set<string>(['']);
+  const removed = (rel: string) => {
+    root.remove(rel);
+    made.clear();
+    made.add('');
+  };
+  /** Clears the way for a new entry at `rel`: whatever an earlier entry of the same name left. */
+  const replacing = (rel: string) => {
+    const st = root.stat(rel);
+    if (st?.isDirectory()) removed(rel);
+    else if (st) root.remove(rel);
+  };
   let size = 0;
   let entries = 0;
 
@@ -156,7 +169,7 @@ async function extractConfined(input: Readable, root: RootDir, options: ApplyOpt
     }
     if (layer && base.startsWith(WHITEOUT_PREFIX)) {
       const target = path.posix.join(parentRel, base.slice(WHITEOUT_PREFIX.length));
-      root.remove(target);
+      removed(target);
       whiteouts.push(target);
       stream.resume();
       return;
@@ -176,20 +189,21 @@ async function extractConfined(input: Readable, root: RootDir, options: ApplyOpt
     switch (header.type) {
       case 'directory': {
         if (!root.stat(rel)?.isDirectory()) {
-          root.remove(rel);
+          removed(rel);
           root.mkdir(rel, 0o700);
         }
         made.add(rel);
         owner();
         root.chmod(rel, mode);
         attributes();
-        dirTimes.push([rel, mtime]);
+        dirTimes.delete(rel);
+        dirTimes.set(rel, mtime);
         stream.resume();
         return;
       }
       case 'file':
       case 'contiguous-file': {
-        root.remove(rel);
+        replacing(rel);
         await writeEntry(stream, root.create(rel, 0o600), options.overlapWrites === true);
         owner();
         root.chmod(rel, mode);
@@ -199,7 +213,7 @@ async function extractConfined(input: Readable, root: RootDir, options: ApplyOpt
         return;
       }
       case 'symlink': {
-        root.remove(rel);
+        replacing(rel);
         root.symlink(header.linkname ?? '', rel);
         owner();
         root.utimes(rel, mtime, mtime);
@@ -221,7 +235,7 @@ async function extractConfined(input: Readable, root: RootDir, options: ApplyOpt
           stream.resume();
           return;
         }
-        root.remove(rel);
+        replacing(rel);
         root.link(target, rel);
         stream.resume();
         return;
@@ -229,7 +243,7 @@ async function extractConfined(input: Readable, root: RootDir, options: ApplyOpt
       case 'character-device':
       case 'block-device':
       case 'fifo': {
-        root.remove(rel);
+        replacing(rel);
         root.mknod(rel, header.type, 0o600, header.devmajor ?? 0, header.devminor ?? 0);
         owner();
         root.chmod(rel, mode);
@@ -256,10 +270,10 @@ async function extractConfined(input: Readable, root: RootDir, options: ApplyOpt
   try {
     makeWhiteouts(root, whiteouts);
     markOpaque(root, opaque);
+    // Directory times last, deepest (latest) first: creating their entries changed them.
+    for (const [rel, mtime] of [...dirTimes].reverse()) if (root.stat(rel)?.isDirectory()) root.utimes(rel, mtime, mtime);
   } catch (err) {
-    throw asRefusal(err, 'Cannot apply the archive\'s whiteouts');
+    throw asRefusal(err, 'Cannot finish the archive\'s directories and whiteouts');
   }
-  // Directory times last: creating their entries changed them.
-  for (let i = dirTimes.length - 1; i >= 0; i--) root.utimes(dirTimes[i][0], dirTimes[i][1], dirTimes[i][1]);
   return { size, digest: digester ? `sha256:${digester.hash.digest('hex')}` : '', entries };
 }

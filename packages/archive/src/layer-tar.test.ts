@@ -1,10 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { applyLayer } from './apply-layer';
-import { layerTar, layerTarSize } from './layer-tar';
+import { pipeline } from 'node:stream/promises';
+import * as tar from 'tar-stream';
+import { layerTar, layerTarSize, treeTar } from './layer-tar';
 import { makeWhiteouts, markOpaque } from './whiteouts';
 import { RootDir } from './root-dir';
 
@@ -61,6 +64,34 @@ test('layerTarSize follows exclusions as layerTar does', async () => {
     const size = await layerTarSize(dir, exclude);
     assert.equal(size, await byteLength(layerTar(dir, exclude) as AsyncIterable<Buffer>));
     assert.ok(size < (await layerTarSize(dir)));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a FIFO or a device copied out is archived as what it is, never opened', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'special-'));
+  try {
+    execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+    execFileSync('mknod', [path.join(dir, 'zero'), 'c', '1', '5']);
+    fs.mkdirSync(path.join(dir, 'sub'));
+    execFileSync('mknod', [path.join(dir, 'sub', 'zero'), 'c', '1', '5']);
+    for (const [top, type] of [['fifo', 'fifo'], ['zero', 'character-device'], ['sub', 'directory']] as const) {
+      const entries: Array<{ name: string; type: string; size: number; devmajor?: number; devminor?: number }> = [];
+      const extract = tar.extract();
+      extract.on('entry', (h, stream, next) => {
+        entries.push({ name: h.name, type: h.type ?? '', size: h.size ?? 0, devmajor: h.devmajor, devminor: h.devminor });
+        stream.resume();
+        stream.on('end', next);
+      });
+      const started = Date.now();
+      await pipeline(treeTar(path.join(dir, top), { whiteouts: false, prefix: top }), extract);
+      assert.ok(Date.now() - started < 2000, `${top}: nothing blocked`);
+      assert.equal(entries[0].type, type);
+      for (const e of entries) assert.equal(e.size, 0, `${e.name}: no content`);
+      const dev = entries.find((e) => e.type === 'character-device');
+      if (dev) assert.deepEqual([dev.devmajor, dev.devminor], [1, 5]);
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

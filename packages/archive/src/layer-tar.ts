@@ -84,15 +84,30 @@ async function packTree(pack: tar.Pack, dir: string, options: TreeTarOptions, co
     }
     // The entry first: a pack already destroyed (its reader gone) fails here, before a file is opened.
     const entry = pack.entry({ ...header, type: 'file' } as tar.Header);
-    await pipeline(fs.createReadStream(abs), entry);
+    // Opened without following a link and without blocking, and checked to be the regular file that
+    // was listed: what a container swapped in meanwhile (a FIFO, a device) is never read.
+    const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    try {
+      if (!fs.fstatSync(fd).isFile()) throw new Error(`${header.name} is no longer a regular file`);
+    } catch (err) {
+      fs.closeSync(fd);
+      entry.destroy(err as Error);
+      throw err;
+    }
+    await pipeline(fs.createReadStream('', { fd }), entry);
+  };
+  /** Any entry but a directory: a link, a file, a device or a FIFO (sockets are not archived). */
+  const addOther = async (name: string, abs: string, st: fs.Stats) => {
+    const common = { uid: st.uid, gid: st.gid, mtime: st.mtime, mode: st.mode & 0o7777 };
+    if (st.isSymbolicLink()) await add({ ...common, name, type: 'symlink', linkname: fs.readlinkSync(abs) });
+    else if (st.isFile()) await addFile({ ...common, ...fileAttributes(abs), name, type: 'file', size: st.size }, abs);
+    else if (st.isCharacterDevice() || st.isBlockDevice()) await add({ ...common, name, type: st.isCharacterDevice() ? 'character-device' : 'block-device', ...deviceNumbers(st.rdev) });
+    else if (st.isFIFO()) await add({ ...common, name, type: 'fifo' });
   };
 
   const top = fs.lstatSync(dir);
   if (!top.isDirectory()) {
-    const name = options.prefix ?? path.basename(dir);
-    const common = { uid: top.uid, gid: top.gid, mtime: top.mtime, mode: top.mode & 0o7777 };
-    if (top.isSymbolicLink()) await add({ ...common, name, type: 'symlink', linkname: fs.readlinkSync(dir) });
-    else await addFile({ ...common, ...fileAttributes(dir), name, type: 'file', size: top.size }, dir);
+    await addOther(options.prefix ?? path.basename(dir), dir, top);
     return skipped;
   }
   const prefix = options.prefix ? `${options.prefix.replace(/\/$/, '')}/` : '';
@@ -114,23 +129,15 @@ async function packTree(pack: tar.Pack, dir: string, options: TreeTarOptions, co
         await add({ ...common, name: `${entryName}/`, type: 'directory' });
         if (options.whiteouts && isOpaque(abs)) await add({ name: `${entryName}/${OPAQUE_MARKER}`, type: 'file', size: 0, mode: 0o600, mtime: EPOCH, uid: 0, gid: 0 });
         await walk(childRel);
-      } else if (st.isSymbolicLink()) {
-        await add({ ...common, name: entryName, type: 'symlink', linkname: fs.readlinkSync(abs) });
-      } else if (st.isFile()) {
+      } else if (st.isFile() && st.nlink > 1) {
         const key = `${st.dev}:${st.ino}`;
-        const first = st.nlink > 1 ? seen.get(key) : undefined;
-        if (first) {
-          await add({ ...common, name: entryName, type: 'link', linkname: first });
-          continue;
+        const first = seen.get(key);
+        if (first) await add({ ...common, name: entryName, type: 'link', linkname: first });
+        else {
+          seen.set(key, entryName);
+          await addOther(entryName, abs, st);
         }
-        if (st.nlink > 1) seen.set(key, entryName);
-        await addFile({ ...common, ...fileAttributes(abs), name: entryName, type: 'file', size: st.size }, abs);
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        await add({ ...common, name: entryName, type: st.isCharacterDevice() ? 'character-device' : 'block-device', ...deviceNumbers(st.rdev) });
-      } else if (st.isFIFO()) {
-        await add({ ...common, name: entryName, type: 'fifo' });
-      }
-      // sockets are not archived
+      } else await addOther(entryName, abs, st);
     }
   };
   await walk('');

@@ -4,7 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { RootDir } from './root-dir';
+import { removeTree, RootDir } from './root-dir';
 
 /** A root and, beside it, a host directory that links in the root aim at. */
 function scene(): { root: string; host: string; done: () => void } {
@@ -105,6 +105,35 @@ test('a directory swapped for a link to the host in a tight loop never lets a wr
     await ended;
     assert.ok(written > 0, 'some writes landed while d was a directory');
     assert.deepEqual(fs.readdirSync(host), ['secret'], 'no write reached the host');
+  } finally {
+    done();
+  }
+});
+
+test('removeTree takes away a tree far deeper than PATH_MAX (5,000 levels), which fs.rm cannot', async () => {
+  const { root, done } = scene();
+  try {
+    const tree = path.join(root, 'deep');
+    // Made one level at a time from the last one's descriptor, as a container's `mkdir a; cd a` loop would.
+    execFileSync('python3', ['-c', `import os\nfd=os.open(${JSON.stringify(root)},os.O_RDONLY)\nos.mkdir('deep',dir_fd=fd)\nfd=os.open('deep',os.O_RDONLY,dir_fd=fd)\nfor i in range(5000):\n  os.mkdir('a',dir_fd=fd)\n  fd=os.open('a',os.O_RDONLY,dir_fd=fd)\nopen(os.open('f',os.O_CREAT|os.O_WRONLY,0o644,dir_fd=fd),'w').write('x')`]);
+    await assert.rejects(fs.promises.rm(tree, { recursive: true, force: true }), 'fs.rm gives up on it');
+    removeTree(tree);
+    assert.deepEqual(fs.readdirSync(root), []);
+  } finally {
+    done();
+  }
+});
+
+test('a name longer than the buffer is refused whole, never cut to a shorter name', () => {
+  const { root, done } = scene();
+  try {
+    RootDir.with(root, (r) => {
+      const prefix = 'a'.repeat(4094);
+      // 4,094 bytes and a 3-byte character: copied into a 4,096-byte buffer it would come out as the prefix.
+      assert.throws(() => r.mkdir(`${prefix}€`, 0o755), (err: NodeJS.ErrnoException) => err.code === 'ENAMETOOLONG');
+      assert.throws(() => r.utimes('x', new Date(NaN), new Date(0)), /finite times/);
+    });
+    assert.deepEqual(fs.readdirSync(root), []);
   } finally {
     done();
   }

@@ -14,7 +14,8 @@ export function makeWhiteouts(layer: RootDir, rels: string[]): void {
 
 /** Marks directories of the layer opaque for overlayfs. */
 export function markOpaque(layer: RootDir, rels: string[]): void {
-  for (const rel of rels) if (layer.stat(rel)?.isDirectory()) layer.setxattr(rel, OPAQUE_XATTR, Buffer.from('y'));
+  // '' is the layer's top: every layer below is hidden (a layer that replaces all).
+  for (const rel of rels) if (rel === '' || layer.stat(rel)?.isDirectory()) layer.setxattr(rel, OPAQUE_XATTR, Buffer.from('y'));
 }
 
 /** Whether a directory of a layer (a trusted host path) is opaque. */
