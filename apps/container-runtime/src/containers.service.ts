@@ -14,6 +14,7 @@ import { removeTree, removeTreeSoon } from '@stevedore/archive';
 import { callUnary, CONFIG, createServiceClient, LOGGER, privateDatabase, privateDir } from '@stevedore/service-kit';
 import { cgroupFacts, chooseOciRuntime, enableIpv4Forwarding, ipv4Forwarding, type CgroupFacts, type OciRuntime } from './host-facts';
 import { createWarnings } from './create-warnings';
+import { loadSeccompProfile } from './seccomp';
 import { buildSpec, hostCapabilities, makeWorkingDir, resolveUser } from './oci-spec';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs';
 import { changes, withRootfs, type Change } from './container-fs';
@@ -113,6 +114,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   private readonly waiters = new Map<string, Array<(code: number) => void>>();
   /** Copies in or out of containers in progress, by container; `frozen`: the container is frozen while they last (it was running). */
   private readonly copies = new Map<string, { count: number; frozen: boolean }>();
+  /** Docker's default seccomp profile (read at start-up: without it the runtime does not start). */
+  private readonly seccomp = loadSeccompProfile();
   /** Containers being started: no copy begins meanwhile (see start). */
   private readonly starting = new Set<string>();
   /** Changes of a container's freezer (pause, unpause, a copy's freeze and thaw), one at a time per container. */
@@ -406,7 +409,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       const etc = this.writeEtcFiles(row, config, hostConfig, ipAddress, links);
       // The links' variables first: the container's own environment wins.
       const withLinks = { ...config, Env: [...links.flatMap((l) => l.env), ...(config.Env ?? [])] };
-      const spec = buildSpec({ id: row.id, rootfs, config: withLinks, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes, netnsPath });
+      const spec = buildSpec({ id: row.id, rootfs, config: withLinks, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes, netnsPath, seccomp: this.seccomp });
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       fs.rmSync(state, { recursive: true, force: true });
       privateDir(state);

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { relInRoot, RootDir } from '@stevedore/archive';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
 import { refused, StevedoreError } from '@stevedore/errors';
+import { seccompFor, type SeccompProfile } from './seccomp';
 
 export const DEFAULT_CAPABILITIES = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
@@ -28,7 +29,7 @@ export function hostCapabilities(): string[] {
   return CAP_NAMES.filter((_, i) => (bnd >> BigInt(i)) & 1n).map((n) => `CAP_${n}`);
 }
 
-const MASKED = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'];
+const MASKED = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap'];
 const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 /** Docker's default device rules: deny all, then the usual character devices. */
@@ -141,6 +142,8 @@ export interface SpecInput {
   volumes?: Array<{ path: string; hostPath: string; rw: boolean }>;
   /** A network namespace made beforehand (the bridge), joined instead of a new one. */
   netnsPath?: string;
+  /** Docker's default seccomp profile, applied unless the container is privileged. */
+  seccomp: SeccompProfile;
 }
 
 /** Docker's default environment, with the container's own on top. */
@@ -210,7 +213,7 @@ export function buildSpec(input: SpecInput): object {
         ...(Object.keys(memoryLimits).length ? { memory: memoryLimits } : {}),
         ...(cpuShares > 0 || cpuset ? { cpu: { ...(cpuShares > 0 ? { shares: cpuShares } : {}), ...(cpuset ? { cpus: cpuset } : {}) } } : {}),
       },
-      ...(privileged ? {} : { maskedPaths: MASKED, readonlyPaths: READONLY }),
+      ...(privileged ? {} : { maskedPaths: MASKED, readonlyPaths: READONLY, seccomp: seccompFor(input.seccomp, caps) }),
     },
   };
 }
