@@ -33,6 +33,14 @@ export interface StevedoreConfig {
   debug: boolean;
   /** TLS for TCP API listeners. */
   apiTls: TlsFiles;
+  /**
+   * TLS without client certificates on TCP listeners: anyone who reaches the
+   * port drives the engine, root's powers. Refused unless this is set, and
+   * warned about at every start when it is.
+   */
+  apiTlsUnsafeNoClientCerts: boolean;
+  /** How long a client may take to send a request's headers; a body (an upload) is bounded by size, never by time. */
+  apiHeadersTimeoutMs: number;
   /** Mutual TLS between services over TCP. */
   grpcTls: TlsFiles;
   events: { maxCount: number; maxAgeSeconds: number };
@@ -106,6 +114,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
     logLevel: env.STEVEDORE_LOG_LEVEL || 'info',
     debug: truthy(env.STEVEDORE_DEBUG),
     apiTls: { cert: env.STEVEDORE_TLS_CERT, key: env.STEVEDORE_TLS_KEY, ca: env.STEVEDORE_TLS_CACERT },
+    apiTlsUnsafeNoClientCerts: truthy(env.STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS),
+    apiHeadersTimeoutMs: positiveInt(env, 'STEVEDORE_API_HEADERS_TIMEOUT', 60_000),
     grpcTls: { cert: env.STEVEDORE_GRPC_TLS_CERT, key: env.STEVEDORE_GRPC_TLS_KEY, ca: env.STEVEDORE_GRPC_TLS_CACERT },
     events: {
       maxCount: positiveInt(env, 'STEVEDORE_EVENTS_MAX_COUNT', 100_000),
@@ -140,6 +150,8 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
   };
   if (config.debug) env.STEVEDORE_DEBUG = '1';
   if (config.apiCors) env.STEVEDORE_API_CORS = '1';
+  if (config.apiTlsUnsafeNoClientCerts) env.STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS = '1';
+  env.STEVEDORE_API_HEADERS_TIMEOUT = String(config.apiHeadersTimeoutMs);
   for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);
   const tls: Array<[string, string | undefined]> = [
     ['STEVEDORE_TLS_CERT', config.apiTls.cert],

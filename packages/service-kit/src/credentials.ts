@@ -1,5 +1,6 @@
-// Transport security between services: unix sockets on one host, TCP with
-// mutual TLS across hosts. Plain TCP is allowed only on loopback.
+// Transport security between services: unix sockets (0600) on one host, TCP
+// only with mutual TLS, loopback included: any local user can reach a
+// loopback port, and a service's calls are root's powers.
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { TlsFiles } from '@stevedore/config';
@@ -8,22 +9,17 @@ export function isUnixAddress(address: string): boolean {
   return address.startsWith('unix:');
 }
 
-function isLoopback(address: string): boolean {
-  const host = address.replace(/^dns:\/*/, '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
-
 function requireTls(address: string, tls: TlsFiles): Required<TlsFiles> {
   if (!tls.cert || !tls.key || !tls.ca) {
     throw new Error(
-      `gRPC address ${address} is TCP beyond loopback: set STEVEDORE_GRPC_TLS_CERT, STEVEDORE_GRPC_TLS_KEY and STEVEDORE_GRPC_TLS_CACERT for mutual TLS`,
+      `gRPC address ${address} is TCP: set STEVEDORE_GRPC_TLS_CERT, STEVEDORE_GRPC_TLS_KEY and STEVEDORE_GRPC_TLS_CACERT for mutual TLS (plain TCP is refused, loopback included)`,
     );
   }
   return tls as Required<TlsFiles>;
 }
 
 export function serverCredentials(address: string, tls: TlsFiles): grpc.ServerCredentials {
-  if (isUnixAddress(address) || (isLoopback(address) && !tls.cert)) return grpc.ServerCredentials.createInsecure();
+  if (isUnixAddress(address)) return grpc.ServerCredentials.createInsecure();
   const t = requireTls(address, tls);
   return grpc.ServerCredentials.createSsl(
     fs.readFileSync(t.ca),
@@ -33,7 +29,7 @@ export function serverCredentials(address: string, tls: TlsFiles): grpc.ServerCr
 }
 
 export function channelCredentials(address: string, tls: TlsFiles): grpc.ChannelCredentials {
-  if (isUnixAddress(address) || (isLoopback(address) && !tls.cert)) return grpc.credentials.createInsecure();
+  if (isUnixAddress(address)) return grpc.credentials.createInsecure();
   const t = requireTls(address, tls);
   return grpc.credentials.createSsl(fs.readFileSync(t.ca), fs.readFileSync(t.key), fs.readFileSync(t.cert));
 }

@@ -41,7 +41,16 @@ export class HttpFront implements OnApplicationShutdown {
   }
 
   private createServer(tls: boolean): http.Server {
-    const options: http.ServerOptions = { keepAliveTimeout: 30_000 };
+    // Node cuts a request after requestTimeout (five minutes by default), body
+    // included: a `docker load` of a large image or a large build context would
+    // end there. Only the headers are timed; uploads are bounded by size.
+    const headersTimeout = this.config.apiHeadersTimeoutMs;
+    const options: http.ServerOptions = {
+      keepAliveTimeout: 30_000,
+      requestTimeout: 0,
+      headersTimeout,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeout / 4))),
+    };
     let server: http.Server;
     if (tls) {
       const { cert, key, ca } = this.config.apiTls;
@@ -59,8 +68,8 @@ export class HttpFront implements OnApplicationShutdown {
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       // Malformed requests and oversized headers: answer 4xx, keep serving.
       if (!socket.writable) return socket.destroy();
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-      const body = `${status === 431 ? 'Request header too large' : 'Malformed HTTP request'}\n`;
+      const [status, text] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request header too large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request headers not received in time'] : [400, 'Malformed HTTP request'];
+      const body = `${text}\n`;
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
     });
     this.servers.push(server);
@@ -84,7 +93,14 @@ export class HttpFront implements OnApplicationShutdown {
     const m = /^tcp:\/\/([^:]*|\[[^\]]+\]):(\d+)$/.exec(host);
     if (!m) throw new Error(`STEVEDORE_HOST entry ${host} is neither unix:///path nor tcp://host:port`);
     if (!this.config.apiTls.cert || !this.config.apiTls.key) {
-      throw new Error(`Refusing to listen on ${host} without TLS: set STEVEDORE_TLS_CERT and STEVEDORE_TLS_KEY (and STEVEDORE_TLS_CACERT to require client certificates)`);
+      throw new Error(`Refusing to listen on ${host} without TLS: set STEVEDORE_TLS_CERT, STEVEDORE_TLS_KEY and STEVEDORE_TLS_CACERT (the CA of the client certificates)`);
+    }
+    // Docker's --tlsverify: without a CA to verify clients, whoever reaches the port is root on this host.
+    if (!this.config.apiTls.ca) {
+      if (!this.config.apiTlsUnsafeNoClientCerts) {
+        throw new Error(`Refusing to listen on ${host} without client certificates: set STEVEDORE_TLS_CACERT (or, knowing that anyone who reaches the port then drives the engine, STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS=1)`);
+      }
+      this.log.warn({ host }, 'UNSAFE: TLS without client certificates (STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS): anyone who reaches this port drives the engine as root');
     }
     const server = this.createServer(true);
     const hostname = m[1].replace(/^\[|\]$/g, '') || '0.0.0.0';
