@@ -33,7 +33,8 @@ export interface BuildOptions {
   rm: boolean;
   forcerm: boolean;
   tag: string;
-  registryConfig: Record<string, images.AuthConfig>;
+  /** The reference of this build's registry credentials in the image store ('' for none). */
+  heldCredentials: string;
   requestId: string;
 }
 
@@ -310,11 +311,8 @@ export class Builder {
   /** FROM of an image that is not here: pulled with the build's credentials for its registry, its progress in the output. */
   private async pull(name: string): Promise<void> {
     const { repo, tag } = splitImageName(name);
-    const host = repo.includes('/') && /[.:]|^localhost$/.test(repo.split('/')[0]) ? repo.split('/')[0] : 'index.docker.io';
-    const configs = this.o.registryConfig;
-    const key = Object.keys(configs).find((k) => k === host || k.replace(/^https?:\/\//, '').split('/')[0] === host) ?? (configs[''] ? '' : undefined);
     // FROM without a tag means `latest` (a pull without one would take every tag).
-    const call = this.s.store.pull({ image: repo, tag: tag || 'latest', auth: key === undefined ? undefined : configs[key], oneAtATime: false }, callOptions(this.o.requestId).metadata);
+    const call = this.s.store.pull({ image: repo, tag: tag || 'latest', auth: undefined, heldCredentials: this.o.heldCredentials, oneAtATime: false }, callOptions(this.o.requestId).metadata);
     for await (const p of call as AsyncIterable<images.Progress>) {
       if (p.error) throw refused(p.error);
       await this.s.output({ kind: 'raw', text: jsonMessage({ status: p.status, id: p.id || undefined, current: p.current || undefined, total: p.total || undefined, start: p.start || undefined, perLayer: p.perLayer }).trimEnd() });

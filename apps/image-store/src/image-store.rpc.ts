@@ -20,6 +20,7 @@ import { notFound, refused } from '@stevedore/errors';
 import { ImageService, type ProgressSink } from './images.service';
 import { checkLogin } from './registry/login';
 import { parseRegistryAddress } from './registry/registry-address';
+import { HeldCredentials } from './registry/held-credentials';
 
 /** Credentials from an AuthConfig (username/password, or the `auth` field's user:password). */
 function credentials(auth: images.AuthConfig | undefined): Credentials | undefined {
@@ -43,6 +44,8 @@ export class ImageStoreRpc {
   private readonly insecure = (process.env.STEVEDORE_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean);
   /** Pulls in progress, by repository:tag (a second one waits for the first). */
   private readonly pulling = new Map<string, Promise<unknown>>();
+  /** Builds' registry credentials, in memory only. */
+  private readonly heldCredentials = new HeldCredentials();
   /** Repositories being pushed (one push of a repository at a time). */
   private readonly pushing = new Set<string>();
   private readonly blobs: BlobStore;
@@ -100,13 +103,22 @@ export class ImageStoreRpc {
       save: serverStream<images.SaveRequest, images.DataChunk>(log, 'Save', async (req, call, ctx) => {
         await this.archive.save(req.names, messageWriter(call, (data) => ({ data })), ctx.signal);
       }),
+      holdCredentials: unary<images.HeldCredentials, images.CredentialsHeld>(log, 'HoldCredentials', async (req) => {
+        this.heldCredentials.hold(req.ref, req.configs);
+        return {};
+      }),
+      releaseCredentials: unary<images.CredentialsRef, images.CredentialsHeld>(log, 'ReleaseCredentials', async (req) => {
+        this.heldCredentials.release(req.ref);
+        return {};
+      }),
       pull: serverStream<images.PullRequest, images.Progress>(log, 'Pull', async (req, call, ctx) => {
         let { repo, tag } = { repo: normalizeRepository(req.image), tag: req.tag as string | undefined };
         if (!tag) ({ repo, tag } = splitReference(req.image));
         validateRepository(repo);
         if (tag) this.images.checkTarget(repo, tag);
         const remote = remoteRepository(repo, this.insecure);
-        const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), repositoryScope(remote.path, 'pull'));
+        const auth = req.heldCredentials ? this.heldCredentials.forRepository(req.heldCredentials, repo) : req.auth;
+        const session = new RegistrySession(remote.address, remote.path, credentials(auth), repositoryScope(remote.path, 'pull'));
         const progress: ProgressSink = (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal);
         // As Docker 1.0: a second pull of what is being pulled waits for the first, and says so.
         const key = `${repo}:${tag ?? ''}`;

@@ -23,8 +23,12 @@ export interface BuildJob {
   nocache: boolean;
   rm: boolean;
   forcerm: boolean;
-  /** `X-Registry-Config`, decoded: credentials by registry ('' for any), for FROM's pulls. */
-  registryConfig: Record<string, images.AuthConfig>;
+  /**
+   * FROM's pulls use the credentials the API edge holds in the image store
+   * under this reference (`X-Registry-Config`; '' when there are none): a
+   * job lives in Redis, and credentials never do.
+   */
+  heldCredentials: string;
   requestId: string;
 }
 

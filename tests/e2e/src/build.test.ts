@@ -5,7 +5,7 @@
 // sharing four builds, a context over the limit.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -224,7 +224,9 @@ describe('docker build', () => {
   });
 
   test('FROM pulls a missing image with the credentials the CLI sends (X-Registry-Config); remote= and ADD of a URL fetch over HTTP', async () => {
-    const registry = await startRegistry({ username: 'bob', password: 'b0b' });
+    // A password no other byte of the test has: searched for afterwards wherever Stevedore keeps anything.
+    const password = `pw-${crypto.randomBytes(12).toString('hex')}`;
+    const registry = await startRegistry({ username: 'bob', password });
     const server = http.createServer((req, res) => {
       if (req.url === '/Dockerfile') res.end('FROM busybox\nADD http://127.0.0.1:' + (server.address() as AddressInfo).port + '/files/payload.txt /fetched/\nRUN cat /fetched/payload.txt\n');
       else if (req.url === '/files/payload.txt') res.end('fetched over http\n');
@@ -234,7 +236,7 @@ describe('docker build', () => {
     try {
       const image = `${registry.address}/crew/base`;
       assert.equal((await stack.docker(['tag', 'busybox', image])).code, 0);
-      assert.equal((await stack.docker(['login', registry.address, '-u', 'bob', '--password-stdin'], { input: 'b0b\n' })).code, 0);
+      assert.equal((await stack.docker(['login', registry.address, '-u', 'bob', '--password-stdin'], { input: `${password}\n` })).code, 0);
       assert.equal((await stack.docker(['push', image])).code, 0);
       assert.equal((await stack.docker(['rmi', image])).code, 0);
       const pulled = await stack.docker(['build', '-t', 'crew/from-registry', context({ Dockerfile: `FROM ${image}\nRUN echo on-top\n` })], { timeoutMs: 120_000 });
@@ -247,7 +249,7 @@ describe('docker build', () => {
       assert.notEqual(refused.code, 0, 'without credentials the pull is refused');
 
       // Gate G5: before v1.9 the build's X-Registry-Auth is FROM's credentials; from v1.9 it is ignored.
-      const auth = Buffer.from(JSON.stringify({ username: 'bob', password: 'b0b', serveraddress: registry.address })).toString('base64');
+      const auth = Buffer.from(JSON.stringify({ username: 'bob', password, serveraddress: registry.address })).toString('base64');
       const fromPrivate = contextTar({ Dockerfile: `FROM ${image}\n` });
       const v18 = await stack.request('POST', '/v1.8/build', { body: fromPrivate, headers: { 'X-Registry-Auth': auth } });
       assert.match(v18.text, /Successfully built/, v18.text);
@@ -263,6 +265,21 @@ describe('docker build', () => {
       assert.match(remote.text, /Successfully built/);
       const mode = await stack.docker(['run', '--rm', 'crew/remote', 'stat', '-c', '%a', '/fetched/payload.txt']);
       assert.equal(mode.stdout, '600\n', 'a downloaded file keeps mode 0600, as Docker 1.0 left it');
+
+      // The credentials of those builds were held in memory only: not a byte of the password in
+      // the data root (the CLI's own config aside), in any Redis key, or in Redis's append-only file.
+      await sleep(1500); // the append-only file is written every second
+      const found = spawnSync('grep', ['-r', '-a', '-l', '--exclude-dir=docker-cli', password, stack.root], { encoding: 'utf8' });
+      assert.equal(found.stdout, '', `files holding the password: ${found.stdout}`);
+      assert.equal(found.status, 1, 'grep read the data root and found nothing');
+      const keys = redisCli(stack, '--scan', '--pattern', '*').split('\n').filter(Boolean);
+      assert.ok(keys.length > 0);
+      for (const key of keys) {
+        const type = redisCli(stack, 'TYPE', key).trim();
+        const read = { string: ['GET', key], hash: ['HGETALL', key], list: ['LRANGE', key, '0', '-1'], set: ['SMEMBERS', key], zset: ['ZRANGE', key, '0', '-1'], stream: ['XRANGE', key, '-', '+'] }[type];
+        if (read) assert.ok(!redisCli(stack, ...read).includes(password), `Redis key ${key} holds the password`);
+      }
+      assert.ok(fs.readdirSync(path.join(stack.root, 'redis')).length > 0, 'the append-only file is there to search');
     } finally {
       server.close();
       await registry.stop();

@@ -13,7 +13,7 @@ import type { images } from '@stevedore/contracts';
 import { appendOutput, BuildKeys, buildQueue, cancelBuild, ContextSink, deleteContextStream, queueConnection, readOutput, type BuildJob, type OutputEntry } from '@stevedore/builds';
 import { jsonMessage, textMessage, type ProgressMessage } from '@stevedore/docker-api';
 import { BlockingConnections, connectRedis, type Redis } from '@stevedore/redis';
-import { callOptions, CONFIG, gatherChunks } from '@stevedore/service-kit';
+import { callOptions, callUnary, CONFIG, gatherChunks } from '@stevedore/service-kit';
 import { asStevedoreError, StevedoreError } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
@@ -139,10 +139,18 @@ export class BuildHandlers implements OnApplicationShutdown {
       nocache: req.bool('nocache'),
       rm,
       forcerm,
-      registryConfig: registryConfig(req),
+      heldCredentials: '',
       requestId: req.requestId,
     };
     const { buildId } = job;
+    // The credentials stay in the image store's memory for the build, never in the job (Redis).
+    const configs = registryConfig(req);
+    if (Object.keys(configs).length > 0) {
+      await callUnary(this.backends.images, this.backends.images.holdCredentials, { ref: buildId, configs }, req.requestId).catch((err) => {
+        throw backendError(err, 'image-store');
+      });
+      job.heldCredentials = buildId;
+    }
     const json = req.atLeast('1.8');
     // Queued before the context is in: the worker that takes the job reads the context as it arrives.
     await this.queue.add('build', job, { jobId: buildId, removeOnComplete: true, removeOnFail: true });
@@ -171,6 +179,7 @@ export class BuildHandlers implements OnApplicationShutdown {
       }
       throw err;
     } finally {
+      if (job.heldCredentials) this.backends.images.releaseCredentials({ ref: buildId }, callOptions(req.requestId).metadata, () => undefined);
       // The worker deletes the context when it is done; a worker that died cannot, the edge that stored it can.
       if (!remote) void deleteContextStream(this.redis, this.keys, buildId).catch(() => undefined);
       if (contextBlob) this.backends.images.deleteBlob({ id: contextBlob }, callOptions(req.requestId).metadata, () => undefined);

@@ -151,7 +151,7 @@ export class ImagesHandlers {
     if (fromImage) {
       const { metadata, options } = callOptions(req.requestId);
       // Without a tag, every tag of the repository: side by side above v1.3, one after another before (gate G2).
-      const stream = this.store.pull({ image: fromImage, tag: req.string('tag'), auth: registryAuth(req), oneAtATime: !req.above('1.3') }, metadata, options);
+      const stream = this.store.pull({ image: fromImage, tag: req.string('tag'), auth: registryAuth(req), oneAtATime: !req.above('1.3'), heldCredentials: '' }, metadata, options);
       req.raw.resume();
       return streamProgress(req, res, stream, SERVICE);
     }
