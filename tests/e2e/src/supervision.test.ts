@@ -16,6 +16,47 @@ describe('supervision', () => {
   });
   after(() => stopStack(stack, { allowRestarts: true }));
 
+  test('one stack per data root: up on a live root exits 2 naming its PIDs; after a SIGKILL of the supervisor, up stops what it left and starts one stack', async () => {
+    const own = await startStackWithBusybox();
+    /** The live processes whose environment (or command line) names this stack's root. */
+    const ofRoot = () =>
+      fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid).filter((e) => {
+        try {
+          // (redis-server writes its title over its environment: its socket path names the root.)
+          return fs.readFileSync(`/proc/${e}/environ`, 'latin1').split('\0').includes(`STEVEDORE_ROOT=${own.root}`) || fs.readFileSync(`/proc/${e}/cmdline`, 'latin1').includes(`${own.root}/run/`);
+        } catch {
+          return false;
+        }
+      }).map(Number);
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      const again = await own.stevedore(['up']);
+      assert.equal(again.code, 2, again.stderr);
+      assert.match(again.stderr, /a stack is already running on .* \(PIDs: supervisor \d+, .*api-edge \d+/);
+      const first = own.state();
+      const children = first.processes.map((p) => p.pid).filter((p): p is number => Boolean(p));
+      process.kill(first.supervisorPid, 'SIGKILL');
+      await sleep(300);
+      assert.ok(children.every(alive), 'the killed supervisor\'s children still run');
+      const up = await own.stevedore(['up']);
+      assert.equal(up.code, 0, up.stderr);
+      assert.match(up.stderr, /stopping what it left running/);
+      for (const pid of children) assert.ok(!alive(pid), `${pid} of the first stack is gone`);
+      const second = own.state();
+      assert.deepEqual(new Set(ofRoot()), new Set([second.supervisorPid, ...second.processes.map((p) => p.pid)]), 'one stack: only the new supervisor and its processes');
+      assert.equal((await own.docker(['ps'])).code, 0);
+    } finally {
+      await stopStack(own, { allowRestarts: true });
+    }
+  });
+
   test('an attach whose service goes away after the takeover ends with Docker 1.0\'s `Error attaching: …` line', async () => {
     const id = (await stack.docker(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim();
     const sock = net.connect(stack.socket);

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { configToEnv, loadConfig, type StevedoreConfig } from '@stevedore/config';
 import { secureDataRoot } from '@stevedore/service-kit';
-import { launcherFiles, openLog, pidAlive, REPO_ROOT, type StackState } from './layout';
+import { launcherFiles, openLog, pidAlive, REPO_ROOT, stackProcess, type StackState } from './layout';
 
 const USAGE = `usage: stevedore <up|down|status|test> [options]
 
@@ -73,10 +73,45 @@ function readState(config: StevedoreConfig): StackState | undefined {
 function supervisorPid(config: StevedoreConfig): number | undefined {
   try {
     const pid = Number(fs.readFileSync(launcherFiles(config).pid, 'utf8').trim());
-    return pidAlive(pid) ? pid : undefined;
+    return stackProcess(pid, config.root) ? pid : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The processes of this root's stack still alive (a supervisor killed outright leaves its children running). */
+function liveProcesses(config: StevedoreConfig): Array<{ name: string; pid: number }> {
+  return (readState(config)?.processes ?? []).filter((p) => stackProcess(p.pid, config.root)).map((p) => ({ name: p.name, pid: p.pid! }));
+}
+
+/**
+ * One `up` at a time on a root: a lock file made exclusively, holding this
+ * launcher's PID. A lock whose launcher is gone is taken over.
+ */
+function takeUpLock(config: StevedoreConfig): () => void {
+  const file = launcherFiles(config).upLock;
+  for (let tries = 0; ; tries++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return () => fs.rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 0) throw err;
+    }
+    const holder = Number(fs.readFileSync(file, 'utf8').trim());
+    if (pidAlive(holder) && holder !== process.pid) {
+      process.stderr.write(`stevedore: another \`stevedore up\` (PID ${holder}) is starting the stack on ${config.root}\n`);
+      process.exit(2);
+    }
+    fs.rmSync(file, { force: true });
+  }
+}
+
+/** Stops what a killed supervisor left running: SIGTERM, then SIGKILL after 10 s. */
+async function stopOrphans(orphans: Array<{ name: string; pid: number }>): Promise<void> {
+  for (const o of orphans) process.kill(o.pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (orphans.some((o) => pidAlive(o.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const o of orphans) if (pidAlive(o.pid)) process.kill(o.pid, 'SIGKILL');
 }
 
 function gitCommit(): string {
@@ -101,11 +136,19 @@ async function up(config: StevedoreConfig, env: NodeJS.ProcessEnv, timeoutS: num
   process.umask(0o077);
   // The root private, and tightened if an older version made it (or anything below) wider.
   secureDataRoot(config, ['run', 'logs']);
-  if (supervisorPid(config)) {
-    const state = readState(config);
-    process.stderr.write(`Stevedore is already running with data root ${config.root}\n`);
-    process.stdout.write(`DOCKER_HOST=${state?.dockerHost ?? config.hosts[0]}\n`);
-    return;
+  const unlock = takeUpLock(config);
+  process.on('exit', unlock);
+  // One stack per data root: a second would share its databases, sockets and containers.
+  const running = supervisorPid(config);
+  if (running) {
+    const pids = [`supervisor ${running}`, ...liveProcesses(config).map((p) => `${p.name} ${p.pid}`)];
+    process.stderr.write(`stevedore: a stack is already running on ${config.root} (PIDs: ${pids.join(', ')}); \`stevedore down\` stops it\n`);
+    process.exit(2);
+  }
+  const orphans = liveProcesses(config);
+  if (orphans.length) {
+    process.stderr.write(`stevedore: the previous supervisor is gone; stopping what it left running (${orphans.map((p) => `${p.name} ${p.pid}`).join(', ')})\n`);
+    await stopOrphans(orphans);
   }
   fs.rmSync(files.state, { force: true });
   const childEnv: NodeJS.ProcessEnv = {
@@ -159,8 +202,8 @@ async function down(config: StevedoreConfig): Promise<void> {
     while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
   }
-  // Children of a supervisor that was killed outright.
-  for (const p of state?.processes ?? []) if (p.pid && pidAlive(p.pid)) process.kill(p.pid, 'SIGKILL');
+  // Children of a supervisor that was killed outright (only ours: their PIDs may have been given to others since).
+  for (const p of state?.processes ?? []) if (stackProcess(p.pid, config.root)) process.kill(p.pid!, 'SIGKILL');
   const files = launcherFiles(config);
   fs.rmSync(files.state, { force: true });
   fs.rmSync(files.pid, { force: true });

@@ -9,6 +9,8 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export function launcherFiles(config: StevedoreConfig) {
   return {
     pid: path.join(config.runDir, 'supervisor.pid'),
+    /** Held (O_EXCL, with the launcher's PID) while `up` starts a stack on this root. */
+    upLock: path.join(config.runDir, 'up.lock'),
     state: path.join(config.runDir, 'state.json'),
     supervisorLog: path.join(config.logDir, 'supervisor.log'),
     redisDir: path.join(config.root, 'redis'),
@@ -53,6 +55,24 @@ export interface StackState {
   dockerHost: string;
   processes: ProcessState[];
   updatedAt: string;
+}
+
+/**
+ * Whether `pid` is a live process of the stack on `root`: its environment
+ * names the root (every process the supervisor starts inherits it), or its
+ * command line a path in the root's run directory, so a
+ * PID that a dead stack left in a file and the kernel gave to another
+ * process since is not taken for one of ours.
+ */
+export function stackProcess(pid: number | null | undefined, root: string): boolean {
+  if (!pidAlive(pid)) return false;
+  try {
+    if (fs.readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`STEVEDORE_ROOT=${root}`)) return true;
+    // redis-server writes its title over its environment; the title names its socket in <root>/run.
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(`${path.join(root, 'run')}/`);
+  } catch {
+    return false;
+  }
 }
 
 export function pidAlive(pid: number | null | undefined): boolean {
