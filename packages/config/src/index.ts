@@ -83,6 +83,28 @@ function truthy(v: string | undefined): boolean {
   return v !== undefined && !['', '0', 'false', 'no', 'off'].includes(v.trim().toLowerCase());
 }
 
+/**
+ * Whoever can write to the shared Redis can queue builds and forge events,
+ * so a Redis reached over TCP must ask for a password, and off this host
+ * the connection must be TLS (rediss://; a private CA is given to Node with
+ * NODE_EXTRA_CA_CERTS). A unix socket is guarded by its file mode.
+ */
+export function checkRedisUrl(url: string): string {
+  if (url.startsWith('unix://')) return url;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`REDIS_URL must be unix:///path, redis:// or rediss://, not ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error(`REDIS_URL must be unix:///path, redis:// or rediss://, not ${parsed.protocol}`);
+  if (!parsed.password) throw new Error('REDIS_URL reaches Redis over TCP without a password: give one (redis://:PASSWORD@host:port) and set requirepass on the server');
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (!loopback && parsed.protocol !== 'rediss:') throw new Error(`REDIS_URL reaches ${host}, off this host, without TLS: use rediss://`);
+  return url;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfig {
   const root = path.resolve(env.STEVEDORE_ROOT || DEFAULT_ROOT);
   const runDir = path.join(root, 'run');
@@ -108,7 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
   return {
     root,
     hosts,
-    redisUrl: env.REDIS_URL || `unix://${path.join(runDir, 'redis.sock')}`,
+    redisUrl: checkRedisUrl(env.REDIS_URL || `unix://${path.join(runDir, 'redis.sock')}`),
     redisPrefix: env.STEVEDORE_REDIS_PREFIX || 'stevedore:',
     runtime,
     logLevel: env.STEVEDORE_LOG_LEVEL || 'info',

@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
-import { shortTempDir, sleep, startStack, stopStack, type Stack } from './harness';
+import { freePort, REPO, runCommand, shortTempDir, sleep, startStack, startStackWithBusybox, stopStack, type Stack } from './harness';
 
 function eventsOf(stack: Stack, query: string): Promise<any[]> {
   return new Promise((resolve, reject) => {
@@ -79,6 +79,55 @@ describe('an external Redis (REDIS_URL)', () => {
       assert.deepEqual(replay.map((e) => e.status), ['die']);
     } finally {
       await stopStack(stack);
+    }
+  });
+});
+
+describe("the multi-host shape's Redis (infra/redis.conf): TLS and a password", () => {
+  let dir: string;
+  let server: ChildProcess;
+  let port: number;
+
+  before(async () => {
+    dir = shortTempDir('redistls-');
+    assert.equal((await runCommand('bash', [path.join(REPO, 'infra', 'gen-certs.sh'), dir])).code, 0);
+    port = await freePort();
+    // infra/redis.conf as shipped; only the paths and the port are this test's.
+    server = spawn('redis-server', [path.join(REPO, 'infra', 'redis.conf'), '--tls-port', String(port), '--tls-cert-file', path.join(dir, 'redis.pem'), '--tls-key-file', path.join(dir, 'redis-key.pem'), '--tls-ca-cert-file', path.join(dir, 'ca.pem'), '--requirepass', 'marker-pw-5dd1', '--dir', dir, '--appendonly', 'no'], { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      if ((await runCommand('redis-cli', ['--tls', '--cacert', path.join(dir, 'ca.pem'), '-p', String(port), '--no-auth-warning', '-a', 'marker-pw-5dd1', 'ping'])).stdout.includes('PONG')) break;
+      await sleep(50);
+    }
+  });
+  after(async () => {
+    server?.kill('SIGTERM');
+    await sleep(200);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the services reach it by rediss:// with the password; without either they are refused', async () => {
+    const ca = path.join(dir, 'ca.pem');
+    const plain = await runCommand('redis-cli', ['-p', String(port), 'ping']);
+    assert.ok(!plain.stdout.includes('PONG'), 'plain TCP is not served');
+    const noAuth = await runCommand('redis-cli', ['--tls', '--cacert', ca, '-p', String(port), 'ping']);
+    assert.match(noAuth.stdout + noAuth.stderr, /NOAUTH/);
+    const stack = await startStackWithBusybox({ REDIS_URL: `rediss://:marker-pw-5dd1@127.0.0.1:${port}`, NODE_EXTRA_CA_CERTS: ca, STEVEDORE_REDIS_PREFIX: 'tls:' });
+    try {
+      const ran = await stack.docker(['run', '--rm', 'busybox', 'echo', 'over-tls']);
+      assert.equal(ran.stdout.trim(), 'over-tls', ran.stderr);
+      const keys = await runCommand('redis-cli', ['--tls', '--cacert', ca, '-p', String(port), '--no-auth-warning', '-a', 'marker-pw-5dd1', '--scan', '--pattern', 'tls:*']);
+      assert.match(keys.stdout, /tls:events/, 'the stack wrote its events there');
+    } finally {
+      await stopStack(stack);
+    }
+  });
+
+  test('up refuses a TCP REDIS_URL without a password, and one off this host without TLS', async () => {
+    for (const [url, message] of [
+      [`redis://127.0.0.1:${port}`, /without a password/],
+      ['redis://:pw@192.0.2.1:6379', /off this host, without TLS: use rediss/],
+    ] as const) {
+      await assert.rejects(startStack({ REDIS_URL: url }), message);
     }
   });
 });

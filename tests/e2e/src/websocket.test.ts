@@ -2,8 +2,9 @@
 // never multiplexed; frames in are stdin; no Origin, no handshake.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import WebSocket from 'ws';
-import { type Stack, startStackWithBusybox, stopStack } from './harness';
+import { sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 describe('WebSocket attach', () => {
   let stack: Stack;
@@ -47,6 +48,66 @@ describe('WebSocket attach', () => {
       });
     assert.equal(await status(`ws+unix://${stack.socket}:/v1.12/containers/${id}/attach/ws?stream=1&stdout=1`), 403);
     assert.equal(await status(`ws+unix://${stack.socket}:/v1.12/containers/nothere/attach/ws?stream=1`, { Origin: 'http://localhost' }), 404);
+    assert.equal((await stack.docker(['rm', '-f', id])).code, 0);
+  });
+  const open = (id: string, query: string): Promise<WebSocket> =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws+unix://${stack.socket}:/v1.12/containers/${id}/attach/ws?${query}`, { origin: 'http://localhost' });
+      ws.on('open', () => resolve(ws));
+      ws.on('error', reject);
+    });
+  const rssKiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+
+  test('a message is reassembled from fragments; one over 1 MiB closes that connection with 1009, and nothing else', async () => {
+    const id = (await stack.docker(['run', '-d', '-i', 'busybox', 'sh', '-c', 'while read line; do echo "got $line"; done'])).stdout.trim();
+    const ws = await open(id, 'stream=1&stdin=1&stdout=1');
+    let text = '';
+    ws.on('message', (d) => (text += d.toString()));
+    ws.send('frag', { fin: false });
+    ws.send('mented\n', { fin: true });
+    for (let i = 0; i < 100 && !text.includes('got fragmented'); i++) await sleep(50);
+    assert.match(text, /got fragmented\n/);
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+    // Sent as fragments, so no single frame is large: the bound is on the message.
+    const piece = Buffer.alloc(256 * 1024, 'x');
+    for (let i = 0; i < 5; i++) ws.send(piece, { fin: false, binary: true });
+    ws.send('\n', { fin: true });
+    assert.equal(await closed, 1009);
+    // The container and the engine go on: a new client is served.
+    const again = await open(id, 'stream=1&stdin=1&stdout=1');
+    let more = '';
+    again.on('message', (d) => (more += d.toString()));
+    again.send('after\n');
+    for (let i = 0; i < 100 && !more.includes('got after'); i++) await sleep(50);
+    assert.match(more, /got after\n/);
+    again.close();
+    assert.equal((await stack.docker(['rm', '-f', id])).code, 0);
+  });
+
+  test('stdin to a container that does not read it waits: the client is held back, the edge does not buffer it', async () => {
+    const id = (await stack.docker(['run', '-d', '-i', 'busybox', 'sleep', '300'])).stdout.trim();
+    const ws = await open(id, 'stream=1&stdin=1&stdout=1');
+    const edge = Number(stack.process('api-edge').pid);
+    const before = rssKiB(edge);
+    const chunk = Buffer.alloc(512 * 1024, 'y');
+    // Offer 256 MiB, never more than 8 MiB queued on the client side.
+    let offered = 0;
+    const deadline = Date.now() + 20_000;
+    while (offered < 256 * 1024 * 1024 && Date.now() < deadline) {
+      if (ws.bufferedAmount > 8 * 1024 * 1024) {
+        await sleep(20);
+        continue;
+      }
+      ws.send(chunk);
+      offered += chunk.length;
+    }
+    const taken = offered - ws.bufferedAmount;
+    assert.ok(taken < 64 * 1024 * 1024, `the engine took ${taken} bytes of stdin nobody reads`);
+    const grown = rssKiB(edge) - before;
+    assert.ok(grown < 96 * 1024, `the edge grew by ${grown} KiB`);
+    const ps = await stack.docker(['ps', '-q']);
+    assert.equal(ps.code, 0, 'the engine answers meanwhile');
+    ws.terminate();
     assert.equal((await stack.docker(['rm', '-f', id])).code, 0);
   });
 });

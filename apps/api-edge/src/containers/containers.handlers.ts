@@ -11,7 +11,7 @@ import { backendError, Backends, call } from '../backends/backends';
 import { RemovalsInFlight } from '../backends/removals-in-flight';
 import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
-import { acceptKey, WebSocketPeer } from '../http/websocket';
+import { acceptWebSocket } from '../http/websocket';
 import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
 
 const SERVICE = 'container-runtime';
@@ -246,26 +246,34 @@ export class ContainersHandlers {
     const key = req.header('sec-websocket-key');
     if (!req.hijack || !key || (req.header('upgrade') ?? '').toLowerCase() !== 'websocket') return res.text(400, 'Bad Request: a WebSocket handshake was expected\n');
     if (!req.header('origin')) return res.text(403, 'Forbidden: the WebSocket handshake needs an Origin header\n');
-    const socket = req.hijack.socket;
-    res.raw.detachSocket?.(socket as never);
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`);
-    const peer = new WebSocketPeer(socket);
+    res.raw.detachSocket(req.hijack.socket as never);
+    const peer = await acceptWebSocket(req.raw, req.hijack.socket, req.hijack.head);
+    if (!peer) return;
     const { metadata, options } = callOptions(req.requestId);
     const grpcCall = this.rt.attach(metadata, options);
     grpcCall.write({ part: { $case: 'open', open: { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr') } } });
-    peer.on('message', (data: Buffer) => grpcCall.write({ part: { $case: 'stdin', stdin: data } }));
-    peer.on('close', () => grpcCall.cancel());
+    // Stdin waits while the runtime has not taken the last message.
+    peer.ws.on('message', (data: Buffer) => {
+      if (!grpcCall.write({ part: { $case: 'stdin', stdin: data } })) {
+        peer.ws.pause();
+        grpcCall.once('drain', () => peer.ws.resume());
+      }
+    });
+    peer.ws.on('close', () => grpcCall.cancel());
+    peer.ws.on('error', () => grpcCall.cancel());
     await new Promise<void>((resolve) => {
       grpcCall.on('data', (r: containers.AttachReply) => {
-        if (r.part?.$case === 'output' && !peer.send(Buffer.from(r.part.output.data))) {
+        if (r.part?.$case !== 'output') return;
+        const wait = peer.sendText(Buffer.from(r.part.output.data));
+        if (wait) {
           grpcCall.pause();
-          socket.once('drain', () => grpcCall.resume());
+          void wait.then(() => grpcCall.resume());
         }
       });
       grpcCall.on('end', resolve);
       grpcCall.on('error', () => resolve());
     });
-    peer.close();
+    if (peer.ws.readyState === peer.ws.OPEN) peer.ws.close(1000);
   };
 
   /**
