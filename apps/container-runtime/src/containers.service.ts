@@ -15,6 +15,7 @@ import { callUnary, CONFIG, createServiceClient, LOGGER, privateDatabase, privat
 import { cgroupFacts, chooseOciRuntime, enableIpv4Forwarding, ipv4Forwarding, type CgroupFacts, type OciRuntime } from './host-facts';
 import { createWarnings } from './create-warnings';
 import { loadSeccompProfile } from './seccomp';
+import { installAppArmorProfile } from './apparmor';
 import { buildSpec, hostCapabilities, makeWorkingDir, resolveUser } from './oci-spec';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs';
 import { changes, withRootfs, type Change } from './container-fs';
@@ -116,6 +117,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   private readonly copies = new Map<string, { count: number; frozen: boolean }>();
   /** Docker's default seccomp profile (read at start-up: without it the runtime does not start). */
   private readonly seccomp = loadSeccompProfile();
+  /** The AppArmor profile of containers, on a host that has AppArmor (loaded at start-up). */
+  private appArmorProfile?: string;
   /** Containers being started: no copy begins meanwhile (see start). */
   private readonly starting = new Set<string>();
   /** Changes of a container's freezer (pause, unpause, a copy's freeze and thaw), one at a time per container. */
@@ -152,6 +155,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       this.log.warn({ err }, 'emptying the removed containers\' directory failed');
     }
     privateDir(this.trash);
+    this.appArmorProfile = await installAppArmorProfile(this.config.runDir);
     this.db = new ContainerDb(privateDatabase(path.join(this.root, 'containers.db')));
     this.redis = connectRedis(this.config.redisUrl);
     this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
@@ -409,7 +413,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       const etc = this.writeEtcFiles(row, config, hostConfig, ipAddress, links);
       // The links' variables first: the container's own environment wins.
       const withLinks = { ...config, Env: [...links.flatMap((l) => l.env), ...(config.Env ?? [])] };
-      const spec = buildSpec({ id: row.id, rootfs, config: withLinks, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes, netnsPath, seccomp: this.seccomp });
+      const spec = buildSpec({ id: row.id, rootfs, config: withLinks, hostConfig, user, hostname: etc.name, etcFiles: etc, hostCaps: this.hostCaps, volumes, netnsPath, seccomp: this.seccomp, appArmorProfile: this.appArmorProfile });
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       fs.rmSync(state, { recursive: true, force: true });
       privateDir(state);

@@ -144,6 +144,8 @@ export interface SpecInput {
   netnsPath?: string;
   /** Docker's default seccomp profile, applied unless the container is privileged. */
   seccomp: SeccompProfile;
+  /** The AppArmor profile loaded at start-up, on a host that has AppArmor; not for privileged containers. */
+  appArmorProfile?: string;
 }
 
 /** Docker's default environment, with the container's own on top. */
@@ -188,6 +190,7 @@ export function buildSpec(input: SpecInput): object {
       cwd: workingDir(config),
       capabilities: { bounding: caps, effective: caps, permitted: caps, ambient: [] },
       noNewPrivileges: false,
+      ...(input.appArmorProfile && !privileged ? { apparmorProfile: input.appArmorProfile } : {}),
     },
     root: { path: input.rootfs, readonly: false },
     hostname: input.hostname,

@@ -1,7 +1,7 @@
 // Docker's default seccomp profile on every container that is not
 // privileged. The profile itself is Docker's own file, taken from Debian's
 // package of the Docker engine's source (the launcher extracts it at set-up:
-// see `ensure_seccomp_profile` in ./stevedore); here it is read and turned
+// see `ensure_docker_profiles` in ./stevedore); here it is read and turned
 // into the OCI runtime's form for one container, as Docker does: the rules
 // kept are those whose conditions (architecture, capabilities, kernel) the
 // container meets.

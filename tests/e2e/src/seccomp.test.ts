@@ -93,4 +93,30 @@ describe('seccomp', () => {
     assert.equal(privileged.seccomp, undefined);
     assert.equal(privileged.maskedPaths, undefined);
   });
+
+  test('AppArmor: stevedore-default where the kernel has AppArmor, unconfined when privileged; no profile where it has none', async () => {
+    const label = async (extra: string[]) => {
+      const r = await stack.docker(['run', '--rm', ...extra, 'busybox', 'sh', '-c', 'cat /proc/self/attr/current 2>&1; echo " rc=$?"']);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    let hostHasAppArmor = false;
+    try {
+      hostHasAppArmor = fs.readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').startsWith('Y');
+    } catch {
+      // no AppArmor module
+    }
+    if (hostHasAppArmor) {
+      assert.match(await label([]), /^stevedore-default \(enforce\)\s+rc=0$/);
+      assert.match(await label(['--privileged']), /^unconfined\s+rc=0$/);
+    } else {
+      // The kernel has no security module answering the attribute: nothing to apply, and nothing pretends to.
+      assert.match(await label([]), /Invalid argument\s+rc=1$/);
+      assert.ok(!fs.existsSync(path.join(stack.root, 'run', 'stevedore-default.apparmor')), 'no profile written');
+      const id = (await stack.docker(['run', '-d', 'busybox', 'sleep', '30'])).stdout.trim();
+      const spec = JSON.parse(fs.readFileSync(path.join(stack.root, 'containers', id, 'config.json'), 'utf8'));
+      assert.equal((await stack.docker(['rm', '-f', id])).code, 0);
+      assert.equal(spec.process.apparmorProfile, undefined);
+    }
+  });
 });
