@@ -59,6 +59,12 @@ export interface StevedoreConfig {
    * host's memory; a crash takes the whole stack down, as dockerd's does).
    */
   processes: 'many' | 'one';
+  /**
+   * How long a supervised process may fail its health check in a row (from
+   * its start, or from the first failed probe after a good one) before the
+   * supervisor kills it and starts it again, as if it had died.
+   */
+  healthRestartAfterMs: number;
   /** The address a gRPC service listens on and is reached at. */
   serviceAddress(name: GrpcServiceName): string;
   runDir: string;
@@ -147,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
     buildWorkers,
     apiCors: truthy(env.STEVEDORE_API_CORS),
     processes,
+    healthRestartAfterMs: positiveInt(env, 'STEVEDORE_HEALTH_RESTART_AFTER', 30_000),
     serviceAddress: (name) => env[envName(name)] || `unix:${path.join(runDir, `${name}.sock`)}`,
     runDir,
     logDir: path.join(root, 'logs'),
@@ -169,6 +176,7 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
     STEVEDORE_ICC: String(config.bridge.icc),
     STEVEDORE_BUILD_WORKERS: String(config.buildWorkers),
     STEVEDORE_PROCESSES: config.processes,
+    STEVEDORE_HEALTH_RESTART_AFTER: String(config.healthRestartAfterMs),
   };
   if (config.debug) env.STEVEDORE_DEBUG = '1';
   if (config.apiCors) env.STEVEDORE_API_CORS = '1';

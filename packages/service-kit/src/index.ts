@@ -5,3 +5,4 @@ export * from './clients';
 export * from './grpc-service';
 export * from './commit';
 export * from './data-root';
+export * from './api-listeners';

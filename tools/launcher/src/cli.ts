@@ -3,9 +3,10 @@
 // script at the repository root installs and builds first, then runs this.)
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { configToEnv, loadConfig, type StevedoreConfig } from '@stevedore/config';
-import { secureDataRoot } from '@stevedore/service-kit';
+import { parseApiHost, secureDataRoot } from '@stevedore/service-kit';
 import { launcherFiles, openLog, pidAlive, REPO_ROOT, stackProcess, type StackState } from './layout';
 
 const USAGE = `usage: stevedore <up|down|status|test> [options]
@@ -193,6 +194,25 @@ async function up(config: StevedoreConfig, env: NodeJS.ProcessEnv, timeoutS: num
   }
 }
 
+/**
+ * The API's unix socket files that nothing holds any more: a supervisor closes
+ * (and so removes) its sockets as it stops, one killed outright leaves them.
+ * A file is removed only when a connection to it is refused, so that a socket
+ * some other process serves at that path is left alone.
+ */
+async function removeStaleApiSockets(config: StevedoreConfig): Promise<void> {
+  for (const host of config.hosts) {
+    const target = parseApiHost(host);
+    if (target.kind !== 'unix' || !fs.lstatSync(target.path, { throwIfNoEntry: false })?.isSocket()) continue;
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = net.connect(target.path);
+      s.on('connect', () => (s.destroy(), resolve(false)));
+      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    if (refused) fs.rmSync(target.path, { force: true });
+  }
+}
+
 async function down(config: StevedoreConfig): Promise<void> {
   const pid = supervisorPid(config);
   const state = readState(config);
@@ -203,7 +223,11 @@ async function down(config: StevedoreConfig): Promise<void> {
     if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
   }
   // Children of a supervisor that was killed outright (only ours: their PIDs may have been given to others since).
-  for (const p of state?.processes ?? []) if (stackProcess(p.pid, config.root)) process.kill(p.pid!, 'SIGKILL');
+  const killed = (state?.processes ?? []).filter((p) => stackProcess(p.pid, config.root)).map((p) => p.pid!);
+  for (const p of killed) process.kill(p, 'SIGKILL');
+  // Their sockets close as they go: only then may a refused connection say the API socket is stale.
+  for (const deadline = Date.now() + 5000; killed.some(pidAlive) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+  if (pid || state) await removeStaleApiSockets(config);
   const files = launcherFiles(config);
   fs.rmSync(files.state, { force: true });
   fs.rmSync(files.pid, { force: true });

@@ -1,7 +1,9 @@
 // One supervised child: started with its log file, restarted with back-off
-// when it dies, stopped with SIGTERM then SIGKILL.
+// when it dies or when it fails its health check for too long, stopped with
+// SIGTERM then SIGKILL.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import type { serviceContext } from '@stevedore/service-kit';
 import { openLog, type ProcessState } from './layout';
 
 const MIN_BACKOFF_MS = 100;
@@ -9,6 +11,10 @@ const MAX_BACKOFF_MS = 10_000;
 /** A child that ran this long is considered to have recovered: back-off starts over. */
 const STABLE_AFTER_MS = 30_000;
 const STOP_GRACE_MS = 10_000;
+/** A child killed for failing its health check has been failing for a while already: a shorter grace. */
+const HEALTH_KILL_GRACE_MS = 5000;
+
+type Logger = ReturnType<typeof serviceContext>['log'];
 
 export interface ProcessSpec {
   name: string;
@@ -18,6 +24,10 @@ export interface ProcessSpec {
   logFile: string;
   /** The child's umask, when it must not be this process's (node's spawn has no such option: a shell sets it, then execs the command). */
   umask?: number;
+  /** Descriptors the child inherits as 3, 4, … (the API edge's listening sockets). */
+  inheritFds?: number[];
+  /** Failing the health check this long in a row gets the child killed and restarted. */
+  healthRestartAfterMs: number;
 }
 
 export class ManagedProcess {
@@ -25,11 +35,16 @@ export class ManagedProcess {
   private stopping = false;
   private failures = 0;
   private restartTimer?: NodeJS.Timeout;
+  /** Since when the child has failed every probe: its start, or the first failed probe after a good one. */
+  private failingSince = 0;
+  /** Why this process is killing the child, when it is (its exit is then not a crash). */
+  private killReason?: string;
   readonly state: ProcessState;
 
   constructor(
     private readonly spec: ProcessSpec,
     private readonly onChange: () => void,
+    private readonly log: Logger,
   ) {
     this.state = { name: spec.name, pid: null, state: 'stopped', restarts: 0, startedAt: null, lastExit: null };
   }
@@ -44,14 +59,17 @@ export class ManagedProcess {
       this.spec.umask === undefined
         ? [this.spec.command, this.spec.args]
         : ['/bin/sh', ['-c', `umask ${this.spec.umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, this.spec.command, ...this.spec.args]];
-    const child = spawn(command, args, { env: this.spec.env, stdio: ['ignore', log, log] });
+    const child = spawn(command, args, { env: this.spec.env, stdio: ['ignore', log, log, ...(this.spec.inheritFds ?? [])] });
     fs.closeSync(log);
     const startedAt = Date.now();
     this.child = child;
+    this.failingSince = startedAt;
+    this.killReason = undefined;
     Object.assign(this.state, { pid: child.pid ?? null, state: 'starting', startedAt: new Date(startedAt).toISOString() });
     this.onChange();
     child.on('exit', (code, signal) => {
-      this.state.lastExit = signal ? `signal ${signal}` : `code ${code}`;
+      const how = signal ? `signal ${signal}` : `code ${code}`;
+      this.state.lastExit = this.killReason ? `${this.killReason}, ${how}` : how;
       this.state.pid = null;
       this.child = undefined;
       if (this.stopping) {
@@ -60,6 +78,7 @@ export class ManagedProcess {
       }
       this.failures = Date.now() - startedAt > STABLE_AFTER_MS ? 1 : this.failures + 1;
       const delay = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** (this.failures - 1));
+      this.log.warn({ process: this.spec.name, processPid: child.pid, exit: this.state.lastExit, restartInMs: delay }, 'exited: restarting');
       this.state.state = 'restarting';
       this.onChange();
       this.restartTimer = setTimeout(() => {
@@ -69,30 +88,52 @@ export class ManagedProcess {
     });
   }
 
+  /** A probe's result; one that has failed for healthRestartAfterMs in a row has the child killed, and so restarted. */
   setHealth(healthy: boolean): void {
-    if (!this.child || this.stopping) return;
+    if (!this.child || this.stopping || this.killReason) return;
+    const now = Date.now();
+    if (healthy) this.failingSince = 0;
+    else if (!this.failingSince) this.failingSince = now;
     const next = healthy ? 'healthy' : this.state.state === 'starting' ? 'starting' : 'unhealthy';
     if (next !== this.state.state) {
       this.state.state = next;
       this.onChange();
+    }
+    if (!healthy && now - this.failingSince >= this.spec.healthRestartAfterMs) {
+      const failingMs = now - this.failingSince;
+      this.killReason = `killed: no good health check for ${failingMs} ms`;
+      this.log.warn(
+        { process: this.spec.name, processPid: this.child.pid, failingMs, healthRestartAfterMs: this.spec.healthRestartAfterMs },
+        `failed its health check for ${failingMs} ms (STEVEDORE_HEALTH_RESTART_AFTER ${this.spec.healthRestartAfterMs}): killing it to restart it`,
+      );
+      void this.terminate(this.child, HEALTH_KILL_GRACE_MS);
     }
   }
 
   stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
-    const child = this.child;
-    if (!child) {
+    if (!this.child) {
       this.state.state = 'stopped';
       return Promise.resolve();
     }
+    return this.terminate(this.child, STOP_GRACE_MS);
+  }
+
+  /**
+   * SIGTERM, then SIGKILL after the grace. SIGCONT too: a stopped process
+   * (SIGSTOP, a debugger gone) would handle neither SIGTERM nor its grace.
+   */
+  private terminate(child: ChildProcess, graceMs: number): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
       child.once('exit', () => {
         clearTimeout(kill);
         resolve();
       });
       child.kill('SIGTERM');
+      child.kill('SIGCONT');
     });
   }
 }

@@ -1,17 +1,24 @@
 // The supervisor `stevedore up` leaves running: the private Redis and one
-// process per service, restarted with back-off when one dies (or, with
-// STEVEDORE_PROCESSES=one, every service inside this process), their health
-// probed, and the stack's state written to run/state.json.
+// process per service, restarted with back-off when one dies or stays
+// unhealthy (or, with STEVEDORE_PROCESSES=one, every service inside this
+// process), their health probed, the API's sockets held across the API
+// edge's restarts, and the stack's state written to run/state.json.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { GRPC_SERVICES, loadConfig, type StevedoreConfig } from '@stevedore/config';
-import { channelCredentials, privateDir, probeHealth } from '@stevedore/service-kit';
+import { API_LISTEN_FDS_ENV, channelCredentials, parseApiHost, privateDir, probeHealth, serviceContext } from '@stevedore/service-kit';
+import { HeldApiSockets } from './api-sockets';
 import { dockerHost, launcherFiles, serviceEntry, type StackState } from './layout';
 import { InProcessService } from './in-process';
 import { ManagedProcess } from './managed-process';
 
-/** Probing while the stack comes up, and once it is up (a restart is noticed by the exit, not the probe). */
+/**
+ * Probing while the stack comes up or a process is unhealthy, and once all
+ * are healthy (a death is noticed by the exit; a hang by the probes, which
+ * then come every STARTUP_PROBE_MS until STEVEDORE_HEALTH_RESTART_AFTER).
+ */
 const STARTUP_PROBE_MS = 500;
 const STEADY_PROBE_MS = 5000;
 
@@ -30,20 +37,30 @@ function pingRedis(socketPath: string): Promise<boolean> {
   });
 }
 
-/** GET /_ping on a unix socket of the API; for a TLS TCP listener, that it accepts connections. */
+/**
+ * GET /_ping on a unix socket of the API; on a TLS TCP listener, that an edge
+ * answers the TLS handshake. (A connection alone proves nothing: the socket
+ * is the supervisor's and takes connections into its backlog with no edge.)
+ * Without a client certificate the handshake ends in the edge's refusal,
+ * which is an answer too.
+ */
 function pingApi(host: string): Promise<boolean> {
-  if (!host.startsWith('unix://')) {
-    const m = /^tcp:\/\/\[?([^\]]*?)\]?:(\d+)$/.exec(host);
-    if (!m) return Promise.resolve(false);
+  const target = parseApiHost(host);
+  if (target.kind === 'tcp') {
     return new Promise((resolve) => {
-      const s = net.connect(Number(m[2]), m[1] === '0.0.0.0' || m[1] === '' ? '127.0.0.1' : m[1]);
-      s.setTimeout(1000, () => (s.destroy(), resolve(false)));
-      s.on('error', () => resolve(false));
-      s.on('connect', () => (s.destroy(), resolve(true)));
+      const hostname = target.hostname === '0.0.0.0' ? '127.0.0.1' : target.hostname === '::' ? '::1' : target.hostname;
+      const s = tls.connect({ host: hostname, port: target.port, rejectUnauthorized: false, servername: net.isIP(hostname) ? undefined : hostname });
+      const done = (ok: boolean) => {
+        s.destroy();
+        resolve(ok);
+      };
+      s.setTimeout(1000, () => done(false));
+      s.on('secureConnect', () => done(true));
+      s.on('error', (err: NodeJS.ErrnoException) => done(String(err.code).startsWith('ERR_SSL_')));
     });
   }
   return new Promise((resolve) => {
-    const s = net.connect(host.slice('unix://'.length));
+    const s = net.connect(target.path);
     const done = (ok: boolean) => {
       s.destroy();
       resolve(ok);
@@ -59,6 +76,9 @@ class Supervisor {
   private readonly files: ReturnType<typeof launcherFiles>;
   private readonly processes: Array<ManagedProcess | InProcessService> = [];
   private redis?: ManagedProcess;
+  /** The API's listening sockets, for every API edge process in turn (not with STEVEDORE_PROCESSES=one). */
+  private apiSockets?: HeldApiSockets;
+  private readonly log = serviceContext('supervisor').log;
   private ready = false;
   private healthTimer?: NodeJS.Timeout;
   private writePending = false;
@@ -88,6 +108,7 @@ class Supervisor {
   async start(): Promise<void> {
     fs.writeFileSync(this.files.pid, `${process.pid}\n`, { mode: 0o600 });
     const env = { ...process.env };
+    const healthRestartAfterMs = this.config.healthRestartAfterMs;
     const logFile = (name: string) => `${this.config.logDir}/${name}.log`;
 
     if (process.env.STEVEDORE_PRIVATE_REDIS === '1') {
@@ -111,8 +132,10 @@ class Supervisor {
           logFile: logFile('redis'),
           // Its append-only files are the stack's state: root's alone, whatever this process's umask.
           umask: 0o077,
+          healthRestartAfterMs,
         },
         () => this.writeState(),
+        this.log,
       );
       this.redis.start();
       const deadline = Date.now() + 20_000;
@@ -132,6 +155,8 @@ class Supervisor {
       }
       return this.scheduleProbes();
     }
+    // Every API edge process in turn serves the sockets this process holds: the API is never refused while one restarts.
+    this.apiSockets = await HeldApiSockets.bind(this.config.hosts);
     // Extra node flags for the services, for profiling (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
     const nodeArgs = (process.env.STEVEDORE_NODE_ARGS ?? '').split(' ').filter(Boolean);
     for (const name of [...GRPC_SERVICES, 'api-edge']) {
@@ -140,9 +165,11 @@ class Supervisor {
       for (let i = 1; i <= copies; i++) {
         const instance = i === 1 ? name : `${name}-${i}`;
         const own = i === 1 ? env : { ...env, STEVEDORE_BUILD_WORKER_ADDR: this.instanceAddress(instance) };
+        const api = name === 'api-edge' ? { env: { ...own, ...this.apiSockets.childEnv() }, inheritFds: this.apiSockets.fds } : { env: own };
         const p = new ManagedProcess(
-          { name: instance, command: process.execPath, args: [...nodeArgs, serviceEntry(name)], env: own, logFile: logFile(instance) },
+          { name: instance, command: process.execPath, args: [...nodeArgs, serviceEntry(name)], logFile: logFile(instance), healthRestartAfterMs, ...api },
           () => this.writeState(),
+          this.log,
         );
         this.processes.push(p);
         p.start();
@@ -153,7 +180,8 @@ class Supervisor {
 
   private scheduleProbes(): void {
     const schedule = () => {
-      this.healthTimer = setTimeout(() => void this.probe().finally(schedule), this.ready && this.processes.every((p) => p.state.state === 'healthy') ? STEADY_PROBE_MS : STARTUP_PROBE_MS);
+      const all = [...(this.redis ? [this.redis] : []), ...this.processes];
+      this.healthTimer = setTimeout(() => void this.probe().finally(schedule), this.ready && all.every((p) => p.state.state === 'healthy') ? STEADY_PROBE_MS : STARTUP_PROBE_MS);
     };
     void this.probe().finally(schedule);
   }
@@ -186,7 +214,8 @@ class Supervisor {
     clearTimeout(this.healthTimer);
     const api = this.processes.filter((p) => p.state.name === 'api-edge');
     const rest = this.processes.filter((p) => p.state.name !== 'api-edge');
-    // Stop taking requests first, then the services, then the bus they share.
+    // Stop taking requests first (the sockets, their files with them; the edge finishes), then the services, then the bus they share.
+    this.apiSockets?.close();
     await Promise.all(api.map((p) => p.stop()));
     await Promise.all(rest.map((p) => p.stop()));
     await this.redis?.stop();
@@ -201,6 +230,8 @@ async function main(): Promise<void> {
   // store and the container runtime, whose content must get the modes an image expects: 022, as Docker's daemon.
   // The supervisor's own files have explicit modes either way.
   process.umask(config.processes === 'one' ? 0o022 : 0o077);
+  // The held sockets are named to each API edge process alone, never to what runs in this one.
+  delete process.env[API_LISTEN_FDS_ENV];
   const supervisor = new Supervisor(config);
   let stopping = false;
   const stop = () => {

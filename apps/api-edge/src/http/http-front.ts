@@ -1,18 +1,22 @@
 // The listening side: unix sockets (mode 0660, group `docker` when it
-// exists) and, only with TLS settings, TCP. Requests that ask for an upgrade
-// (today's docker CLI sends `Upgrade: tcp` on attach) reach Node's `upgrade`
-// event instead of the request handler; both paths go through one router.
+// exists) and, only with TLS settings, TCP. Under the supervisor the sockets
+// are the supervisor's, inherited (STEVEDORE_API_LISTEN_FDS): they outlive
+// this process, so a client arriving while it restarts waits in the backlog
+// for the next one instead of being refused. Started alone, it makes its own.
+// Requests that ask for an upgrade (today's docker CLI sends `Upgrade: tcp`
+// on attach) reach Node's `upgrade` event instead of the request handler;
+// both paths go through one router.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import type { ListenOptions } from 'node:net';
 import type { Duplex } from 'node:stream';
-import * as path from 'node:path';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { StevedoreConfig } from '@stevedore/config';
 import { STEVEDORE_VERSION } from '@stevedore/config';
 import { acceptRequestId, REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
 import { CURRENT_API_VERSION } from '@stevedore/docker-api';
-import { CONFIG, dockerGroupId, LOGGER } from '@stevedore/service-kit';
+import { CONFIG, grantApiSocket, inheritedApiListeners, LOGGER, parseApiHost, prepareApiSocketFile } from '@stevedore/service-kit';
 import { DockerRouter, type DispatchContext } from './router';
 
 /** Headers on every answer. Api-Version is what today's clients negotiate with. */
@@ -37,7 +41,8 @@ export class HttpFront implements OnApplicationShutdown {
   ) {}
 
   async listen(): Promise<void> {
-    for (const host of this.config.hosts) await this.listenOn(host);
+    const inherited = inheritedApiListeners();
+    for (const host of this.config.hosts) await this.listenOn(host, inherited.get(host));
   }
 
   private createServer(tls: boolean): http.Server {
@@ -76,22 +81,25 @@ export class HttpFront implements OnApplicationShutdown {
     return server;
   }
 
-  private async listenOn(host: string): Promise<void> {
-    if (host.startsWith('unix://')) {
-      const file = host.slice('unix://'.length);
-      // Inside the data root the way is there already (0710, group docker); elsewhere the group must be able to reach it.
-      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-      fs.rmSync(file, { force: true });
+  /** Listens on `host`: on the descriptor the supervisor holds for it when there is one, else on a socket of its own. */
+  private async listenOn(host: string, inheritedFd?: number): Promise<void> {
+    const target = parseApiHost(host);
+    const listen = (server: http.Server, where: ListenOptions | { fd: number }) =>
+      new Promise<void>((resolve, reject) => server.once('error', reject).listen(where, () => resolve()));
+    if (target.kind === 'unix') {
       const server = this.createServer(false);
-      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(file, () => resolve()));
-      fs.chmodSync(file, 0o660);
-      const gid = dockerGroupId();
-      if (gid !== undefined) fs.chownSync(file, 0, gid);
-      this.log.info({ host, group: gid === undefined ? 'root' : 'docker' }, 'API listening');
+      if (inheritedFd !== undefined) {
+        // The supervisor made the file (mode, group) and removes it at `down`.
+        await listen(server, { fd: inheritedFd });
+        this.log.info({ host, fd: inheritedFd }, 'API listening (socket held by the supervisor)');
+        return;
+      }
+      prepareApiSocketFile(target.path);
+      await listen(server, { path: target.path });
+      const group = grantApiSocket(target.path);
+      this.log.info({ host, group }, 'API listening');
       return;
     }
-    const m = /^tcp:\/\/([^:]*|\[[^\]]+\]):(\d+)$/.exec(host);
-    if (!m) throw new Error(`STEVEDORE_HOST entry ${host} is neither unix:///path nor tcp://host:port`);
     if (!this.config.apiTls.cert || !this.config.apiTls.key) {
       throw new Error(`Refusing to listen on ${host} without TLS: set STEVEDORE_TLS_CERT, STEVEDORE_TLS_KEY and STEVEDORE_TLS_CACERT (the CA of the client certificates)`);
     }
@@ -102,10 +110,11 @@ export class HttpFront implements OnApplicationShutdown {
       }
       this.log.warn({ host }, 'UNSAFE: TLS without client certificates (STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS): anyone who reaches this port drives the engine as root');
     }
+    // The supervisor only binds the port: it accepts connections once an edge that passed the checks above listens.
     const server = this.createServer(true);
-    const hostname = m[1].replace(/^\[|\]$/g, '') || '0.0.0.0';
-    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(Number(m[2]), hostname, () => resolve()));
-    this.log.info({ host, clientCerts: Boolean(this.config.apiTls.ca) }, 'API listening (TLS)');
+    if (inheritedFd !== undefined) await listen(server, { fd: inheritedFd });
+    else await listen(server, { port: target.port, host: target.hostname });
+    this.log.info({ host, clientCerts: Boolean(this.config.apiTls.ca), ...(inheritedFd !== undefined ? { fd: inheritedFd } : {}) }, 'API listening (TLS)');
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse, hijack?: { socket: Duplex; head: Buffer }): void {
