@@ -71,15 +71,44 @@ export function diffTar(containerDir: string): Readable {
   return layerTar(upper, fs.existsSync(init) ? undefined : new Set(LEGACY_RUNTIME_FILES));
 }
 
-/** Runs `fn` with the root filesystem mounted, mounting it for the while if the container is stopped. */
+/** A stopped container's root filesystem mounted for operations on it: the last one to end unmounts it. */
+interface RootfsHold {
+  users: number;
+  mounted: Promise<unknown>;
+  unmounting?: Promise<void>;
+}
+
+const holds = new Map<string, RootfsHold>();
+
+/**
+ * Runs `fn` with the root filesystem mounted, mounting it for the while if
+ * the container is stopped. Operations on one stopped container at once
+ * share the mount (the first mounts it, the last unmounts it): each mounting
+ * and unmounting its own, one unmounted the root under another's copy.
+ */
 export async function withRootfs<T>(containerDir: string, layers: string[], fn: (rootfs: string) => Promise<T>): Promise<T> {
   const { merged } = rootfsPaths(containerDir);
-  if (isMounted(merged)) return fn(merged);
-  await mountRootfs(containerDir, layers);
+  let hold = holds.get(containerDir);
+  while (hold?.unmounting) {
+    await hold.unmounting;
+    hold = holds.get(containerDir);
+  }
+  if (!hold) {
+    // Mounted, and not by an operation: the container runs (its exit unmounts it).
+    if (isMounted(merged)) return fn(merged);
+    hold = { users: 0, mounted: mountRootfs(containerDir, layers) };
+    holds.set(containerDir, hold);
+  }
+  const mine = hold;
+  mine.users++;
   try {
+    await mine.mounted;
     return await fn(merged);
   } finally {
-    await unmountRootfs(containerDir);
+    if (--mine.users === 0) {
+      mine.unmounting = unmountRootfs(containerDir).finally(() => holds.delete(containerDir));
+      await mine.unmounting;
+    }
   }
 }
 

@@ -28,6 +28,8 @@ import { exposedPortList, linkEnv, parseLink } from './links';
 import type { NetworkRow } from './store/container-db';
 import { ContainerDb, type ContainerRow } from './store/container-db';
 import { checkName, newContainerId, randomName } from './store/names';
+import { ImageUseReconciler } from './image-use';
+import { StartRecovery } from './start-recovery';
 
 /** Docker 1.0 refused a container on a chain of this many layers (its limit of 127 parents, less the container's own two). */
 const MAX_IMAGE_DEPTH = 125;
@@ -66,6 +68,8 @@ export interface Attachment {
   pendingStdin: Buffer[];
   stdinClosed: boolean;
   connection?: ShimConnection;
+  /** The monitor has been sent what was pending: stdin goes straight to it from now on. */
+  onConnected?(): void;
 }
 
 function merge(user: ContainerConfig, image: ContainerConfig | undefined): ContainerConfig {
@@ -108,6 +112,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   private forwarding = true;
   private readonly hostCaps = hostCapabilities();
   private readonly imagesClient: images.ImageStoreClient;
+  /** The image store's record of image use, kept equal to the container records (image-use.ts). */
+  private readonly imageUse: ImageUseReconciler;
   private redis!: Redis;
   private events!: EventLog;
   private readonly monitors = new Map<string, ShimConnection>();
@@ -138,6 +144,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.runtime = chooseOciRuntime(config.runtime, (msg) => log.info(msg));
     log.info({ runtime: this.runtime }, 'OCI runtime chosen');
     this.imagesClient = createServiceClient(images.ImageStoreClient, config, 'image-store');
+    this.imageUse = new ImageUseReconciler(this.imagesClient, () => this.imageUseAccount(), log);
   }
 
   async onModuleInit(): Promise<void> {
@@ -164,6 +171,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     // Read once, as Docker 1.0 read its system facts at start-up: create warns from it.
     this.forwarding = ipv4Forwarding();
     await this.adopt();
+    this.imageUse.start();
   }
 
   /**
@@ -179,6 +187,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     await Promise.all(running.filter((r) => r.paused).map((r) => this.pause(r.id, false).catch((err) => this.log.warn({ err, id: r.id }, 'unpausing at shutdown failed'))));
     await Promise.all(running.map((r) => this.stop({ id: r.id, timeout: 3 }).catch((err) => this.log.warn({ err, id: r.id }, 'stopping at shutdown failed'))));
     for (const m of this.monitors.values()) m.close();
+    this.imageUse.close();
     this.imagesClient.close();
     this.db?.close();
     await this.redis?.quit().catch(() => undefined);
@@ -204,7 +213,10 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   private images<Req, Res>(method: (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall, req: Req, requestId: string): Promise<Res> {
     return callUnary(this.imagesClient, method as never, req, requestId).catch((err) => {
       const e = asStevedoreError(err);
-      throw e.kind === 'internal' || e.kind === 'unavailable' ? new StevedoreError('unavailable', `Cannot reach the image-store service: ${e.message}`) : e;
+      if (e.kind !== 'internal' && e.kind !== 'unavailable') throw e;
+      // The call may or may not have been recorded: image use is reconciled once the store answers.
+      this.imageUse.request();
+      throw new StevedoreError('unavailable', `Cannot reach the image-store service: ${e.message}`);
     }) as Promise<Res>;
   }
 
@@ -241,7 +253,10 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       if (taken) throw conflict(`Conflict, The name ${name.slice(1)} is already assigned to ${taken.id.slice(0, 12)}. You have to delete (or rename) that container to be able to assign ${name.slice(1)} to a container again.`);
     }
     const id = newContainerId();
+    // The store's use and the container's record are one change of image use: no reconciliation comes between.
+    const endChange = await this.imageUse.begin();
     const image = await this.images(this.imagesClient.useImage, { image: config.Image, user: id, running: false }, requestId).catch((err) => {
+      endChange();
       const e = asStevedoreError(err);
       if (e.kind === 'notFound') {
         const colon = config.Image!.lastIndexOf(':');
@@ -265,6 +280,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       fs.rmSync(this.dir(id), { recursive: true, force: true });
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw conflict(`Conflict, The name ${name.slice(1)} is already assigned. You have to delete (or rename) that container to be able to assign ${name.slice(1)} to a container again.`);
       throw err;
+    } finally {
+      endChange();
     }
     this.publish('create', this.db.get(id)!);
     return { id, warnings };
@@ -344,6 +361,13 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.starting.add(id);
     try {
       await this.startNow(req, requestId, announce);
+    } catch (err) {
+      // The image store heard `running` as the start began: it hears the record's word again (an unreachable store is reconciled).
+      const row = this.db.get(id);
+      if (row && row.status !== 'running' && asStevedoreError(err).kind !== 'unavailable') {
+        await this.imageUse.change(() => this.images(this.imagesClient.useImage, { image: row.image_id, user: id, running: false }, requestId)).catch((e) => this.log.warn({ err: e, id }, 'updating the image use failed'));
+      }
+      throw err;
     } finally {
       this.starting.delete(id);
     }
@@ -366,7 +390,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const hostConfig = JSON.parse(current.host_config) as HostConfig;
     const mode = hostConfig.NetworkMode || 'default';
     const dir = this.dir(row.id);
-    const image = await this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id, running: true }, requestId);
+    const image = await this.imageUse.change(() => this.images(this.imagesClient.useImage, { image: row.image_id, user: row.id, running: true }, requestId));
     const fail = (err: unknown) => {
       let message = asStevedoreError(err).message;
       // Docker's words for a missing command, whichever runtime said it: today's CLI exits 127 on them.
@@ -501,7 +525,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     // `die` from the row as it was: a removal may follow at once (it waits for this exit to settle).
     this.publish('die', row, { exitCode: String(exitCode) });
     // The image is now used by a stopped container only (told while the root filesystem is released).
-    const imageUse = this.images(this.imagesClient.useImage, { image: row.image_id, user: id, running: false }, 'exit').catch((err) => this.log.warn({ err, id }, 'updating the image use failed'));
+    const imageUse = this.imageUse.change(() => this.images(this.imagesClient.useImage, { image: row.image_id, user: id, running: false }, 'exit')).catch((err) => this.log.warn({ err, id }, 'updating the image use failed'));
     const network = (onBridge ? this.releaseNetwork(id) : Promise.resolve()).catch((err) => this.log.warn({ err, id }, 'taking a container off the bridge failed'));
     await unmountRootfs(this.dir(id));
     fs.rmSync(this.stateDir(id), { recursive: true, force: true });
@@ -530,6 +554,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
         this.log.info({ id: row.id }, 'a container exited while the runtime was away');
       }
     }
+    await this.recoverInterruptedStarts();
     // Bridge attachments of containers that are not running (a crash, a reboot) are undone.
     const rows = this.db.all();
     const running = new Set(rows.filter((r) => r.status === 'running').map((r) => r.id));
@@ -537,6 +562,33 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     await this.network.reconcile(running, new Map(rows.map((r) => [r.id, this.portsOf(r.id)])));
     await this.icc.setup(running);
     for (const r of rows) if (!running.has(r.id) && this.db.network(r.id)) this.db.removeNetwork(r.id);
+  }
+
+  /**
+   * Starts the runtime's end interrupted (start-recovery.ts): a container
+   * whose process runs is adopted, what the others left is undone; then no
+   * monitor, OCI runtime state or root filesystem mount is left for a
+   * container that does not run.
+   */
+  private async recoverInterruptedStarts(): Promise<void> {
+    const recovery = new StartRecovery({ runtime: this.runtime.name, runtimeRoot: this.runtimeRoot, containersRoot: this.root, stateDir: (id) => this.stateDir(id) }, this.log);
+    for (const row of this.db.all()) {
+      if (row.status === 'running') continue;
+      const adopted = await recovery.recover(row.id);
+      if (!adopted) continue;
+      this.db.markStarted(row.id, adopted.pid, adopted.startedAt);
+      this.watch(row.id, adopted.monitor);
+      this.log.info({ id: row.id, pid: adopted.pid }, 'adopted a container whose start the runtime\'s end interrupted');
+      this.publish('start', this.db.get(row.id)!);
+      // Ended meanwhile: recorded with its real exit.
+      if (adopted.monitor.socket.destroyed) await this.exited(row.id);
+    }
+    await recovery.sweep(new Set(this.db.all().filter((r) => r.status === 'running').map((r) => r.id)));
+  }
+
+  /** Every container's use of its image, as the records say; one being started counts as running (the store heard so). */
+  private imageUseAccount(): images.ImageUse[] {
+    return this.db.all().map((r) => ({ user: r.id, image: r.image_id, running: r.status === 'running' || this.starting.has(r.id) }));
   }
 
   /** Takes a container off the bridge, when it is on it. */
@@ -810,7 +862,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     const removed = path.join(this.trash, `${row.id}-${process.hrtime.bigint()}`);
     if (fs.existsSync(this.dir(row.id))) fs.renameSync(this.dir(row.id), removed);
     removeTreeSoon(removed).catch((err) => this.log.warn({ err, id: row.id }, 'deleting the directory of a removed container failed'));
-    await this.images(this.imagesClient.releaseImage, { user: row.id }, requestId).catch((err) => this.log.warn({ err }, 'releasing the image failed'));
+    await this.imageUse.change(() => this.images(this.imagesClient.releaseImage, { user: row.id }, requestId)).catch((err) => this.log.warn({ err }, 'releasing the image failed'));
     // The API edge holds `destroy` back until its DELETE answer has gone out
     // (today's CLI cancels its own DELETE when `destroy` reaches it first).
     this.publish('destroy', row);
@@ -910,6 +962,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     for (const chunk of a.pendingStdin) conn.send(Frame.stdin, chunk);
     a.pendingStdin = [];
     if (a.stdinClosed) conn.send(Frame.stdinClosed);
+    a.onConnected?.();
   }
 
   /**

@@ -171,6 +171,7 @@ export class ImageStoreRpc {
         this.images.db.releaseImage(req.user);
         return {};
       }),
+      reconcileImageUse: unary<images.ReconcileImageUseRequest, images.ReconcileImageUseResponse>(log, 'ReconcileImageUse', async (req) => this.images.reconcileImageUse(req.uses)),
       imageNames: unary<images.ImageNamesRequest, images.ImageNamesResponse>(log, 'ImageNames', async (req) => ({
         names: Object.fromEntries(req.ids.map((id) => [id, this.images.db.get(id) ? this.images.displayName(id) : id.slice(0, 12)])),
       })),

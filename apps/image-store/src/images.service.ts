@@ -443,6 +443,21 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
     });
   }
 
+  /**
+   * The container runtime's account of every container's use of its image
+   * replaces the record (at the runtime's start, and whenever it reconnects
+   * to this store): a UseImage or ReleaseImage lost while this store was away
+   * is righted by it.
+   */
+  reconcileImageUse(uses: images.ImageUse[]): images.ReconcileImageUseResponse {
+    const r = this.db.reconcileImageUse(uses.map((u) => ({ image_id: u.image, user_id: u.user, running: u.running ? 1 : 0 })));
+    const unknownImages = r.unknown.map((u) => ({ user: u.user_id, image: u.image_id, running: Boolean(u.running) }));
+    if (r.added || r.dropped || unknownImages.length) {
+      this.log.info({ added: r.added, dropped: r.dropped, unknownImages }, 'image use reconciled with the container records');
+    }
+    return { unknownImages, added: r.added, dropped: r.dropped };
+  }
+
   count(): number {
     return this.db.count();
   }

@@ -27,6 +27,13 @@ export interface BlobRow {
   media_type: string;
 }
 
+export interface ImageUserRow {
+  image_id: string;
+  /** A container's ID. */
+  user_id: string;
+  running: number;
+}
+
 export interface TagRow {
   repo: string;
   tag: string;
@@ -98,6 +105,8 @@ export class ImageDb {
       usersOf: db.prepare('SELECT * FROM image_users WHERE image_id = ?'),
       addUser: db.prepare('INSERT OR REPLACE INTO image_users (image_id, user_id, running) VALUES (?, ?, ?)'),
       removeUser: db.prepare('DELETE FROM image_users WHERE user_id = ?'),
+      allUsers: db.prepare('SELECT * FROM image_users'),
+      removeAllUsers: db.prepare('DELETE FROM image_users'),
       count: db.prepare('SELECT count(*) AS n FROM images'),
       blobsOf: db.prepare('SELECT * FROM image_blobs WHERE image_id = ?'),
       addBlob: db.prepare('INSERT OR REPLACE INTO image_blobs (image_id, digest, diff_id, size, media_type) VALUES (@image_id, @digest, @diff_id, @size, @media_type)'),
@@ -204,6 +213,30 @@ export class ImageDb {
   readonly releaseImage = (userId: string): void => {
     this.stmts.removeUser.run(userId);
   };
+
+  /**
+   * reconcileImageUse: the whole table replaced by the container runtime's
+   * account of it, in one transaction (a use or release call made meanwhile
+   * comes before or after it, never half-way). A use of an image this store
+   * does not have is not recorded (the foreign key); it is returned.
+   */
+  readonly reconcileImageUse = (uses: ImageUserRow[]): { unknown: ImageUserRow[]; added: number; dropped: number } =>
+    this.db.transaction(() => {
+      const key = (u: ImageUserRow) => `${u.image_id} ${u.user_id} ${u.running ? 1 : 0}`;
+      const before = new Set((this.stmts.allUsers.all() as ImageUserRow[]).map(key));
+      this.stmts.removeAllUsers.run();
+      const unknown: ImageUserRow[] = [];
+      const after = new Set<string>();
+      for (const u of uses) {
+        if (!this.get(u.image_id)) {
+          unknown.push(u);
+          continue;
+        }
+        this.stmts.addUser.run(u.image_id, u.user_id, u.running ? 1 : 0);
+        after.add(key(u));
+      }
+      return { unknown, added: [...after].filter((k) => !before.has(k)).length, dropped: [...before].filter((k) => !after.has(k)).length };
+    })();
 }
 
 export function parseMeta(row: ImageRow): StoredImage {
