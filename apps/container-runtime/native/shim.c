@@ -15,6 +15,14 @@
  *                 10 subscribe to output, answered with 8 ok (a client that
  *                 never sends it, such as one that only resizes, gets no output)
  *
+ * Every consumer is written to without blocking. Output a client has not
+ * taken waits in a backlog of its own; a client whose backlog would pass
+ * CLIENT_BACKLOG_MAX is dropped (its connection closed), so one that stops
+ * reading never holds up the container, its log or the other clients.
+ * Stdin the container has not read waits too, up to STDIN_BACKLOG_MAX; past
+ * that, clients that send stdin are not read until it drains, which holds the
+ * writer back through its socket instead of growing memory anywhere.
+ *
  * Usage: stevedore-shim --id ID --bundle DIR --state DIR --runtime PATH
  *        [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
  *        --log FILE [--log-max-size BYTES] [--log-max-files N]
@@ -36,6 +44,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -44,6 +53,18 @@
 
 #define MAX_CLIENTS 64
 #define LINE_MAX_BYTES (16 * 1024)
+/* Output one client may have waiting before it is dropped: a few seconds of a
+ * fast container, far more than a reading client ever lags. */
+#define CLIENT_BACKLOG_MAX (4 * 1024 * 1024)
+/* Stdin waiting for the container; past it, stdin senders are not read. */
+#define STDIN_BACKLOG_MAX (1024 * 1024)
+/* The largest frame a client may send. */
+#define FRAME_MAX (1024 * 1024)
+/* A backlog's first allocation; a drained one larger than this is freed. */
+#define BACKLOG_MIN (64 * 1024)
+/* Once the container has exited, how long clients that take none of their
+ * remaining output are waited for. */
+#define EXIT_LINGER_MS 10000
 
 enum { FR_STDIN = 0, FR_STDOUT = 1, FR_STDERR = 2, FR_EXIT = 3, FR_STDIN_CLOSE = 4, FR_RESIZE = 5,
        FR_START = 6, FR_OK = 8, FR_ERROR = 9, FR_SUBSCRIBE = 10 };
@@ -57,15 +78,28 @@ static int log_fd = -1;
 static long long log_size;
 static pid_t container_pid = -1;
 
+/* Bytes waiting for a non-blocking descriptor: a ring of cap bytes, len of them from head. */
+struct backlog {
+  unsigned char *data;
+  size_t head, len, cap;
+};
+
 struct client {
   int fd;
   int subscribed;
+  int sends_stdin; /* not read while the container's stdin backlog is full */
   unsigned char hdr[5];
   size_t hdr_len;
   unsigned char *body;
   size_t body_len, body_want;
+  struct backlog out;
 };
 static struct client clients[MAX_CLIENTS];
+
+/* The container's stdin (a pipe, or the pty) and what waits for it. */
+static int stdin_fd = -1, pty = -1;
+static struct backlog stdin_backlog;
+static int stdin_close_wanted;
 
 struct line_buf {
   const char *stream;
@@ -84,6 +118,7 @@ static void die_to(int fd, const char *fmt, ...) {
   _exit(1);
 }
 
+/* Only for the log, a regular file. */
 static int write_all(int fd, const void *buf, size_t len) {
   const char *p = buf;
   while (len > 0) {
@@ -174,22 +209,132 @@ static void log_bytes(struct line_buf *lb, const char *data, size_t len, int flu
   }
 }
 
-static void drop_client(int i) {
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void backlog_free(struct backlog *b) {
+  free(b->data);
+  memset(b, 0, sizeof *b);
+}
+
+/* Appends n bytes; -1 when memory runs out (the backlog is then unchanged). */
+static int backlog_push(struct backlog *b, const void *p, size_t n) {
+  if (n == 0) return 0;
+  if (b->cap - b->len < n) {
+    size_t cap = b->cap ? b->cap : BACKLOG_MIN;
+    while (cap - b->len < n) cap *= 2;
+    unsigned char *data = malloc(cap);
+    if (!data) return -1;
+    size_t first = b->len < b->cap - b->head ? b->len : b->cap - b->head;
+    if (b->len) {
+      memcpy(data, b->data + b->head, first);
+      memcpy(data + first, b->data, b->len - first);
+    }
+    free(b->data);
+    b->data = data;
+    b->cap = cap;
+    b->head = 0;
+  }
+  size_t tail = (b->head + b->len) % b->cap;
+  size_t first = n < b->cap - tail ? n : b->cap - tail;
+  memcpy(b->data + tail, p, first);
+  memcpy(b->data, (const unsigned char *)p + first, n - first);
+  b->len += n;
+  return 0;
+}
+
+/* Writes what fd takes without blocking; -1 on an error other than a full descriptor. */
+static int backlog_flush(struct backlog *b, int fd) {
+  while (b->len) {
+    size_t first = b->len < b->cap - b->head ? b->len : b->cap - b->head;
+    struct iovec iov[2] = {{b->data + b->head, first}, {b->data, b->len - first}};
+    ssize_t n = writev(fd, iov, b->len > first ? 2 : 1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    }
+    b->head = (b->head + (size_t)n) % b->cap;
+    b->len -= (size_t)n;
+  }
+  b->head = 0;
+  if (b->cap > BACKLOG_MIN) backlog_free(b); /* a client that caught up gives the memory back */
+  return 0;
+}
+
+/* Closes a client; `why` is logged (shim.log) when the monitor chose to. */
+static void drop_client(int i, const char *why) {
+  if (why) fprintf(stderr, "stevedore-shim: dropped an attach client: %s\n", why);
   close(clients[i].fd);
   free(clients[i].body);
+  backlog_free(&clients[i].out);
   memset(&clients[i], 0, sizeof clients[i]);
   clients[i].fd = -1;
 }
 
-static void send_frame(int fd, int type, const void *data, size_t len) {
+/*
+ * Sends a frame: written at once as far as the socket takes it, the rest
+ * queued. Returns NULL, or why the client has to go; `*quiet` is set when
+ * that needs no log line (the client went away).
+ */
+static const char *client_send(struct client *cl, int type, const void *data, size_t len, int *quiet) {
   unsigned char hdr[5] = {(unsigned char)type, (unsigned char)(len >> 24), (unsigned char)(len >> 16), (unsigned char)(len >> 8), (unsigned char)len};
-  write_all(fd, hdr, 5);
-  if (len) write_all(fd, data, len);
+  size_t done = 0;
+  *quiet = 0;
+  if (cl->out.len == 0) {
+    struct iovec iov[2] = {{hdr, 5}, {(void *)data, len}};
+    for (;;) {
+      ssize_t n = writev(cl->fd, iov, len ? 2 : 1);
+      if (n >= 0) { done = (size_t)n; break; }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      *quiet = 1;
+      return "its connection failed";
+    }
+    if (done == 5 + len) return NULL;
+  }
+  if (cl->out.len + 5 + len - done > CLIENT_BACKLOG_MAX) return "it fell behind the container's output by more than CLIENT_BACKLOG_MAX";
+  if (done < 5 && backlog_push(&cl->out, hdr + done, 5 - done) < 0) return "out of memory";
+  size_t from = done > 5 ? done - 5 : 0;
+  if (backlog_push(&cl->out, (const unsigned char *)data + from, len - from) < 0) return "out of memory";
+  return NULL;
+}
+
+static void send_or_drop(int i, int type, const void *data, size_t len) {
+  int quiet;
+  const char *why = client_send(&clients[i], type, data, len, &quiet);
+  if (why) drop_client(i, quiet ? NULL : why);
 }
 
 static void broadcast(int type, const void *data, size_t len) {
   for (int i = 0; i < MAX_CLIENTS; i++)
-    if (clients[i].fd >= 0 && clients[i].subscribed) send_frame(clients[i].fd, type, data, len);
+    if (clients[i].fd >= 0 && clients[i].subscribed) send_or_drop(i, type, data, len);
+}
+
+/* The container takes no more stdin: what waits is discarded, later input ignored. */
+static void stdin_end(void) {
+  if (stdin_fd >= 0 && stdin_fd != pty) close(stdin_fd);
+  stdin_fd = -1;
+  backlog_free(&stdin_backlog);
+  stdin_close_wanted = 0;
+}
+
+/* Writes what waits for the container's stdin; closes it, when asked, once all is written. */
+static void stdin_flush(void) {
+  if (stdin_fd < 0) return;
+  /* An error is EPIPE (the container closed its stdin) or EIO (its terminal is gone). */
+  if (backlog_flush(&stdin_backlog, stdin_fd) < 0 || (stdin_backlog.len == 0 && stdin_close_wanted)) stdin_end();
+}
+
+static int stdin_full(void) {
+  return stdin_backlog.len >= STDIN_BACKLOG_MAX;
+}
+
+/* A client that sent stdin waits, unread, while the container's stdin backlog is full. */
+static int client_readable(const struct client *cl) {
+  return !(cl->sends_stdin && stdin_full());
 }
 
 static int run_runtime(char *const argv[]) {
@@ -268,14 +413,22 @@ static int listen_unix(const char *path) {
   return fd;
 }
 
-static void handle_frame(struct client *cl, int type, const unsigned char *data, size_t len, int *stdin_fd, int pty) {
+/* Acts on one frame from a client; returns NULL, or why the client has to go. */
+static const char *handle_frame(struct client *cl, int type, const unsigned char *data, size_t len) {
+  int quiet;
   switch (type) {
     case FR_STDIN:
-      if (*stdin_fd >= 0 && len) write_all(*stdin_fd, data, len);
+      if (stdin_fd >= 0 && len) {
+        if (backlog_push(&stdin_backlog, data, len) < 0) return "out of memory";
+        stdin_flush();
+      }
       break;
     case FR_STDIN_CLOSE:
-      /* Only a non-tty container started with StdinOnce sees its stdin close. */
-      if (opt_stdin_once && !opt_tty && *stdin_fd >= 0) { close(*stdin_fd); *stdin_fd = -1; }
+      /* Only a non-tty container started with StdinOnce sees its stdin close, after what was sent before. */
+      if (opt_stdin_once && !opt_tty && stdin_fd >= 0) {
+        stdin_close_wanted = 1;
+        stdin_flush();
+      }
       break;
     case FR_RESIZE:
       if (pty >= 0) {
@@ -293,20 +446,20 @@ static void handle_frame(struct client *cl, int type, const unsigned char *data,
     case FR_SUBSCRIBE:
       /* Acknowledged, so that a client can wait for it before asking for START. */
       cl->subscribed = 1;
-      send_frame(cl->fd, FR_OK, NULL, 0);
-      break;
+      return client_send(cl, FR_OK, NULL, 0, &quiet);
     case FR_START: {
       char err[512] = {0};
-      if (start_container(err, sizeof err) == 0) send_frame(cl->fd, FR_OK, NULL, 0);
-      else send_frame(cl->fd, FR_ERROR, err, strlen(err));
-      break;
+      if (start_container(err, sizeof err) == 0) return client_send(cl, FR_OK, NULL, 0, &quiet);
+      return client_send(cl, FR_ERROR, err, strlen(err), &quiet);
     }
   }
+  return NULL;
 }
 
-/* Reads what a client sent; returns -1 when it is gone. */
-static int read_client(struct client *cl, int *stdin_fd, int pty) {
+/* Reads what a client sent; returns 0, or -1 when it has to go (`*why` says why, when worth a log line). */
+static int read_client(struct client *cl, const char **why) {
   unsigned char buf[32768];
+  *why = NULL;
   ssize_t n = read(cl->fd, buf, sizeof buf);
   if (n <= 0) return (n < 0 && (errno == EINTR || errno == EAGAIN)) ? 0 : -1;
   size_t i = 0;
@@ -315,8 +468,10 @@ static int read_client(struct client *cl, int *stdin_fd, int pty) {
       cl->hdr[cl->hdr_len++] = buf[i++];
       if (cl->hdr_len == 5) {
         cl->body_want = ((size_t)cl->hdr[1] << 24) | ((size_t)cl->hdr[2] << 16) | ((size_t)cl->hdr[3] << 8) | cl->hdr[4];
-        if (cl->body_want > (1 << 20)) return -1;
+        if (cl->body_want > FRAME_MAX) return *why = "it sent a frame over 1 MiB", -1;
+        if (cl->hdr[0] == FR_STDIN) cl->sends_stdin = 1;
         cl->body = cl->body_want ? malloc(cl->body_want) : NULL;
+        if (cl->body_want && !cl->body) return *why = "out of memory", -1;
         cl->body_len = 0;
       }
     } else {
@@ -327,7 +482,8 @@ static int read_client(struct client *cl, int *stdin_fd, int pty) {
       i += take;
     }
     if (cl->hdr_len == 5 && cl->body_len == cl->body_want) {
-      handle_frame(cl, cl->hdr[0], cl->body, cl->body_len, stdin_fd, pty);
+      *why = handle_frame(cl, cl->hdr[0], cl->body, cl->body_len);
+      if (*why) return -1;
       free(cl->body);
       cl->body = NULL;
       cl->hdr_len = 0;
@@ -413,7 +569,7 @@ int main(int argc, char **argv) {
   cargv[n++] = opt_bundle;
   snprintf(path, sizeof path, "%s/init.pid", opt_state);
   cargv[n++] = "--pid-file";
-  cargv[n++] = strdup(path);
+  if (!(cargv[n++] = strdup(path))) die_to(report[1], "out of memory");
   if (opt_tty) {
     snprintf(console_path, sizeof console_path, "%s/console.sock", opt_state);
     console_listen = listen_unix(console_path);
@@ -441,7 +597,6 @@ int main(int argc, char **argv) {
     execvp(cargv[0], (char *const *)cargv);
     _exit(127);
   }
-  int pty = -1;
   if (opt_tty) {
     struct pollfd p = {console_listen, POLLIN, 0};
     if (poll(&p, 1, 30000) <= 0) die_to(report[1], "the runtime sent no terminal");
@@ -478,7 +633,7 @@ int main(int argc, char **argv) {
   if (!pf || fscanf(pf, "%d", &container_pid) != 1) die_to(report[1], "no pid from the runtime");
   fclose(pf);
 
-  int stdin_fd = -1, out_fd = -1, err_fd = -1;
+  int out_fd = -1, err_fd = -1;
   if (opt_tty) {
     out_fd = pty;
     stdin_fd = opt_stdin ? pty : -1;
@@ -491,6 +646,8 @@ int main(int argc, char **argv) {
     out_fd = out_pipe[0];
     err_fd = err_pipe[0];
   }
+  /* Stdin is written as the container takes it (the pty's reads are poll-driven too). */
+  if (stdin_fd >= 0) fcntl(stdin_fd, F_SETFL, fcntl(stdin_fd, F_GETFL) | O_NONBLOCK);
   for (int i = 0; i < MAX_CLIENTS; i++) clients[i].fd = -1;
   snprintf(path, sizeof path, "%s/shim.pid", opt_state);
   int sp = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -500,17 +657,31 @@ int main(int argc, char **argv) {
   close(report[1]);
 
   int exited = 0, exit_code = 0;
+  /* Once the container has exited, what is left in its pipes is drained until they close or stay quiet this long. */
+  long long quiet_until = 0;
   for (;;) {
-    struct pollfd fds[4 + MAX_CLIENTS];
-    int nf = 0;
-    fds[nf++] = (struct pollfd){sfd, POLLIN, 0};
-    fds[nf++] = (struct pollfd){attach_fd, POLLIN, 0};
-    fds[nf++] = (struct pollfd){out_fd, POLLIN, 0};
-    fds[nf++] = (struct pollfd){err_fd, POLLIN, 0};
-    for (int i = 0; i < MAX_CLIENTS; i++) fds[nf++] = (struct pollfd){clients[i].fd, POLLIN, 0};
-    /* Once the container has exited, drain what is left and stop. */
-    int r = poll(fds, (nfds_t)nf, exited ? 200 : -1);
+    /* Fixed places: signals, the listener, stdout, stderr, stdin (-1: nothing waits), then one per client. */
+    struct pollfd fds[5 + MAX_CLIENTS];
+    fds[0] = (struct pollfd){sfd, POLLIN, 0};
+    fds[1] = (struct pollfd){attach_fd, POLLIN, 0};
+    fds[2] = (struct pollfd){out_fd, POLLIN, 0};
+    fds[3] = (struct pollfd){err_fd, POLLIN, 0};
+    fds[4] = (struct pollfd){stdin_backlog.len ? stdin_fd : -1, POLLOUT, 0};
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      short events = 0;
+      if (clients[i].fd >= 0 && client_readable(&clients[i])) events |= POLLIN;
+      if (clients[i].out.len) events |= POLLOUT;
+      /* A client held back with no events still reports its hang-up (POLLHUP: closed, not half-closed). */
+      fds[5 + i] = (struct pollfd){clients[i].fd, events, 0};
+    }
+    int timeout = -1;
+    if (exited) {
+      long long left = quiet_until - now_ms();
+      timeout = left > 0 ? (int)left : 0;
+    }
+    int r = poll(fds, 5 + MAX_CLIENTS, timeout);
     if (r < 0 && errno != EINTR) break;
+    if (r < 0) continue;
     if (fds[0].revents & POLLIN) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
@@ -521,12 +692,13 @@ int main(int argc, char **argv) {
           if (p == container_pid) {
             exited = 1;
             exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            quiet_until = now_ms() + 200;
           }
         }
       }
     }
     if (fds[1].revents & POLLIN) {
-      int c = accept4(attach_fd, NULL, NULL, SOCK_CLOEXEC);
+      int c = accept4(attach_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (c >= 0) {
         int placed = 0;
         for (int i = 0; i < MAX_CLIENTS && !placed; i++)
@@ -542,27 +714,44 @@ int main(int argc, char **argv) {
       if (got > 0) {
         log_bytes(s == 0 ? &out_line : &err_line, buf, (size_t)got, 0);
         broadcast(s == 0 ? FR_STDOUT : FR_STDERR, buf, (size_t)got);
+        if (exited) quiet_until = now_ms() + 200;
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
         log_bytes(s == 0 ? &out_line : &err_line, NULL, 0, 1);
         if (s == 0) { if (out_fd != pty) close(out_fd); out_fd = -1; }
         else { close(err_fd); err_fd = -1; }
       }
     }
+    if (fds[4].revents) stdin_flush();
     for (int i = 0; i < MAX_CLIENTS; i++) {
-      if (clients[i].fd >= 0 && (fds[4 + i].revents & (POLLIN | POLLHUP | POLLERR))) {
-        if (read_client(&clients[i], &stdin_fd, pty) < 0) drop_client(i);
+      short rev = fds[5 + i].revents;
+      if (clients[i].fd < 0 || !rev) continue;
+      if (clients[i].out.len && (rev & (POLLOUT | POLLHUP | POLLERR)) && backlog_flush(&clients[i].out, clients[i].fd) < 0) {
+        drop_client(i, NULL);
+        continue;
+      }
+      if ((fds[5 + i].events & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR))) {
+        const char *why;
+        if (read_client(&clients[i], &why) < 0) drop_client(i, why);
+      } else if (rev & (POLLHUP | POLLERR)) {
+        drop_client(i, NULL); /* gone while held back: the stdin it had sent and we had not read goes with it */
       }
     }
-    if (exited && (r == 0 || (out_fd < 0 && err_fd < 0))) break;
+    if (exited && ((out_fd < 0 && err_fd < 0) || now_ms() >= quiet_until)) break;
   }
 
   log_bytes(&out_line, NULL, 0, 1);
   log_bytes(&err_line, NULL, 0, 1);
   write_exit_file(exit_code);
+  /* No new clients; the socket's name may soon be a new monitor's (a restart). */
+  close(attach_fd);
+  snprintf(path, sizeof path, "%s/attach.sock", opt_state);
+  unlink(path);
+  stdin_end();
   char code[16];
   snprintf(code, sizeof code, "%d", exit_code);
   broadcast(FR_EXIT, code, strlen(code));
-  for (int i = 0; i < MAX_CLIENTS; i++) if (clients[i].fd >= 0) drop_client(i);
+  /* Clients that have everything go now: the runtime's own connection records the exit when it closes. */
+  for (int i = 0; i < MAX_CLIENTS; i++) if (clients[i].fd >= 0 && clients[i].out.len == 0) drop_client(i, NULL);
   const char *dargv[8];
   int dn = 0;
   runtime_argv(dargv, &dn, "delete");
@@ -570,9 +759,25 @@ int main(int argc, char **argv) {
   dargv[dn++] = opt_id;
   dargv[dn] = NULL;
   run_runtime((char *const *)dargv);
-  snprintf(path, sizeof path, "%s/attach.sock", opt_state);
-  unlink(path);
   snprintf(path, sizeof path, "%s/shim.pid", opt_state);
   unlink(path);
+  /* The others take the rest of their output; the monitor waits while some client takes any of it. */
+  for (;;) {
+    struct pollfd fds[MAX_CLIENTS];
+    int waiting = 0;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      fds[i] = (struct pollfd){clients[i].fd >= 0 ? clients[i].fd : -1, POLLOUT, 0};
+      if (clients[i].fd >= 0) waiting++;
+    }
+    if (!waiting) break;
+    int r = poll(fds, MAX_CLIENTS, EXIT_LINGER_MS);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      if (clients[i].fd < 0 || !fds[i].revents) continue;
+      if (backlog_flush(&clients[i].out, clients[i].fd) < 0 || clients[i].out.len == 0) drop_client(i, NULL);
+    }
+  }
+  for (int i = 0; i < MAX_CLIENTS; i++) if (clients[i].fd >= 0) drop_client(i, "it took none of its remaining output after the exit");
   return 0;
 }

@@ -13,7 +13,7 @@ import { asStevedoreError, refused } from '@stevedore/errors';
 import { diffTar, extractInto, pathTar, rootfsTar, statPath } from './container-fs';
 import { ContainersService, type Attachment } from './containers.service';
 import { cgroupFacts, ipv4Forwarding } from './host-facts';
-import { Frame } from './shim';
+import { Frame, type ShimConnection } from './shim';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -26,6 +26,9 @@ export function stampMilli(iso: string): string {
 
 /** Bytes read from a log file at a time, and the most sent in one message. */
 const SLICE = 1024 * 1024;
+
+/** Stdin held for an attachment whose container has not started; past it, the edge is held back. */
+const PENDING_STDIN_BYTES = 1024 * 1024;
 
 interface LogEntry {
   log: string;
@@ -232,11 +235,37 @@ export class ContainerRuntimeRpc {
     };
   }
 
+  /**
+   * Relays one attachment between the API edge and the container's monitor,
+   * at the pace of the slower side: output is read from the monitor while
+   * the call takes it (the monitor drops an attachment that falls too far
+   * behind), stdin is read from the call while the monitor takes it (which
+   * holds the edge, and so its client, back through gRPC flow control).
+   */
   private attach(call: grpc.ServerDuplexStream<containers.AttachRequest, containers.AttachReply>, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       let attachment: Attachment | undefined;
       let id = '';
       let ended = false;
+      /** Until the monitor has what was pending, stdin is held here (up to PENDING_STDIN_BYTES). */
+      let connected = false;
+      let pendingBytes = 0;
+      let outputHeld = false;
+      /** Why the call is not read: while any reason holds, stdin waits in gRPC. */
+      const holds = new Set<'opening' | 'pending' | 'monitor'>();
+      const hold = (why: 'opening' | 'pending' | 'monitor') => {
+        holds.add(why);
+        call.pause();
+      };
+      const release = (why: 'opening' | 'pending' | 'monitor') => {
+        if (holds.delete(why) && holds.size === 0 && !ended) call.resume();
+      };
+      /** Resumes reading stdin once the monitor's socket has taken what was sent. */
+      const untilMonitorDrains = (conn: ShimConnection) => {
+        if (!conn.socket.writableNeedDrain || holds.has('monitor')) return;
+        hold('monitor');
+        conn.socket.once('drain', () => release('monitor'));
+      };
       const end = () => {
         if (ended) return;
         ended = true;
@@ -249,6 +278,8 @@ export class ContainerRuntimeRpc {
         const part = req.part;
         if (!part) return;
         if (part.$case === 'open') {
+          // Stdin sent with the open waits in gRPC until the attachment exists.
+          hold('opening');
           void (async () => {
             const o = part.open;
             const row = svc.resolve(o.id);
@@ -266,13 +297,25 @@ export class ContainerRuntimeRpc {
               pendingStdin: [],
               stdinClosed: false,
               onOutput: (stream, data) => {
-                if (!call.write({ part: { $case: 'output', output: { stream, data } } })) {
-                  attachment?.connection?.socket.pause();
-                  call.once('drain', () => attachment?.connection?.socket.resume());
-                }
+                if (call.write({ part: { $case: 'output', output: { stream, data } } }) || outputHeld) return;
+                // The monitor is read again once the edge has taken this; meanwhile its backlog for us grows.
+                const socket = attachment?.connection?.socket;
+                outputHeld = true;
+                socket?.pause();
+                call.once('drain', () => {
+                  outputHeld = false;
+                  socket?.resume();
+                });
+              },
+              onConnected: () => {
+                connected = true;
+                pendingBytes = 0;
+                if (attachment?.connection) untilMonitorDrains(attachment.connection);
+                release('pending');
               },
               onEnd: end,
             };
+            release('opening');
             const how = await svc.attach(row.id, attachment);
             if (how === 'not-running') end();
           })().catch((err) => {
@@ -280,11 +323,19 @@ export class ContainerRuntimeRpc {
             reject(err);
           });
         } else if (part.$case === 'stdin' && attachment?.wantStdin) {
-          if (attachment.connection) attachment.connection.send(Frame.stdin, Buffer.from(part.stdin));
-          else attachment.pendingStdin.push(Buffer.from(part.stdin));
+          const chunk = Buffer.from(part.stdin);
+          if (connected && attachment.connection) {
+            attachment.connection.send(Frame.stdin, chunk);
+            untilMonitorDrains(attachment.connection);
+            return;
+          }
+          // Before the container starts (docker run attaches first), a bounded amount waits here.
+          attachment.pendingStdin.push(chunk);
+          pendingBytes += chunk.length;
+          if (pendingBytes >= PENDING_STDIN_BYTES) hold('pending');
         } else if (part.$case === 'stdinClosed' && attachment) {
           if (!attachment.wantStdin) return;
-          if (attachment.connection) attachment.connection.send(Frame.stdinClosed);
+          if (connected && attachment.connection) attachment.connection.send(Frame.stdinClosed);
           else attachment.stdinClosed = true;
         }
       });
@@ -295,4 +346,3 @@ export class ContainerRuntimeRpc {
     });
   }
 }
-

@@ -41,6 +41,12 @@ export interface StevedoreConfig {
   apiTlsUnsafeNoClientCerts: boolean;
   /** How long a client may take to send a request's headers; a body (an upload) is bounded by size, never by time. */
   apiHeadersTimeoutMs: number;
+  /**
+   * Output an attach client may leave untaken (held in the API edge's memory)
+   * before it is cut off: the container, its log and other clients never wait
+   * for one client.
+   */
+  attachBacklogBytes: number;
   /** Mutual TLS between services over TCP. */
   grpcTls: TlsFiles;
   events: { maxCount: number; maxAgeSeconds: number };
@@ -144,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
     apiTls: { cert: env.STEVEDORE_TLS_CERT, key: env.STEVEDORE_TLS_KEY, ca: env.STEVEDORE_TLS_CACERT },
     apiTlsUnsafeNoClientCerts: truthy(env.STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS),
     apiHeadersTimeoutMs: positiveInt(env, 'STEVEDORE_API_HEADERS_TIMEOUT', 60_000),
+    attachBacklogBytes: positiveInt(env, 'STEVEDORE_ATTACH_BACKLOG', 16 * 1024 * 1024),
     grpcTls: { cert: env.STEVEDORE_GRPC_TLS_CERT, key: env.STEVEDORE_GRPC_TLS_KEY, ca: env.STEVEDORE_GRPC_TLS_CACERT },
     events: {
       maxCount: positiveInt(env, 'STEVEDORE_EVENTS_MAX_COUNT', 100_000),
@@ -182,6 +189,7 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
   if (config.apiCors) env.STEVEDORE_API_CORS = '1';
   if (config.apiTlsUnsafeNoClientCerts) env.STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS = '1';
   env.STEVEDORE_API_HEADERS_TIMEOUT = String(config.apiHeadersTimeoutMs);
+  env.STEVEDORE_ATTACH_BACKLOG = String(config.attachBacklogBytes);
   for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);
   const tls: Array<[string, string | undefined]> = [
     ['STEVEDORE_TLS_CERT', config.apiTls.cert],

@@ -1,10 +1,11 @@
 // The container routes.
 import type { Duplex } from 'node:stream';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { containers } from '@stevedore/contracts';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
 import { invalid, notFound, refused, StevedoreError } from '@stevedore/errors';
-import { callOptions } from '@stevedore/service-kit';
+import type { StevedoreConfig } from '@stevedore/config';
+import { callOptions, CONFIG } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { backendError, Backends, call } from '../backends/backends';
@@ -12,6 +13,7 @@ import { RemovalsInFlight } from '../backends/removals-in-flight';
 import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
 import { acceptWebSocket } from '../http/websocket';
+import { AttachOutput } from '../http/attach-output';
 import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
 
 const SERVICE = 'container-runtime';
@@ -29,6 +31,7 @@ export class ContainersHandlers {
   constructor(
     private readonly backends: Backends,
     private readonly removals: RemovalsInFlight,
+    @Inject(CONFIG) private readonly config: StevedoreConfig,
   ) {}
 
   private get rt() {
@@ -261,14 +264,20 @@ export class ContainersHandlers {
     });
     peer.ws.on('close', () => grpcCall.cancel());
     peer.ws.on('error', () => grpcCall.cancel());
+    const output = new AttachOutput(
+      req.hijack.socket,
+      this.config.attachBacklogBytes,
+      (data) => peer.sendText(data),
+      (text) => peer.sendText(text),
+      () => peer.ws.close(1008, 'fell behind the output'),
+      (queued) => {
+        req.log.warn({ queued }, 'attach client cut off: it fell behind the container\'s output');
+        grpcCall.cancel();
+      },
+    );
     await new Promise<void>((resolve) => {
       grpcCall.on('data', (r: containers.AttachReply) => {
-        if (r.part?.$case !== 'output') return;
-        const wait = peer.sendText(Buffer.from(r.part.output.data));
-        if (wait) {
-          grpcCall.pause();
-          void wait.then(() => grpcCall.resume());
-        }
+        if (r.part?.$case === 'output') output.send(Buffer.from(r.part.output.data));
       });
       grpcCall.on('end', resolve);
       grpcCall.on('error', () => resolve());
@@ -308,15 +317,23 @@ export class ContainersHandlers {
     socket.on('end', () => grpcCall.write({ part: { $case: 'stdinClosed', stdinClosed: true } }));
     socket.on('error', () => grpcCall.cancel());
     socket.on('close', () => grpcCall.cancel());
+    let stream = 1;
+    const output = new AttachOutput(
+      socket,
+      this.config.attachBacklogBytes,
+      (data) => socket.write(multiplex ? muxFrame(stream, data) : data),
+      (text) => socket.write(multiplex ? muxFrame(2, text) : text),
+      () => socket.end(),
+      (queued) => {
+        req.log.warn({ queued }, 'attach client cut off: it fell behind the container\'s output');
+        grpcCall.cancel();
+      },
+    );
     await new Promise<void>((resolve) => {
       grpcCall.on('data', (r: containers.AttachReply) => {
         if (r.part?.$case !== 'output') return;
-        const o = r.part.output;
-        const ok = socket.write(multiplex ? muxFrame(o.stream, o.data) : Buffer.from(o.data));
-        if (!ok) {
-          grpcCall.pause();
-          socket.once('drain', () => grpcCall.resume());
-        }
+        stream = r.part.output.stream;
+        output.send(Buffer.from(r.part.output.data));
       });
       grpcCall.on('end', resolve);
       grpcCall.on('error', (err) => {

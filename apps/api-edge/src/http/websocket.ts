@@ -1,7 +1,9 @@
 // WebSocket attach's transport, on the `ws` package: the handshake, frame
 // parsing and control frames are its; what is ours is the bound on a
-// message (frames reassembled beyond it close the connection with 1009) and
-// flow control in both directions.
+// message (frames reassembled beyond it close the connection with 1009).
+// Stdin is paused while the runtime has not taken it (the caller pauses
+// `ws`); output is never paused, the caller bounds what waits
+// (`ws.bufferedAmount`).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
@@ -12,12 +14,8 @@ const server = new WebSocketServer({ noServer: true, maxPayload: WEBSOCKET_MAX_M
 
 export interface WebSocketPeer {
   readonly ws: WebSocket;
-  /**
-   * Sends output as a text frame, as Docker's WebSocket attach did. Returns
-   * a promise when the client has not taken what was sent before, settled
-   * once it has (or is gone), so the caller pauses its source meanwhile.
-   */
-  sendText(data: Buffer): Promise<void> | undefined;
+  /** Sends output as a text frame, as Docker's WebSocket attach did. */
+  sendText(data: Buffer): void;
 }
 
 /**
@@ -33,16 +31,7 @@ export function acceptWebSocket(req: IncomingMessage, socket: Duplex, head: Buff
       resolve({
         ws,
         sendText(data) {
-          if (ws.readyState !== ws.OPEN) return undefined;
-          ws.send(data, { binary: false });
-          if (!socket.writableNeedDrain) return undefined;
-          return new Promise<void>((drained) => {
-            const done = (): void => {
-              socket.off('drain', done).off('close', done);
-              drained();
-            };
-            socket.on('drain', done).on('close', done);
-          });
+          if (ws.readyState === ws.OPEN) ws.send(data, { binary: false });
         },
       });
     });
