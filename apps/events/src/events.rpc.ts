@@ -1,7 +1,7 @@
 // The Events gRPC service.
 import { Inject, Injectable } from '@nestjs/common';
 import { Metadata } from '@grpc/grpc-js';
-import { events } from '@stevedore/contracts';
+import { events, EVENTS_LOG_POSITION_HEADER } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
 import type { LoggedEvent } from '@stevedore/redis';
 import { LOGGER, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
@@ -32,12 +32,16 @@ export class EventsRpc {
         if (req.since < 0 || req.until < 0) throw invalid('since and until must not be negative');
         const matches = compileFilters(req.filters);
         // since: events whose time (whole seconds) is >= since; until: <= until.
-        const cursor = req.since > 0 ? `${req.since * 1000 - 1}-${MAX_SEQ}` : this.feed.now;
+        if (req.afterLogId && !/^\d+-\d+$/.test(req.afterLogId)) throw invalid('after_log_id must be a log position such as 1700000000000-0');
+        const cursor = req.afterLogId || (req.since > 0 ? `${req.since * 1000 - 1}-${MAX_SEQ}` : this.feed.now);
         // Docker 1.0 replayed events of the second `until` too, and closed the stream when the clock reached it.
         const endMs = req.until > 0 ? (req.until + 1) * 1000 : Infinity;
         const closeMs = req.until > 0 ? req.until * 1000 : Infinity;
         // Headers now: the API edge answers 200 only once the subscription is accepted.
-        stream.sendMetadata(new Metadata());
+        // With the starting position, from which a client that lost the stream resumes (after_log_id).
+        const headers = new Metadata();
+        headers.set(EVENTS_LOG_POSITION_HEADER, cursor);
+        stream.sendMetadata(headers);
         await this.feed.follow({
           cursor,
           endMs,

@@ -9,3 +9,6 @@ export * as builds from './generated/stevedore/build_worker.generated';
 
 import './bulk-bytes';
 export { bytesFieldHeader, bytesFieldPayload, gatherPayload } from './bulk-bytes';
+
+/** Events: the response header of Subscribe naming the subscription's starting log position (see after_log_id). */
+export const EVENTS_LOG_POSITION_HEADER = 'x-log-position';

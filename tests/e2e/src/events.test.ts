@@ -169,3 +169,38 @@ describe('events', () => {
     assert.equal(new Set(seqs).size, total);
   });
 });
+
+describe('events across a restart of the events service', () => {
+  let stack: Stack;
+  let redis: Redis;
+  before(async () => {
+    stack = await startStack();
+    redis = connectRedis(`unix://${path.join(stack.root, 'run', 'redis.sock')}`);
+  });
+  after(async () => {
+    redis?.disconnect();
+    await stopStack(stack, { allowRestarts: true });
+  });
+
+  test('a live GET /events stream goes on over a SIGKILL of the events service: nothing lost, nothing repeated', async () => {
+    const log = new EventLog(redis, 'stevedore:', { maxCount: 1_000_000, maxAgeSeconds: 3600 });
+    const run = hex().slice(0, 12);
+    const publish = (action: string, attributes: Record<string, string>) => log.append({ type: 'container', action, id: hex(), from: 'busybox', attributes: { run, ...attributes } });
+    let opened!: () => void;
+    const open = new Promise<void>((r) => (opened = r));
+    const filters = encodeURIComponent(JSON.stringify({ event: ['tick', 'tick-end'] }));
+    const reading = readEvents(stack, `?filters=${filters}`, { onOpen: opened, stopAt: (e) => e.status === 'tick-end' && e.Actor.Attributes.run === run });
+    await open;
+    const before = stack.process('events').pid!;
+    for (let i = 0; i < 300; i++) {
+      await publish('tick', { seq: String(i) });
+      if (i === 100) process.kill(before, 'SIGKILL');
+      await sleep(5);
+    }
+    await publish('tick-end', {});
+    const { events } = await reading;
+    const seqs = events.filter((e) => e.Actor.Attributes.run === run && e.status === 'tick').map((e) => Number(e.Actor.Attributes.seq));
+    assert.deepEqual(seqs, Array.from({ length: 300 }, (_, i) => i), 'every event once, in order, on the same response');
+    assert.notEqual(stack.process('events').pid, before, 'the service was restarted meanwhile');
+  });
+});

@@ -1,7 +1,8 @@
 // GET /events: the history (since/until) and the live stream, from the
 // events service over a gRPC server stream, with back-pressure end to end.
 import { Inject, Injectable } from '@nestjs/common';
-import type { events } from '@stevedore/contracts';
+import * as grpc from '@grpc/grpc-js';
+import { EVENTS_LOG_POSITION_HEADER, type events } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
 import { callOptions, LOGGER } from '@stevedore/service-kit';
 import { invalid, unavailable } from '@stevedore/errors';
@@ -13,6 +14,8 @@ import { RemovalsInFlight } from '../backends/removals-in-flight';
 
 /** How long to wait for the events service to accept the subscription. */
 const SUBSCRIBE_TIMEOUT_MS = 5000;
+/** How long a stream whose events service went away waits for it to come back (the supervisor restarts it). */
+const RESUME_WITHIN_MS = 30_000;
 
 function readFilters(req: ApiRequest): Record<string, events.FilterValues> {
   const raw = req.jsonParam<unknown>('filters');
@@ -40,31 +43,67 @@ export class EventsHandler {
       since: req.unixSeconds('since'),
       until: req.unixSeconds('until'),
       filters: readFilters(req),
+      afterLogId: '',
     };
-    const { metadata, options } = callOptions(req.requestId);
-    const stream = this.backends.events.subscribe(request, metadata, options);
-    req.signal.addEventListener('abort', () => stream.cancel(), { once: true });
+    // The first subscription's refusal is still a proper HTTP error.
+    let stream = await this.subscribe(req, request);
+    res.startStream(200, 'application/json');
+    // Where the stream stands: a restart of the events service costs a client nothing,
+    // the subscription is taken up again from here.
+    let position = stream.position;
+    for (;;) {
+      const lost = await this.relay(req, res, stream.call, (logId) => (position = logId));
+      if (!lost || req.signal.aborted) break;
+      const resumed = await this.resume(req, { ...request, afterLogId: position });
+      if (!resumed) break;
+      stream = resumed;
+    }
+    res.end();
+  };
 
-    // The service sends its headers once it has accepted the subscription:
-    // only then do we answer 200, so a refusal is still a proper HTTP error.
-    await new Promise<void>((resolve, reject) => {
+  /** Subscribes; resolves once the events service has accepted (its headers name the starting position). */
+  private async subscribe(req: ApiRequest, request: events.SubscribeRequest): Promise<{ call: grpc.ClientReadableStream<events.Event>; position: string }> {
+    const { metadata, options } = callOptions(req.requestId);
+    const call = this.backends.events.subscribe(request, metadata, options);
+    const cancel = () => call.cancel();
+    req.signal.addEventListener('abort', cancel, { once: true });
+    call.once('close', () => req.signal.removeEventListener('abort', cancel));
+    return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        stream.cancel();
+        call.cancel();
         reject(unavailable(`Cannot reach the events service: no answer within ${SUBSCRIBE_TIMEOUT_MS} ms`));
       }, SUBSCRIBE_TIMEOUT_MS);
-      stream.once('metadata', () => {
+      call.once('metadata', (headers: grpc.Metadata) => {
         clearTimeout(timer);
-        resolve();
+        resolve({ call, position: String(headers.get(EVENTS_LOG_POSITION_HEADER)[0] ?? request.afterLogId) });
       });
-      stream.once('error', (err) => {
+      call.once('error', (err) => {
         clearTimeout(timer);
         reject(backendError(err, 'events'));
       });
     });
+  }
 
-    res.startStream(200, 'application/json');
-    await new Promise<void>((resolve) => {
+  /** Subscribes again after the events service went away, for up to RESUME_WITHIN_MS. */
+  private async resume(req: ApiRequest, request: events.SubscribeRequest): Promise<{ call: grpc.ClientReadableStream<events.Event>; position: string } | undefined> {
+    const deadline = Date.now() + RESUME_WITHIN_MS;
+    for (let delay = 100; !req.signal.aborted && Date.now() < deadline; delay = Math.min(delay * 2, 1000)) {
+      try {
+        return await this.subscribe(req, request);
+      } catch (err) {
+        req.log.debug({ err: (err as Error).message }, 'the events service is not back yet');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    req.log.warn('the events service did not come back: the event stream ends');
+    return undefined;
+  }
+
+  /** Writes the stream's events at the client's pace; resolves true when the stream was lost (not ended). */
+  private relay(req: ApiRequest, res: ApiResponse, stream: grpc.ClientReadableStream<events.Event>, seen: (logId: string) => void): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
       stream.on('data', (event: events.Event) => {
+        seen(event.logId);
         // A `destroy` goes out after the answers of the removals in flight.
         const held = event.action === 'destroy' ? this.removals.answered() : undefined;
         const send = () => {
@@ -78,12 +117,14 @@ export class EventsHandler {
         stream.pause();
         void held.then(send);
       });
-      stream.on('end', resolve);
+      stream.on('end', () => resolve(false));
       stream.on('error', (err: Error & { code?: number }) => {
-        if (!req.signal.aborted) req.log.warn({ err: err.message }, 'event stream ended by an error');
-        resolve();
+        if (req.signal.aborted) return resolve(false);
+        // The service went away (killed, restarting): resumable. Anything else ends the stream.
+        const lost = err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.INTERNAL || err.code === grpc.status.UNKNOWN;
+        req.log.warn({ err: err.message, resuming: lost }, 'event stream ended by an error');
+        resolve(lost);
       });
     });
-    res.end();
-  };
+  }
 }
