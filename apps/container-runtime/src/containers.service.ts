@@ -9,13 +9,14 @@ import type { StevedoreConfig } from '@stevedore/config';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
 import { conflict, notAllowed, notFound, refused, StevedoreError, asStevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
+import { connectRedis, EventLog, type NewEvent, type Redis } from '@stevedore/redis';
 import { removeTree, removeTreeSoon } from '@stevedore/archive';
 import { callUnary, CONFIG, createServiceClient, LOGGER, privateDatabase, privateDir } from '@stevedore/service-kit';
 import { cgroupFacts, chooseOciRuntime, enableIpv4Forwarding, ipv4Forwarding, type CgroupFacts, type OciRuntime } from './host-facts';
 import { createWarnings } from './create-warnings';
 import { loadSeccompProfile } from './seccomp';
 import { installAppArmorProfile } from './apparmor';
+import { EventOutbox } from './event-outbox';
 import { buildSpec, hostCapabilities, makeWorkingDir, resolveUser } from './oci-spec';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs';
 import { changes, withRootfs, type Change } from './container-fs';
@@ -96,6 +97,11 @@ function networkOf(row: NetworkRow | undefined): containers.BridgeAddress | unde
   return row && { ipAddress: row.ip_address, ipPrefixLen: row.ip_prefix_len, gateway: row.gateway, macAddress: row.mac_address, bridge: row.bridge };
 }
 
+/** A container event as the event log takes it. */
+function containerEvent(action: string, row: ContainerRow, extra: Record<string, string>): NewEvent {
+  return { type: 'container', action, id: row.id, from: row.image_name, attributes: { image: row.image_name, name: row.name.replace(/^\//, ''), ...extra } };
+}
+
 @Injectable()
 export class ContainersService implements OnModuleInit, OnModuleDestroy {
   db!: ContainerDb;
@@ -116,6 +122,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   private readonly imageUse: ImageUseReconciler;
   private redis!: Redis;
   private events!: EventLog;
+  private outbox!: EventOutbox;
   private readonly monitors = new Map<string, ShimConnection>();
   private readonly pending = new Map<string, Set<Attachment>>();
   private readonly waiters = new Map<string, Array<(code: number) => void>>();
@@ -166,6 +173,9 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.db = new ContainerDb(privateDatabase(path.join(this.root, 'containers.db')));
     this.redis = connectRedis(this.config.redisUrl);
     this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
+    // What a killed runtime had not yet sent goes first.
+    this.outbox = new EventOutbox(this.db, this.events, this.log);
+    this.outbox.drain();
     // Bridged containers need forwarding: turned on at start-up, as Docker's daemon did (its --ip-forward, on by default).
     enableIpv4Forwarding(this.log);
     // Read once, as Docker 1.0 read its system facts at start-up: create warns from it.
@@ -187,6 +197,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     await Promise.all(running.filter((r) => r.paused).map((r) => this.pause(r.id, false).catch((err) => this.log.warn({ err, id: r.id }, 'unpausing at shutdown failed'))));
     await Promise.all(running.map((r) => this.stop({ id: r.id, timeout: 3 }).catch((err) => this.log.warn({ err, id: r.id }, 'stopping at shutdown failed'))));
     for (const m of this.monitors.values()) m.close();
+    await this.outbox?.flushed(2000);
+    this.outbox?.close();
     this.imageUse.close();
     this.imagesClient.close();
     this.db?.close();
@@ -205,9 +217,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   }
 
   private publish(action: string, row: ContainerRow, extra: Record<string, string> = {}): void {
-    this.events
-      .append({ type: 'container', action, id: row.id, from: row.image_name, attributes: { image: row.image_name, name: row.name.replace(/^\//, ''), ...extra } })
-      .catch((err) => this.log.warn({ err }, 'publishing an event failed'));
+    this.outbox.publish(containerEvent(action, row, extra));
   }
 
   private images<Req, Res>(method: (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall, req: Req, requestId: string): Promise<Res> {
@@ -518,12 +528,16 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       // The monitor died without recording the exit: the container went with it.
       await runtimeCommand(this.runtime.name, this.runtimeRoot, ['delete', '--force', id]).catch(() => undefined);
     }
-    this.db.markExited(id, exitCode, finishedAt);
     // A stopped container has no address: inspect says so from `die` on (it shows the
     // network of running containers only) while the bridge lets go of it.
     const onBridge = Boolean(this.db.network(id));
-    // `die` from the row as it was: a removal may follow at once (it waits for this exit to settle).
-    this.publish('die', row, { exitCode: String(exitCode) });
+    // The exit and its `die` (from the row as it was: a removal may follow at once) are one change:
+    // a runtime killed here leaves both or neither.
+    this.db.transaction(() => {
+      this.db.markExited(id, exitCode, finishedAt);
+      this.outbox.queue(containerEvent('die', row, { exitCode: String(exitCode) }));
+    });
+    this.outbox.drain();
     // The image is now used by a stopped container only (told while the root filesystem is released).
     const imageUse = this.imageUse.change(() => this.images(this.imagesClient.useImage, { image: row.image_id, user: id, running: false }, 'exit')).catch((err) => this.log.warn({ err, id }, 'updating the image use failed'));
     const network = (onBridge ? this.releaseNetwork(id) : Promise.resolve()).catch((err) => this.log.warn({ err, id }, 'taking a container off the bridge failed'));
@@ -571,11 +585,23 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
    * container that does not run.
    */
   private async recoverInterruptedStarts(): Promise<void> {
+    /** Docker's exit code for a start that failed without one of its own. */
+    const START_INTERRUPTED_EXIT_CODE = 128;
     const recovery = new StartRecovery({ runtime: this.runtime.name, runtimeRoot: this.runtimeRoot, containersRoot: this.root, stateDir: (id) => this.stateDir(id) }, this.log);
     for (const row of this.db.all()) {
       if (row.status === 'running') continue;
       const adopted = await recovery.recover(row.id);
       if (!adopted) continue;
+      if (adopted === 'undone') {
+        // As for a start that fails while the runtime runs: exited, and `die` for the client waiting for it
+        // (today's `docker run --rm` waits for it, after its start failed, before it removes the container).
+        this.db.transaction(() => {
+          this.db.markExited(row.id, START_INTERRUPTED_EXIT_CODE, new Date().toISOString());
+          this.outbox.queue(containerEvent('die', row, { exitCode: String(START_INTERRUPTED_EXIT_CODE) }));
+        });
+        this.outbox.drain();
+        continue;
+      }
       this.db.markStarted(row.id, adopted.pid, adopted.startedAt);
       this.watch(row.id, adopted.monitor);
       this.log.info({ id: row.id, pid: adopted.pid }, 'adopted a container whose start the runtime\'s end interrupted');

@@ -47,9 +47,11 @@ export class StartRecovery {
   /**
    * A container whose record does not say running: adopted when a start the
    * runtime was killed in left its process running (the caller records it and
-   * follows `monitor`), otherwise everything such a start left is undone.
+   * follows `monitor`), otherwise everything such a start left is undone
+   * ('undone': the caller records the failed start, as a start that fails
+   * while the runtime runs is recorded).
    */
-  async recover(id: string): Promise<Adopted | undefined> {
+  async recover(id: string): Promise<Adopted | 'undone' | undefined> {
     const state = this.o.stateDir(id);
     const traces = fs.existsSync(state) || fs.existsSync(path.join(this.o.runtimeRoot, id)) || this.monitors.has(id);
     if (!traces) return undefined;
@@ -67,8 +69,9 @@ export class StartRecovery {
     await unmountRootfs(dir);
     // (The state directory of a start that failed as usual stays until the next start: it goes too.)
     fs.rmSync(state, { recursive: true, force: true });
-    if (left) this.log.info({ id }, 'undid a start interrupted by the runtime\'s end');
-    return undefined;
+    if (!left) return undefined;
+    this.log.info({ id }, 'undid a start interrupted by the runtime\'s end');
+    return 'undone';
   }
 
   /**

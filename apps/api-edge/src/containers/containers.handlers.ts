@@ -18,6 +18,9 @@ import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, t
 
 const SERVICE = 'container-runtime';
 
+/** How long a start whose runtime went away is made again while the runtime has no record of it. */
+const START_RETRY_WITHIN_MS = 60_000;
+
 /** The 8-byte header of a multiplexed frame (STREAMS.md §4). */
 export function muxFrame(stream: number, data: Uint8Array): Buffer {
   const head = Buffer.alloc(8);
@@ -72,7 +75,28 @@ export class ContainersHandlers {
       }
       if (parsed !== null && (typeof parsed !== 'object' || Object.keys(parsed).length > 0)) hostConfigJson = text;
     } else req.raw.resume();
-    await call(this.rt, this.rt.start, { id: req.params.id, hostConfigJson }, req.requestId, SERVICE, 120_000);
+    const asked = Date.now();
+    const unavailable = (err: unknown) => err instanceof StevedoreError && err.kind === 'unavailable';
+    // The runtime may end with the start in flight (killed, restarting). Back again, it has adopted the
+    // container (running) or recorded the start as failed (exited, `die` published: what `docker run --rm`
+    // waits for); a start it never heard of leaves the record as it was, and is made again.
+    for (;;) {
+      try {
+        await call(this.rt, this.rt.start, { id: req.params.id, hostConfigJson }, req.requestId, SERVICE, 120_000);
+        break;
+      } catch (err) {
+        if (!unavailable(err) || Date.now() - asked > START_RETRY_WITHIN_MS) throw err;
+        const state = await this.inspectOf(req, req.params.id).then(
+          (c) => c.state,
+          (e) => {
+            if (unavailable(e)) return undefined;
+            throw e;
+          },
+        );
+        if (state?.running) break;
+        if (state?.finishedAt && Date.parse(state.finishedAt) >= asked) throw err;
+      }
+    }
     res.noContent(204);
   };
 

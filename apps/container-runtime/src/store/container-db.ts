@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS links (
   child_id TEXT NOT NULL,
   PRIMARY KEY (parent_id, alias)
 );
+CREATE TABLE IF NOT EXISTS event_outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  event TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS networks (
   container_id TEXT PRIMARY KEY,
   ip_address TEXT NOT NULL,
@@ -111,6 +115,9 @@ export class ContainerDb {
       insert: db.prepare(`INSERT INTO containers (id, name, created, image_id, image_name, config, host_config, seq)
         VALUES (@id, @name, @created, @image_id, @image_name, @config, @host_config, (SELECT coalesce(max(seq), 0) + 1 FROM containers))`),
       get: db.prepare('SELECT * FROM containers WHERE id = ?'),
+      queueEvent: db.prepare('INSERT INTO event_outbox (event) VALUES (?)'),
+      queuedEvents: db.prepare('SELECT seq, event FROM event_outbox ORDER BY seq LIMIT ?'),
+      dropQueuedEvent: db.prepare('DELETE FROM event_outbox WHERE seq = ?'),
       byName: db.prepare('SELECT * FROM containers WHERE name = ?'),
       byPrefix: db.prepare("SELECT * FROM containers WHERE id >= ? AND id < ? || 'g' LIMIT 2"),
       all: db.prepare('SELECT * FROM containers ORDER BY seq DESC'),
@@ -163,6 +170,20 @@ export class ContainerDb {
   all(): ContainerRow[] {
     return this.s.all.all() as ContainerRow[];
   }
+
+  /** Events not yet in the event log (event-outbox.ts), oldest first. */
+  readonly queueEvent = (event: string): void => {
+    this.s.queueEvent.run(event);
+  };
+
+  readonly queuedEvents = (limit = 256): Array<{ seq: number; event: string }> => this.s.queuedEvents.all(limit) as Array<{ seq: number; event: string }>;
+
+  readonly dropQueuedEvent = (seq: number): void => {
+    this.s.dropQueuedEvent.run(seq);
+  };
+
+  /** Runs `fn` in one transaction: all of its changes are recorded, or none. */
+  readonly transaction = <T>(fn: () => T): T => this.db.transaction(fn)();
 
   /** markStarted: the container's process runs. */
   readonly markStarted = (id: string, pid: number, startedAt: string): void => {
