@@ -747,11 +747,8 @@ int main(int argc, char **argv) {
   snprintf(path, sizeof path, "%s/attach.sock", opt_state);
   unlink(path);
   stdin_end();
-  char code[16];
-  snprintf(code, sizeof code, "%d", exit_code);
-  broadcast(FR_EXIT, code, strlen(code));
-  /* Clients that have everything go now: the runtime's own connection records the exit when it closes. */
-  for (int i = 0; i < MAX_CLIENTS; i++) if (clients[i].fd >= 0 && clients[i].out.len == 0) drop_client(i, NULL);
+  /* The OCI runtime's state goes before anyone hears of the exit: once the runtime has recorded it, the
+   * same container may be started again, and a late delete would then end the new run. */
   const char *dargv[8];
   int dn = 0;
   runtime_argv(dargv, &dn, "delete");
@@ -761,6 +758,11 @@ int main(int argc, char **argv) {
   run_runtime((char *const *)dargv);
   snprintf(path, sizeof path, "%s/shim.pid", opt_state);
   unlink(path);
+  char code[16];
+  snprintf(code, sizeof code, "%d", exit_code);
+  broadcast(FR_EXIT, code, strlen(code));
+  /* Clients that have everything go now: the runtime's own connection records the exit when it closes. */
+  for (int i = 0; i < MAX_CLIENTS; i++) if (clients[i].fd >= 0 && clients[i].out.len == 0) drop_client(i, NULL);
   /* The others take the rest of their output; the monitor waits while some client takes any of it. */
   for (;;) {
     struct pollfd fds[MAX_CLIENTS];

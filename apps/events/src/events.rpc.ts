@@ -32,7 +32,10 @@ export class EventsRpc {
         if (req.since < 0 || req.until < 0) throw invalid('since and until must not be negative');
         const matches = compileFilters(req.filters);
         // since: events whose time (whole seconds) is >= since; until: <= until.
-        if (req.afterLogId && !/^\d+-\d+$/.test(req.afterLogId)) throw invalid('after_log_id must be a log position such as 1700000000000-0');
+        // Positions are two unsigned 64-bit numbers; a time beyond that is no position at all.
+        const UINT64_MAX = 2n ** 64n - 1n;
+        if (req.afterLogId && (!/^\d{1,20}-\d{1,20}$/.test(req.afterLogId) || req.afterLogId.split('-').some((n) => BigInt(n) > UINT64_MAX))) throw invalid('after_log_id must be a log position such as 1700000000000-0');
+        if (BigInt(Math.max(req.since, req.until)) * 1000n > UINT64_MAX) throw invalid('since and until must be times the event log can hold');
         const cursor = req.afterLogId || (req.since > 0 ? `${req.since * 1000 - 1}-${MAX_SEQ}` : this.feed.now);
         // Docker 1.0 replayed events of the second `until` too, and closed the stream when the clock reached it.
         const endMs = req.until > 0 ? (req.until + 1) * 1000 : Infinity;

@@ -13,5 +13,6 @@ test('a TCP Redis needs a password, and TLS off this host', () => {
   assert.throws(() => redisUrl('redis://:pw@10.1.2.3:6379'), /off this host, without TLS: use rediss/);
   assert.throws(() => redisUrl('http://:pw@127.0.0.1'), /must be unix/);
   assert.throws(() => redisUrl('127.0.0.1:6379'), /must be unix/);
+  assert.throws(() => redisUrl('REDISS://:pw@redis.internal:6380'), /in lower case/, 'the client would not use TLS for it');
   assert.match(loadConfig({ STEVEDORE_ROOT: '/srv/sd' }).redisUrl, /^unix:\/\/\/srv\/sd\/run\/redis\.sock$/);
 });

@@ -109,7 +109,8 @@ export function checkRedisUrl(url: string): string {
   } catch {
     throw new Error(`REDIS_URL must be unix:///path, redis:// or rediss://, not ${JSON.stringify(url)}`);
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error(`REDIS_URL must be unix:///path, redis:// or rediss://, not ${parsed.protocol}`);
+  // Written exactly so: the client decides on TLS from the URL's text, not from a parsed scheme.
+  if (!url.startsWith('redis://') && !url.startsWith('rediss://')) throw new Error(`REDIS_URL must be unix:///path, redis:// or rediss:// (in lower case), not ${parsed.protocol}`);
   if (!parsed.password) throw new Error('REDIS_URL reaches Redis over TCP without a password: give one (redis://:PASSWORD@host:port) and set requirepass on the server');
   const host = parsed.hostname.replace(/^\[|\]$/g, '');
   const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);

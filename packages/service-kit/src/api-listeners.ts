@@ -5,6 +5,7 @@
 // does: the descriptors from 3 on, and a variable naming them).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { TlsFiles } from '@stevedore/config';
 import { dockerGroupId } from './data-root';
 
 export type ApiHost = { kind: 'unix'; path: string } | { kind: 'tcp'; hostname: string; port: number };
@@ -15,6 +16,21 @@ export function parseApiHost(host: string): ApiHost {
   const m = /^tcp:\/\/([^:]*|\[[^\]]+\]):(\d+)$/.exec(host);
   if (!m) throw new Error(`STEVEDORE_HOST entry ${host} is neither unix:///path nor tcp://host:port`);
   return { kind: 'tcp', hostname: m[1].replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(m[2]) };
+}
+
+/**
+ * A tcp:// host is served only with TLS, and only with client certificates
+ * (Docker's --tlsverify) unless that is named unsafe: checked by the
+ * supervisor before it binds the port and by the edge before it serves it.
+ */
+export function checkTcpApiTls(host: string, tls: TlsFiles, unsafeNoClientCerts: boolean): void {
+  if (!tls.cert || !tls.key) {
+    throw new Error(`Refusing to listen on ${host} without TLS: set STEVEDORE_TLS_CERT, STEVEDORE_TLS_KEY and STEVEDORE_TLS_CACERT (the CA of the client certificates)`);
+  }
+  // Without a CA to verify clients, whoever reaches the port is root on this host.
+  if (!tls.ca && !unsafeNoClientCerts) {
+    throw new Error(`Refusing to listen on ${host} without client certificates: set STEVEDORE_TLS_CACERT (or, knowing that anyone who reaches the port then drives the engine, STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS=1)`);
+  }
 }
 
 /** Before binding a unix socket: its directory exists, and a file left there (a killed stack's socket) is gone. */

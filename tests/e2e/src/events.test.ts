@@ -151,6 +151,14 @@ describe('events', () => {
     seqs.forEach((s, i) => assert.equal(s, i));
   });
 
+  test('a since beyond what the event log can hold is refused at once, not retried', async () => {
+    const started = Date.now();
+    const r = await stack.request('GET', '/v1.12/events?since=20000000000000000');
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.text, /since and until must be times the event log can hold/);
+    assert.ok(Date.now() - started < 2000);
+  });
+
   test('a slow reader of the live stream loses nothing (back-pressure, not drops)', async () => {
     const total = 20_000;
     const run = hex().slice(0, 12);

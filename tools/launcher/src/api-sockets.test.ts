@@ -69,3 +69,39 @@ test('an inherited descriptor that is not a socket is refused', () => {
     fs.closeSync(fd);
   }
 });
+
+test('the sockets listen from the bind on, before any edge: a TCP port is never bound and idle, an early client waits', async () => {
+  const { createServer } = await import('node:net');
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((r) => probe.close(r));
+  const held = await HeldApiSockets.bind([`tcp://127.0.0.1:${port}`]);
+  try {
+    // Another process cannot bind beside it (SO_REUSEADDR lets a socket bind a port nobody listens on).
+    const intruder = createServer();
+    const bound = await new Promise<string>((resolve) => {
+      intruder.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      intruder.listen(port, '127.0.0.1', () => resolve('bound'));
+    });
+    intruder.close();
+    assert.equal(bound, 'EADDRINUSE');
+    // A client that comes before the first edge is in the backlog, then served.
+    const { connect } = await import('node:net');
+    const early = connect(port, '127.0.0.1');
+    await new Promise((resolve, reject) => early.once('connect', resolve).once('error', reject));
+    early.write('GET /_ping HTTP/1.0\r\n\r\n');
+    const answer = new Promise<string>((resolve) => {
+      let text = '';
+      early.on('data', (d) => (text += d)).on('close', () => resolve(text));
+    });
+    const edge = await startEdge(held);
+    try {
+      assert.match(await answer, new RegExp(`\\r\\n\\r\\n${edge.pid}$`));
+    } finally {
+      edge.kill('SIGKILL');
+    }
+  } finally {
+    held.close();
+  }
+});

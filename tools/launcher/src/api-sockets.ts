@@ -4,11 +4,15 @@
 // supervisor, not to an edge: when an edge dies, the socket stays, clients
 // that connect meanwhile wait in its backlog, and the next edge accepts them.
 //
-// The supervisor binds but never listens: listening in Node means accepting,
-// and a supervisor that accepted would take connections from the edge. The
-// first edge's listen(2) makes the socket listen, and it stays listening
-// while any process holds it: the supervisor does, between edges.
+// The supervisor never accepts: in Node, listening means accepting, and a
+// supervisor that accepted would take connections from the edge. So a short
+// helper process inherits the bound sockets, calls listen(2) on them and
+// exits; the sockets keep listening (the state is the socket's, not the
+// process's) from before the first edge starts, so a port is never bound
+// and idle for another local process to bind beside it, and a client that
+// comes early waits in the backlog like one that comes between edges.
 import { lookup } from 'node:dns/promises';
+import { spawnSync } from 'node:child_process';
 import * as net from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import { API_LISTEN_FDS_ENV, formatApiListenFds, grantApiSocket, parseApiHost, prepareApiSocketFile } from '@stevedore/service-kit';
@@ -35,7 +39,8 @@ export class HeldApiSockets {
     if (typeof createServerHandle !== 'function') throw new Error('this Node.js no longer has net._createServerHandle: the supervisor cannot hold the API sockets');
     const held = new HeldApiSockets(new Map());
     try {
-      for (const host of hosts) held.handles.set(host, await bindOne(host));
+      for (const host of new Set(hosts)) held.handles.set(host, await bindOne(host));
+      listenOn(held.fds);
     } catch (err) {
       held.close();
       throw err;
@@ -75,4 +80,13 @@ async function bindOne(host: string): Promise<BoundHandle> {
   }
   const { address, family } = net.isIP(target.hostname) ? { address: target.hostname, family: net.isIP(target.hostname) } : await lookup(target.hostname);
   return bound(createServerHandle!(address, target.port, family));
+}
+
+/** listen(2) on each bound socket, in a helper process that exits at once (it never polls, so never accepts). */
+function listenOn(fds: number[]): void {
+  if (fds.length === 0) return;
+  const script = `const net = require('node:net'); let left = ${fds.length};
+for (let fd = 3; fd < ${3 + fds.length}; fd++) net.createServer().on('error', (e) => { console.error(e.message); process.exit(1); }).listen({ fd, backlog: 511 }, () => { if (--left === 0) process.exit(0); });`;
+  const r = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe', ...fds], timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`cannot make the API sockets listen: ${r.error?.message ?? r.stderr.toString().trim()}`);
 }

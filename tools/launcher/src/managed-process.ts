@@ -11,8 +11,8 @@ const MAX_BACKOFF_MS = 10_000;
 /** A child that ran this long is considered to have recovered: back-off starts over. */
 const STABLE_AFTER_MS = 30_000;
 const STOP_GRACE_MS = 10_000;
-/** A child killed for failing its health check has been failing for a while already: a shorter grace. */
-const HEALTH_KILL_GRACE_MS = 5000;
+/** How long a process may take to pass its first health check, whatever STEVEDORE_HEALTH_RESTART_AFTER says. */
+const STARTUP_GRACE_MS = 120_000;
 
 type Logger = ReturnType<typeof serviceContext>['log'];
 
@@ -99,14 +99,18 @@ export class ManagedProcess {
       this.state.state = next;
       this.onChange();
     }
-    if (!healthy && now - this.failingSince >= this.spec.healthRestartAfterMs) {
+    // Before its first good probe a process is starting: it has a longer while (a runtime adopting many containers).
+    const allowed = this.state.state === 'starting' ? Math.max(this.spec.healthRestartAfterMs, STARTUP_GRACE_MS) : this.spec.healthRestartAfterMs;
+    if (!healthy && now - this.failingSince >= allowed) {
       const failingMs = now - this.failingSince;
       this.killReason = `killed: no good health check for ${failingMs} ms`;
       this.log.warn(
         { process: this.spec.name, processPid: this.child.pid, failingMs, healthRestartAfterMs: this.spec.healthRestartAfterMs },
         `failed its health check for ${failingMs} ms (STEVEDORE_HEALTH_RESTART_AFTER ${this.spec.healthRestartAfterMs}): killing it to restart it`,
       );
-      void this.terminate(this.child, HEALTH_KILL_GRACE_MS);
+      // As a crash, not as a stop: a stop makes the container runtime stop every container, and every
+      // service recovers from a crash at its start (the containers are adopted).
+      this.child.kill('SIGKILL');
     }
   }
 

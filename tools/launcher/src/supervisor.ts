@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { GRPC_SERVICES, loadConfig, type StevedoreConfig } from '@stevedore/config';
-import { API_LISTEN_FDS_ENV, channelCredentials, parseApiHost, privateDir, probeHealth, serviceContext } from '@stevedore/service-kit';
+import { API_LISTEN_FDS_ENV, channelCredentials, checkTcpApiTls, parseApiHost, privateDir, probeHealth, serviceContext } from '@stevedore/service-kit';
 import { HeldApiSockets } from './api-sockets';
 import { dockerHost, launcherFiles, serviceEntry, type StackState } from './layout';
 import { InProcessService } from './in-process';
@@ -156,6 +156,7 @@ class Supervisor {
       return this.scheduleProbes();
     }
     // Every API edge process in turn serves the sockets this process holds: the API is never refused while one restarts.
+    for (const host of this.config.hosts) if (parseApiHost(host).kind === 'tcp') checkTcpApiTls(host, this.config.apiTls, this.config.apiTlsUnsafeNoClientCerts);
     this.apiSockets = await HeldApiSockets.bind(this.config.hosts);
     // Extra node flags for the services, for profiling (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
     const nodeArgs = (process.env.STEVEDORE_NODE_ARGS ?? '').split(' ').filter(Boolean);

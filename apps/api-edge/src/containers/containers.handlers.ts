@@ -293,7 +293,7 @@ export class ContainersHandlers {
       this.config.attachBacklogBytes,
       (data) => peer.sendText(data),
       (text) => peer.sendText(text),
-      () => peer.ws.close(1008, 'fell behind the output'),
+      () => peer.ws.close(1000),
       (queued) => {
         req.log.warn({ queued }, 'attach client cut off: it fell behind the container\'s output');
         grpcCall.cancel();
@@ -306,7 +306,7 @@ export class ContainersHandlers {
       grpcCall.on('end', resolve);
       grpcCall.on('error', () => resolve());
     });
-    if (peer.ws.readyState === peer.ws.OPEN) peer.ws.close(1000);
+    if (peer.ws.readyState === peer.ws.OPEN) output.finish();
   };
 
   /**
@@ -369,7 +369,7 @@ export class ContainersHandlers {
       });
     });
     grpcCall.end();
-    socket.end();
+    output.finish();
   };
 }
 

@@ -16,6 +16,8 @@ import { RemovalsInFlight } from '../backends/removals-in-flight';
 const SUBSCRIBE_TIMEOUT_MS = 5000;
 /** How long a stream whose events service went away waits for it to come back (the supervisor restarts it). */
 const RESUME_WITHIN_MS = 30_000;
+/** Resumes in a row that bring no event before the stream fails again: then it ends. */
+const MAX_BARREN_RESUMES = 5;
 
 function readFilters(req: ApiRequest): Record<string, events.FilterValues> {
   const raw = req.jsonParam<unknown>('filters');
@@ -45,15 +47,26 @@ export class EventsHandler {
       filters: readFilters(req),
       afterLogId: '',
     };
+    // Times the event log can hold in milliseconds (and the wire in a 64-bit integer).
+    if (Math.max(request.since, request.until) > Number.MAX_SAFE_INTEGER / 1000) throw invalid('since and until must be times the event log can hold');
     // The first subscription's refusal is still a proper HTTP error.
     let stream = await this.subscribe(req, request);
     res.startStream(200, 'application/json');
     // Where the stream stands: a restart of the events service costs a client nothing,
     // the subscription is taken up again from here.
     let position = stream.position;
+    // Resumes that brought nothing new: a failure that comes back at once is not a restart.
+    let barren = 0;
     for (;;) {
+      const from = position;
       const lost = await this.relay(req, res, stream.call, (logId) => (position = logId));
       if (!lost || req.signal.aborted) break;
+      barren = position === from ? barren + 1 : 0;
+      if (barren > MAX_BARREN_RESUMES) {
+        req.log.warn({ position }, 'the event stream failed again at once after every resume: it ends');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100 * 2 ** barren));
       const resumed = await this.resume(req, { ...request, afterLogId: position });
       if (!resumed) break;
       stream = resumed;
@@ -67,7 +80,8 @@ export class EventsHandler {
     const call = this.backends.events.subscribe(request, metadata, options);
     const cancel = () => call.cancel();
     req.signal.addEventListener('abort', cancel, { once: true });
-    call.once('close', () => req.signal.removeEventListener('abort', cancel));
+    // Every call ends with a status, refused or not: the listener goes with it.
+    call.once('status', () => req.signal.removeEventListener('abort', cancel));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         call.cancel();
@@ -99,14 +113,28 @@ export class EventsHandler {
     return undefined;
   }
 
-  /** Writes the stream's events at the client's pace; resolves true when the stream was lost (not ended). */
+  /**
+   * Writes the stream's events at the client's pace; resolves true when the
+   * stream was lost (the service went away), false when it ended. Once it
+   * resolves, nothing more of this stream is written (what it still holds
+   * comes again from the resumed one).
+   */
   private relay(req: ApiRequest, res: ApiResponse, stream: grpc.ClientReadableStream<events.Event>, seen: (logId: string) => void): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
+      let current = true;
+      const finish = (lost: boolean) => {
+        if (!current) return;
+        current = false;
+        stream.removeAllListeners('data');
+        stream.destroy();
+        resolve(lost);
+      };
       stream.on('data', (event: events.Event) => {
-        seen(event.logId);
         // A `destroy` goes out after the answers of the removals in flight.
         const held = event.action === 'destroy' ? this.removals.answered() : undefined;
         const send = () => {
+          if (!current) return;
+          seen(event.logId);
           const wait = res.write(`${eventJson(event)}\n`);
           if (wait) {
             stream.pause();
@@ -117,13 +145,13 @@ export class EventsHandler {
         stream.pause();
         void held.then(send);
       });
-      stream.on('end', () => resolve(false));
+      stream.on('end', () => finish(false));
       stream.on('error', (err: Error & { code?: number }) => {
-        if (req.signal.aborted) return resolve(false);
+        if (req.signal.aborted) return finish(false);
         // The service went away (killed, restarting): resumable. Anything else ends the stream.
-        const lost = err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.INTERNAL || err.code === grpc.status.UNKNOWN;
+        const lost = err.code === grpc.status.UNAVAILABLE;
         req.log.warn({ err: err.message, resuming: lost }, 'event stream ended by an error');
-        resolve(lost);
+        finish(lost);
       });
     });
   }

@@ -16,7 +16,7 @@ import type { StevedoreConfig } from '@stevedore/config';
 import { STEVEDORE_VERSION } from '@stevedore/config';
 import { acceptRequestId, REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
 import { CURRENT_API_VERSION } from '@stevedore/docker-api';
-import { CONFIG, grantApiSocket, inheritedApiListeners, LOGGER, parseApiHost, prepareApiSocketFile } from '@stevedore/service-kit';
+import { checkTcpApiTls, CONFIG, grantApiSocket, inheritedApiListeners, LOGGER, parseApiHost, prepareApiSocketFile } from '@stevedore/service-kit';
 import { DockerRouter, type DispatchContext } from './router';
 
 /** Headers on every answer. Api-Version is what today's clients negotiate with. */
@@ -100,17 +100,10 @@ export class HttpFront implements OnApplicationShutdown {
       this.log.info({ host, group }, 'API listening');
       return;
     }
-    if (!this.config.apiTls.cert || !this.config.apiTls.key) {
-      throw new Error(`Refusing to listen on ${host} without TLS: set STEVEDORE_TLS_CERT, STEVEDORE_TLS_KEY and STEVEDORE_TLS_CACERT (the CA of the client certificates)`);
-    }
-    // Docker's --tlsverify: without a CA to verify clients, whoever reaches the port is root on this host.
+    checkTcpApiTls(host, this.config.apiTls, this.config.apiTlsUnsafeNoClientCerts);
     if (!this.config.apiTls.ca) {
-      if (!this.config.apiTlsUnsafeNoClientCerts) {
-        throw new Error(`Refusing to listen on ${host} without client certificates: set STEVEDORE_TLS_CACERT (or, knowing that anyone who reaches the port then drives the engine, STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS=1)`);
-      }
       this.log.warn({ host }, 'UNSAFE: TLS without client certificates (STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS): anyone who reaches this port drives the engine as root');
     }
-    // The supervisor only binds the port: it accepts connections once an edge that passed the checks above listens.
     const server = this.createServer(true);
     if (inheritedFd !== undefined) await listen(server, { fd: inheritedFd });
     else await listen(server, { port: target.port, host: target.hostname });
