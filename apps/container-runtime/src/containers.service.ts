@@ -768,6 +768,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
    * goes away: a copy that streams must stop on it.
    */
   async copying<T>(ref: string, requestId: string, signal: AbortSignal, fn: (rootfs: string, row: ContainerRow, signal: AbortSignal) => Promise<T>): Promise<T> {
+    // An exit being recorded unmounts the root: the copy starts after it, on a root of its own.
+    await this.settled(this.resolve(ref).id);
     const row = this.resolve(ref);
     const layers = await this.layersOf(row, requestId);
     return this.whileFrozen(row, () => withRootfs(this.dir(row.id), layers, (rootfs) => fn(rootfs, row, signal)));
