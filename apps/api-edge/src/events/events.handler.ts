@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { EVENTS_LOG_POSITION_HEADER, type events } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
 import { callOptions, LOGGER } from '@stevedore/service-kit';
-import { invalid, unavailable } from '@stevedore/errors';
+import { invalid, StevedoreError, unavailable } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { backendError, Backends } from '../backends/backends';
@@ -16,6 +16,8 @@ import { RemovalsInFlight } from '../backends/removals-in-flight';
 const SUBSCRIBE_TIMEOUT_MS = 5000;
 /** How long a stream whose events service went away waits for it to come back (the supervisor restarts it). */
 const RESUME_WITHIN_MS = 30_000;
+/** The same for a first subscription refused by a service that is restarting. */
+const FIRST_SUBSCRIBE_WITHIN_MS = 10_000;
 /** Resumes in a row that bring no event before the stream fails again: then it ends. */
 const MAX_BARREN_RESUMES = 5;
 
@@ -50,7 +52,13 @@ export class EventsHandler {
     // Times the event log can hold in milliseconds (and the wire in a 64-bit integer).
     if (Math.max(request.since, request.until) > Number.MAX_SAFE_INTEGER / 1000) throw invalid('since and until must be times the event log can hold');
     // The first subscription's refusal is still a proper HTTP error.
-    let stream = await this.subscribe(req, request);
+    let stream = await this.subscribe(req, request).catch(async (err) => {
+      // Refused while the events service restarts (killed in the middle of a subscription): asked again for a while.
+      if (!(err instanceof StevedoreError && err.kind === 'unavailable')) throw err;
+      const again = await this.resume(req, request, FIRST_SUBSCRIBE_WITHIN_MS);
+      if (!again) throw err;
+      return again;
+    });
     res.startStream(200, 'application/json');
     // Where the stream stands: a restart of the events service costs a client nothing,
     // the subscription is taken up again from here.
@@ -99,8 +107,8 @@ export class EventsHandler {
   }
 
   /** Subscribes again after the events service went away, for up to RESUME_WITHIN_MS. */
-  private async resume(req: ApiRequest, request: events.SubscribeRequest): Promise<{ call: grpc.ClientReadableStream<events.Event>; position: string } | undefined> {
-    const deadline = Date.now() + RESUME_WITHIN_MS;
+  private async resume(req: ApiRequest, request: events.SubscribeRequest, withinMs = RESUME_WITHIN_MS): Promise<{ call: grpc.ClientReadableStream<events.Event>; position: string } | undefined> {
+    const deadline = Date.now() + withinMs;
     for (let delay = 100; !req.signal.aborted && Date.now() < deadline; delay = Math.min(delay * 2, 1000)) {
       try {
         return await this.subscribe(req, request);
