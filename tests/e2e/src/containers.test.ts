@@ -7,12 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { processesMentioning, runCommand, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
-
-/** Mounts whose target is below `dir`. */
-function mountsBelow(dir: string): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m && m.startsWith(dir));
-}
+import { mountsBelow, processesMentioning, rssKiB, runCommand, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 /** Splits a multiplexed stream (STREAMS.md §4) into its frames. */
 function demux(buf: Buffer): Array<[number, string]> {
@@ -300,8 +295,8 @@ describe('containers', () => {
     const monitors = processesMentioning(stack.root).filter((p) => p.cmd.includes('stevedore-shim'));
     assert.equal(monitors.length, 3);
     for (const m of monitors) {
-      const rssKiB = Number(/^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${m.pid}/status`, 'utf8'))![1]);
-      assert.ok(rssKiB > 0 && rssKiB <= 384, `a monitor's resident memory is ${rssKiB} KiB`);
+      const rss = rssKiB(m.pid);
+      assert.ok(rss > 0 && rss <= 384, `a monitor's resident memory is ${rss} KiB`);
     }
     assert.equal((await stack.docker(['rm', '-f', ...ids])).code, 0);
     const all = (await stack.docker(['ps', '-a', '-q'])).stdout.trim().split('\n').filter(Boolean);

@@ -11,8 +11,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { processesMentioning, shortTempDir, sleep, type Stack, startRegistry, startStackWithBusybox, stopStack } from './harness';
+import { mountsBelow, processesMentioning, shortTempDir, sleep, type Stack, startRegistry, startStackWithBusybox, stopStack, vethsOn } from './harness';
 
 const SECONDS = Number(process.env.STEVEDORE_FAULT_SECONDS || 45);
 const REFUSED = /Cannot connect to the Docker daemon|ECONNREFUSED|ENOENT|connection refused/i;
@@ -23,25 +22,6 @@ interface Tally {
   refused: number;
   hung: number;
   samples: string[];
-}
-
-/** Mount points under the stack's root (overlay roots, netns files, volumes). */
-function mountsUnder(root: string): string[] {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4])
-    .filter((p): p is string => Boolean(p) && (p === root || p.startsWith(`${root}/`)))
-    .sort();
-}
-
-/** The host ends of veth pairs on the stack's bridge. */
-function vethsOn(bridge: string): string[] {
-  const out = spawnSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8' }).stdout;
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split(': ')[1]?.split('@')[0] ?? l);
 }
 
 const monitorsOf = (root: string) => processesMentioning(root).filter((p) => p.cmd.includes('stevedore-shim'));
@@ -57,7 +37,7 @@ describe('faults at any moment (SIGKILL of the stack\'s processes while clients 
     stack = await startStackWithBusybox();
     registry = await startRegistry();
     work = shortTempDir('faults-');
-    baseline.mounts = mountsUnder(stack.root);
+    baseline.mounts = mountsBelow(stack.root);
     baseline.veths = vethsOn(String(stack.env.STEVEDORE_BRIDGE));
     // An image of its own layers in the registry, pulled and removed in a loop.
     pulled = `${registry.address}/faults/blob`;
@@ -192,7 +172,7 @@ describe('faults at any moment (SIGKILL of the stack\'s processes while clients 
     const busybox = await stack.request('DELETE', '/v1.12/images/busybox?noprune=1');
     assert.equal(busybox.status, 200, `no container holds busybox any more: ${busybox.text}`);
     assert.deepEqual(monitorsOf(stack.root), [], 'no container monitor left');
-    assert.deepEqual(mountsUnder(stack.root), baseline.mounts, 'no mount left');
+    assert.deepEqual(mountsBelow(stack.root), baseline.mounts, 'no mount left');
     assert.deepEqual(vethsOn(String(stack.env.STEVEDORE_BRIDGE)), baseline.veths, 'no veth left');
     const names = stack.state().processes.map((p) => p.name).sort();
     assert.equal(new Set(names).size, names.length, 'one stack: each service once');

@@ -256,13 +256,40 @@ export async function stopStack(stack: Stack | undefined, options: { allowRestar
   fs.rmSync(stack.root, { recursive: true, force: true });
 }
 
-function pidRunning(pid: number): boolean {
+/** Whether a process of this PID exists. */
+export function pidRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch {
     return false;
   }
+}
+
+/** A process's resident memory, in KiB. */
+export function rssKiB(pid: number): number {
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+}
+
+/** Mount points whose target is `dir` or below it, sorted. */
+export function mountsBelow(dir: string): string[] {
+  const base = dir.replace(/\/+$/, '');
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m): m is string => Boolean(m) && (m === base || m.startsWith(`${base}/`)))
+    .sort();
+}
+
+/** The host ends of the veth pairs on a bridge (none when the bridge is not there yet). */
+export function vethsOn(bridge: string): string[] {
+  if (!fs.existsSync(`/sys/class/net/${bridge}`)) return [];
+  const out = spawnSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8' }).stdout;
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(': ')[1]?.split('@')[0] ?? l);
 }
 
 /** A free TCP port on 127.0.0.1. */

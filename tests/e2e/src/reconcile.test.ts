@@ -12,27 +12,16 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { busyboxRootfsTar } from './images-fixtures';
-import { processesMentioning, shortTempDir, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
+import { mountsBelow, processesMentioning, shortTempDir, sleep, type Stack, startStackWithBusybox, stopStack, vethsOn } from './harness';
 
 /** Mount points below the stack's containers' directory. */
-function containerMounts(stack: Stack): string[] {
-  const dir = `${path.join(stack.root, 'containers')}/`;
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4])
-    .filter((m) => m && m.startsWith(dir));
-}
+const containerMounts = (stack: Stack): string[] => mountsBelow(path.join(stack.root, 'containers')).filter((m) => m !== path.join(stack.root, 'containers'));
 
 const rootfsOf = (stack: Stack, id: string) => path.join(stack.root, 'containers', id, 'rootfs');
 const mounted = (stack: Stack, id: string) => containerMounts(stack).includes(rootfsOf(stack, id));
 
 /** The host ends of veths on the stack's bridge. */
-function bridgeVeths(stack: Stack): number {
-  const bridge = String(stack.env.STEVEDORE_BRIDGE);
-  if (!fs.existsSync(`/sys/class/net/${bridge}`)) return 0; // made at the first start on it
-  return execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
-}
+const bridgeVeths = (stack: Stack): number => vethsOn(String(stack.env.STEVEDORE_BRIDGE)).length;
 
 /** The stack's named network namespaces. */
 function stackNetns(stack: Stack): string[] {

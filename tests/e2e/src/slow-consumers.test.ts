@@ -10,11 +10,9 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import WebSocket from 'ws';
-import { processesMentioning, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
+import { processesMentioning, rssKiB, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 const MiB = 1024 * 1024;
-
-const rssKiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 /** Bytes received so far on a stream, read at two moments to give a rate. */
 class Received {

@@ -2,9 +2,8 @@
 // never multiplexed; frames in are stdin; no Origin, no handshake.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import WebSocket from 'ws';
-import { sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
+import { rssKiB, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 describe('WebSocket attach', () => {
   let stack: Stack;
@@ -56,7 +55,6 @@ describe('WebSocket attach', () => {
       ws.on('open', () => resolve(ws));
       ws.on('error', reject);
     });
-  const rssKiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
   test('a message is reassembled from fragments; one over 1 MiB closes that connection with 1009, and nothing else', async () => {
     const id = (await stack.docker(['run', '-d', '-i', 'busybox', 'sh', '-c', 'while read line; do echo "got $line"; done'])).stdout.trim();

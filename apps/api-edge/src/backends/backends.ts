@@ -45,6 +45,11 @@ export async function call<C extends grpc.Client, Req, Res>(
   }
 }
 
+/** A service that went away (killed, restarting) or could not be reached: the call may be made again once it is back. */
+export function isUnavailable(err: unknown): boolean {
+  return err instanceof StevedoreError && err.kind === 'unavailable';
+}
+
 /** A failed call as a StevedoreError; a service that cannot be reached is named. */
 export function backendError(err: unknown, service: string): StevedoreError {
   const { status, message } = toHttpError(err, service);

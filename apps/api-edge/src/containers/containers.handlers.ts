@@ -1,5 +1,4 @@
 // The container routes.
-import type { Duplex } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import type { containers } from '@stevedore/contracts';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
@@ -8,7 +7,7 @@ import type { StevedoreConfig } from '@stevedore/config';
 import { callOptions, CONFIG } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
-import { backendError, Backends, call } from '../backends/backends';
+import { backendError, Backends, call, isUnavailable } from '../backends/backends';
 import { RemovalsInFlight } from '../backends/removals-in-flight';
 import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
@@ -76,7 +75,6 @@ export class ContainersHandlers {
       if (parsed !== null && (typeof parsed !== 'object' || Object.keys(parsed).length > 0)) hostConfigJson = text;
     } else req.raw.resume();
     const asked = Date.now();
-    const unavailable = (err: unknown) => err instanceof StevedoreError && err.kind === 'unavailable';
     // The runtime may end with the start in flight (killed, restarting). Back again, it has adopted the
     // container (running) or recorded the start as failed (exited, `die` published: what `docker run --rm`
     // waits for); a start it never heard of leaves the record as it was, and is made again.
@@ -85,11 +83,11 @@ export class ContainersHandlers {
         await call(this.rt, this.rt.start, { id: req.params.id, hostConfigJson }, req.requestId, SERVICE, 120_000);
         break;
       } catch (err) {
-        if (!unavailable(err) || Date.now() - asked > START_RETRY_WITHIN_MS) throw err;
+        if (!isUnavailable(err) || Date.now() - asked > START_RETRY_WITHIN_MS) throw err;
         const state = await this.inspectOf(req, req.params.id).then(
           (c) => c.state,
           (e) => {
-            if (unavailable(e)) return undefined;
+            if (isUnavailable(e)) return undefined;
             throw e;
           },
         );

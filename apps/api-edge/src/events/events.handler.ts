@@ -1,14 +1,13 @@
 // GET /events: the history (since/until) and the live stream, from the
 // events service over a gRPC server stream, with back-pressure end to end.
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import * as grpc from '@grpc/grpc-js';
 import { EVENTS_LOG_POSITION_HEADER, type events } from '@stevedore/contracts';
-import type { Logger } from '@stevedore/logging';
-import { callOptions, LOGGER } from '@stevedore/service-kit';
-import { invalid, StevedoreError, unavailable } from '@stevedore/errors';
+import { callOptions } from '@stevedore/service-kit';
+import { invalid, unavailable } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
-import { backendError, Backends } from '../backends/backends';
+import { backendError, Backends, isUnavailable } from '../backends/backends';
 import { eventJson } from './event-shape';
 import { RemovalsInFlight } from '../backends/removals-in-flight';
 
@@ -39,7 +38,6 @@ export class EventsHandler {
   constructor(
     private readonly backends: Backends,
     private readonly removals: RemovalsInFlight,
-    @Inject(LOGGER) private readonly log: Logger,
   ) {}
 
   events = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
@@ -54,7 +52,7 @@ export class EventsHandler {
     // The first subscription's refusal is still a proper HTTP error.
     let stream = await this.subscribe(req, request).catch(async (err) => {
       // Refused while the events service restarts (killed in the middle of a subscription): asked again for a while.
-      if (!(err instanceof StevedoreError && err.kind === 'unavailable')) throw err;
+      if (!isUnavailable(err)) throw err;
       const again = await this.resume(req, request, FIRST_SUBSCRIBE_WITHIN_MS);
       if (!again) throw err;
       return again;
