@@ -24,7 +24,6 @@ import { BuildCancelled, Builder } from './builder';
 import { fetchContext, remoteContext } from './context';
 
 const SWEEP_INTERVAL_MS = 3000;
-const DEFAULT_CONTEXT_MAX = 4 * 1024 ** 3;
 
 @Injectable()
 export class BuildRunner implements OnModuleInit, OnModuleDestroy {
@@ -48,8 +47,8 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
     @Inject(CONFIG) private readonly config: StevedoreConfig,
     @Inject(LOGGER) private readonly log: Logger,
   ) {
-    this.concurrency = Number(process.env.STEVEDORE_BUILD_CONCURRENCY || 2);
-    this.contextMax = Number(process.env.STEVEDORE_BUILD_CONTEXT_MAX || DEFAULT_CONTEXT_MAX);
+    this.concurrency = config.build.concurrency;
+    this.contextMax = config.build.contextMaxBytes;
     this.keys = new BuildKeys(config.redisPrefix);
     this.redis = connectRedis(config.redisUrl);
     this.subscriber = connectRedis(config.redisUrl);

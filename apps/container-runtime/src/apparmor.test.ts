@@ -4,7 +4,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { APPARMOR_PROFILE, DEFAULT_APPARMOR_TEMPLATE, hostHasAppArmor, parserVersion, profileData, renderProfile, templateFromGoSource } from './apparmor';
+import { DEFAULT_APPARMOR_TEMPLATE, DEFAULT_SECCOMP_PROFILE } from '@stevedore/config';
+import { APPARMOR_PROFILE, hostHasAppArmor, parserVersion, profileData, renderProfile, templateFromGoSource } from './apparmor';
 import { buildSpec } from './oci-spec';
 import { loadSeccompProfile } from './seccomp';
 
@@ -61,7 +62,7 @@ test('the profile is in the spec of a container that is not privileged, never of
     hostname: 'h',
     etcFiles: { hostname: '/h', hosts: '/hs', resolvConf: '/rc' },
     hostCaps: ['CAP_CHOWN', 'CAP_SYS_ADMIN'],
-    seccomp: loadSeccompProfile(),
+    seccomp: loadSeccompProfile(DEFAULT_SECCOMP_PROFILE),
   };
   const process = (spec: object) => (spec as { process: { apparmorProfile?: string } }).process;
   assert.equal(process(buildSpec({ ...input, appArmorProfile: APPARMOR_PROFILE })).apparmorProfile, 'stevedore-default');

@@ -13,7 +13,6 @@ import { promisify } from 'node:util';
 import { refused } from '@stevedore/errors';
 
 /** Where set-up puts Docker's template; STEVEDORE_APPARMOR_TEMPLATE names another file. */
-export const DEFAULT_APPARMOR_TEMPLATE = '/usr/local/share/stevedore/apparmor-template.go';
 export const APPARMOR_PROFILE = 'stevedore-default';
 const PROFILE_DIR = '/etc/apparmor.d';
 
@@ -147,7 +146,7 @@ const run = promisify(execFile);
  * specs. Without AppArmor: undefined. A host with AppArmor where the profile
  * cannot be loaded stops the runtime: its containers would run unconfined.
  */
-export async function installAppArmorProfile(dir: string, template = process.env.STEVEDORE_APPARMOR_TEMPLATE || DEFAULT_APPARMOR_TEMPLATE): Promise<string | undefined> {
+export async function installAppArmorProfile(dir: string, template: string): Promise<string | undefined> {
   if (!hostHasAppArmor()) return undefined;
   try {
     const { stdout } = await run('apparmor_parser', ['--version']);

@@ -14,7 +14,7 @@ import { removeTree, removeTreeSoon } from '@stevedore/archive';
 import { callUnary, CONFIG, createServiceClient, LOGGER, privateDatabase, privateDir } from '@stevedore/service-kit';
 import { cgroupFacts, chooseOciRuntime, enableIpv4Forwarding, ipv4Forwarding, type CgroupFacts, type OciRuntime } from './host-facts';
 import { createWarnings } from './create-warnings';
-import { loadSeccompProfile } from './seccomp';
+import { loadSeccompProfile, type SeccompProfile } from './seccomp';
 import { installAppArmorProfile } from './apparmor';
 import { EventOutbox } from './event-outbox';
 import { buildSpec, hostCapabilities, makeWorkingDir, resolveUser } from './oci-spec';
@@ -39,8 +39,6 @@ const MAX_IMAGE_DEPTH = 125;
 const pausedRefusal = (verb: 'stop' | 'kill' | 'restart', ref: string, id: string) =>
   refused(`Cannot ${verb} container ${ref}: Container ${id} is paused. Unpause the container before stopping`);
 
-const LOG_MAX_SIZE = Number(process.env.STEVEDORE_LOG_MAX_SIZE || 10 * 1024 * 1024);
-const LOG_MAX_FILES = Number(process.env.STEVEDORE_LOG_MAX_FILES || 5);
 
 const SIGNALS: Record<string, number> = {
   HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12, PIPE: 13, ALRM: 14, TERM: 15,
@@ -129,7 +127,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   /** Copies in or out of containers in progress, by container; `frozen`: the container is frozen while they last (it was running). */
   private readonly copies = new Map<string, { count: number; frozen: boolean }>();
   /** Docker's default seccomp profile (read at start-up: without it the runtime does not start). */
-  private readonly seccomp = loadSeccompProfile();
+  private readonly seccomp: SeccompProfile;
   /** The AppArmor profile of containers, on a host that has AppArmor (loaded at start-up). */
   private appArmorProfile?: string;
   /** Containers being started: no copy begins meanwhile (see start). */
@@ -142,6 +140,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     @Inject(LOGGER) private readonly log: Logger,
   ) {
     this.root = path.join(config.root, 'containers');
+    this.seccomp = loadSeccompProfile(config.seccompProfile);
     this.trash = path.join(config.root, 'containers-removed');
     this.volumesDir = path.join(config.root, 'volumes');
     this.network = new BridgeNetwork({ bridge: config.bridge.name, subnet: config.bridge.subnet, root: config.root });
@@ -169,7 +168,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       this.log.warn({ err }, 'emptying the removed containers\' directory failed');
     }
     privateDir(this.trash);
-    this.appArmorProfile = await installAppArmorProfile(this.config.runDir);
+    this.appArmorProfile = await installAppArmorProfile(this.config.runDir, this.config.appArmorTemplate);
     this.db = new ContainerDb(privateDatabase(path.join(this.root, 'containers.db')));
     this.redis = connectRedis(this.config.redisUrl);
     this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
@@ -453,7 +452,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
       privateDir(state);
       const pid = await spawnShim({
         id: row.id, bundle: dir, state, runtime: this.runtime.name, runtimeRoot: this.runtimeRoot, tty: Boolean(config.Tty),
-        stdin: Boolean(config.OpenStdin), stdinOnce: Boolean(config.StdinOnce), log: path.join(dir, 'json.log'), logMaxSize: LOG_MAX_SIZE, logMaxFiles: LOG_MAX_FILES,
+        stdin: Boolean(config.OpenStdin), stdinOnce: Boolean(config.StdinOnce), log: path.join(dir, 'json.log'), logMaxSize: this.config.containerLogs.maxSizeBytes, logMaxFiles: this.config.containerLogs.maxFiles,
       });
       const monitor = await ShimConnection.connect(path.join(state, 'attach.sock'));
       this.watch(row.id, monitor);
@@ -1041,7 +1040,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   logFiles(id: string): string[] {
     const base = path.join(this.dir(id), 'json.log');
     const files: string[] = [];
-    for (let i = LOG_MAX_FILES; i >= 1; i--) if (fs.existsSync(`${base}.${i}`)) files.push(`${base}.${i}`);
+    for (let i = this.config.containerLogs.maxFiles; i >= 1; i--) if (fs.existsSync(`${base}.${i}`)) files.push(`${base}.${i}`);
     if (fs.existsSync(base)) files.push(base);
     return files;
   }

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { DEFAULT_SECCOMP_PROFILE } from '@stevedore/config';
 import { loadSeccompProfile, seccompFor, type OciSeccomp, type SeccompProfile } from './seccomp';
 
 const DEFAULT_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
@@ -8,7 +9,7 @@ const DEFAULT_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER
 const allowsAlways = (s: OciSeccomp, name: string) => s.syscalls.some((r) => r.action === 'SCMP_ACT_ALLOW' && r.names.includes(name) && !r.args);
 
 test("Docker's profile (installed by set-up) refuses unshare, mount, keyctl, add_key and bpf to a default container", () => {
-  const profile = loadSeccompProfile();
+  const profile = loadSeccompProfile(DEFAULT_SECCOMP_PROFILE);
   const s = seccompFor(profile, DEFAULT_CAPS, 'x64', '6.1.0');
   assert.equal(s.defaultAction, 'SCMP_ACT_ERRNO');
   assert.deepEqual(s.architectures.slice(0, 1), ['SCMP_ARCH_X86_64']);

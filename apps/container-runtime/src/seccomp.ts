@@ -10,7 +10,6 @@ import * as os from 'node:os';
 import { refused } from '@stevedore/errors';
 
 /** Where set-up puts the profile; STEVEDORE_SECCOMP_PROFILE names another file. */
-export const DEFAULT_SECCOMP_PROFILE = '/usr/local/share/stevedore/seccomp-default.json';
 
 interface SeccompArg {
   index: number;
@@ -52,7 +51,7 @@ export interface OciSeccomp {
 }
 
 /** Reads the profile; an engine without it would run every container unconfined, so it does not start. */
-export function loadSeccompProfile(file = process.env.STEVEDORE_SECCOMP_PROFILE || DEFAULT_SECCOMP_PROFILE): SeccompProfile {
+export function loadSeccompProfile(file: string): SeccompProfile {
   let profile: SeccompProfile;
   try {
     profile = JSON.parse(fs.readFileSync(file, 'utf8')) as SeccompProfile;

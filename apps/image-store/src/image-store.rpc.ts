@@ -41,7 +41,6 @@ function progressMessage(p: Partial<images.Progress>): images.Progress {
 
 @Injectable()
 export class ImageStoreRpc {
-  private readonly insecure = (process.env.STEVEDORE_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean);
   /** Pulls in progress, by repository:tag (a second one waits for the first). */
   private readonly pulling = new Map<string, Promise<unknown>>();
   /** Builds' registry credentials, in memory only. */
@@ -72,7 +71,7 @@ export class ImageStoreRpc {
         rootDir: this.images.root,
       })),
       checkAuth: unary<images.AuthConfig, images.CheckAuthResponse>(log, 'CheckAuth', async (req, ctx) => {
-        const address = parseRegistryAddress(req.serverAddress, this.insecure);
+        const address = parseRegistryAddress(req.serverAddress, this.config.insecureRegistries);
         const creds = credentials(req) ?? { username: '', password: '' };
         const status = await checkLogin(address, creds);
         ctx.log.info({ registry: address.host, username: creds.username }, 'login checked');
@@ -116,7 +115,7 @@ export class ImageStoreRpc {
         if (!tag) ({ repo, tag } = splitReference(req.image));
         validateRepository(repo);
         if (tag) this.images.checkTarget(repo, tag);
-        const remote = remoteRepository(repo, this.insecure);
+        const remote = remoteRepository(repo, this.config.insecureRegistries);
         const auth = req.heldCredentials ? this.heldCredentials.forRepository(req.heldCredentials, repo) : req.auth;
         const session = new RegistrySession(remote.address, remote.path, credentials(auth), repositoryScope(remote.path, 'pull'));
         const progress: ProgressSink = (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal);
@@ -151,7 +150,7 @@ export class ImageStoreRpc {
         if (this.pushing.has(repo)) throw refused(`push ${repo} is already in progress`);
         this.pushing.add(repo);
         try {
-          const remote = remoteRepository(repo, this.insecure);
+          const remote = remoteRepository(repo, this.config.insecureRegistries);
           const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), repositoryScope(remote.path, 'push,pull'));
           await pushImages(this.images, session, repo, tags.map((t) => ({ tag: t.tag, row: t.row! })), (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal));
         } finally {
@@ -160,7 +159,7 @@ export class ImageStoreRpc {
       }),
       search: unary<images.SearchRequest, images.SearchResponse>(log, 'Search', async (req) => {
         // A term may start with a registry host: search that registry's catalog for the rest.
-        const { address, path } = remoteRepository(req.term.includes('/') ? req.term : `${req.term}`, this.insecure);
+        const { address, path } = remoteRepository(req.term.includes('/') ? req.term : `${req.term}`, this.config.insecureRegistries);
         const explicitHost = req.term.split('/')[0] === address.host;
         const term = explicitHost ? path : req.term;
         const session = new RegistrySession(address, '', credentials(req.auth), CATALOG_SCOPE);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from './index';
+import { configToEnv, loadConfig } from './index';
 
 test('a TCP Redis needs a password, and TLS off this host', () => {
   const redisUrl = (url: string) => loadConfig({ REDIS_URL: url }).redisUrl;
@@ -15,4 +15,31 @@ test('a TCP Redis needs a password, and TLS off this host', () => {
   assert.throws(() => redisUrl('127.0.0.1:6379'), /must be unix/);
   assert.throws(() => redisUrl('REDISS://:pw@redis.internal:6380'), /in lower case/, 'the client would not use TLS for it');
   assert.match(loadConfig({ STEVEDORE_ROOT: '/srv/sd' }).redisUrl, /^unix:\/\/\/srv\/sd\/run\/redis\.sock$/);
+});
+
+test('every setting a service reads is validated here and survives the trip to a child process', () => {
+  const env = {
+    STEVEDORE_LOG_MAX_SIZE: '2048',
+    STEVEDORE_LOG_MAX_FILES: '3',
+    STEVEDORE_BUILD_CONCURRENCY: '4',
+    STEVEDORE_BUILD_CONTEXT_MAX: '1000000',
+    STEVEDORE_SECCOMP_PROFILE: '/etc/sd/seccomp.json',
+    STEVEDORE_APPARMOR_TEMPLATE: '/etc/sd/template.go',
+    STEVEDORE_INSECURE_REGISTRIES: 'reg.local:5000, other:80',
+    STEVEDORE_GIT_COMMIT: 'abc1234',
+    STEVEDORE_NODE_ARGS: '--cpu-prof  --cpu-prof-dir=/x',
+  };
+  const config = loadConfig(env);
+  assert.deepEqual(config.containerLogs, { maxSizeBytes: 2048, maxFiles: 3 });
+  assert.deepEqual(config.build, { concurrency: 4, contextMaxBytes: 1_000_000 });
+  assert.deepEqual(config.insecureRegistries, ['reg.local:5000', 'other:80']);
+  assert.deepEqual(config.nodeArgs, ['--cpu-prof', '--cpu-prof-dir=/x']);
+  const again = loadConfig(configToEnv(config));
+  for (const key of ['containerLogs', 'build', 'seccompProfile', 'appArmorTemplate', 'insecureRegistries', 'gitCommit', 'nodeArgs'] as const) {
+    assert.deepEqual(again[key], config[key], key);
+  }
+  for (const name of ['STEVEDORE_LOG_MAX_SIZE', 'STEVEDORE_LOG_MAX_FILES', 'STEVEDORE_BUILD_CONCURRENCY', 'STEVEDORE_BUILD_CONTEXT_MAX']) {
+    assert.throws(() => loadConfig({ [name]: '0' }), new RegExp(`${name} must be a positive integer`));
+    assert.throws(() => loadConfig({ [name]: 'ten' }), new RegExp(name));
+  }
 });

@@ -71,6 +71,20 @@ export interface StevedoreConfig {
    * supervisor kills it and starts it again, as if it had died.
    */
   healthRestartAfterMs: number;
+  /** Container logs (Docker's json-file format): bytes per file, and files kept, the current one included. */
+  containerLogs: { maxSizeBytes: number; maxFiles: number };
+  /** A build worker: builds it runs at once, and the largest context it accepts (bytes, decompressed). */
+  build: { concurrency: number; contextMaxBytes: number };
+  /** Docker's seccomp profile (JSON) for containers that are not privileged; the runtime does not start without it. */
+  seccompProfile: string;
+  /** On a host with AppArmor: the Go template, as Docker ships it, of the containers' profile. */
+  appArmorTemplate: string;
+  /** Registries (`host:port`) spoken to over plain HTTP; loopback ones always are. */
+  insecureRegistries: string[];
+  /** The commit the engine was built from, shown by `docker version`. */
+  gitCommit: string;
+  /** Extra `node` flags for every service process (profiling). */
+  nodeArgs: string[];
   /** The address a gRPC service listens on and is reached at. */
   serviceAddress(name: GrpcServiceName): string;
   runDir: string;
@@ -78,6 +92,13 @@ export interface StevedoreConfig {
 }
 
 export const DEFAULT_ROOT = '/var/lib/stevedore';
+/** Where `./stevedore setup` puts Docker's seccomp profile and AppArmor template. */
+export const DEFAULT_SECCOMP_PROFILE = '/usr/local/share/stevedore/seccomp-default.json';
+export const DEFAULT_APPARMOR_TEMPLATE = '/usr/local/share/stevedore/apparmor-template.go';
+
+function list(raw: string | undefined, separator: string | RegExp): string[] {
+  return (raw ?? '').split(separator).map((s) => s.trim()).filter(Boolean);
+}
 
 function envName(service: GrpcServiceName): string {
   return `STEVEDORE_${service.toUpperCase().replace(/-/g, '_')}_ADDR`;
@@ -162,6 +183,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
     apiCors: truthy(env.STEVEDORE_API_CORS),
     processes,
     healthRestartAfterMs: positiveInt(env, 'STEVEDORE_HEALTH_RESTART_AFTER', 30_000),
+    containerLogs: {
+      maxSizeBytes: positiveInt(env, 'STEVEDORE_LOG_MAX_SIZE', 10 * 1024 * 1024),
+      maxFiles: positiveInt(env, 'STEVEDORE_LOG_MAX_FILES', 5),
+    },
+    build: {
+      concurrency: positiveInt(env, 'STEVEDORE_BUILD_CONCURRENCY', 2),
+      contextMaxBytes: positiveInt(env, 'STEVEDORE_BUILD_CONTEXT_MAX', 4 * 1024 ** 3),
+    },
+    seccompProfile: env.STEVEDORE_SECCOMP_PROFILE || DEFAULT_SECCOMP_PROFILE,
+    appArmorTemplate: env.STEVEDORE_APPARMOR_TEMPLATE || DEFAULT_APPARMOR_TEMPLATE,
+    insecureRegistries: list(env.STEVEDORE_INSECURE_REGISTRIES, ','),
+    gitCommit: env.STEVEDORE_GIT_COMMIT || 'unknown',
+    nodeArgs: list(env.STEVEDORE_NODE_ARGS, /\s+/),
     serviceAddress: (name) => env[envName(name)] || `unix:${path.join(runDir, `${name}.sock`)}`,
     runDir,
     logDir: path.join(root, 'logs'),
@@ -190,6 +224,15 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
   if (config.apiCors) env.STEVEDORE_API_CORS = '1';
   if (config.apiTlsUnsafeNoClientCerts) env.STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS = '1';
   env.STEVEDORE_API_HEADERS_TIMEOUT = String(config.apiHeadersTimeoutMs);
+  env.STEVEDORE_LOG_MAX_SIZE = String(config.containerLogs.maxSizeBytes);
+  env.STEVEDORE_LOG_MAX_FILES = String(config.containerLogs.maxFiles);
+  env.STEVEDORE_BUILD_CONCURRENCY = String(config.build.concurrency);
+  env.STEVEDORE_BUILD_CONTEXT_MAX = String(config.build.contextMaxBytes);
+  env.STEVEDORE_SECCOMP_PROFILE = config.seccompProfile;
+  env.STEVEDORE_APPARMOR_TEMPLATE = config.appArmorTemplate;
+  if (config.insecureRegistries.length) env.STEVEDORE_INSECURE_REGISTRIES = config.insecureRegistries.join(',');
+  env.STEVEDORE_GIT_COMMIT = config.gitCommit;
+  if (config.nodeArgs.length) env.STEVEDORE_NODE_ARGS = config.nodeArgs.join(' ');
   env.STEVEDORE_ATTACH_BACKLOG = String(config.attachBacklogBytes);
   for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);
   const tls: Array<[string, string | undefined]> = [

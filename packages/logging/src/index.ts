@@ -8,7 +8,7 @@ export type Logger = pino.Logger;
 /** HTTP header a client may set, and gRPC metadata key, carrying the request id. */
 export const REQUEST_ID_HEADER = 'x-request-id';
 
-export function createLogger(service: string, level = process.env.STEVEDORE_LOG_LEVEL || 'info'): Logger {
+export function createLogger(service: string, level: string): Logger {
   return pino(
     { level, base: { service, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
     pino.destination({ dest: 1, sync: false, minLength: 0 }),

@@ -159,7 +159,7 @@ class Supervisor {
     for (const host of this.config.hosts) if (parseApiHost(host).kind === 'tcp') checkTcpApiTls(host, this.config.apiTls, this.config.apiTlsUnsafeNoClientCerts);
     this.apiSockets = await HeldApiSockets.bind(this.config.hosts);
     // Extra node flags for the services, for profiling (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
-    const nodeArgs = (process.env.STEVEDORE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const nodeArgs = this.config.nodeArgs;
     for (const name of [...GRPC_SERVICES, 'api-edge']) {
       // STEVEDORE_BUILD_WORKERS build workers take jobs from the one queue; the second and later listen on addresses of their own.
       const copies = name === 'build-worker' ? this.config.buildWorkers : 1;

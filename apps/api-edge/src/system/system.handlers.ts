@@ -51,7 +51,7 @@ export class SystemHandlers {
     this.versionBody = sortedKeys({
       ApiVersion: CURRENT_API_VERSION,
       Arch: ARCH[process.arch] ?? process.arch,
-      GitCommit: process.env.STEVEDORE_GIT_COMMIT || 'unknown',
+      GitCommit: this.config.gitCommit,
       GoVersion: `node ${process.version}`,
       KernelVersion: os.release(),
       MinAPIVersion: MIN_API_VERSION,
