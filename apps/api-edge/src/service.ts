@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { PinoNestLogger, secureDataRoot, serviceContext, type ServiceStart } from '@stevedore/service-kit';
+import { secureDataRoot, serviceContext, type ServiceStart } from '@stevedore/service-kit';
+import { PinoNestLogger } from './nest-context';
 import { AppModule } from './app.module';
 import { HttpFront } from './http/http-front';
 

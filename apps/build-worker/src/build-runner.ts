@@ -11,7 +11,6 @@
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { Worker, type Job } from 'bullmq';
 import { appendOutput, BuildKeys, deleteContextStream, OutputWriter, QUEUE_NAME, queueConnection, WORKER_ALIVE_TTL_MS, type BuildJob, type OutputEntry } from '@stevedore/builds';
 import type { StevedoreConfig } from '@stevedore/config';
@@ -19,14 +18,13 @@ import { containers, images } from '@stevedore/contracts';
 import { asStevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { BlockingConnections, connectRedis, type Redis } from '@stevedore/redis';
-import { callUnary, CONFIG, createServiceClient, LOGGER, privateDir } from '@stevedore/service-kit';
+import { callUnary, createServiceClient, privateDir } from '@stevedore/service-kit';
 import { BuildCancelled, Builder } from './builder';
 import { fetchContext, remoteContext } from './context';
 
 const SWEEP_INTERVAL_MS = 3000;
 
-@Injectable()
-export class BuildRunner implements OnModuleInit, OnModuleDestroy {
+export class BuildRunner {
   readonly workerId = `${hostname()}:${process.pid}`;
   readonly concurrency: number;
   private readonly contextMax: number;
@@ -44,8 +42,8 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
-    @Inject(CONFIG) private readonly config: StevedoreConfig,
-    @Inject(LOGGER) private readonly log: Logger,
+    private readonly config: StevedoreConfig,
+    private readonly log: Logger,
   ) {
     this.concurrency = config.build.concurrency;
     this.contextMax = config.build.contextMaxBytes;
@@ -63,7 +61,7 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
     return this.active.size;
   }
 
-  async onModuleInit(): Promise<void> {
+  async start(): Promise<void> {
     // Contexts of builds that no worker runs any more (this host crashed) are of no use to anybody;
     // other workers of this host keep theirs.
     // Contexts are other people's files: root's alone (builds/ 0700, each build's directory too).
@@ -92,7 +90,7 @@ export class BuildRunner implements OnModuleInit, OnModuleDestroy {
     this.worker.on('error', (err) => this.log.warn({ err }, 'build queue error'));
   }
 
-  async onModuleDestroy(): Promise<void> {
+  async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     for (const c of this.active.values()) c.abort();
     await this.worker?.close();

@@ -1,12 +1,11 @@
 // The ContainerRuntime gRPC service: thin adapters over ContainersService.
 import * as fs from 'node:fs';
-import { Inject, Injectable } from '@nestjs/common';
 import type * as grpc from '@grpc/grpc-js';
 import { containers } from '@stevedore/contracts';
 import type { ContainerConfig } from '@stevedore/docker-api';
 
 import type { Logger } from '@stevedore/logging';
-import { clientStream, duplexStream, headerThenBytes, LOGGER, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { clientStream, duplexStream, headerThenBytes, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { asStevedoreError, refused } from '@stevedore/errors';
@@ -36,10 +35,9 @@ interface LogEntry {
   time: string;
 }
 
-@Injectable()
 export class ContainerRuntimeRpc {
   constructor(
-    @Inject(LOGGER) private readonly log: Logger,
+    private readonly log: Logger,
     private readonly containers: ContainersService,
   ) {}
 

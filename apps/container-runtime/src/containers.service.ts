@@ -2,7 +2,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type * as grpc from '@grpc/grpc-js';
 import { containers, images } from '@stevedore/contracts';
 import type { StevedoreConfig } from '@stevedore/config';
@@ -11,7 +10,7 @@ import { conflict, notAllowed, notFound, refused, StevedoreError, asStevedoreErr
 import type { Logger } from '@stevedore/logging';
 import { connectRedis, EventLog, type NewEvent, type Redis } from '@stevedore/redis';
 import { removeTree, removeTreeSoon } from '@stevedore/archive';
-import { callUnary, CONFIG, createServiceClient, LOGGER, privateDatabase, privateDir } from '@stevedore/service-kit';
+import { callUnary, createServiceClient, privateDatabase, privateDir } from '@stevedore/service-kit';
 import { cgroupFacts, chooseOciRuntime, enableIpv4Forwarding, ipv4Forwarding, type CgroupFacts, type OciRuntime } from './host-facts';
 import { createWarnings } from './create-warnings';
 import { loadSeccompProfile, type SeccompProfile } from './seccomp';
@@ -38,7 +37,6 @@ const MAX_IMAGE_DEPTH = 125;
 /** Docker 1.0's answer to stop, kill or restart of a paused container. */
 const pausedRefusal = (verb: 'stop' | 'kill' | 'restart', ref: string, id: string) =>
   refused(`Cannot ${verb} container ${ref}: Container ${id} is paused. Unpause the container before stopping`);
-
 
 const SIGNALS: Record<string, number> = {
   HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12, PIPE: 13, ALRM: 14, TERM: 15,
@@ -100,8 +98,7 @@ function containerEvent(action: string, row: ContainerRow, extra: Record<string,
   return { type: 'container', action, id: row.id, from: row.image_name, attributes: { image: row.image_name, name: row.name.replace(/^\//, ''), ...extra } };
 }
 
-@Injectable()
-export class ContainersService implements OnModuleInit, OnModuleDestroy {
+export class ContainersService {
   db!: ContainerDb;
   readonly root: string;
   /** Where a removed container's directory waits for its deletion. */
@@ -136,8 +133,8 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
   private readonly freezerTurns = new Map<string, Promise<void>>();
 
   constructor(
-    @Inject(CONFIG) private readonly config: StevedoreConfig,
-    @Inject(LOGGER) private readonly log: Logger,
+    private readonly config: StevedoreConfig,
+    private readonly log: Logger,
   ) {
     this.root = path.join(config.root, 'containers');
     this.seccomp = loadSeccompProfile(config.seccompProfile);
@@ -153,7 +150,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
     this.imageUse = new ImageUseReconciler(this.imagesClient, () => this.imageUseAccount(), log);
   }
 
-  async onModuleInit(): Promise<void> {
+  async open(): Promise<void> {
     // Root's alone: a container's writable layer keeps what its processes made (setuid files, device nodes),
     // its volumes their modes; 0700 parents keep other users of the host away from all of it.
     privateDir(this.root);
@@ -188,7 +185,7 @@ export class ContainersService implements OnModuleInit, OnModuleDestroy {
    * Docker's daemon does; a crash leaves them to their monitors, and the
    * next start adopts them.
    */
-  async onModuleDestroy(): Promise<void> {
+  async close(): Promise<void> {
     // Copies in progress ended with the gRPC server's calls: their containers are thawed as they go (waited for, boundedly).
     for (const t = Date.now(); this.copies.size && Date.now() - t < 5000; ) await new Promise((r) => setTimeout(r, 50));
     const running = this.db?.all().filter((r) => r.status === 'running') ?? [];

@@ -6,8 +6,7 @@
 // catches up from its own cursor with XRANGE at its own pace, then rejoins.
 // Cursors are log IDs, so the seam between history and live events can
 // neither lose nor repeat an event, and a slow reader is never skipped.
-import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { CONFIG, LOGGER } from '@stevedore/service-kit';
+
 import type { StevedoreConfig } from '@stevedore/config';
 import type { Logger } from '@stevedore/logging';
 import { compareLogIds, connectRedis, decodeEventEntry, EventLog, type LoggedEvent, type Redis } from '@stevedore/redis';
@@ -32,8 +31,7 @@ export interface Subscription {
   signal: AbortSignal;
 }
 
-@Injectable()
-export class EventFeed implements OnModuleInit, OnModuleDestroy {
+export class EventFeed {
   private readonly redis: Redis;
   private readonly tailRedis: Redis;
   readonly log: EventLog;
@@ -45,15 +43,15 @@ export class EventFeed implements OnModuleInit, OnModuleDestroy {
   private active = 0;
 
   constructor(
-    @Inject(CONFIG) private readonly config: StevedoreConfig,
-    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly config: StevedoreConfig,
+    private readonly logger: Logger,
   ) {
     this.redis = connectRedis(config.redisUrl);
     this.tailRedis = connectRedis(config.redisUrl, { enableAutoPipelining: false });
     this.log = new EventLog(this.redis, config.redisPrefix, config.events);
   }
 
-  async onModuleInit(): Promise<void> {
+  async start(): Promise<void> {
     const last = (await this.redis.xrevrange(this.log.key, '+', '-', 'COUNT', 1)) as RawEntry[];
     this.tailCursor = last.length ? last[0][0] : '0-0';
     this.tailDone = this.runTail();
@@ -63,7 +61,7 @@ export class EventFeed implements OnModuleInit, OnModuleDestroy {
     }, TRIM_INTERVAL_MS);
   }
 
-  async onModuleDestroy(): Promise<void> {
+  async stop(): Promise<void> {
     this.closed = true;
     clearInterval(this.trimTimer);
     this.tailRedis.disconnect();

@@ -1,10 +1,9 @@
 // The Events gRPC service.
-import { Inject, Injectable } from '@nestjs/common';
 import { Metadata } from '@grpc/grpc-js';
 import { events, EVENTS_LOG_POSITION_HEADER } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
 import type { LoggedEvent } from '@stevedore/redis';
-import { LOGGER, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
 import { invalid } from '@stevedore/errors';
 import { EventFeed } from './event-feed';
 import { compileFilters, FILTER_KEYS } from './filters';
@@ -16,11 +15,10 @@ function toMessage(e: LoggedEvent): events.Event {
   return { type: e.type, action: e.action, id: e.id, from: e.from, attributes: e.attributes, timeMs: e.timeMs, logId: e.logId };
 }
 
-@Injectable()
 export class EventsRpc {
   constructor(
     private readonly feed: EventFeed,
-    @Inject(LOGGER) private readonly log: Logger,
+    private readonly log: Logger,
   ) {}
 
   implementation(): events.EventsServer {

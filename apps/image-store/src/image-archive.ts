@@ -6,12 +6,11 @@
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough, Writable, type Readable } from 'node:stream';
-import { Inject, Injectable } from '@nestjs/common';
 import * as tar from 'tar-stream';
 import type { StoredImage } from '@stevedore/docker-api';
 import { notFound, refused } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { LOGGER } from '@stevedore/service-kit';
+
 import { applyLayer, layerTar, layerTarSize } from '@stevedore/archive';
 import { ImageService } from './images.service';
 import { chainIds, imageConfig, layerImageMeta, sha256, type ImageConfigJson } from './image-config';
@@ -20,7 +19,6 @@ import { DEFAULT_TAG, isIdPrefix, splitReference } from './store/names';
 
 /** JSON files of a saved archive are small; anything larger is a layer. */
 const MAX_JSON_ENTRY = 8 * 1024 * 1024;
-
 
 function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: string | Buffer): Promise<void> {
   return new Promise((resolve, reject) => pack.entry({ mode: 0o644, mtime: new Date(0), ...header } as tar.Header, body ?? '', (err) => (err ? reject(err) : resolve())));
@@ -32,11 +30,10 @@ interface SaveTarget {
   tags: Array<{ repo: string; tag: string }>;
 }
 
-@Injectable()
 export class ImageArchive {
   constructor(
     private readonly images: ImageService,
-    @Inject(LOGGER) private readonly log: Logger,
+    private readonly log: Logger,
   ) {}
 
   /** Resolves every name first, so that an unknown one fails before any byte is sent. */

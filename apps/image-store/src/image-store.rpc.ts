@@ -1,11 +1,10 @@
 // The ImageStore gRPC service: thin adapters over ImageService.
 import { Metadata } from '@grpc/grpc-js';
-import { Inject, Injectable } from '@nestjs/common';
 import { images } from '@stevedore/contracts';
 import type { StevedoreConfig } from '@stevedore/config';
 import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { clientBytes, clientStream, CONFIG, duplexStream, headerThenBytes, LOGGER, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { clientBytes, clientStream, duplexStream, headerThenBytes, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ImageArchive } from './image-archive';
@@ -39,7 +38,6 @@ function progressMessage(p: Partial<images.Progress>): images.Progress {
   return { status: '', id: '', current: 0, total: 0, start: 0, error: '', perLayer: false, ...p };
 }
 
-@Injectable()
 export class ImageStoreRpc {
   /** Pulls in progress, by repository:tag (a second one waits for the first). */
   private readonly pulling = new Map<string, Promise<unknown>>();
@@ -50,8 +48,8 @@ export class ImageStoreRpc {
   private readonly blobs: BlobStore;
 
   constructor(
-    @Inject(CONFIG) private readonly config: StevedoreConfig,
-    @Inject(LOGGER) private readonly log: Logger,
+    private readonly config: StevedoreConfig,
+    private readonly log: Logger,
     private readonly images: ImageService,
     private readonly archive: ImageArchive,
   ) {

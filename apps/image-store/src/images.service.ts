@@ -2,7 +2,6 @@
 // layer and an optional parent; repositories map tags to images.
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { STEVEDORE_VERSION, type StevedoreConfig } from '@stevedore/config';
 import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
 import { sameBuildConfig } from '@stevedore/docker-api';
@@ -12,7 +11,7 @@ const CACHE_CHAIN_LENGTH = 64;
 import { conflict, notFound, refused } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
-import { CONFIG, LOGGER, privateDatabase, privateDir } from '@stevedore/service-kit';
+import { privateDatabase, privateDir } from '@stevedore/service-kit';
 import type { images } from '@stevedore/contracts';
 import { applyLayer, decompress } from '@stevedore/archive';
 import { ImageDb, parseMeta, type ImageRow } from './store/image-db';
@@ -40,8 +39,7 @@ export interface ImportSource {
 
 export type ProgressSink = (p: Partial<images.Progress>) => Promise<void> | void;
 
-@Injectable()
-export class ImageService implements OnModuleInit, OnModuleDestroy {
+export class ImageService {
   db!: ImageDb;
   layers!: LayerStore;
   private redis!: Redis;
@@ -49,13 +47,13 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
   readonly root: string;
 
   constructor(
-    @Inject(CONFIG) private readonly config: StevedoreConfig,
-    @Inject(LOGGER) private readonly log: Logger,
+    private readonly config: StevedoreConfig,
+    private readonly log: Logger,
   ) {
     this.root = path.join(config.root, 'images');
   }
 
-  onModuleInit(): void {
+  start(): void {
     // Layers, blobs and the database: root's alone (images/ 0700 keeps other users out of everything below).
     privateDir(this.root);
     this.db = new ImageDb(privateDatabase(path.join(this.root, 'images.db')));
@@ -66,7 +64,7 @@ export class ImageService implements OnModuleInit, OnModuleDestroy {
     this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
   }
 
-  async onModuleDestroy(): Promise<void> {
+  async stop(): Promise<void> {
     this.db?.close();
     await this.redis?.quit().catch(() => undefined);
   }

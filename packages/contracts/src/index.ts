@@ -5,7 +5,6 @@ export * as health from './generated/grpc_health_v1.generated';
 export * as events from './generated/stevedore/events.generated';
 export * as images from './generated/stevedore/image_store.generated';
 export * as containers from './generated/stevedore/container_runtime.generated';
-export * as builds from './generated/stevedore/build_worker.generated';
 
 import './bulk-bytes';
 export { bytesFieldHeader, bytesFieldPayload, gatherPayload } from './bulk-bytes';

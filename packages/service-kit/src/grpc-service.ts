@@ -1,12 +1,9 @@
-// Runs a Stevedore service: a NestJS application whose providers implement
-// its gRPC contract, served by @grpc/grpc-js with the health service beside it.
-import 'reflect-metadata';
+// Runs a Stevedore gRPC service: its parts, built by the service's own
+// composition root, served by @grpc/grpc-js with the health service beside it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { NestFactory } from '@nestjs/core';
-import type { INestApplicationContext, LoggerService, Type } from '@nestjs/common';
 import { loadConfig, type GrpcServiceName, type StevedoreConfig } from '@stevedore/config';
 import { createLogger, type Logger } from '@stevedore/logging';
 import { health } from '@stevedore/contracts';
@@ -20,29 +17,23 @@ export interface GrpcBinding {
   implementation: grpc.UntypedServiceImplementation;
 }
 
-/** Nest's own log lines, through pino. */
-export class PinoNestLogger implements LoggerService {
-  constructor(private readonly pino: Logger) {}
-  log(message: unknown, context?: string) { this.pino.debug({ context }, String(message)); }
-  error(message: unknown, trace?: string, context?: string) { this.pino.error({ context, trace }, String(message)); }
-  warn(message: unknown, context?: string) { this.pino.warn({ context }, String(message)); }
-  debug(message: unknown, context?: string) { this.pino.debug({ context }, String(message)); }
-  verbose(message: unknown, context?: string) { this.pino.trace({ context }, String(message)); }
+/** What a service's composition root builds: the gRPC services it serves, and how its parts stop. */
+export interface ServiceParts {
+  bindings: GrpcBinding[];
+  /** Releases what the parts hold (connections, timers, children), after the server has stopped. */
+  stop(): Promise<void>;
 }
 
-export const CONFIG = Symbol('StevedoreConfig');
-export const LOGGER = Symbol('Logger');
-
-export interface RunningService {
-  app: INestApplicationContext;
-  server: grpc.Server;
-  stop(): Promise<void>;
+/** A service's config and logger: all its composition root is given. */
+export interface ServiceContext {
+  config: StevedoreConfig;
+  log: Logger;
 }
 
 export interface GrpcServiceOptions {
   name: GrpcServiceName;
-  module: Type<unknown>;
-  bindings: (app: INestApplicationContext) => GrpcBinding[];
+  /** Builds and starts the service's parts (each given its collaborators), ready to serve. */
+  compose: (context: ServiceContext) => Promise<ServiceParts>;
 }
 
 /** A running part of the stack, whichever process it runs in. */
@@ -58,21 +49,20 @@ export interface StoppableService {
 export type ServiceStart = (options: { signals: boolean }) => Promise<StoppableService>;
 
 /**
- * Starts the service: builds the Nest application (`module` may use the
- * CONFIG and LOGGER tokens, provided by `serviceModule`), binds its gRPC
- * services on the configured address, reports SERVING, and (with
- * `signals`) stops cleanly on SIGTERM/SIGINT.
+ * Starts the service: composes its parts, binds its gRPC services on the
+ * configured address, reports SERVING, and (with `signals`) stops cleanly
+ * on SIGTERM/SIGINT.
  */
-export async function runGrpcService(options: GrpcServiceOptions & { signals?: boolean }): Promise<RunningService> {
-  const { config, log } = serviceContext(options.name);
+async function runGrpcService(options: GrpcServiceOptions & { signals: boolean }): Promise<StoppableService> {
+  const context = serviceContext(options.name);
+  const { config, log } = context;
   secureDataRoot(config);
-  const app = await NestFactory.createApplicationContext(options.module, { logger: new PinoNestLogger(log), abortOnError: false });
-  await app.init();
+  const parts = await options.compose(context);
 
   const healthState = new HealthState();
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
   server.addService(health.HealthService, healthState.implementation());
-  for (const b of options.bindings(app)) server.addService(b.definition, b.implementation);
+  for (const b of parts.bindings) server.addService(b.definition, b.implementation);
 
   const address = config.serviceAddress(options.name);
   if (isUnixAddress(address)) {
@@ -100,16 +90,16 @@ export async function runGrpcService(options: GrpcServiceOptions & { signals?: b
           resolve();
         });
       });
-      await app.close();
+      await parts.stop();
       log.info('stopped');
       log.flush();
     })());
-  if (options.signals !== false) {
+  if (options.signals) {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {
       process.once(sig, () => void stop().finally(() => process.exit(0)));
     }
   }
-  return { app, server, stop };
+  return { stop };
 }
 
 /**
@@ -143,10 +133,10 @@ export function runServiceMain(name: string, start: ServiceStart): void {
   });
 }
 
-const contexts = new Map<string, { config: StevedoreConfig; log: Logger }>();
+const contexts = new Map<string, ServiceContext>();
 
 /** A service's config and logger (one process may run several services). */
-export function serviceContext(name: string): { config: StevedoreConfig; log: Logger } {
+export function serviceContext(name: string): ServiceContext {
   let context = contexts.get(name);
   if (!context) {
     const config = loadConfig();
@@ -154,12 +144,4 @@ export function serviceContext(name: string): { config: StevedoreConfig; log: Lo
     contexts.set(name, context);
   }
   return context;
-}
-
-/** Providers of the config and logger for a service's root module. */
-export function serviceProviders(name: string) {
-  return [
-    { provide: CONFIG, useFactory: () => serviceContext(name).config },
-    { provide: LOGGER, useFactory: () => serviceContext(name).log },
-  ];
 }

@@ -2,9 +2,10 @@
 // call them that carries the request id and names the service on failure.
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type * as grpc from '@grpc/grpc-js';
-import { builds, containers, events, images } from '@stevedore/contracts';
+import { containers, events, images } from '@stevedore/contracts';
 import type { StevedoreConfig } from '@stevedore/config';
-import { callUnary, CONFIG, createServiceClient } from '@stevedore/service-kit';
+import { callUnary, createServiceClient } from '@stevedore/service-kit';
+import { CONFIG } from '../nest-context';
 import { asStevedoreError, StevedoreError, toHttpError } from '@stevedore/errors';
 
 @Injectable()
@@ -12,17 +13,15 @@ export class Backends implements OnApplicationShutdown {
   readonly events: events.EventsClient;
   readonly images: images.ImageStoreClient;
   readonly containers: containers.ContainerRuntimeClient;
-  readonly builds: builds.BuildWorkerClient;
 
   constructor(@Inject(CONFIG) config: StevedoreConfig) {
     this.events = createServiceClient(events.EventsClient, config, 'events');
     this.images = createServiceClient(images.ImageStoreClient, config, 'image-store');
     this.containers = createServiceClient(containers.ContainerRuntimeClient, config, 'container-runtime');
-    this.builds = createServiceClient(builds.BuildWorkerClient, config, 'build-worker');
   }
 
   onApplicationShutdown(): void {
-    for (const c of [this.events, this.images, this.containers, this.builds]) c.close();
+    for (const c of [this.events, this.images, this.containers]) c.close();
   }
 }
 

@@ -16,7 +16,8 @@ import type { StevedoreConfig } from '@stevedore/config';
 import { STEVEDORE_VERSION } from '@stevedore/config';
 import { acceptRequestId, REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
 import { CURRENT_API_VERSION } from '@stevedore/docker-api';
-import { checkTcpApiTls, CONFIG, grantApiSocket, inheritedApiListeners, LOGGER, parseApiHost, prepareApiSocketFile } from '@stevedore/service-kit';
+import { checkTcpApiTls, grantApiSocket, inheritedApiListeners, parseApiHost, prepareApiSocketFile } from '@stevedore/service-kit';
+import { CONFIG, LOGGER } from '../nest-context';
 import { DockerRouter, type DispatchContext } from './router';
 
 /** Headers on every answer. Api-Version is what today's clients negotiate with. */

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { STEVEDORE_VERSION, type StevedoreConfig } from '@stevedore/config';
 import { CURRENT_API_VERSION, MIN_API_VERSION, type AuthConfigJson, type InfoResponse, type VersionResponse } from '@stevedore/docker-api';
-import { CONFIG } from '@stevedore/service-kit';
+import { CONFIG } from '../nest-context';
 import { invalid } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
