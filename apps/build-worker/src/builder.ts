@@ -14,7 +14,7 @@ import { decompress } from '@stevedore/archive';
 import type { OutputEntry } from '@stevedore/builds';
 import type { containers, images } from '@stevedore/contracts';
 import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
-import { jsonMessage, sameBuildConfig } from '@stevedore/docker-api';
+import { jsonMessage, sameBuildConfig, splitRepoTag } from '@stevedore/docker-api';
 import { asStevedoreError, refused, StevedoreError } from '@stevedore/errors';
 import { callOptions, callUnary, commitContainer, pumpInto, type CommitFailure } from '@stevedore/service-kit';
 import type { BuildContext, ContextEntry } from './context';
@@ -55,13 +55,6 @@ export class BuildCancelled extends StevedoreError {
 }
 
 const short = (id: string) => id.slice(0, 12);
-
-/** `registry/repo:tag` into repository and tag (a port's colon is not a tag's). */
-export function splitImageName(name: string): { repo: string; tag: string } {
-  const colon = name.lastIndexOf(':');
-  if (colon > name.lastIndexOf('/')) return { repo: name.slice(0, colon), tag: name.slice(colon + 1) };
-  return { repo: name, tag: '' };
-}
 
 /** The sha256 of a downloaded file's content. */
 async function fileChecksum(file: string): Promise<string> {
@@ -181,7 +174,7 @@ export class Builder {
     await this.keepIntermediates();
     await this.out(`Successfully built ${short(this.image)}\n`);
     if (this.o.tag) {
-      const { repo, tag } = splitImageName(this.o.tag);
+      const { repo, tag = '' } = splitRepoTag(this.o.tag);
       // Docker 1.0 ignored a failing tag operation.
       await this.unary(this.s.store, this.s.store.tag, { name: this.image, repo, tag, force: true }).catch(() => undefined);
     }
@@ -310,7 +303,7 @@ export class Builder {
 
   /** FROM of an image that is not here: pulled with the build's credentials for its registry, its progress in the output. */
   private async pull(name: string): Promise<void> {
-    const { repo, tag } = splitImageName(name);
+    const { repo, tag = '' } = splitRepoTag(name);
     // FROM without a tag means `latest` (a pull without one would take every tag).
     const call = this.s.store.pull({ image: repo, tag: tag || 'latest', auth: undefined, heldCredentials: this.o.heldCredentials, oneAtATime: false }, callOptions(this.o.requestId).metadata);
     for await (const p of call as AsyncIterable<images.Progress>) {

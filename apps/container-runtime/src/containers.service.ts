@@ -6,6 +6,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { containers, images } from '@stevedore/contracts';
 import type { StevedoreConfig } from '@stevedore/config';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
+import { DEFAULT_TAG, splitRepoTag } from '@stevedore/docker-api';
 import { conflict, notAllowed, notFound, refused, StevedoreError, asStevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { connectRedis, EventLog, type NewEvent, type Redis } from '@stevedore/redis';
@@ -265,9 +266,7 @@ export class ContainersService {
       endChange();
       const e = asStevedoreError(err);
       if (e.kind === 'notFound') {
-        const colon = config.Image!.lastIndexOf(':');
-        const tag = colon > config.Image!.lastIndexOf('/') ? config.Image!.slice(colon + 1) : 'latest';
-        throw notFound(`No such image: ${config.Image} (tag: ${tag})`);
+        throw notFound(`No such image: ${config.Image} (tag: ${splitRepoTag(config.Image!).tag ?? DEFAULT_TAG})`);
       }
       throw e;
     });

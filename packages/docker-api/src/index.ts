@@ -6,3 +6,4 @@ export * from './progress';
 export * from './container';
 export * from './build-cache';
 export * from './json';
+export * from './reference';

@@ -1,15 +1,9 @@
 // The image answers per API version, each shaper named for the version it
 // serves (VERSIONS.md G12, G14, ENDPOINTS.md #21 #25 #26 #29).
 import type { images } from '@stevedore/contracts';
-import { sortedDeep, type HistoryEntryJson, type ImageInspect, type ImageListEntry, type ImageListEntryV1_0, type StoredImage } from '@stevedore/docker-api';
+import { sortedDeep, splitRepoTag, type HistoryEntryJson, type ImageInspect, type ImageListEntry, type ImageListEntryV1_0, type StoredImage } from '@stevedore/docker-api';
 
 const NONE = '<none>:<none>';
-
-/** Splits repo:tag at the last ':' after the last '/' (Docker 1.0 split at every ':', mangling registry ports). */
-function splitRepoTag(repoTag: string): [string, string] {
-  const colon = repoTag.lastIndexOf(':');
-  return colon > repoTag.lastIndexOf('/') ? [repoTag.slice(0, colon), repoTag.slice(colon + 1)] : [repoTag, ''];
-}
 
 /** v1.7 and later: one entry per image. */
 export function toImageListV1_7(i: images.ImageSummary): ImageListEntry {
@@ -20,8 +14,8 @@ export function toImageListV1_7(i: images.ImageSummary): ImageListEntry {
 export function toImageListV1_0(i: images.ImageSummary): ImageListEntryV1_0[] {
   const tags = i.repoTags.length ? i.repoTags : [NONE];
   return tags.map((t) => {
-    const [Repository, Tag] = splitRepoTag(t);
-    return { Created: i.created, Id: i.id, Repository, Size: i.size, Tag, VirtualSize: i.virtualSize };
+    const { repo, tag } = splitRepoTag(t);
+    return { Created: i.created, Id: i.id, Repository: repo, Size: i.size, Tag: tag ?? '', VirtualSize: i.virtualSize };
   });
 }
 

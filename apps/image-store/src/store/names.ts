@@ -1,19 +1,19 @@
 // Image references as clients send them: repository[:tag], an ID or a prefix.
 import { randomBytes } from 'node:crypto';
 import { StevedoreError } from '@stevedore/errors';
+import { DEFAULT_TAG, splitRepoTag } from '@stevedore/docker-api';
 
-export const DEFAULT_TAG = 'latest';
+export { DEFAULT_TAG };
 
 /** Today's docker CLI sends Docker Hub names in full: strip that back to the name the user typed. */
 export function normalizeRepository(repo: string): string {
   return repo.replace(/^(docker\.io|index\.docker\.io|registry-1\.docker\.io)\/(library\/)?/, '');
 }
 
-/** Splits repo[:tag] at the last ':' after the last '/' (a registry port is not a tag). */
+/** Splits repo[:tag] (see splitRepoTag), the repository as the user typed it. */
 export function splitReference(ref: string): { repo: string; tag: string | undefined } {
-  const colon = ref.lastIndexOf(':');
-  if (colon > ref.lastIndexOf('/')) return { repo: normalizeRepository(ref.slice(0, colon)), tag: ref.slice(colon + 1) };
-  return { repo: normalizeRepository(ref), tag: undefined };
+  const { repo, tag } = splitRepoTag(ref);
+  return { repo: normalizeRepository(repo), tag };
 }
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
