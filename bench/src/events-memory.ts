@@ -9,7 +9,7 @@
 //   node bench/dist/events-memory.js [--events 40] [--containers 50] [--settle 45]
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import { busyboxTar, importBusybox, rssKiB, startDocker, startStevedore, type Engine } from './engines';
+import { busyboxTar, importBusybox, rssKiB, startDocker, startStevedore } from './engines';
 import { json } from './http-client';
 import { option, row, summarize, writeReport, type Row } from './stats';
 

@@ -56,5 +56,3 @@ function encodePax(opts: { name?: string; linkname?: string; pax?: Pax }): Buffe
 const codec: PaxCodec = require(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js'));
 codec.decodePax = decodePax;
 codec.encodePax = encodePax;
-
-export const paxCodec = { decodePax, encodePax };

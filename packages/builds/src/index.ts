@@ -11,7 +11,6 @@
 //   (and whether that worker is alive), and the names of every intermediate
 //   container of a build, recorded before the container is created.
 import { Queue } from 'bullmq';
-import type { images } from '@stevedore/contracts';
 import { connectRedis, type Redis } from '@stevedore/redis';
 
 export interface BuildJob {

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Metadata, status } from '@grpc/grpc-js';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { conflict, notFound, toGrpcError, toHttpError, StevedoreError } from './index';
 
 function asServiceError(e: ReturnType<typeof toGrpcError>) {
-  return Object.assign(new Error(e.details), e) as never;
+  return Object.assign(new Error(e.details), e) as ServiceError;
 }
 
 test('a kind survives the trip through gRPC and becomes Docker\'s status', () => {

@@ -6,3 +6,4 @@ export * from './grpc-service';
 export * from './commit';
 export * from './data-root';
 export * from './api-listeners';
+export * from './typed-grpc';

@@ -14,12 +14,12 @@ export interface CallContext {
   signal: AbortSignal;
 }
 
-type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
 
 /** One reason for every cancelled call (an abort without one makes a DOMException each time). */
 const CALLER_WENT_AWAY = new Error('the caller cancelled the call or went away');
 
-function contextOf(call: AnyServerCall, log: Logger, method: string): CallContext {
+export function contextOf(call: AnyServerCall, log: Logger, method: string): CallContext {
   const requestId = String(call.metadata.get(REQUEST_ID_HEADER)[0] ?? newRequestId());
   const controller = new AbortController();
   (call as grpc.ServerUnaryCall<unknown, unknown>).on('cancelled', () => controller.abort(CALLER_WENT_AWAY));
@@ -40,7 +40,7 @@ export type ServerStreamHandler<Req, Res> = (
 ) => Promise<void>;
 
 /** Answers a call once its handler settles: the result, or the error as a gRPC status. */
-function answer<Res>(ctx: CallContext, work: Promise<Res>, callback: (err: Partial<grpc.ServiceError> | null, res?: Res) => void): void {
+export function answer<Res>(ctx: CallContext, work: Promise<Res>, callback: (err: Partial<grpc.ServiceError> | null, res?: Res) => void): void {
   const started = performance.now();
   work.then(
     (res) => {
@@ -62,7 +62,7 @@ export function unary<Req, Res>(log: Logger, method: string, handler: UnaryHandl
 }
 
 /** Ends a streaming call once its handler settles: normally, or with the error as a gRPC status. */
-function finishStream(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, ctx: CallContext, work: Promise<void>): void {
+export function finishStream(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, ctx: CallContext, work: Promise<void>): void {
   ctx.log.debug('stream opened');
   work.then(
     () => {

@@ -2,7 +2,7 @@
 // the same v1.12 requests that are deliberate, each with its reason. The
 // differential test fails on a difference not listed here, and on an entry
 // that no longer occurs. Most are one rule: at v1.12 Stevedore answers as
-// the Docker 1.0 daemon did (../shared/api), while the engine 20.10 answers
+// the Docker 1.0 daemon did (docs/api), while the engine 20.10 answers
 // a v1.12 request with its own, later shapes.
 const LATER = 'added after Docker 1.0: a v1.12 client never reads it';
 const DOCKER_1_0 = 'a key Docker 1.0 sent at v1.12 (later engines dropped or moved it)';

@@ -1,6 +1,7 @@
 // The foundation, end to end: a stack started as the README says, separate
 // processes, the real docker CLI, Docker 1.0's routing rules, bad input.
 import { after, before, describe, test } from 'node:test';
+import * as os from 'node:os';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { pidCommand, startStack, stopStack, type Stack } from './harness';
@@ -39,13 +40,13 @@ describe('a stack started by ./stevedore up', () => {
   test('docker info answers with real counts and host facts', async () => {
     const r = await stack.docker(['info', '--format', '{{.Containers}} {{.Images}} {{.NCPU}} {{.OSType}} {{.DockerRootDir}}']);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout.trim(), `0 0 ${require('node:os').cpus().length} linux ${stack.root}`);
+    assert.equal(r.stdout.trim(), `0 0 ${os.cpus().length} linux ${stack.root}`);
     const raw = await stack.request('GET', '/v1.12/info');
     const info = JSON.parse(raw.text);
     // JSON booleans (today's CLI cannot decode Docker 1.0's 0/1 here), keys sorted as Docker 1.0 did.
     for (const key of ['Debug', 'IPv4Forwarding', 'MemoryLimit', 'SwapLimit']) assert.equal(typeof info[key], 'boolean', key);
     assert.deepEqual(Object.keys(info), [...Object.keys(info)].sort());
-    assert.equal(info.KernelVersion, require('node:os').release());
+    assert.equal(info.KernelVersion, os.release());
     assert.match(info.ExecutionDriver, /^(runc|crun)-\d/);
   });
 

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
 
-export interface HostileEntry {
+interface HostileEntry {
   name: string;
   type?: tar.Header['type'];
   body?: string | Buffer;

@@ -236,7 +236,7 @@ describe('paths an image chose, resolved inside the container', () => {
     assert.equal((await stack.docker(['rm', '-f', 'racer'])).code, 0);
   });
 
-  test('a copy out of a running container freezes it while it streams; a client gone mid-stream, pause and unpause meanwhile', async (t) => {
+  test('a copy out of a running container freezes it while it streams; a client gone mid-stream, pause and unpause meanwhile', async () => {
     const run = await stack.docker(['run', '-d', '--name', 'big', 'busybox', 'sh', '-c', 'dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; echo ready; while :; do sleep 1; done']);
     assert.equal(run.code, 0, run.stderr);
     const id = run.stdout.trim();
@@ -324,7 +324,7 @@ describe('a copy that the runtime does not finish', () => {
       req.end();
     });
 
-  test('the runtime killed during a copy thaws the container when it comes back; down during a copy stops it', async (t) => {
+  test('the runtime killed during a copy thaws the container when it comes back; down during a copy stops it', async () => {
     const run = await stack.docker(['run', '-d', '--name', 'big', 'busybox', 'sh', '-c', 'dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; echo ready; while :; do sleep 1; done']);
     const id = run.stdout.trim();
     assert.notEqual(freezerState(id), undefined, 'the container has a freezer (cgroup v1 or v2)');

@@ -106,7 +106,6 @@ describe('reconciliation after faults', () => {
     // the end of `stopped` are lost (the calls time out), and the store is then killed before it thaws.
     const store = stack.process('image-store');
     process.kill(store.pid!, 'SIGSTOP');
-    let created: { code: number; stdout: string; stderr: string };
     try {
       const [rm, stop] = await Promise.all([stack.docker(['rm', removed]), stack.docker(['stop', '-t', '1', stopped])]);
       assert.equal(rm.code, 0, rm.stderr);
@@ -115,7 +114,7 @@ describe('reconciliation after faults', () => {
       process.kill(store.pid!, 'SIGKILL');
     }
     // A create while the store is away: it may fail or succeed, whichever (image use must follow either way).
-    created = await stack.docker(['create', 'recon-c', 'true']);
+    const created = await stack.docker(['create', 'recon-c', 'true']);
     await restarted(stack, 'image-store', store.pid!, '/images/json');
 
     // Once the runtime has told the restarted store its records: `stopped` uses recon-b, and is not running.

@@ -20,7 +20,7 @@ export class InProcessService {
   }
 
   async start(): Promise<void> {
-    const { start } = require(serviceModule(this.state.name)) as { start: ServiceStart };
+    const { start } = (await import(serviceModule(this.state.name))) as { start: ServiceStart };
     this.running = await start({ signals: false });
     this.onChange();
   }

@@ -17,7 +17,7 @@ const alive = (pid: number) => {
 test('a child that fails its health check for the set time is killed outright (stopped ones too) and restarted; a good answer starts the count over', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'managed-'));
   const warnings: string[] = [];
-  const log = { warn: (_: unknown, msg: string) => warnings.push(msg) } as never;
+  const log = { warn: (_: unknown, msg: string) => warnings.push(msg) } as unknown as ConstructorParameters<typeof ManagedProcess>[2];
   const p = new ManagedProcess(
     { name: 'sleeper', command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'], env: process.env, logFile: path.join(dir, 'sleeper.log'), healthRestartAfterMs: 300 },
     () => undefined,

@@ -5,7 +5,7 @@ import { sortedDeep, type ContainerConfig, type HostConfig } from '@stevedore/do
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 /** Docker 1.0's human durations (units.HumanDuration). */
-export function humanDuration(ms: number): string {
+function humanDuration(ms: number): string {
   const s = Math.floor(ms / 1000);
   if (s < 1) return 'Less than a second';
   if (s < 60) return `${s} seconds`;
@@ -21,7 +21,7 @@ export function humanDuration(ms: number): string {
   return `${(h / 24 / 365).toFixed(6)} years`;
 }
 
-export function statusText(s: containers.ContainerState | undefined, now = Date.now()): string {
+function statusText(s: containers.ContainerState | undefined, now = Date.now()): string {
   if (!s) return '';
   if (s.running) return `Up ${humanDuration(now - Date.parse(s.startedAt))}${s.paused ? ' (Paused)' : ''}`;
   if (!s.finishedAt) return '';
@@ -44,7 +44,7 @@ export function commandText(c: containers.Container): string {
 }
 
 /** Docker 1.0's host config structure, in its order: only its keys (it decoded the body into it), LxcConf only as its list of `{Key, Value}`. */
-export function hostConfigOf(c: containers.Container): Required<Pick<HostConfig, 'Binds' | 'ContainerIDFile' | 'LxcConf' | 'Privileged' | 'PortBindings' | 'Links' | 'PublishAllPorts' | 'Dns' | 'DnsSearch' | 'VolumesFrom' | 'NetworkMode'>> {
+function hostConfigOf(c: containers.Container): Required<Pick<HostConfig, 'Binds' | 'ContainerIDFile' | 'LxcConf' | 'Privileged' | 'PortBindings' | 'Links' | 'PublishAllPorts' | 'Dns' | 'DnsSearch' | 'VolumesFrom' | 'NetworkMode'>> {
   const h = JSON.parse(c.hostConfigJson || '{}') as HostConfig;
   return {
     Binds: h.Binds ?? null,
@@ -113,7 +113,7 @@ function networkSettings(c: containers.Container) {
  * in its order (empty ones as Go marshalled them), whatever the create body
  * left out; the host name is the short ID when none was given, as 1.0 set it.
  */
-export function configOf(c: containers.Container): ContainerConfig {
+function configOf(c: containers.Container): ContainerConfig {
   const given = JSON.parse(c.configJson) as ContainerConfig;
   const full: Required<ContainerConfig> = {
     Hostname: c.id.slice(0, 12), Domainname: '', User: '', Memory: 0, MemorySwap: 0, CpuShares: 0, Cpuset: '',

@@ -1,4 +1,5 @@
 // The container routes.
+import type { Socket } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import type { containers } from '@stevedore/contracts';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
@@ -22,7 +23,7 @@ const SERVICE = 'container-runtime';
 const START_RETRY_WITHIN_MS = 60_000;
 
 /** The 8-byte header of a multiplexed frame (STREAMS.md §4). */
-export function muxFrame(stream: number, data: Uint8Array): Buffer {
+function muxFrame(stream: number, data: Uint8Array): Buffer {
   const head = Buffer.alloc(8);
   head[0] = stream;
   head.writeUInt32BE(data.byteLength, 4);
@@ -272,7 +273,7 @@ export class ContainersHandlers {
     const key = req.header('sec-websocket-key');
     if (!req.hijack || !key || (req.header('upgrade') ?? '').toLowerCase() !== 'websocket') return res.text(400, 'Bad Request: a WebSocket handshake was expected\n');
     if (!req.header('origin')) return res.text(403, 'Forbidden: the WebSocket handshake needs an Origin header\n');
-    res.raw.detachSocket(req.hijack.socket as never);
+    res.raw.detachSocket(req.hijack.socket as Socket);
     const peer = await acceptWebSocket(req.raw, req.hijack.socket, req.hijack.head);
     if (!peer) return;
     const { metadata, options } = callOptions(req.requestId);
@@ -314,7 +315,7 @@ export class ContainersHandlers {
    * Docker 1.0's 200. Output is multiplexed from v1.6 for a container
    * without a TTY (gate G10).
    */
-  attach = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+  attach = async (req: ApiRequest, _res: ApiResponse): Promise<void> => {
     const c = await this.inspectOf(req, req.params.id);
     const tty = Boolean((JSON.parse(c.configJson) as ContainerConfig).Tty);
     const multiplex = req.atLeast('1.6') && !tty;

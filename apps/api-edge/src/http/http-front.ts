@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { ListenOptions } from 'node:net';
+import type { ListenOptions, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { StevedoreConfig } from '@stevedore/config';
@@ -148,7 +148,7 @@ export class HttpFront implements OnApplicationShutdown {
    */
   private handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const res = new http.ServerResponse(req);
-    res.assignSocket(socket as never);
+    res.assignSocket(socket as Socket);
     res.shouldKeepAlive = false;
     res.on('finish', () => {
       if (!res.writableEnded || socket.destroyed) return;

@@ -10,7 +10,7 @@ import type { ApiRequest } from './api-request';
 import type { ApiResponse } from './api-response';
 import { relayStream } from './relay';
 
-export function toProgressMessage(p: images.Progress): ProgressMessage {
+function toProgressMessage(p: images.Progress): ProgressMessage {
   return {
     status: p.status,
     id: p.id || undefined,

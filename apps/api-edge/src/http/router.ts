@@ -1,4 +1,4 @@
-// Docker 1.0's routing rules (../shared/api/VERSIONS.md §2): an optional
+// Docker 1.0's routing rules (docs/api/VERSIONS.md §2): an optional
 // /vX.Y prefix, no prefix meaning 1.12, newer versions refused, unclean
 // paths redirected, unknown routes 404, and OPTIONS answered everywhere.
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 
 /** A client message (stdin) larger than this closes the connection with 1009. */
-export const WEBSOCKET_MAX_MESSAGE = 1024 * 1024;
+const WEBSOCKET_MAX_MESSAGE = 1024 * 1024;
 const server = new WebSocketServer({ noServer: true, maxPayload: WEBSOCKET_MAX_MESSAGE, perMessageDeflate: false, clientTracking: false });
 
 export interface WebSocketPeer {
