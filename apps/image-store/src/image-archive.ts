@@ -9,13 +9,12 @@ import { PassThrough, Writable, type Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import type { StoredImage } from '@stevedore/docker-api';
 import { notFound, refused } from '@stevedore/errors';
-import type { Logger } from '@stevedore/logging';
-
-import { applyLayer, layerTar, layerTarSize } from '@stevedore/archive';
-import { ImageService } from './images.service';
+import { layerTar, layerTarSize } from '@stevedore/archive';
 import { chainIds, imageConfig, layerImageMeta, sha256, type ImageConfigJson } from './image-config';
-import { parseMeta, type ImageRow } from './store/image-db';
-import { DEFAULT_TAG, isIdPrefix, splitReference } from './store/names';
+import { parseMeta, type ImageDb, type ImageRow } from './store/image-db';
+import type { BuiltLayer, LayerImages, LayerImageWrite } from './store/layer-images';
+import type { LayerStore } from './store/layer-store';
+import { DEFAULT_TAG, isIdPrefix, splitReference, tagTarget } from './store/names';
 
 /** JSON files of a saved archive are small; anything larger is a layer. */
 const MAX_JSON_ENTRY = 8 * 1024 * 1024;
@@ -30,10 +29,20 @@ interface SaveTarget {
   tags: Array<{ repo: string; tag: string }>;
 }
 
+/** Archive path of a layer file -> the layer extracted from it. */
+type ArchiveLayers = Map<string, BuiltLayer>;
+
+/** What an archive registers: the images, and the tags to set once all are there. */
+interface Registration {
+  loaded: string[];
+  tags: Array<{ repo: string; tag: string; id: string }>;
+}
+
 export class ImageArchive {
   constructor(
-    private readonly images: ImageService,
-    private readonly log: Logger,
+    private readonly db: ImageDb,
+    private readonly layers: LayerStore,
+    private readonly layerImages: LayerImages,
   ) {}
 
   /** Resolves every name first, so that an unknown one fails before any byte is sent. */
@@ -46,19 +55,19 @@ export class ImageArchive {
     };
     for (const name of names) {
       const { repo, tag } = splitReference(name);
-      const repoTags = tag === undefined ? this.images.db.repoTags(repo) : [];
+      const repoTags = tag === undefined ? this.db.repoTags(repo) : [];
       if (repoTags.length > 0) {
         // A repository without a tag: every tag of it.
-        for (const t of repoTags) add(this.images.db.get(t.image_id)!, { repo: t.repo, tag: t.tag });
+        for (const t of repoTags) add(this.db.get(t.image_id)!, { repo: t.repo, tag: t.tag });
         continue;
       }
-      const tagged = this.images.db.getTag(repo, tag ?? DEFAULT_TAG);
+      const tagged = this.db.getTag(repo, tag ?? DEFAULT_TAG);
       if (tagged) {
-        add(this.images.db.get(tagged.image_id)!, { repo: tagged.repo, tag: tagged.tag });
+        add(this.db.get(tagged.image_id)!, { repo: tagged.repo, tag: tagged.tag });
         continue;
       }
       const id = name.replace(/^sha256:/, '');
-      const rows = isIdPrefix(id) ? this.images.db.byPrefix(id) : [];
+      const rows = isIdPrefix(id) ? this.db.byPrefix(id) : [];
       if (rows.length !== 1) throw notFound(`No such image: ${name}`);
       add(rows[0]);
     }
@@ -68,7 +77,7 @@ export class ImageArchive {
   /** The chain of an image, base first. */
   private chain(row: ImageRow): ImageRow[] {
     const out: ImageRow[] = [];
-    for (let r: ImageRow | undefined = row; r; r = r.parent ? this.images.db.get(r.parent) : undefined) out.unshift(r);
+    for (let r: ImageRow | undefined = row; r; r = r.parent ? this.db.get(r.parent) : undefined) out.unshift(r);
     return out;
   }
 
@@ -117,7 +126,7 @@ export class ImageArchive {
 
   /** layer.tar needs its size in its header: it is computed from the layer's metadata, then the layer streams straight in. */
   private async addLayer(pack: tar.Pack, row: ImageRow): Promise<string> {
-    const dir = this.images.layers.path(row.layer);
+    const dir = this.layers.path(row.layer);
     const size = await layerTarSize(dir);
     const hash = createHash('sha256');
     const tee = new PassThrough();
@@ -127,11 +136,28 @@ export class ImageArchive {
     return `sha256:${hash.digest('hex')}`;
   }
 
-  /** Reads a saved tarball; registers the images it holds (parents first) and its tags. */
-  async load(input: Readable): Promise<{ loaded: string[]; tagged: string[] }> {
-    const jsonFiles = new Map<string, Buffer>();
-    /** archive path of a layer file -> the layer built from it */
-    const layers = new Map<string, { name: string; size: number; digest: string }>();
+  /**
+   * Reads a saved tarball; registers the images it holds (parents first) and
+   * its tags. One write of layer images: a failure anywhere leaves nothing.
+   */
+  load(input: Readable): Promise<{ loaded: string[]; tagged: string[] }> {
+    return this.layerImages.write(async (w) => {
+      const { files, layers } = await this.extract(input, w);
+      const registration = files.has('manifest.json') && ![...files.keys()].some((k) => /^[0-9a-f]{64}\/json$/.test(k))
+        ? this.registerFromManifest(w, files, layers)
+        : this.registerLegacy(w, files, layers);
+      // The tags last, together: an archive's tags are all set or none is.
+      this.db.transaction(() => {
+        for (const t of registration.tags) this.db.tagImage(t.repo, t.tag, t.id);
+      });
+      return { loaded: registration.loaded, tagged: registration.tags.map((t) => `${t.repo}:${t.tag}`) };
+    });
+  }
+
+  /** Reads the archive: its JSON files kept, its layers extracted as they stream by. */
+  private async extract(input: Readable, w: LayerImageWrite): Promise<{ files: Map<string, Buffer>; layers: ArchiveLayers }> {
+    const files = new Map<string, Buffer>();
+    const layers: ArchiveLayers = new Map();
     const extract = tar.extract();
     extract.on('entry', (header, stream, next) => {
       // A truncated archive fails the entry too; the extract reports it.
@@ -141,37 +167,30 @@ export class ImageArchive {
         if (header.type !== 'file' && header.type !== 'contiguous-file') return void stream.resume();
         const idDir = /^([0-9a-f]{64})\/(json|layer\.tar|VERSION)$/.exec(name);
         // Docker 1.0's layout puts <id>/json before <id>/layer.tar: a layer of an image already here is skipped.
-        if (idDir && idDir[2] === 'layer.tar' && jsonFiles.has(`${idDir[1]}/json`) && this.images.db.get(idDir[1])) return void stream.resume();
+        if (idDir && idDir[2] === 'layer.tar' && files.has(`${idDir[1]}/json`) && w.has(idDir[1])) return void stream.resume();
         if (idDir?.[2] === 'VERSION') return void stream.resume();
         const looksJson = name.endsWith('.json') || name === 'repositories' || idDir?.[2] === 'json' || name === 'index.json' || name === 'oci-layout';
         if (looksJson && (header.size ?? 0) <= MAX_JSON_ENTRY) {
           const chunks: Buffer[] = [];
           for await (const c of stream) chunks.push(c as Buffer);
-          jsonFiles.set(name, Buffer.concat(chunks));
+          files.set(name, Buffer.concat(chunks));
           return;
         }
         // Anything else is a layer (Docker 1.0's <id>/layer.tar, or a blob of the newer layouts).
-        const layer = this.images.layers.begin();
-        layers.set(name, { name: layer.name, size: 0, digest: '' });
-        const applied = await applyLayer(stream as unknown as Readable, layer.dir, { allowEmpty: true });
-        layers.set(name, { name: layer.name, size: applied.size, digest: applied.digest });
+        try {
+          layers.set(name, await w.build(stream as unknown as Readable, { allowEmpty: true }));
+        } catch (err) {
+          throw refused(`Cannot load ${name} from the archive: ${(err as Error).message}`);
+        }
       })().then(() => next(), (err) => next(err));
     });
-    const used = new Set<string>();
     try {
-      try {
-        await pipeline(input, extract);
-      } catch (err) {
-        if ((err as { kind?: string }).kind) throw err;
-        throw refused(`The archive could not be read: ${(err as Error).message}`);
-      }
-      const result = jsonFiles.has('manifest.json') && ![...jsonFiles.keys()].some((k) => /^[0-9a-f]{64}\/json$/.test(k))
-        ? this.registerFromManifest(jsonFiles, layers, used)
-        : this.registerLegacy(jsonFiles, layers, used);
-      return result;
-    } finally {
-      for (const [file, layer] of layers) if (!used.has(file)) this.images.layers.abandon(layer.name);
+      await pipeline(input, extract);
+    } catch (err) {
+      if ((err as { kind?: string }).kind) throw err;
+      throw refused(`The archive could not be read: ${(err as Error).message}`);
     }
+    return { files, layers };
   }
 
   private json<T>(files: Map<string, Buffer>, name: string): T {
@@ -183,7 +202,7 @@ export class ImageArchive {
   }
 
   /** Docker 1.0's layout: <id>/json and <id>/layer.tar per image, `repositories` for the tags. */
-  private registerLegacy(files: Map<string, Buffer>, layers: Map<string, { name: string; size: number; digest: string }>, used: Set<string>) {
+  private registerLegacy(w: LayerImageWrite, files: Map<string, Buffer>, layers: ArchiveLayers): Registration {
     const metas = new Map<string, StoredImage>();
     for (const [name] of files) {
       const m = /^([0-9a-f]{64})\/json$/.exec(name);
@@ -192,7 +211,7 @@ export class ImageArchive {
     if (metas.size === 0 && !files.has('repositories')) throw refused('The archive holds no image (no <id>/json and no manifest.json)');
     const loaded: string[] = [];
     const register = (id: string, seen: Set<string>) => {
-      if (this.images.db.get(id)) return;
+      if (w.has(id)) return;
       const meta = metas.get(id);
       if (!meta) throw refused(`The archive lacks image ${id}, which another image needs`);
       if (seen.has(id)) throw refused(`The archive's images form a loop at ${id}`);
@@ -201,26 +220,21 @@ export class ImageArchive {
       const file = `${id}/layer.tar`;
       const layer = layers.get(file);
       if (!layer) throw refused(`The archive lacks ${file}`);
-      this.images.layers.finish(layer.name);
-      used.add(file);
-      const created = Date.parse(meta.created) || Date.now();
-      this.images.db.registerImage({ id, parent: meta.parent || null, created, size: layer.size, layer: layer.name, source_digest: layer.digest, meta: JSON.stringify({ ...meta, id, Size: layer.size }) });
+      w.register(layer, { ...meta, id });
       loaded.push(id);
     };
     for (const id of metas.keys()) register(id, new Set());
-    const tagged: string[] = [];
+    const tags: Registration['tags'] = [];
     if (files.has('repositories')) {
       const repos = this.json<Record<string, Record<string, string>>>(files, 'repositories');
-      for (const [repo, tags] of Object.entries(repos)) {
-        for (const [tag, id] of Object.entries(tags)) {
-          if (!this.images.db.get(id)) throw refused(`The archive tags ${repo}:${tag} as ${id}, which it does not hold`);
-          const target = this.images.checkTarget(repo, tag);
-          this.images.db.tagImage(target.repo, target.tag, id);
-          tagged.push(`${target.repo}:${target.tag}`);
+      for (const [repo, repoTags] of Object.entries(repos)) {
+        for (const [tag, id] of Object.entries(repoTags)) {
+          if (!w.has(id)) throw refused(`The archive tags ${repo}:${tag} as ${id}, which it does not hold`);
+          tags.push({ ...tagTarget(repo, tag), id });
         }
       }
     }
-    return { loaded, tagged };
+    return { loaded, tags };
   }
 
   /**
@@ -229,11 +243,12 @@ export class ImageArchive {
    * the config's digest (as today's engines name it), the ones below are
    * derived from their parent and content, so loading twice adds nothing.
    */
-  private registerFromManifest(files: Map<string, Buffer>, layers: Map<string, { name: string; size: number; digest: string }>, used: Set<string>) {
+  private registerFromManifest(w: LayerImageWrite, files: Map<string, Buffer>, layers: ArchiveLayers): Registration {
     const manifest = this.json<Array<{ Config: string; RepoTags?: string[] | null; Layers: string[] }>>(files, 'manifest.json');
     if (!Array.isArray(manifest)) throw refused('The archive\'s manifest.json is not a list');
     const loaded: string[] = [];
-    const tagged: string[] = [];
+    const tags: Registration['tags'] = [];
+    const used = new Set<string>();
     for (const m of manifest) {
       const configBytes = files.get(m.Config);
       if (!configBytes) throw refused(`The archive lacks ${m.Config}`);
@@ -243,26 +258,21 @@ export class ImageArchive {
       let parent: string | null = null;
       m.Layers.forEach((file, i) => {
         const id = ids[i];
-        if (!this.images.db.get(id)) {
+        if (!w.has(id)) {
           const layer = layers.get(file);
           if (!layer) throw refused(`The archive lacks ${file}`);
           if (used.has(file)) throw refused(`The archive uses ${file} twice`);
-          const meta = layerImageMeta(config, i, m.Layers.length, id, parent, layer.size);
-          this.images.layers.finish(layer.name);
           used.add(file);
-          this.images.db.registerImage({ id, parent, created: Date.parse(meta.created) || Date.now(), size: layer.size, layer: layer.name, source_digest: layer.digest, meta: JSON.stringify(meta) });
+          w.register(layer, layerImageMeta(config, i, m.Layers.length, id, parent, layer.size));
           loaded.push(id);
         }
         parent = id;
       });
       for (const ref of m.RepoTags ?? []) {
         const { repo, tag } = splitReference(ref);
-        const target = this.images.checkTarget(repo, tag ?? DEFAULT_TAG);
-        this.images.db.tagImage(target.repo, target.tag, parent!);
-        tagged.push(`${target.repo}:${target.tag}`);
+        tags.push({ ...tagTarget(repo, tag ?? DEFAULT_TAG), id: parent! });
       }
     }
-    return { loaded, tagged };
+    return { loaded, tags };
   }
 }
-

@@ -1,22 +1,22 @@
 // The ImageStore gRPC service: thin adapters over ImageService.
-import { Metadata } from '@grpc/grpc-js';
+import { Metadata, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
 import { images } from '@stevedore/contracts';
 import type { StevedoreConfig } from '@stevedore/config';
 import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { clientBytes, clientStream, duplexStream, headerThenBytes, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
-import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ImageArchive } from './image-archive';
-import { BlobStore } from './store/blob-store';
+import type { ImageArchive } from './image-archive';
+import type { BlobStore } from './store/blob-store';
 import { pullImage, pullRepository } from './registry/pull';
 import { pushImages } from './registry/push';
 import { remoteRepository } from './registry/reference';
 import { searchCatalog } from './registry/search';
 import { CATALOG_SCOPE, RegistrySession, repositoryScope, type Credentials } from './registry/session';
-import { normalizeRepository, splitReference, validateRepository } from './store/names';
+import { normalizeRepository, splitReference, tagTarget, validateRepository } from './store/names';
 import { notFound, refused } from '@stevedore/errors';
-import { ImageService, type ProgressSink } from './images.service';
+import type { ImageService } from './images.service';
+import { progressMessage, type ProgressSink } from './progress';
 import { checkLogin } from './registry/login';
 import { parseRegistryAddress } from './registry/registry-address';
 import { HeldCredentials } from './registry/held-credentials';
@@ -34,8 +34,9 @@ function credentials(auth: images.AuthConfig | undefined): Credentials | undefin
   return username ? { username, password, identityToken: auth.identityToken } : undefined;
 }
 
-function progressMessage(p: Partial<images.Progress>): images.Progress {
-  return { status: '', id: '', current: 0, total: 0, start: 0, error: '', perLayer: false, ...p };
+/** A stream's progress steps, each sent as a whole message when the client is ready for it. */
+function progressTo(call: ServerWritableStream<unknown, images.Progress> | ServerDuplexStream<unknown, images.Progress>, signal: AbortSignal): ProgressSink {
+  return (p) => writeWithBackpressure(call, progressMessage(p), signal);
 }
 
 export class ImageStoreRpc {
@@ -45,16 +46,15 @@ export class ImageStoreRpc {
   private readonly heldCredentials = new HeldCredentials();
   /** Repositories being pushed (one push of a repository at a time). */
   private readonly pushing = new Set<string>();
-  private readonly blobs: BlobStore;
 
   constructor(
     private readonly config: StevedoreConfig,
     private readonly log: Logger,
     private readonly images: ImageService,
     private readonly archive: ImageArchive,
-  ) {
-    this.blobs = new BlobStore(path.join(images.root, 'blobs'));
-  }
+    /** Build contexts on their way to a build worker. */
+    private readonly blobs: BlobStore,
+  ) {}
 
   implementation(): images.ImageStoreServer {
     const log = this.log;
@@ -63,10 +63,10 @@ export class ImageStoreRpc {
         images: this.images.count(),
         driver: 'overlay',
         driverStatus: [
-          { key: 'Root Dir', value: this.images.root },
+          { key: 'Root Dir', value: this.images.layers.root },
           { key: 'Backing Filesystem', value: 'overlayfs' },
         ],
-        rootDir: this.images.root,
+        rootDir: this.images.layers.root,
       })),
       checkAuth: unary<images.AuthConfig, images.CheckAuthResponse>(log, 'CheckAuth', async (req, ctx) => {
         const address = parseRegistryAddress(req.serverAddress, this.config.insecureRegistries);
@@ -80,11 +80,11 @@ export class ImageStoreRpc {
         if (header.part?.$case !== 'header') throw invalid('Import must start with its header');
         const h = header.part.header;
         // Names are checked before anything is streamed: a bad one is still a plain HTTP error.
-        if (h.repo) this.images.checkTarget(h.repo, h.tag);
+        if (h.repo) tagTarget(h.repo, h.tag);
         call.sendMetadata(new Metadata());
         await this.images.import(
           { fromSrc: h.fromSrc, repo: h.repo, tag: h.tag, comment: h.comment, data: h.fromSrc === '-' ? bytes : undefined },
-          (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal),
+          progressTo(call, ctx.signal),
           ctx.signal,
         );
         if (h.fromSrc !== '-') bytes.resume();
@@ -112,11 +112,11 @@ export class ImageStoreRpc {
         let { repo, tag } = { repo: normalizeRepository(req.image), tag: req.tag as string | undefined };
         if (!tag) ({ repo, tag } = splitReference(req.image));
         validateRepository(repo);
-        if (tag) this.images.checkTarget(repo, tag);
+        if (tag) tagTarget(repo, tag);
         const remote = remoteRepository(repo, this.config.insecureRegistries);
         const auth = req.heldCredentials ? this.heldCredentials.forRepository(req.heldCredentials, repo) : req.auth;
         const session = new RegistrySession(remote.address, remote.path, credentials(auth), repositoryScope(remote.path, 'pull'));
-        const progress: ProgressSink = (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal);
+        const progress = progressTo(call, ctx.signal);
         // As Docker 1.0: a second pull of what is being pulled waits for the first, and says so.
         const key = `${repo}:${tag ?? ''}`;
         const running = this.pulling.get(key);
@@ -125,10 +125,10 @@ export class ImageStoreRpc {
           await running.catch(() => undefined);
           return;
         }
-        const pullTag = (t: string) => pullImage(this.images, session, repo, t, progress, ctx.signal);
+        const pullTag = (t: string) => pullImage(this.images.layerImages, session, repo, t, progress, ctx.signal);
         const work = tag
           ? pullTag(tag).then((r) => [r])
-          : pullRepository(session, repo, { check: (t) => void this.images.checkTarget(repo, t), pull: pullTag }, req.oneAtATime);
+          : pullRepository(session, repo, { check: (t) => void tagTarget(repo, t), pull: pullTag }, req.oneAtATime);
         this.pulling.set(key, work);
         try {
           const results = await work;
@@ -150,14 +150,14 @@ export class ImageStoreRpc {
         try {
           const remote = remoteRepository(repo, this.config.insecureRegistries);
           const session = new RegistrySession(remote.address, remote.path, credentials(req.auth), repositoryScope(remote.path, 'push,pull'));
-          await pushImages(this.images, session, repo, tags.map((t) => ({ tag: t.tag, row: t.row! })), (p) => writeWithBackpressure(call, progressMessage(p), ctx.signal));
+          await pushImages(this.images, session, repo, tags.map((t) => ({ tag: t.tag, row: t.row! })), progressTo(call, ctx.signal));
         } finally {
           this.pushing.delete(repo);
         }
       }),
       search: unary<images.SearchRequest, images.SearchResponse>(log, 'Search', async (req) => {
         // A term may start with a registry host: search that registry's catalog for the rest.
-        const { address, path } = remoteRepository(req.term.includes('/') ? req.term : `${req.term}`, this.config.insecureRegistries);
+        const { address, path } = remoteRepository(req.term, this.config.insecureRegistries);
         const explicitHost = req.term.split('/')[0] === address.host;
         const term = explicitHost ? path : req.term;
         const session = new RegistrySession(address, '', credentials(req.auth), CATALOG_SCOPE);

@@ -1,22 +1,22 @@
 // The image store's operations on Docker 1.0's model: every image is one
 // layer and an optional parent; repositories map tags to images.
-import * as path from 'node:path';
-import type { Readable } from 'node:stream';
-import { STEVEDORE_VERSION, type StevedoreConfig } from '@stevedore/config';
+import { Readable } from 'node:stream';
+import { STEVEDORE_VERSION } from '@stevedore/config';
 import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
 import { sameBuildConfig } from '@stevedore/docker-api';
+import { conflict, notFound, refused } from '@stevedore/errors';
+import type { Logger } from '@stevedore/logging';
+import type { EventLog } from '@stevedore/redis';
+import type { images } from '@stevedore/contracts';
+import { decompress } from '@stevedore/archive';
+import { TransferProgress, type ProgressSink } from './progress';
+import { parseMeta, type ImageDb, type ImageRow } from './store/image-db';
+import type { LayerImages } from './store/layer-images';
+import type { LayerStore } from './store/layer-store';
+import { DEFAULT_TAG, isIdPrefix, newImageId, splitReference, tagTarget } from './store/names';
 
 /** How far below a cache hit the image store looks ahead for the builder. */
 const CACHE_CHAIN_LENGTH = 64;
-import { conflict, notFound, refused } from '@stevedore/errors';
-import type { Logger } from '@stevedore/logging';
-import { connectRedis, EventLog, type Redis } from '@stevedore/redis';
-import { privateDatabase, privateDir } from '@stevedore/service-kit';
-import type { images } from '@stevedore/contracts';
-import { applyLayer, decompress } from '@stevedore/archive';
-import { ImageDb, parseMeta, type ImageRow } from './store/image-db';
-import { LayerStore } from './store/layer-store';
-import { DEFAULT_TAG, isIdPrefix, newImageId, normalizeRepository, splitReference, validateRepository, validateTag } from './store/names';
 
 /** Docker 1.0 wrote every key of an empty config (Go structs have no omitted fields). */
 export const EMPTY_CONFIG: ContainerConfig = {
@@ -37,37 +37,17 @@ export interface ImportSource {
   data?: Readable;
 }
 
-export type ProgressSink = (p: Partial<images.Progress>) => Promise<void> | void;
+/** Where the image store's events go (the events service's log in Redis). */
+export type ImageEvents = Pick<EventLog, 'append'>;
 
 export class ImageService {
-  db!: ImageDb;
-  layers!: LayerStore;
-  private redis!: Redis;
-  private events!: EventLog;
-  readonly root: string;
-
   constructor(
-    private readonly config: StevedoreConfig,
+    readonly db: ImageDb,
+    readonly layers: LayerStore,
+    readonly layerImages: LayerImages,
+    private readonly events: ImageEvents,
     private readonly log: Logger,
-  ) {
-    this.root = path.join(config.root, 'images');
-  }
-
-  start(): void {
-    // Layers, blobs and the database: root's alone (images/ 0700 keeps other users out of everything below).
-    privateDir(this.root);
-    this.db = new ImageDb(privateDatabase(path.join(this.root, 'images.db')));
-    this.layers = new LayerStore(this.root);
-    const { removed } = this.layers.sweep(this.db.layerNames());
-    if (removed.length) this.log.info({ removed }, 'swept unfinished layers');
-    this.redis = connectRedis(this.config.redisUrl);
-    this.events = new EventLog(this.redis, this.config.redisPrefix, this.config.events);
-  }
-
-  async stop(): Promise<void> {
-    this.db?.close();
-    await this.redis?.quit().catch(() => undefined);
-  }
+  ) {}
 
   private publish(action: 'tag' | 'untag' | 'delete', id: string, name?: string): void {
     this.events.append({ type: 'image', action, id, attributes: name ? { name } : {} }).catch((err) => this.log.warn({ err }, 'publishing an event failed'));
@@ -92,24 +72,9 @@ export class ImageService {
     return undefined;
   }
 
-  /** Checks a repo and tag to tag with; returns them normalized (tag defaults to latest). */
-  checkTarget(repoIn: string, tagIn: string): { repo: string; tag: string } {
-    let repo = normalizeRepository(repoIn);
-    let tag = tagIn;
-    // Today's CLI sends `repo=name:tag` and no tag (v1.14 semantics).
-    if (!tag) {
-      const split = splitReference(repoIn);
-      repo = split.repo;
-      tag = split.tag ?? DEFAULT_TAG;
-    }
-    validateRepository(repo);
-    validateTag(tag);
-    return { repo, tag };
-  }
-
   /** POST /images/create?fromSrc=: a new base image from an archive. */
   async import(src: ImportSource, progress: ProgressSink, signal: AbortSignal): Promise<string> {
-    const target = src.repo ? this.checkTarget(src.repo, src.tag) : undefined;
+    const target = src.repo ? tagTarget(src.repo, src.tag) : undefined;
     let data: Readable;
     if (src.fromSrc === '-') {
       if (!src.data) throw refused('No archive to import');
@@ -117,39 +82,25 @@ export class ImageService {
     } else {
       data = await this.download(src.fromSrc, progress, signal);
     }
-    const layer = this.layers.begin();
-    try {
+    const { id, layer } = await this.layerImages.write(async (w) => {
       const { stream } = await decompress(data);
       // An imported layer is known by its image ID: no digest of the archive is kept.
-      const applied = await applyLayer(stream, layer.dir, { digest: false });
-      const id = newImageId();
+      const layer = await w.build(stream, { digest: false });
       const meta: StoredImage = {
-        id,
+        id: newImageId(),
         comment: src.comment || `Imported from ${src.fromSrc}`,
         created: new Date().toISOString(),
         container_config: EMPTY_CONFIG,
         docker_version: STEVEDORE_VERSION,
         architecture: 'amd64',
         os: 'linux',
-        Size: applied.size,
       };
-      this.layers.finish(layer.name);
-      try {
-        this.db.registerImage(
-          { id, parent: null, created: Date.parse(meta.created), size: applied.size, layer: layer.name, source_digest: null, meta: JSON.stringify(meta) },
-          target,
-        );
-      } catch (err) {
-        this.layers.remove(layer.name);
-        throw err;
-      }
-      this.log.info({ id, size: applied.size, entries: applied.entries, tag: target }, 'imported');
-      await progress({ status: id });
-      return id;
-    } catch (err) {
-      this.layers.abandon(layer.name);
-      throw err;
-    }
+      w.register(layer, meta, { tag: target });
+      return { id: meta.id, layer };
+    });
+    this.log.info({ id, size: layer.size, entries: layer.entries, tag: target }, 'imported');
+    await progress({ status: id });
+    return id;
   }
 
   private async download(url: string, progress: ProgressSink, signal: AbortSignal): Promise<Readable> {
@@ -165,26 +116,7 @@ export class ImageService {
     }
     if (!res.ok || !res.body) throw refused(`Get ${full}: the server answered ${res.status} ${res.statusText}`);
     const total = Number(res.headers.get('content-length') ?? 0);
-    const start = Math.floor(Date.now() / 1000);
-    const { Readable: NodeReadable, Transform } = await import('node:stream');
-    let current = 0;
-    let reported = 0;
-    const step = total > 0 ? Math.min(512 * 1024, Math.max(1, Math.floor(total / 100))) : 512 * 1024;
-    const counter = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        current += chunk.length;
-        if (current - reported >= step) {
-          reported = current;
-          void progress({ status: 'Importing', current, total, start, perLayer: true });
-        }
-        cb(null, chunk);
-      },
-      flush(cb) {
-        void progress({ status: 'Importing', current, total: total || current, start, perLayer: true });
-        cb();
-      },
-    });
-    return NodeReadable.fromWeb(res.body as never).pipe(counter);
+    return Readable.fromWeb(res.body as never).pipe(new TransferProgress(progress, { status: 'Importing', total }, { reportEnd: true }));
   }
 
   private tagMap(): Map<string, string[]> {
@@ -254,7 +186,7 @@ export class ImageService {
   /** POST /images/(name)/tag. Docker 1.0 always moved an existing tag: `force` changes nothing. */
   tag(req: images.TagRequest): void {
     const row = this.resolve(req.name);
-    const { repo, tag } = this.checkTarget(req.repo, req.tag);
+    const { repo, tag } = tagTarget(req.repo, req.tag);
     this.db.tagImage(repo, tag, row.id);
     this.publish('tag', row.id, `${repo}:${tag}`);
   }
@@ -327,7 +259,7 @@ export class ImageService {
 
   /** POST /commit: the container's diff as a new image on top of the container's image. */
   async commit(h: images.CommitHeader, diff: Readable): Promise<string> {
-    const target = h.repo ? this.checkTarget(h.repo, h.tag) : undefined;
+    const target = h.repo ? tagTarget(h.repo, h.tag) : undefined;
     const parent = this.db.get(h.parent);
     if (!parent) throw notFound(`No such image: ${h.parent}`);
     const containerConfig = JSON.parse(h.containerConfigJson || '{}') as ContainerConfig;
@@ -348,12 +280,10 @@ export class ImageService {
         config = containerConfig;
       }
     }
-    const layer = this.layers.begin();
-    try {
-      const applied = await applyLayer(diff, layer.dir, { allowEmpty: true });
-      const id = newImageId();
+    return this.layerImages.write(async (w) => {
+      const layer = await w.build(diff, { allowEmpty: true });
       const meta: StoredImage = {
-        id,
+        id: newImageId(),
         parent: parent.id,
         ...(h.comment ? { comment: h.comment } : {}),
         created: new Date().toISOString(),
@@ -364,20 +294,10 @@ export class ImageService {
         config,
         architecture: 'amd64',
         os: 'linux',
-        Size: applied.size,
       };
-      this.layers.finish(layer.name);
-      try {
-        this.db.registerImage({ id, parent: parent.id, created: Date.parse(meta.created), size: applied.size, layer: layer.name, source_digest: applied.digest, meta: JSON.stringify(meta) }, target);
-      } catch (err) {
-        this.layers.remove(layer.name);
-        throw err;
-      }
-      return id;
-    } catch (err) {
-      this.layers.abandon(layer.name);
-      throw err;
-    }
+      w.register(layer, meta, { tag: target });
+      return meta.id;
+    });
   }
 
   /**

@@ -3,6 +3,7 @@
 // reference: the build's job, its queue and its output go through Redis,
 // which keeps an append-only file on disk, so the credentials may not.
 import type { images } from '@stevedore/contracts';
+import { registryHost } from '../store/names';
 
 /** A build that never released its credentials (its edge died) loses them after this long. */
 const MAX_HOLD_MS = 24 * 3600 * 1000;
@@ -30,8 +31,7 @@ export class HeldCredentials {
     this.expire(now);
     const configs = this.held.get(ref)?.configs;
     if (!configs) return undefined;
-    const first = repo.split('/')[0];
-    const host = repo.includes('/') && /[.:]|^localhost$/.test(first) ? first : 'index.docker.io';
+    const host = registryHost(repo) ?? 'index.docker.io';
     const key = Object.keys(configs).find((k) => k === host || k.replace(/^https?:\/\//, '').split('/')[0] === host) ?? (configs[''] ? '' : undefined);
     return key === undefined ? undefined : configs[key];
   }

@@ -3,11 +3,12 @@
 // when pulls run at the same time, verified against both of its digests,
 // extracted as a layer, and registered as an image of Docker 1.0's model.
 import { createHash } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { notFound, refused } from '@stevedore/errors';
-import { applyLayer, decompress } from '@stevedore/archive';
+import { decompress } from '@stevedore/archive';
 import { chainIds, layerImageMeta, sha256, type ImageConfigJson } from '../image-config';
-import type { ImageService, ProgressSink } from '../images.service';
+import { TransferProgress, type ProgressSink } from '../progress';
+import type { BuiltLayer, LayerImages, LayerImageWrite } from '../store/layer-images';
 import { MANIFEST_ACCEPT, MEDIA, type Descriptor, type Manifest } from './media-types';
 import type { RegistrySession } from './session';
 
@@ -53,7 +54,7 @@ export interface PullResult {
   fresh: boolean;
 }
 
-export async function pullImage(images: ImageService, session: RegistrySession, name: string, tag: string, progress: ProgressSink, signal: AbortSignal): Promise<PullResult> {
+export async function pullImage(store: LayerImages, session: RegistrySession, name: string, tag: string, progress: ProgressSink, signal: AbortSignal): Promise<PullResult> {
   await session.authenticate();
   const { manifest, digest } = await fetchManifest(session, tag, `${name}:${tag}`);
   const configRes = await session.fetch(`${session.repository}/blobs/${manifest.config.digest}`);
@@ -66,67 +67,63 @@ export async function pullImage(images: ImageService, session: RegistrySession, 
   await progress({ status: `Pulling from ${session.repository}`, id: tag, perLayer: true });
   const ids = chainIds(configBytes, diffIds);
   const top = ids[ids.length - 1];
-  if (images.db.get(top)) {
-    images.db.tagImage(name, tag, top);
-    await progress({ status: `Digest: ${digest}` });
-    await progress({ status: `Status: Image is up to date for ${name}:${tag}` });
-    return { id: top, digest, fresh: false };
-  }
-
-  // Downloads run a few at a time; each layer is registered after its parent.
-  let slots = PARALLEL_DOWNLOADS;
-  const waiting: Array<() => void> = [];
-  const slot = async () => {
-    if (slots > 0) return void slots--;
-    await new Promise<void>((r) => waiting.push(r));
-  };
-  const release = () => (waiting.length ? waiting.shift()!() : void slots++);
-
-  const registered: Array<Promise<void>> = [];
-  manifest.layers.forEach((layer, i) => {
-    const id = ids[i];
-    const parentDone = i > 0 ? registered[i - 1] : Promise.resolve();
-    const sid = short(layer.digest);
-    let work = inflight.get(id);
-    if (images.db.get(id)) work = progress({ status: 'Already exists', id: sid, perLayer: true }) as Promise<void> | undefined ?? Promise.resolve();
-    else if (work) void progress({ status: 'Waiting', id: sid, perLayer: true });
-    else {
-      work = (async () => {
-        await progress({ status: 'Pulling fs layer', id: sid, perLayer: true });
-        await slot();
-        let built: { name: string; size: number };
-        try {
-          built = await downloadLayer(images, session, layer, diffIds[i], progress, signal);
-        } finally {
-          release();
-        }
-        try {
-          await parentDone;
-          const meta = layerImageMeta(config, i, ids.length, id, i > 0 ? ids[i - 1] : null, built.size);
-          images.layers.finish(built.name);
-          try {
-            images.db.registerImage({ id, parent: i > 0 ? ids[i - 1] : null, created: Date.parse(meta.created) || Date.now(), size: built.size, layer: built.name, source_digest: diffIds[i], meta: JSON.stringify(meta) });
-          } catch (err) {
-            images.layers.remove(built.name);
-            throw err;
-          }
-          images.db.recordBlob({ image_id: id, digest: layer.digest, diff_id: diffIds[i], size: layer.size, media_type: layer.mediaType });
-        } catch (err) {
-          images.layers.abandon(built.name);
-          throw err;
-        }
-        await progress({ status: 'Pull complete', id: sid, perLayer: true });
-      })();
-      inflight.set(id, work);
-      void work.finally(() => inflight.delete(id)).catch(() => undefined);
+  // One write: a pull that fails keeps none of the layers it registered.
+  const fresh = await store.write(async (w) => {
+    if (w.has(top)) {
+      store.db.tagImage(name, tag, top);
+      return false;
     }
-    registered.push(Promise.all([parentDone, work]).then(() => undefined));
+    // Downloads run a few at a time; each layer is registered after its parent.
+    let slots = PARALLEL_DOWNLOADS;
+    const waiting: Array<() => void> = [];
+    const slot = async () => {
+      if (slots > 0) return void slots--;
+      await new Promise<void>((r) => waiting.push(r));
+    };
+    const release = () => (waiting.length ? waiting.shift()!() : void slots++);
+
+    const registered: Array<Promise<void>> = [];
+    manifest.layers.forEach((layer, i) => {
+      const id = ids[i];
+      const parentDone = i > 0 ? registered[i - 1] : Promise.resolve();
+      const sid = short(layer.digest);
+      let work = inflight.get(id);
+      if (w.has(id)) work = Promise.resolve(progress({ status: 'Already exists', id: sid, perLayer: true }));
+      else if (work) {
+        void progress({ status: 'Waiting', id: sid, perLayer: true });
+        // Another pull registers it: this one counts on it from then on.
+        work = work.then(() => {
+          if (!w.has(id)) throw refused(`Layer ${layer.digest} was removed while this pull waited for it`);
+        });
+      } else {
+        work = (async () => {
+          await progress({ status: 'Pulling fs layer', id: sid, perLayer: true });
+          await slot();
+          let built: BuiltLayer;
+          try {
+            built = await downloadLayer(w, session, layer, diffIds[i], progress, signal);
+          } finally {
+            release();
+          }
+          await parentDone;
+          const parent = i > 0 ? ids[i - 1] : null;
+          w.register(built, layerImageMeta(config, i, ids.length, id, parent, built.size), {
+            blob: { digest: layer.digest, diff_id: diffIds[i], size: layer.size, media_type: layer.mediaType },
+          });
+          await progress({ status: 'Pull complete', id: sid, perLayer: true });
+        })();
+        inflight.set(id, work);
+        void work.finally(() => inflight.delete(id)).catch(() => undefined);
+      }
+      registered.push(Promise.all([parentDone, work]).then(() => undefined));
+    });
+    await Promise.all(registered);
+    store.db.tagImage(name, tag, top);
+    return true;
   });
-  await Promise.all(registered);
-  images.db.tagImage(name, tag, top);
   await progress({ status: `Digest: ${digest}` });
-  await progress({ status: `Status: Downloaded newer image for ${name}:${tag}` });
-  return { id: top, digest, fresh: true };
+  await progress({ status: fresh ? `Status: Downloaded newer image for ${name}:${tag}` : `Status: Image is up to date for ${name}:${tag}` });
+  return { id: top, digest, fresh };
 }
 
 /** Tags pulled side by side when a whole repository is pulled (gate G2 above v1.3). */
@@ -163,7 +160,7 @@ export async function pullRepository(
 }
 
 /** Downloads one layer blob into a new (not yet visible) layer directory, checking both digests. */
-async function downloadLayer(images: ImageService, session: RegistrySession, layer: Descriptor, diffId: string, progress: ProgressSink, signal: AbortSignal): Promise<{ name: string; size: number }> {
+async function downloadLayer(w: LayerImageWrite, session: RegistrySession, layer: Descriptor, diffId: string, progress: ProgressSink, signal: AbortSignal): Promise<BuiltLayer> {
   const sid = short(layer.digest);
   if (!/gzip|tar$|tar\+gzip|rootfs\.diff\.tar$/.test(layer.mediaType) && layer.mediaType !== MEDIA.layerGzip) {
     throw refused(`Layer ${layer.digest} is ${layer.mediaType}, which Stevedore cannot unpack`);
@@ -171,31 +168,12 @@ async function downloadLayer(images: ImageService, session: RegistrySession, lay
   const res = await session.fetch(`${session.repository}/blobs/${layer.digest}`, { signal });
   if (!res.ok || !res.body) throw refused(`The registry answered ${res.status} for layer ${layer.digest}`);
   const hash = createHash('sha256');
-  const start = Math.floor(Date.now() / 1000);
-  let current = 0;
-  let reported = 0;
-  const step = Math.min(512 * 1024, Math.max(1, Math.floor(layer.size / 100)));
-  const counting = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      current += chunk.length;
-      if (current - reported >= step) {
-        reported = current;
-        void progress({ status: 'Downloading', id: sid, current, total: layer.size, start, perLayer: true });
-      }
-      cb(null, chunk);
-    },
-  });
-  const built = images.layers.begin();
-  try {
-    const { stream } = await decompress(Readable.fromWeb(res.body as never).pipe(counting));
-    const applied = await applyLayer(stream, built.dir, { allowEmpty: true, overlapWrites: true });
-    if (`sha256:${hash.digest('hex')}` !== layer.digest) throw refused(`Layer ${layer.digest} does not match its digest`);
-    if (applied.digest !== diffId) throw refused(`Layer ${layer.digest} unpacks to ${applied.digest}, not to ${diffId} as the config says`);
-    await progress({ status: 'Download complete', id: sid, perLayer: true });
-    return { name: built.name, size: applied.size };
-  } catch (err) {
-    images.layers.abandon(built.name);
-    throw err;
-  }
+  const counting = new TransferProgress(progress, { status: 'Downloading', id: sid, total: layer.size }, { hash });
+  const { stream } = await decompress(Readable.fromWeb(res.body as never).pipe(counting));
+  // A layer that fails its checks is not registered: the write removes it at its end.
+  const built = await w.build(stream, { allowEmpty: true, overlapWrites: true });
+  if (`sha256:${hash.digest('hex')}` !== layer.digest) throw refused(`Layer ${layer.digest} does not match its digest`);
+  if (built.digest !== diffId) throw refused(`Layer ${layer.digest} unpacks to ${built.digest}, not to ${diffId} as the config says`);
+  await progress({ status: 'Download complete', id: sid, perLayer: true });
+  return built;
 }

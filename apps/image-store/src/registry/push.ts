@@ -8,7 +8,8 @@ import { createGzip } from 'node:zlib';
 import { refused } from '@stevedore/errors';
 import { layerTar } from '@stevedore/archive';
 import { imageConfig, sha256 } from '../image-config';
-import type { ImageService, ProgressSink } from '../images.service';
+import type { ImageService } from '../images.service';
+import { TransferProgress, type ProgressSink } from '../progress';
 import { parseMeta, type ImageRow } from '../store/image-db';
 import { MEDIA, type Descriptor, type Manifest } from './media-types';
 import type { RegistrySession } from './session';
@@ -46,26 +47,13 @@ async function uploadLayer(images: ImageService, session: RegistrySession, row: 
   const id = short(row.id);
   const diffHash = createHash('sha256');
   const blobHash = createHash('sha256');
-  let size = 0;
-  let reported = 0;
-  const start = Math.floor(Date.now() / 1000);
   const diffTap = new Transform({
     transform(chunk: Buffer, _e, cb) {
       diffHash.update(chunk);
       cb(null, chunk);
     },
   });
-  const blobTap = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      blobHash.update(chunk);
-      size += chunk.length;
-      if (size - reported >= 512 * 1024) {
-        reported = size;
-        void progress({ status: 'Pushing', id, current: size, start, perLayer: true });
-      }
-      cb(null, chunk);
-    },
-  });
+  const blobTap = new TransferProgress(progress, { status: 'Pushing', id }, { hash: blobHash });
   const source = layerTar(images.layers.path(row.layer));
   const gzip = createGzip();
   for (const s of [source, diffTap, gzip]) s.on('error', (err) => blobTap.destroy(err));
@@ -82,7 +70,7 @@ async function uploadLayer(images: ImageService, session: RegistrySession, row: 
   if (res.status !== 202) throw refused(`The registry refused layer ${id} (${res.status} ${res.statusText})`);
   const digest = `sha256:${blobHash.digest('hex')}`;
   await finishUpload(session, session.resolve(res.headers.get('location') ?? location), digest);
-  return { descriptor: { mediaType: MEDIA.layerGzip, digest, size }, diffId: `sha256:${diffHash.digest('hex')}` };
+  return { descriptor: { mediaType: MEDIA.layerGzip, digest, size: blobTap.bytes }, diffId: `sha256:${diffHash.digest('hex')}` };
 }
 
 export async function pushImages(images: ImageService, session: RegistrySession, name: string, tags: Array<{ tag: string; row: ImageRow }>, progress: ProgressSink): Promise<void> {

@@ -1,5 +1,6 @@
-// Which registry a repository name lives in: the first component when it
-// holds a '.' or ':' or is localhost (Docker's rule), else Docker Hub.
+// Which registry a repository name lives in (see registryHost), and the
+// repository's path there.
+import { registryHost } from '../store/names';
 import { parseRegistryAddress, type RegistryAddress } from './registry-address';
 
 export interface RemoteRepository {
@@ -9,10 +10,7 @@ export interface RemoteRepository {
 }
 
 export function remoteRepository(repo: string, insecure: string[]): RemoteRepository {
-  const parts = repo.split('/');
-  const first = parts[0];
-  if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost')) {
-    return { address: parseRegistryAddress(first, insecure), path: parts.slice(1).join('/') };
-  }
-  return { address: parseRegistryAddress('', insecure), path: parts.length === 1 ? `library/${repo}` : repo };
+  const host = registryHost(repo);
+  if (host !== undefined) return { address: parseRegistryAddress(host, insecure), path: repo.slice(host.length + 1) };
+  return { address: parseRegistryAddress('', insecure), path: repo.includes('/') ? repo : `library/${repo}` };
 }

@@ -40,6 +40,11 @@ export interface TagRow {
   image_id: string;
 }
 
+/** A tag an operation set, and the image it named before (to put it back if the operation is undone). */
+export interface SetTag extends TagRow {
+  previous?: string;
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS images (
   id TEXT PRIMARY KEY,
@@ -168,13 +173,41 @@ export class ImageDb {
     return this.stmts.usersOf.all(id) as Array<{ user_id: string; running: number }>;
   }
 
-  /** registerImage: a new image whose layer directory is already complete, tagged if asked, in one transaction. */
-  readonly registerImage = (row: ImageRow, tag?: { repo: string; tag: string }): void => {
+  /**
+   * registerImage: a new image whose layer directory is already complete,
+   * with the tag and the registry blob given, in one transaction.
+   */
+  readonly registerImage = (row: ImageRow, extra: { tag?: { repo: string; tag: string }; blob?: Omit<BlobRow, 'image_id'> } = {}): void => {
     this.db.transaction(() => {
       this.stmts.insertImage.run(row);
-      if (tag) this.stmts.upsertTag.run(tag.repo, tag.tag, row.id);
+      if (extra.tag) this.stmts.upsertTag.run(extra.tag.repo, extra.tag.tag, row.id);
+      if (extra.blob) this.stmts.addBlob.run({ ...extra.blob, image_id: row.id });
     })();
   };
+
+  /**
+   * undoRegistrations: images an operation registered, forgotten (children
+   * before parents) unless something else came to need them (a tag, a
+   * child, a user), after the tags it set on them are put back as they were,
+   * in one transaction. Returns the rows forgotten, so that their layers can go.
+   */
+  readonly undoRegistrations = (ids: string[], tags: SetTag[] = []): ImageRow[] =>
+    this.db.transaction(() => {
+      const undone = new Set(ids);
+      for (const t of [...tags].reverse()) {
+        if (!undone.has(t.image_id) || this.getTag(t.repo, t.tag)?.image_id !== t.image_id) continue;
+        if (t.previous && this.get(t.previous)) this.stmts.upsertTag.run(t.repo, t.tag, t.previous);
+        else this.stmts.deleteTag.run(t.repo, t.tag);
+      }
+      const forgotten: ImageRow[] = [];
+      for (const id of ids) {
+        const row = this.get(id);
+        if (!row || this.tagsOf(id).length > 0 || this.hasChildren(id) || this.usersOf(id).length > 0) continue;
+        this.deleteImageRow(id);
+        forgotten.push(row);
+      }
+      return forgotten;
+    })();
 
   /** tagImage: points repo:tag at an image (moving it if it pointed elsewhere). */
   readonly tagImage = (repo: string, tag: string, imageId: string): void => {

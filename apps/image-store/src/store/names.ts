@@ -19,15 +19,25 @@ export function splitReference(ref: string): { repo: string; tag: string | undef
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const REGISTRY_HOST = /^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::\d+)?$/;
 
+/**
+ * The registry a repository name lives in, by Docker's rule: its first
+ * component when another follows and it holds a '.' or ':' or is
+ * `localhost`; undefined for a Docker Hub name.
+ */
+export function registryHost(repo: string): string | undefined {
+  const slash = repo.indexOf('/');
+  if (slash < 0) return undefined;
+  const first = repo.slice(0, slash);
+  return first.includes('.') || first.includes(':') || first === 'localhost' ? first : undefined;
+}
+
 /** A repository name: optional registry host, then lower-case path components. Docker 1.0 answered 500. */
 export function validateRepository(repo: string): void {
   if (repo === '') throw new StevedoreError('refused', "Repository name can't be empty");
-  const parts = repo.split('/');
-  const first = parts[0];
-  const hasHost = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
-  if (hasHost && !REGISTRY_HOST.test(first)) throw new StevedoreError('refused', `Invalid registry name (${first})`);
-  const path = hasHost ? parts.slice(1) : parts;
-  if (path.length === 0 || path.some((p) => !COMPONENT.test(p)) || repo.length > 255) {
+  const host = registryHost(repo);
+  if (host !== undefined && !REGISTRY_HOST.test(host)) throw new StevedoreError('refused', `Invalid registry name (${host})`);
+  const path = (host === undefined ? repo : repo.slice(host.length + 1)).split('/');
+  if (path.some((p) => !COMPONENT.test(p)) || repo.length > 255) {
     throw new StevedoreError('refused', `Invalid repository name (${repo}), only [a-z0-9-_.] are allowed`);
   }
 }
@@ -37,6 +47,24 @@ export function validateTag(tag: string): void {
   if (tag === '') throw new StevedoreError('refused', "Tag name can't be empty");
   // eslint-disable-next-line no-control-regex
   if (/[/:\x00-\x1f\x7f]/.test(tag)) throw new StevedoreError('refused', `Illegal tag name: ${tag}`);
+}
+
+/**
+ * A repository and tag to tag with, checked and normalized (the tag
+ * defaults to latest). Today's CLI sends `repo=name:tag` and no tag (v1.14
+ * semantics): the tag is then taken from the name.
+ */
+export function tagTarget(repoIn: string, tagIn: string): { repo: string; tag: string } {
+  let repo = normalizeRepository(repoIn);
+  let tag = tagIn;
+  if (!tag) {
+    const split = splitReference(repoIn);
+    repo = split.repo;
+    tag = split.tag ?? DEFAULT_TAG;
+  }
+  validateRepository(repo);
+  validateTag(tag);
+  return { repo, tag };
 }
 
 /** A new image ID: 64 hex characters whose first 12 are not all digits (Docker's rule). */
