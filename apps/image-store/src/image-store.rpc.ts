@@ -1,10 +1,10 @@
-// The ImageStore gRPC service: thin adapters over ImageService.
+// The ImageStore gRPC service: thin adapters over ImageService, typed by the generated definition.
 import { Metadata, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
 import { images } from '@stevedore/contracts';
 import type { StevedoreConfig } from '@stevedore/config';
 import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { clientBytes, clientStream, duplexStream, headerThenBytes, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { clientBytes, headerThenBytes, messageWriter, writeWithBackpressure, type ServiceHandlers } from '@stevedore/service-kit';
 import { pipeline } from 'node:stream/promises';
 import type { ImageArchive } from './image-archive';
 import type { BlobStore } from './store/blob-store';
@@ -56,10 +56,9 @@ export class ImageStoreRpc {
     private readonly blobs: BlobStore,
   ) {}
 
-  implementation(): images.ImageStoreServer {
-    const log = this.log;
+  handlers(): ServiceHandlers<typeof images.ImageStoreService> {
     return {
-      info: unary<images.ImageStoreInfoRequest, images.ImageStoreInfo>(log, 'Info', async () => ({
+      info: async () => ({
         images: this.images.count(),
         driver: 'overlay',
         driverStatus: [
@@ -67,15 +66,15 @@ export class ImageStoreRpc {
           { key: 'Backing Filesystem', value: 'overlayfs' },
         ],
         rootDir: this.images.layers.root,
-      })),
-      checkAuth: unary<images.AuthConfig, images.CheckAuthResponse>(log, 'CheckAuth', async (req, ctx) => {
+      }),
+      checkAuth: async (req, ctx) => {
         const address = parseRegistryAddress(req.serverAddress, this.config.insecureRegistries);
         const creds = credentials(req) ?? { username: '', password: '' };
         const status = await checkLogin(address, creds);
         ctx.log.info({ registry: address.host, username: creds.username }, 'login checked');
         return { status, identityToken: '' };
-      }),
-      import: duplexStream<images.ImportRequest, images.Progress>(log, 'Import', async (call, ctx) => {
+      },
+      import: async (call, ctx) => {
         const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? r.part.chunk : undefined));
         if (header.part?.$case !== 'header') throw invalid('Import must start with its header');
         const h = header.part.header;
@@ -88,27 +87,27 @@ export class ImageStoreRpc {
           ctx.signal,
         );
         if (h.fromSrc !== '-') bytes.resume();
-      }),
-      list: unary<images.ListImagesRequest, images.ListImagesResponse>(log, 'List', async (req) => ({ images: this.images.list(req) })),
-      inspect: unary<images.ImageName, images.InspectImageResponse>(log, 'Inspect', async (req) => this.images.inspect(req.name)),
-      history: unary<images.ImageName, images.HistoryResponse>(log, 'History', async (req) => ({ entries: this.images.history(req.name) })),
-      tag: unary<images.TagRequest, images.TagResponse>(log, 'Tag', async (req) => {
+      },
+      list: async (req) => ({ images: this.images.list(req) }),
+      inspect: async (req) => this.images.inspect(req.name),
+      history: async (req) => ({ entries: this.images.history(req.name) }),
+      tag: async (req) => {
         this.images.tag(req);
         return {};
-      }),
-      delete: unary<images.DeleteImageRequest, images.DeleteImageResponse>(log, 'Delete', async (req) => ({ items: this.images.delete(req) })),
-      save: serverStream<images.SaveRequest, images.DataChunk>(log, 'Save', async (req, call, ctx) => {
+      },
+      delete: async (req) => ({ items: this.images.delete(req) }),
+      save: async (req, call, ctx) => {
         await this.archive.save(req.names, messageWriter(call, (data) => ({ data })), ctx.signal);
-      }),
-      holdCredentials: unary<images.HeldCredentials, images.CredentialsHeld>(log, 'HoldCredentials', async (req) => {
+      },
+      holdCredentials: async (req) => {
         this.heldCredentials.hold(req.ref, req.configs);
         return {};
-      }),
-      releaseCredentials: unary<images.CredentialsRef, images.CredentialsHeld>(log, 'ReleaseCredentials', async (req) => {
+      },
+      releaseCredentials: async (req) => {
         this.heldCredentials.release(req.ref);
         return {};
-      }),
-      pull: serverStream<images.PullRequest, images.Progress>(log, 'Pull', async (req, call, ctx) => {
+      },
+      pull: async (req, call, ctx) => {
         let { repo, tag } = { repo: normalizeRepository(req.image), tag: req.tag as string | undefined };
         if (!tag) ({ repo, tag } = splitReference(req.image));
         validateRepository(repo);
@@ -136,8 +135,8 @@ export class ImageStoreRpc {
         } finally {
           this.pulling.delete(key);
         }
-      }),
-      push: serverStream<images.PushRequest, images.Progress>(log, 'Push', async (req, call, ctx) => {
+      },
+      push: async (req, call, ctx) => {
         const repo = normalizeRepository(req.name);
         validateRepository(repo);
         const tags = req.tag
@@ -154,50 +153,50 @@ export class ImageStoreRpc {
         } finally {
           this.pushing.delete(repo);
         }
-      }),
-      search: unary<images.SearchRequest, images.SearchResponse>(log, 'Search', async (req) => {
+      },
+      search: async (req) => {
         // A term may start with a registry host: search that registry's catalog for the rest.
         const { address, path } = remoteRepository(req.term, this.config.insecureRegistries);
         const explicitHost = req.term.split('/')[0] === address.host;
         const term = explicitHost ? path : req.term;
         const session = new RegistrySession(address, '', credentials(req.auth), CATALOG_SCOPE);
         return { results: await searchCatalog(session, explicitHost ? `${address.host}/` : '', term) };
-      }),
-      useImage: unary<images.UseImageRequest, images.UseImageResponse>(log, 'UseImage', async (req) => this.images.useImage(req.image, req.user, req.running)),
-      releaseImage: unary<images.ReleaseImageRequest, images.ReleaseImageResponse>(log, 'ReleaseImage', async (req) => {
+      },
+      useImage: async (req) => this.images.useImage(req.image, req.user, req.running),
+      releaseImage: async (req) => {
         this.images.db.releaseImage(req.user);
         return {};
-      }),
-      reconcileImageUse: unary<images.ReconcileImageUseRequest, images.ReconcileImageUseResponse>(log, 'ReconcileImageUse', async (req) => this.images.reconcileImageUse(req.uses)),
-      imageNames: unary<images.ImageNamesRequest, images.ImageNamesResponse>(log, 'ImageNames', async (req) => ({
+      },
+      reconcileImageUse: async (req) => this.images.reconcileImageUse(req.uses),
+      imageNames: async (req) => ({
         names: Object.fromEntries(req.ids.map((id) => [id, this.images.db.get(id) ? this.images.displayName(id) : id.slice(0, 12)])),
-      })),
-      commit: clientStream<images.CommitRequest, images.CommitResponse>(log, 'Commit', async (call, ctx) => {
+      }),
+      commit: async (call, ctx) => {
         const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? r.part.chunk : undefined));
         if (header.part?.$case !== 'header') throw invalid('Commit must start with its header');
         const id = await this.images.commit(header.part.header, bytes);
         ctx.log.info({ id, container: header.part.header.containerId }, 'committed');
         return { id };
-      }),
-      putBlob: clientStream<images.DataChunk, images.BlobRef>(log, 'PutBlob', async (call, ctx) => {
+      },
+      putBlob: async (call, ctx) => {
         const id = await this.blobs.put(clientBytes(call, (c) => c.data));
         ctx.log.info({ blob: id }, 'blob stored');
         return { id };
-      }),
-      getBlob: serverStream<images.BlobRef, images.DataChunk>(log, 'GetBlob', async (req, call) => {
+      },
+      getBlob: async (req, call) => {
         await pipeline(this.blobs.read(req.id), messageWriter(call, (data) => ({ data })));
-      }),
-      deleteBlob: unary<images.BlobRef, images.DeleteBlobResponse>(log, 'DeleteBlob', async (req) => {
+      },
+      deleteBlob: async (req) => {
         this.blobs.delete(req.id);
         return {};
-      }),
-      findCached: unary<images.FindCachedRequest, images.FindCachedResponse>(log, 'FindCached', async (req) => this.images.findCached(req.parent, req.containerConfigJson)),
-      buildBase: unary<images.BuildBaseRequest, images.BuildBaseResponse>(log, 'BuildBase', async (req) => this.images.buildBase(req.name)),
-      load: clientStream<images.DataChunk, images.LoadResponse>(log, 'Load', async (call, ctx) => {
+      },
+      findCached: async (req) => this.images.findCached(req.parent, req.containerConfigJson),
+      buildBase: async (req) => this.images.buildBase(req.name),
+      load: async (call, ctx) => {
         const result = await this.archive.load(clientBytes(call, (c) => c.data));
         ctx.log.info(result, 'loaded');
         return result;
-      }),
+      },
     };
   }
 }

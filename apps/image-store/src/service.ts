@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { images } from '@stevedore/contracts';
 import { connectRedis, EventLog } from '@stevedore/redis';
-import { grpcServiceStart, privateDatabase, privateDir } from '@stevedore/service-kit';
+import { grpcServiceStart, privateDatabase, privateDir, serve } from '@stevedore/service-kit';
 import { ImageArchive } from './image-archive';
 import { ImageService } from './images.service';
 import { ImageStoreRpc } from './image-store.rpc';
@@ -26,7 +26,7 @@ export const start = grpcServiceStart({
     const archive = new ImageArchive(db, layers, layerImages);
     const rpc = new ImageStoreRpc(config, log, service, archive, new BlobStore(path.join(root, 'blobs')));
     return {
-      bindings: [{ definition: images.ImageStoreService, implementation: rpc.implementation() }],
+      bindings: [serve(images.ImageStoreService, log, rpc.handlers())],
       stop: async () => {
         db.close();
         await redis.quit().catch(() => undefined);

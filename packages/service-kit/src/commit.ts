@@ -3,7 +3,9 @@
 // container's own. Used by POST /commit (the API edge) and by every step of
 // a build (the build workers).
 import { containers, images } from '@stevedore/contracts';
+import { pipeline } from 'node:stream/promises';
 import { callOptions } from './clients';
+import type { ServiceClient } from './typed-grpc';
 
 export type CommitFailure = { err: unknown; service: 'image-store' | 'container-runtime' };
 
@@ -50,4 +52,33 @@ export function pumpInto<C, T>(source: Source<C>, upload: Upload<T>, wrap: (chun
     upload.cancel();
     onError(err);
   });
+}
+
+type RuntimeClient = ServiceClient<typeof containers.ContainerRuntimeService>;
+type StoreClient = ServiceClient<typeof images.ImageStoreService>;
+
+/**
+ * Commits the container the header names: its diff streams from the
+ * runtime into the store (stream.pipeline paces one by the other); resolves
+ * with the new image's ID, rejects with the failing side named.
+ */
+export async function commitContainerTyped(runtime: RuntimeClient, store: StoreClient, header: images.CommitHeader, requestId: string): Promise<string> {
+  const upload = store.commit({ requestId });
+  upload.stream.write({ part: { $case: 'header', header } });
+  const diff = runtime.diff({ id: header.containerId }, { requestId });
+  const messages = async function* (chunks: AsyncIterable<containers.Chunk>): AsyncGenerator<images.CommitRequest> {
+    for await (const c of chunks) yield { part: { $case: 'chunk', chunk: c.data } };
+  };
+  const sent = pipeline(diff, messages, upload.stream).catch((err: unknown) => {
+    upload.stream.cancel();
+    throw { err, service: 'container-runtime' } satisfies CommitFailure;
+  });
+  const [, committed] = await Promise.all([
+    sent,
+    upload.response.catch((err: unknown) => {
+      diff.cancel();
+      throw { err, service: 'image-store' } satisfies CommitFailure;
+    }),
+  ]);
+  return committed.id;
 }

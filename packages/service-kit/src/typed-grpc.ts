@@ -4,6 +4,7 @@
 // definition. Every call carries the request id, waits for a restarting
 // service (waitForReady) up to its deadline, and fails with a StevedoreError
 // that names the service it could not reach. (docs/decisions.md, "Typed gRPC".)
+import type { Duplex, Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { GrpcServiceName, StevedoreConfig } from '@stevedore/config';
 import { asStevedoreError, StevedoreError, toHttpError } from '@stevedore/errors';
@@ -29,15 +30,16 @@ type Definition = Record<string, AnyMethod>;
 type RequestOf<M> = M extends { requestDeserialize(bytes: Buffer): infer Req } ? Req : never;
 type ResponseOf<M> = M extends { responseDeserialize(bytes: Buffer): infer Res } ? Res : never;
 
-/** How one call is made: its request id, and a deadline (unary calls: 10 s unless set). */
+/** How one call is made: its request id, a deadline (unary calls: 10 s unless set), and a signal that cancels it. */
 export interface CallSettings {
   requestId: string;
   timeoutMs?: number;
+  signal?: AbortSignal;
 }
 
-/** A client-streaming call: the stream to write (end it when done) and the answer. */
+/** A client-streaming call: the stream to write (end it when done; a Node Writable, for stream.pipeline) and the answer. */
 export interface Upload<Req, Res> {
-  stream: grpc.ClientWritableStream<Req>;
+  stream: grpc.ClientWritableStream<Req> & Writable;
   response: Promise<Res>;
 }
 
@@ -47,7 +49,7 @@ type ClientMethod<M> = M extends { requestStream: false; responseStream: false }
     ? (request: RequestOf<M>, call: CallSettings) => grpc.ClientReadableStream<ResponseOf<M>>
     : M extends { requestStream: true; responseStream: false }
       ? (call: CallSettings) => Upload<RequestOf<M>, ResponseOf<M>>
-      : (call: CallSettings) => grpc.ClientDuplexStream<RequestOf<M>, ResponseOf<M>>;
+      : (call: CallSettings) => grpc.ClientDuplexStream<RequestOf<M>, ResponseOf<M>> & Duplex;
 
 export type ServiceClient<D> = { readonly [K in keyof D]: ClientMethod<D[K]> } & { close(): void };
 
@@ -98,6 +100,13 @@ function optionsOf(call: CallSettings, defaultTimeoutMs?: number): grpc.CallOpti
   return timeout ? { deadline: Date.now() + timeout } : {};
 }
 
+/** Cancels the call when the settings' signal aborts (a client of the API that went away). */
+function cancelledBy<C extends { cancel(): void }>(settings: CallSettings, call: C): C {
+  if (settings.signal?.aborted) call.cancel();
+  else settings.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+  return call;
+}
+
 /**
  * A client of one service, made from its generated definition. Calls that
  * send a stream (load, import, a copy into a container) get a connection of
@@ -123,20 +132,20 @@ export function connectService<D extends Definition>(definition: D, config: Stev
     if (!m.requestStream && !m.responseStream) {
       methods[name] = (request: unknown, call: CallSettings) =>
         new Promise((resolve, reject) => {
-          client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request, metadataOf(call), optionsOf(call, DEFAULT_UNARY_TIMEOUT_MS), (err, res) => (err ? failed(reject)(err) : resolve(res)));
+          cancelledBy(call, client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request, metadataOf(call), optionsOf(call, DEFAULT_UNARY_TIMEOUT_MS), (err, res) => (err ? failed(reject)(err) : resolve(res))));
         });
     } else if (!m.requestStream) {
-      methods[name] = (request: unknown, call: CallSettings) => client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, request, metadataOf(call), optionsOf(call));
+      methods[name] = (request: unknown, call: CallSettings) => cancelledBy(call, client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, request, metadataOf(call), optionsOf(call)));
     } else if (!m.responseStream) {
       methods[name] = (call: CallSettings) => {
         let stream!: grpc.ClientWritableStream<unknown>;
         const response = new Promise((resolve, reject) => {
-          stream = uploads().makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, metadataOf(call), optionsOf(call), (err, res) => (err ? failed(reject)(err) : resolve(res)));
+          stream = cancelledBy(call, uploads().makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, metadataOf(call), optionsOf(call), (err, res) => (err ? failed(reject)(err) : resolve(res))));
         });
         return { stream, response };
       };
     } else {
-      methods[name] = (call: CallSettings) => uploads().makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, metadataOf(call), optionsOf(call));
+      methods[name] = (call: CallSettings) => cancelledBy(call, uploads().makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, metadataOf(call), optionsOf(call)));
     }
   }
   return methods as ServiceClient<D>;

@@ -248,6 +248,7 @@ async function conformanceTable(): Promise<string> {
     ['containers', 'ContainersRoutes'],
     ['build', 'BuildRoutes'],
   ].map(([dir, name]) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the edge's compiled route modules, by a path computed at run time
     const Ctor = (require(path.join(edge, dir, `${dir}.routes.js`)) as Record<string, new (h: unknown) => { routes(): Array<{ method: string; path: string; since: string; addedFor?: string; gate?: { below?: string; above?: string; status: number }; shapes?: string }> }>)[name];
     return new Ctor(noHandlers).routes();
   });

@@ -12,7 +12,7 @@ import { startTokenServer, type TokenServer } from './token-server';
 import { busyboxRootfsTar } from './images-fixtures';
 import { pidRunning, processesMentioning } from './host-probes';
 
-// The host probes, for the tests that import everything from here.
+// Tests take the host probes from here too, beside the stacks they look at.
 export { mountsBelow, pidCommand, processesMentioning, rssKiB, vethsOn } from './host-probes';
 
 const execFileP = promisify(execFile);

@@ -107,12 +107,15 @@ function takeUpLock(config: StevedoreConfig): () => void {
   }
 }
 
-/** Stops what a killed supervisor left running: SIGTERM, then SIGKILL after 10 s. */
-async function stopOrphans(orphans: Array<{ name: string; pid: number }>): Promise<void> {
-  for (const o of orphans) process.kill(o.pid, 'SIGTERM');
-  const deadline = Date.now() + 10_000;
-  while (orphans.some((o) => pidAlive(o.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  for (const o of orphans) if (pidAlive(o.pid)) process.kill(o.pid, 'SIGKILL');
+/**
+ * SIGTERM to every process, then SIGKILL to those still alive after
+ * `graceMs`; resolves when the last has gone (or was killed).
+ */
+async function terminate(pids: number[], graceMs: number): Promise<void> {
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (pids.some(pidAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
 }
 
 function gitCommit(): string {
@@ -149,7 +152,7 @@ async function up(config: StevedoreConfig, env: NodeJS.ProcessEnv, timeoutS: num
   const orphans = liveProcesses(config);
   if (orphans.length) {
     process.stderr.write(`stevedore: the previous supervisor is gone; stopping what it left running (${orphans.map((p) => `${p.name} ${p.pid}`).join(', ')})\n`);
-    await stopOrphans(orphans);
+    await terminate(orphans.map((o) => o.pid), 10_000);
   }
   fs.rmSync(files.state, { force: true });
   const childEnv: NodeJS.ProcessEnv = {
@@ -216,12 +219,8 @@ async function removeStaleApiSockets(config: StevedoreConfig): Promise<void> {
 async function down(config: StevedoreConfig): Promise<void> {
   const pid = supervisorPid(config);
   const state = readState(config);
-  if (pid) {
-    process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + 40_000;
-    while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-  }
+  // The supervisor stops its services (and they their containers) before it exits.
+  if (pid) await terminate([pid], 40_000);
   // Children of a supervisor that was killed outright (only ours: their PIDs may have been given to others since).
   const killed = (state?.processes ?? []).filter((p) => stackProcess(p.pid, config.root)).map((p) => p.pid!);
   for (const p of killed) process.kill(p, 'SIGKILL');

@@ -13,14 +13,14 @@ import type { images } from '@stevedore/contracts';
 import { appendOutput, BuildKeys, buildQueue, cancelBuild, ContextSink, deleteContextStream, queueConnection, readOutput, type BuildJob, type OutputEntry } from '@stevedore/builds';
 import { jsonMessage, textMessage, type ProgressMessage } from '@stevedore/docker-api';
 import { BlockingConnections, connectRedis, type Redis } from '@stevedore/redis';
-import { callOptions, callUnary, gatherChunks } from '@stevedore/service-kit';
+import { gatherChunks } from '@stevedore/service-kit';
 import { CONFIG } from '../nest-context';
 import { asStevedoreError, StevedoreError } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { authConfig, registryAuth } from '../http/registry-auth';
 import type { AuthConfigJson } from '@stevedore/docker-api';
-import { backendError, Backends } from '../backends/backends';
+import { Backends } from '../backends/backends';
 
 /** Gate G7: the effective rm and forcerm of a request. */
 export function removalRules(req: Pick<ApiRequest, 'atLeast' | 'bool'> & { query: URLSearchParams }): { rm: boolean; forcerm: boolean } {
@@ -103,26 +103,22 @@ export class BuildHandlers implements OnApplicationShutdown {
    * all of it fitted).
    */
   private async storeContext(req: ApiRequest, sink: ContextSink): Promise<string> {
-    let upload: ReturnType<images.ImageStoreClient['putBlob']> | undefined;
-    let stored: Promise<string> | undefined;
+    let upload: ReturnType<Backends['images']['putBlob']> | undefined;
     try {
       for await (const chunk of gatherChunks(req.raw as AsyncIterable<Buffer>)) {
         if (!upload && (await sink.take(chunk))) continue;
         if (!upload) {
-          const { metadata, options } = callOptions(req.requestId);
-          stored = new Promise<string>((resolve, reject) => {
-            upload = this.backends.images.putBlob(metadata, options, (err, r) => (err ? reject(backendError(err, 'image-store')) : resolve(r.id)));
-          });
-          stored.catch(() => undefined); // awaited below; a failure before that is the loop's
+          upload = this.backends.images.putBlob({ requestId: req.requestId });
+          upload.response.catch(() => undefined); // awaited below; a failure before that is the loop's
         }
-        if (!upload!.write({ data: chunk })) await once(upload!, 'drain');
+        if (!upload.stream.write({ data: chunk })) await once(upload.stream, 'drain');
       }
-      upload?.end();
-      const blob = stored ? await stored : '';
+      upload?.stream.end();
+      const blob = upload ? (await upload.response).id : '';
       await sink.finish(blob);
       return blob;
     } catch (err) {
-      upload?.cancel();
+      upload?.stream.cancel();
       await sink.fail(`The build context could not be received: ${asStevedoreError(err).message}`).catch(() => undefined);
       throw err;
     }
@@ -147,9 +143,7 @@ export class BuildHandlers implements OnApplicationShutdown {
     // The credentials stay in the image store's memory for the build, never in the job (Redis).
     const configs = registryConfig(req);
     if (Object.keys(configs).length > 0) {
-      await callUnary(this.backends.images, this.backends.images.holdCredentials, { ref: buildId, configs }, req.requestId).catch((err) => {
-        throw backendError(err, 'image-store');
-      });
+      await this.backends.images.holdCredentials({ ref: buildId, configs }, { requestId: req.requestId });
       job.heldCredentials = buildId;
     }
     const json = req.atLeast('1.8');
@@ -180,10 +174,10 @@ export class BuildHandlers implements OnApplicationShutdown {
       }
       throw err;
     } finally {
-      if (job.heldCredentials) this.backends.images.releaseCredentials({ ref: buildId }, callOptions(req.requestId).metadata, () => undefined);
+      if (job.heldCredentials) this.backends.images.releaseCredentials({ ref: buildId }, { requestId: req.requestId }).catch(() => undefined);
       // The worker deletes the context when it is done; a worker that died cannot, the edge that stored it can.
       if (!remote) void deleteContextStream(this.redis, this.keys, buildId).catch(() => undefined);
-      if (contextBlob) this.backends.images.deleteBlob({ id: contextBlob }, callOptions(req.requestId).metadata, () => undefined);
+      if (contextBlob) this.backends.images.deleteBlob({ id: contextBlob }, { requestId: req.requestId }).catch(() => undefined);
     }
     res.end();
   };

@@ -5,11 +5,11 @@ import type { containers } from '@stevedore/contracts';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
 import { invalid, notFound, refused, StevedoreError } from '@stevedore/errors';
 import type { StevedoreConfig } from '@stevedore/config';
-import { callOptions } from '@stevedore/service-kit';
+import { backendError, isUnavailable } from '@stevedore/service-kit';
 import { CONFIG } from '../nest-context';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
-import { backendError, Backends, call, isUnavailable } from '../backends/backends';
+import { Backends } from '../backends/backends';
 import { RemovalsInFlight } from '../backends/removals-in-flight';
 import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
@@ -43,7 +43,7 @@ export class ContainersHandlers {
   }
 
   private inspectOf(req: ApiRequest, id: string) {
-    return call(this.rt, this.rt.inspect, { id }, req.requestId, SERVICE);
+    return this.rt.inspect({ id }, { requestId: req.requestId });
   }
 
   create = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
@@ -54,7 +54,7 @@ export class ContainersHandlers {
     for (const k of ['Labels', 'NetworkingConfig', 'StopSignal', 'Healthcheck', 'Shell', 'ArgsEscaped', 'MacAddress', 'StopTimeout'] as const) delete (config as Record<string, unknown>)[k];
     if (typeof config.Cmd === 'string') config.Cmd = [config.Cmd];
     if (typeof config.Entrypoint === 'string') config.Entrypoint = [config.Entrypoint];
-    const r = await call(this.rt, this.rt.create, { name: req.string('name'), configJson: JSON.stringify(config), hostConfigJson: hostConfig ? JSON.stringify(hostConfig) : '' }, req.requestId, SERVICE, 60_000);
+    const r = await this.rt.create({ name: req.string('name'), configJson: JSON.stringify(config), hostConfigJson: hostConfig ? JSON.stringify(hostConfig) : '' }, { requestId: req.requestId, timeoutMs: 60_000 });
     res.json(201, { Id: r.id, Warnings: r.warnings.length ? r.warnings : null });
   };
 
@@ -82,7 +82,7 @@ export class ContainersHandlers {
     // waits for); a start it never heard of leaves the record as it was, and is made again.
     for (;;) {
       try {
-        await call(this.rt, this.rt.start, { id: req.params.id, hostConfigJson }, req.requestId, SERVICE, 120_000);
+        await this.rt.start({ id: req.params.id, hostConfigJson }, { requestId: req.requestId, timeoutMs: 120_000 });
         break;
       } catch (err) {
         if (!isUnavailable(err) || Date.now() - asked > START_RETRY_WITHIN_MS) throw err;
@@ -101,11 +101,8 @@ export class ContainersHandlers {
   };
 
   wait = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const { metadata, options } = callOptions(req.requestId);
-    const r = await new Promise<containers.WaitResponse>((resolve, reject) => {
-      const c = this.rt.wait({ id: req.params.id }, metadata, options, (err, out) => (err ? reject(backendError(err, SERVICE)) : resolve(out)));
-      req.signal.addEventListener('abort', () => c.cancel(), { once: true });
-    });
+    // No deadline: a wait lasts as long as the container runs (or the client stays).
+    const r = await this.rt.wait({ id: req.params.id }, { requestId: req.requestId, timeoutMs: 0, signal: req.signal });
     res.json(200, { StatusCode: r.statusCode });
   };
 
@@ -118,7 +115,7 @@ export class ContainersHandlers {
 
   list = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const size = req.bool('size');
-    const r = await call(this.rt, this.rt.list, { all: req.bool('all'), limit: req.int('limit'), since: req.string('since'), before: req.string('before'), size }, req.requestId, SERVICE);
+    const r = await this.rt.list({ all: req.bool('all'), limit: req.int('limit'), since: req.string('since'), before: req.string('before'), size }, { requestId: req.requestId });
     res.list(200, r.containers.map((c) => (req.below('1.5') ? toContainerListV1_0(c, size) : toContainerListV1_5(c, size))));
   };
 
@@ -126,50 +123,49 @@ export class ContainersHandlers {
   remove = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const { name } = req.params;
     if (req.bool('link')) {
-      await call(this.rt, this.rt.removeLink, { name }, req.requestId, SERVICE);
+      await this.rt.removeLink({ name }, { requestId: req.requestId });
       return res.noContent(204);
     }
     if (name.includes('/')) throw notFound(`No such container: ${name}`);
     // `destroy` events wait for this answer (see RemovalsInFlight).
     this.removals.track(new Promise((answered) => res.raw.once('finish', answered).once('close', answered)));
-    await call(this.rt, this.rt.remove, { id: name, force: req.bool('force'), volumes: req.bool('v') }, req.requestId, SERVICE, 60_000);
+    await this.rt.remove({ id: name, force: req.bool('force'), volumes: req.bool('v') }, { requestId: req.requestId, timeoutMs: 60_000 });
     res.noContent(204);
   };
 
   stop = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     // Docker 1.0 read a missing `t` as 0; its CLI always sent 10, the default here.
-    await call(this.rt, this.rt.stop, { id: req.params.id, timeout: req.int('t', 10) }, req.requestId, SERVICE, 120_000);
+    await this.rt.stop({ id: req.params.id, timeout: req.int('t', 10) }, { requestId: req.requestId, timeoutMs: 120_000 });
     res.noContent(204);
   };
 
   restart = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await call(this.rt, this.rt.restart, { id: req.params.id, timeout: req.int('t', 10) }, req.requestId, SERVICE, 120_000);
+    await this.rt.restart({ id: req.params.id, timeout: req.int('t', 10) }, { requestId: req.requestId, timeoutMs: 120_000 });
     res.noContent(204);
   };
 
   pause = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await call(this.rt, this.rt.pause, { id: req.params.id }, req.requestId, SERVICE);
+    await this.rt.pause({ id: req.params.id }, { requestId: req.requestId });
     res.noContent(204);
   };
 
   unpause = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await call(this.rt, this.rt.unpause, { id: req.params.id }, req.requestId, SERVICE);
+    await this.rt.unpause({ id: req.params.id }, { requestId: req.requestId });
     res.noContent(204);
   };
 
   top = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const r = await call(this.rt, this.rt.top, { id: req.params.id, psArgs: req.string('ps_args') }, req.requestId, SERVICE);
+    const r = await this.rt.top({ id: req.params.id, psArgs: req.string('ps_args') }, { requestId: req.requestId });
     res.json(200, { Processes: r.processes.map((p) => p.fields), Titles: r.titles });
   };
 
   changes = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const r = await call(this.rt, this.rt.changes, { id: req.params.id }, req.requestId, SERVICE, 60_000);
+    const r = await this.rt.changes({ id: req.params.id }, { requestId: req.requestId, timeoutMs: 60_000 });
     res.list(200, r.changes.map((c) => ({ Kind: c.kind, Path: c.path })));
   };
 
   export = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const { metadata, options } = callOptions(req.requestId);
-    await streamBytes(req, res, this.rt.export({ id: req.params.id }, metadata, options), SERVICE, 'application/octet-stream');
+    await streamBytes(req, res, this.rt.export({ id: req.params.id }, { requestId: req.requestId }), SERVICE, 'application/octet-stream');
   };
 
   /** POST /containers/(id)/copy (v1.4): a JSON body `{Resource}` is required, as Docker 1.0 required it. */
@@ -178,9 +174,8 @@ export class ContainersHandlers {
     if (!/^application\/json\b/.test(type)) throw refused(`Content-Type not supported: ${type}`);
     const body = await req.json<{ Resource?: string }>();
     if (!body?.Resource) throw refused('Path cannot be empty');
-    const { metadata, options } = callOptions(req.requestId);
     try {
-      await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: body.Resource, makePath: false, legacyCopy: true }, metadata, options), SERVICE, 'application/octet-stream');
+      await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: body.Resource, makePath: false, legacyCopy: true }, { requestId: req.requestId }), SERVICE, 'application/octet-stream');
     } catch (err) {
       // Docker 1.0 answered an unknown container here with a bare 404.
       if (err instanceof StevedoreError && err.kind === 'notFound' && !res.started) return res.noContent(404);
@@ -191,7 +186,7 @@ export class ContainersHandlers {
   private async statHeader(req: ApiRequest): Promise<string> {
     const path = req.string('path');
     if (!path) throw invalid('Path cannot be empty');
-    const st = await call(this.rt, this.rt.statPath, { id: req.params.id, path, makePath: false, legacyCopy: false }, req.requestId, SERVICE, 60_000);
+    const st = await this.rt.statPath({ id: req.params.id, path, makePath: false, legacyCopy: false }, { requestId: req.requestId, timeoutMs: 60_000 });
     return Buffer.from(JSON.stringify({ name: st.name, size: st.size, mode: st.mode, mtime: st.mtime, linkTarget: st.linkTarget })).toString('base64');
   }
 
@@ -206,30 +201,27 @@ export class ContainersHandlers {
   archiveGet = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const stat = await this.statHeader(req);
     res.raw.setHeader('X-Docker-Container-Path-Stat', stat);
-    const { metadata, options } = callOptions(req.requestId);
-    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: req.string('path'), makePath: false, legacyCopy: false }, metadata, options), SERVICE, 'application/x-tar');
+    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: req.string('path'), makePath: false, legacyCopy: false }, { requestId: req.requestId }), SERVICE, 'application/x-tar');
   };
 
   /** PUT /containers/(id)/archive (v1.20): a tar extracted into a directory of the container. */
   archivePut = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const path = req.string('path');
     if (!path) throw invalid('Path cannot be empty');
-    const { metadata, options } = callOptions(req.requestId);
-    await new Promise<void>((resolve, reject) => {
-      const upload = this.rt.putArchive(metadata, options, (err) => (err ? reject(backendError(err, SERVICE)) : resolve()));
-      upload.write({ part: { $case: 'target', target: { id: req.params.id, path, makePath: false, legacyCopy: false } } });
-      pumpBody(req, upload, (chunk) => ({ part: { $case: 'chunk' as const, chunk } }));
-    });
+    const upload = this.rt.putArchive({ requestId: req.requestId });
+    upload.stream.write({ part: { $case: 'target', target: { id: req.params.id, path, makePath: false, legacyCopy: false } } });
+    pumpBody(req, upload.stream, (chunk) => ({ part: { $case: 'chunk' as const, chunk } }));
+    await upload.response;
     res.noContent(200);
   };
 
   kill = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await call(this.rt, this.rt.kill, { id: req.params.id, signal: req.string('signal') }, req.requestId, SERVICE, 60_000);
+    await this.rt.kill({ id: req.params.id, signal: req.string('signal') }, { requestId: req.requestId, timeoutMs: 60_000 });
     res.noContent(204);
   };
 
   resize = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await call(this.rt, this.rt.resize, { id: req.params.id, height: req.int('h'), width: req.int('w') }, req.requestId, SERVICE);
+    await this.rt.resize({ id: req.params.id, height: req.int('h'), width: req.int('w') }, { requestId: req.requestId });
     res.noContent(200);
   };
 
@@ -246,8 +238,7 @@ export class ContainersHandlers {
       await res.write(multiplex ? muxFrame(1, text) : text);
       return res.end();
     }
-    const { metadata, options } = callOptions(req.requestId);
-    const stream = this.rt.logs({ id: c.id, stdout, stderr, timestamps: req.bool('timestamps'), follow: req.bool('follow') }, metadata, options);
+    const stream = this.rt.logs({ id: c.id, stdout, stderr, timestamps: req.bool('timestamps'), follow: req.bool('follow') }, { requestId: req.requestId });
     req.signal.addEventListener('abort', () => stream.cancel(), { once: true });
     await new Promise<void>((resolve) => {
       stream.on('data', (o: containers.Output) => {
@@ -276,8 +267,7 @@ export class ContainersHandlers {
     res.raw.detachSocket(req.hijack.socket as Socket);
     const peer = await acceptWebSocket(req.raw, req.hijack.socket, req.hijack.head);
     if (!peer) return;
-    const { metadata, options } = callOptions(req.requestId);
-    const grpcCall = this.rt.attach(metadata, options);
+    const grpcCall = this.rt.attach({ requestId: req.requestId });
     grpcCall.write({ part: { $case: 'open', open: { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr') } } });
     // Stdin waits while the runtime has not taken the last message.
     peer.ws.on('message', (data: Buffer) => {
@@ -326,8 +316,7 @@ export class ContainersHandlers {
     const socket = req.takeOver();
     socket.write(head);
 
-    const { metadata, options } = callOptions(req.requestId);
-    const grpcCall = this.rt.attach(metadata, options);
+    const grpcCall = this.rt.attach({ requestId: req.requestId });
     grpcCall.write({ part: { $case: 'open', open: { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr') } } });
     const sendStdin = (chunk: Buffer) => grpcCall.write({ part: { $case: 'stdin', stdin: chunk } });
     if (req.hijack?.head.length) sendStdin(req.hijack.head);

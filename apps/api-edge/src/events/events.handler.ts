@@ -3,11 +3,11 @@
 import { Injectable } from '@nestjs/common';
 import * as grpc from '@grpc/grpc-js';
 import { EVENTS_LOG_POSITION_HEADER, type events } from '@stevedore/contracts';
-import { callOptions } from '@stevedore/service-kit';
+import { backendError, isUnavailable } from '@stevedore/service-kit';
 import { invalid, unavailable } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
-import { backendError, Backends, isUnavailable } from '../backends/backends';
+import { Backends } from '../backends/backends';
 import { eventJson } from './event-shape';
 import { RemovalsInFlight } from '../backends/removals-in-flight';
 
@@ -82,8 +82,7 @@ export class EventsHandler {
 
   /** Subscribes; resolves once the events service has accepted (its headers name the starting position). */
   private async subscribe(req: ApiRequest, request: events.SubscribeRequest): Promise<{ call: grpc.ClientReadableStream<events.Event>; position: string }> {
-    const { metadata, options } = callOptions(req.requestId);
-    const call = this.backends.events.subscribe(request, metadata, options);
+    const call = this.backends.events.subscribe(request, { requestId: req.requestId });
     const cancel = () => call.cancel();
     req.signal.addEventListener('abort', cancel, { once: true });
     // Every call ends with a status, refused or not: the listener goes with it.

@@ -3,9 +3,10 @@
 // status; after it, `lateFailure` reports it the way the endpoint does.
 // The client's pace sets the service's (back-pressure end to end).
 import type { ClientReadableStream } from '@grpc/grpc-js';
+import { backendError } from '@stevedore/service-kit';
 import type { ApiRequest } from './api-request';
 import type { ApiResponse } from './api-response';
-import { backendError } from '../backends/backends';
+
 
 export interface RelayOptions<M> {
   service: string;

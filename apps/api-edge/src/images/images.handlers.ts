@@ -3,7 +3,7 @@
 import { Injectable } from '@nestjs/common';
 import type { images } from '@stevedore/contracts';
 import { notFound, refused } from '@stevedore/errors';
-import { callOptions, commitContainer, type CommitFailure } from '@stevedore/service-kit';
+import { backendError, commitContainerTyped, type CommitFailure } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { streamProgress } from '../http/progress-stream';
@@ -11,7 +11,7 @@ import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
 import { authConfig, registryAuth } from '../http/registry-auth';
 import type { AuthConfigJson } from '@stevedore/docker-api';
-import { backendError, Backends, call } from '../backends/backends';
+import { Backends } from '../backends/backends';
 import { toDeleteItem, toHistoryEntry, toImageInspectV1_0, toImageInspectV1_12, toImageListV1_0, toImageListV1_7, toImageViz } from './image-shapes';
 
 const SERVICE = 'image-store';
@@ -25,7 +25,7 @@ export class ImagesHandlers {
   }
 
   private listImages(req: ApiRequest, request: Partial<images.ListImagesRequest>) {
-    return call(this.store, this.store.list, { all: false, repoGlob: '', danglingOnly: false, ...request }, req.requestId, SERVICE);
+    return this.store.list({ all: false, repoGlob: '', danglingOnly: false, ...request }, { requestId: req.requestId });
   }
 
   list = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
@@ -49,24 +49,24 @@ export class ImagesHandlers {
   };
 
   inspect = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const r = await call(this.store, this.store.inspect, { name: req.params.name }, req.requestId, SERVICE);
+    const r = await this.store.inspect({ name: req.params.name }, { requestId: req.requestId });
     // Before v1.12 the stored metadata, serialised directly: no newline after it.
     if (req.below('1.12')) res.json(200, toImageInspectV1_0(r), {}, false);
     else res.json(200, toImageInspectV1_12(r));
   };
 
   history = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const r = await call(this.store, this.store.history, { name: req.params.name }, req.requestId, SERVICE);
+    const r = await this.store.history({ name: req.params.name }, { requestId: req.requestId });
     res.list(200, r.entries.map(toHistoryEntry));
   };
 
   tag = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await call(this.store, this.store.tag, { name: req.params.name, repo: req.string('repo'), tag: req.string('tag'), force: req.bool('force') }, req.requestId, SERVICE);
+    await this.store.tag({ name: req.params.name, repo: req.string('repo'), tag: req.string('tag'), force: req.bool('force') }, { requestId: req.requestId });
     res.noContent(201);
   };
 
   remove = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const r = await call(this.store, this.store.delete, { name: req.params.name, force: req.bool('force'), noprune: req.bool('noprune') }, req.requestId, SERVICE);
+    const r = await this.store.delete({ name: req.params.name, force: req.bool('force'), noprune: req.bool('noprune') }, { requestId: req.requestId });
     res.list(200, r.items.map(toDeleteItem));
   };
 
@@ -86,14 +86,13 @@ export class ImagesHandlers {
         throw refused((err as Error).message);
       }
     } else req.raw.resume();
-    const { metadata, options } = callOptions(req.requestId);
-    const stream = this.store.push({ name: req.params.name, tag: req.string('tag'), auth }, metadata, options);
+    const stream = this.store.push({ name: req.params.name, tag: req.string('tag'), auth }, { requestId: req.requestId });
     await streamProgress(req, res, stream, SERVICE);
   };
 
   /** GET /images/search: Docker 1.0's keys for every version, and is_automated for today's clients. */
   search = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const r = await call(this.store, this.store.search, { term: req.string('term'), auth: registryAuth(req) }, req.requestId, SERVICE, 30_000);
+    const r = await this.store.search({ term: req.string('term'), auth: registryAuth(req) }, { requestId: req.requestId, timeoutMs: 30_000 });
     res.list(
       200,
       r.results
@@ -114,12 +113,12 @@ export class ImagesHandlers {
     if (!containerRef) throw notFound('No such container: ');
     const text = (await req.text()).trim();
     const rt = this.backends.containers;
-    const container = await call(rt, rt.inspect, { id: containerRef }, req.requestId, 'container-runtime');
+    const container = await rt.inspect({ id: containerRef }, { requestId: req.requestId });
     const header = {
       containerId: container.id, containerConfigJson: container.configJson, parent: container.image,
       repo: req.string('repo'), tag: req.string('tag'), comment: req.string('comment'), author: req.string('author'), configJson: text, exactConfig: false,
     };
-    const id = await commitContainer(rt, this.store, header, req.requestId).catch((f: CommitFailure) => {
+    const id = await commitContainerTyped(rt, this.store, header, req.requestId).catch((f: CommitFailure) => {
       throw backendError(f.err, f.service);
     });
     res.json(201, { Id: id });
@@ -129,19 +128,16 @@ export class ImagesHandlers {
   save = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const names = req.params.name ? [req.params.name] : req.query.getAll('names');
     if (names.length === 0) throw refused('No image named: give names=');
-    const { metadata, options } = callOptions(req.requestId);
-    const stream = this.store.save({ names }, metadata, options);
+    const stream = this.store.save({ names }, { requestId: req.requestId });
     // Gate G3: application/x-tar from v1.1; Docker 1.0 set none for v1.0.
     await streamBytes(req, res, stream, SERVICE, req.above('1.0') ? 'application/x-tar' : undefined); // gate G3
   };
 
   /** POST /images/load: the tarball streams up; Docker 1.0 answered 200 with no body. */
   load = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const { metadata, options } = callOptions(req.requestId);
-    await new Promise<void>((resolve, reject) => {
-      const upload = this.store.load(metadata, options, (err) => (err ? reject(backendError(err, SERVICE)) : resolve()));
-      pumpBody(req, upload, (data) => ({ data }));
-    });
+    const upload = this.store.load({ requestId: req.requestId });
+    pumpBody(req, upload.stream, (data) => ({ data }));
+    await upload.response;
     res.noContent(200);
   };
 
@@ -149,16 +145,14 @@ export class ImagesHandlers {
   create = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const fromImage = req.string('fromImage');
     if (fromImage) {
-      const { metadata, options } = callOptions(req.requestId);
       // Without a tag, every tag of the repository: side by side above v1.3, one after another before (gate G2).
-      const stream = this.store.pull({ image: fromImage, tag: req.string('tag'), auth: registryAuth(req), oneAtATime: !req.above('1.3'), heldCredentials: '' }, metadata, options);
+      const stream = this.store.pull({ image: fromImage, tag: req.string('tag'), auth: registryAuth(req), oneAtATime: !req.above('1.3'), heldCredentials: '' }, { requestId: req.requestId });
       req.raw.resume();
       return streamProgress(req, res, stream, SERVICE);
     }
     const fromSrc = req.string('fromSrc');
     if (!fromSrc) throw refused('Either fromImage or fromSrc must be set');
-    const { metadata, options } = callOptions(req.requestId);
-    const upload = this.store.import(metadata, options);
+    const upload = this.store.import({ requestId: req.requestId });
     upload.write({ part: { $case: 'header', header: { fromSrc, repo: req.string('repo'), tag: req.string('tag'), comment: req.string('message') } } });
     if (fromSrc === '-') {
       // The request body goes up as it arrives; gRPC flow control paces the client.

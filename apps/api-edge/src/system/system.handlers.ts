@@ -10,7 +10,7 @@ import { CONFIG } from '../nest-context';
 import { invalid } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
-import { Backends, call } from '../backends/backends';
+import { Backends } from '../backends/backends';
 import { authConfig } from '../http/registry-auth';
 
 const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386' };
@@ -88,9 +88,9 @@ export class SystemHandlers {
   info = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const b = this.backends;
     const [runtime, store, ev] = await Promise.all([
-      call(b.containers, b.containers.info, {}, req.requestId, 'container-runtime', 5000),
-      call(b.images, b.images.info, {}, req.requestId, 'image-store', 5000),
-      call(b.events, b.events.info, {}, req.requestId, 'events', 5000),
+      b.containers.info({}, { requestId: req.requestId, timeoutMs: 5000 }),
+      b.images.info({}, { requestId: req.requestId, timeoutMs: 5000 }),
+      b.events.info({}, { requestId: req.requestId, timeoutMs: 5000 }),
     ]);
     let nfd = 0;
     try {
@@ -137,15 +137,7 @@ export class SystemHandlers {
   auth = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const body = await req.json<AuthConfigJson>();
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('Request body must be a JSON object (an AuthConfig)');
-    const b = this.backends;
-    const result = await call(
-      b.images,
-      b.images.checkAuth,
-      authConfig(body),
-      req.requestId,
-      'image-store',
-      30_000,
-    );
+    const result = await this.backends.images.checkAuth(authConfig(body), { requestId: req.requestId, timeoutMs: 30_000 });
     // Always 200 with a body: today's CLI fails on Docker 1.0's bodiless 204.
     res.json(200, result.identityToken ? { IdentityToken: result.identityToken, Status: result.status } : { Status: result.status });
   };
