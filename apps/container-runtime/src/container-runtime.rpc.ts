@@ -1,202 +1,127 @@
-// The ContainerRuntime gRPC service: thin adapters over ContainersService.
-import * as fs from 'node:fs';
+// The ContainerRuntime gRPC service: thin adapters over the runtime's parts,
+// and the relay of an attachment between the API edge and a container's monitor.
 import type * as grpc from '@grpc/grpc-js';
 import { containers } from '@stevedore/contracts';
 import type { ContainerConfig } from '@stevedore/docker-api';
-
 import type { Logger } from '@stevedore/logging';
 import { clientStream, duplexStream, headerThenBytes, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { asStevedoreError, refused } from '@stevedore/errors';
+import type { Attachment, Attachments } from './attachments';
+import type { ContainerCopies } from './container-copies';
 import { diffTar, extractInto, pathTar, rootfsTar, statPath } from './container-fs';
-import { ContainersService, type Attachment } from './containers.service';
+import type { ContainerLifecycle } from './container-lifecycle';
+import type { ContainerLogs } from './container-logs';
+import type { ContainerPaths } from './container-paths';
+import type { ContainerQueries } from './container-queries';
+import type { ExitMonitor } from './exit-monitor';
+import type { ContainerFreezer } from './freezer';
 import { cgroupFacts, ipv4Forwarding } from './host-facts';
+import type { OciRuntimeRunner } from './oci-runtime';
 import { Frame, type ShimConnection } from './shim';
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** Docker 1.0's log timestamps: Go's StampMilli in UTC, `Jan _2 15:04:05.000`. */
-export function stampMilli(iso: string): string {
-  const d = new Date(iso);
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)}`;
-}
-
-/** Bytes read from a log file at a time, and the most sent in one message. */
-const SLICE = 1024 * 1024;
 
 /** Stdin held for an attachment whose container has not started; past it, the edge is held back. */
 const PENDING_STDIN_BYTES = 1024 * 1024;
 
-interface LogEntry {
-  log: string;
-  stream: string;
-  time: string;
+/** The parts the service's calls go to. */
+export interface RuntimeParts {
+  lifecycle: ContainerLifecycle;
+  queries: ContainerQueries;
+  exits: ExitMonitor;
+  copies: ContainerCopies;
+  freezer: ContainerFreezer;
+  attachments: Attachments;
+  logs: ContainerLogs;
+  paths: ContainerPaths;
+  runner: OciRuntimeRunner;
 }
 
 export class ContainerRuntimeRpc {
   constructor(
     private readonly log: Logger,
-    private readonly containers: ContainersService,
+    private readonly parts: RuntimeParts,
   ) {}
-
-  /**
-   * Replays the json-file log, read in slices (never whole), consecutive
-   * lines of one stream batched into one message; with `follow`, keeps
-   * reading while the container runs.
-   */
-  private async streamLog(id: string, wanted: { stdout: boolean; stderr: boolean; timestamps: boolean; follow: boolean }, emit: (o: containers.Output) => Promise<void> | undefined, signal: AbortSignal): Promise<void> {
-    let batch: Buffer[] = [];
-    let batchSize = 0;
-    let batchStream = 0;
-    const flush = async () => {
-      if (!batchSize) return;
-      const data = Buffer.concat(batch, batchSize);
-      batch = [];
-      batchSize = 0;
-      await emit({ stream: batchStream, data });
-    };
-    const take = async (line: string) => {
-      if (!line) return;
-      let e: LogEntry;
-      try {
-        e = JSON.parse(line) as LogEntry;
-      } catch {
-        return;
-      }
-      const stream = e.stream === 'stderr' ? 2 : 1;
-      if ((stream === 1 && !wanted.stdout) || (stream === 2 && !wanted.stderr)) return;
-      if (stream !== batchStream || batchSize >= SLICE) await flush();
-      batchStream = stream;
-      const text = Buffer.from(wanted.timestamps ? `[${stampMilli(e.time)}] ${e.log}` : e.log);
-      batch.push(text);
-      batchSize += text.length;
-    };
-    /** Reads a file from `offset` to its current end in slices; returns the new offset and the unfinished line. */
-    const readFrom = async (file: string, offset: number, rest: string): Promise<{ offset: number; rest: string }> => {
-      const fd = fs.openSync(file, 'r');
-      try {
-        const buf = Buffer.alloc(SLICE);
-        for (;;) {
-          const n = fs.readSync(fd, buf, 0, SLICE, offset);
-          if (n <= 0) break;
-          offset += n;
-          const lines = (rest + buf.subarray(0, n).toString('utf8')).split('\n');
-          rest = lines.pop() ?? '';
-          for (const line of lines) await take(line);
-          if (signal.aborted) break;
-        }
-      } finally {
-        fs.closeSync(fd);
-      }
-      return { offset, rest };
-    };
-    const files = this.containers.logFiles(id);
-    const current = files[files.length - 1];
-    for (const file of files.slice(0, -1)) await readFrom(file, 0, '');
-    if (!current) return flush();
-    let position = { offset: 0, rest: '' };
-    let inode = fs.statSync(current).ino;
-    for (;;) {
-      const st = fs.existsSync(current) ? fs.statSync(current) : undefined;
-      if (st && st.ino !== inode) {
-        inode = st.ino; // rotated: the new file from its beginning
-        position = { offset: 0, rest: '' };
-      }
-      if (st && st.size > position.offset) position = await readFrom(current, position.offset, position.rest);
-      await flush();
-      if (!wanted.follow || signal.aborted) return;
-      const row = this.containers.db.get(id);
-      if (!row || row.status !== 'running') {
-        // One more read after the end, for the last lines.
-        const final = fs.existsSync(current) ? fs.statSync(current).size : position.offset;
-        if (final <= position.offset) return;
-        continue;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 
   implementation(): containers.ContainerRuntimeServer {
     const log = this.log;
-    const svc = this.containers;
+    const { lifecycle, queries, exits, copies, freezer, logs, paths, runner } = this.parts;
     return {
       info: unary<containers.RuntimeInfoRequest, containers.RuntimeInfo>(log, 'Info', async () => {
-        const counts = svc.counts();
+        const counts = queries.counts();
         const cgroups = cgroupFacts();
         return {
           containers: counts.total,
           running: counts.running - counts.paused,
           paused: counts.paused,
           stopped: counts.total - counts.running,
-          ociRuntime: svc.runtime.name,
-          ociRuntimeVersion: svc.runtime.version,
+          ociRuntime: runner.runtime.name,
+          ociRuntimeVersion: runner.runtime.version,
           memoryLimit: cgroups.memoryLimit,
           swapLimit: cgroups.swapLimit,
           ipv4Forwarding: ipv4Forwarding(),
           cgroupVersion: cgroups.version,
         };
       }),
-      create: unary<containers.CreateRequest, containers.CreateResponse>(log, 'Create', (req, ctx) => svc.create(req, ctx.requestId)),
+      create: unary<containers.CreateRequest, containers.CreateResponse>(log, 'Create', (req, ctx) => lifecycle.create(req, ctx.requestId)),
       start: unary<containers.StartRequest, containers.Done>(log, 'Start', async (req, ctx) => {
-        await svc.start(req, ctx.requestId);
+        await lifecycle.start(req, ctx.requestId);
         return {};
       }),
-      wait: unary<containers.ContainerRef, containers.WaitResponse>(log, 'Wait', async (req) => ({ statusCode: await svc.wait(req.id) })),
-      inspect: unary<containers.ContainerRef, containers.Container>(log, 'Inspect', async (req) => svc.toMessage(svc.resolve(req.id))),
-      list: unary<containers.ListRequest, containers.ListResponse>(log, 'List', async (req, ctx) => ({ containers: await svc.list(req, ctx.requestId) })),
+      wait: unary<containers.ContainerRef, containers.WaitResponse>(log, 'Wait', async (req) => ({ statusCode: await exits.wait(req.id) })),
+      inspect: unary<containers.ContainerRef, containers.Container>(log, 'Inspect', async (req) => queries.inspect(req.id)),
+      list: unary<containers.ListRequest, containers.ListResponse>(log, 'List', async (req, ctx) => ({ containers: await queries.list(req, ctx.requestId) })),
       remove: unary<containers.RemoveRequest, containers.Done>(log, 'Remove', async (req, ctx) => {
-        await svc.remove(req, ctx.requestId);
+        await lifecycle.remove(req, ctx.requestId);
         return {};
       }),
       stop: unary<containers.StopRequest, containers.Done>(log, 'Stop', async (req) => {
-        await svc.stop(req);
+        await lifecycle.stop(req);
         return {};
       }),
       kill: unary<containers.KillRequest, containers.Done>(log, 'Kill', async (req) => {
-        await svc.kill(req);
+        await lifecycle.kill(req);
         return {};
       }),
       resize: unary<containers.ResizeRequest, containers.Done>(log, 'Resize', async (req) => {
-        await svc.resize(req);
+        await this.parts.attachments.resize(req);
         return {};
       }),
       restart: unary<containers.StopRequest, containers.Done>(log, 'Restart', async (req, ctx) => {
-        await svc.restart(req, ctx.requestId);
+        await lifecycle.restart(req, ctx.requestId);
         return {};
       }),
       pause: unary<containers.ContainerRef, containers.Done>(log, 'Pause', async (req) => {
-        await svc.pause(req.id, true);
+        await lifecycle.pause(req.id, true);
         return {};
       }),
       unpause: unary<containers.ContainerRef, containers.Done>(log, 'Unpause', async (req) => {
-        await svc.pause(req.id, false);
+        await lifecycle.pause(req.id, false);
         return {};
       }),
       top: unary<containers.TopRequest, containers.TopResponse>(log, 'Top', async (req) => {
-        const r = await svc.top(req.id, req.psArgs);
+        const r = await queries.top(req.id, req.psArgs);
         return { titles: r.titles, processes: r.processes.map((fields) => ({ fields })) };
       }),
-      changes: unary<containers.ContainerRef, containers.ChangesResponse>(log, 'Changes', async (req, ctx) => ({ changes: await svc.changes(req.id, ctx.requestId) })),
+      changes: unary<containers.ContainerRef, containers.ChangesResponse>(log, 'Changes', async (req, ctx) => ({ changes: await queries.changes(req.id, ctx.requestId) })),
       export: serverStream<containers.ContainerRef, containers.Chunk>(log, 'Export', async (req, call, ctx) => {
         // Walked by name like a copy: frozen like one.
-        await svc.copying(req.id, ctx.requestId, ctx.signal, async (rootfs, row, signal) => {
+        await copies.copying(req.id, ctx.requestId, ctx.signal, async (rootfs, row, signal) => {
           await pipeline(rootfsTar(rootfs), messageWriter(call, (data) => ({ data })), { signal });
-          svc.exported(row);
+          copies.exported(row);
         });
       }),
       removeLink: unary<containers.RemoveLinkRequest, containers.Done>(log, 'RemoveLink', async (req) => {
-        svc.removeLink(req.name);
+        lifecycle.removeLink(req.name);
         return {};
       }),
-      // Copies in and out of a running container run with it frozen (svc.copying says why).
+      // Copies in and out of a running container run with it frozen (copies.copying says why).
       statPath: unary<containers.PathRequest, containers.PathStat>(log, 'StatPath', async (req, ctx) =>
-        svc.copying(req.id, ctx.requestId, ctx.signal, async (rootfs) => statPath(rootfs, req.path)),
+        copies.copying(req.id, ctx.requestId, ctx.signal, async (rootfs) => statPath(rootfs, req.path)),
       ),
       getArchive: serverStream<containers.PathRequest, containers.Chunk>(log, 'GetArchive', async (req, call, ctx) => {
         if (!req.path) throw refused('Path cannot be empty');
-        await svc.copying(req.id, ctx.requestId, ctx.signal, async (rootfs, _row, signal) => {
+        await copies.copying(req.id, ctx.requestId, ctx.signal, async (rootfs, _row, signal) => {
           let tar: Readable;
           try {
             tar = pathTar(rootfs, req.path);
@@ -212,7 +137,7 @@ export class ContainerRuntimeRpc {
         const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? Buffer.from(r.part.chunk) : undefined));
         if (header.part?.$case !== 'target') throw refused('PutArchive must start with its target');
         const target = header.part.target;
-        await svc.copying(target.id, ctx.requestId, ctx.signal, (rootfs, _row, signal) => {
+        await copies.copying(target.id, ctx.requestId, ctx.signal, (rootfs, _row, signal) => {
           const stop = () => bytes.destroy(signal.reason as Error);
           if (signal.aborted) stop();
           else signal.addEventListener('abort', stop, { once: true });
@@ -221,13 +146,13 @@ export class ContainerRuntimeRpc {
         return {};
       }),
       diff: serverStream<containers.ContainerRef, containers.Chunk>(log, 'Diff', async (req, call, ctx) => {
-        const row = svc.resolve(req.id);
+        const row = queries.resolve(req.id);
         // A commit of a running container reads its writable layer by name: frozen, as a copy is.
-        await svc.whileFrozen(row, () => pipeline(diffTar(svc.dir(row.id)), messageWriter(call, (data) => ({ data })), { signal: ctx.signal }));
+        await freezer.whileFrozen(row, () => pipeline(diffTar(paths.dir(row.id)), messageWriter(call, (data) => ({ data })), { signal: ctx.signal }));
       }),
       logs: serverStream<containers.LogsRequest, containers.Output>(log, 'Logs', async (req, call, ctx) => {
-        const row = svc.resolve(req.id);
-        await this.streamLog(row.id, req, (o) => writeWithBackpressure(call, o, ctx.signal), ctx.signal);
+        const row = queries.resolve(req.id);
+        await logs.stream(row.id, req, (o) => writeWithBackpressure(call, o, ctx.signal), ctx.signal);
       }),
       attach: duplexStream<containers.AttachRequest, containers.AttachReply>(log, 'Attach', (call, ctx) => this.attach(call, ctx.signal)),
     };
@@ -267,10 +192,10 @@ export class ContainerRuntimeRpc {
       const end = () => {
         if (ended) return;
         ended = true;
-        if (attachment) svc.detach(id, attachment);
+        if (attachment) attachments.detach(id, attachment);
         resolve();
       };
-      const svc = this.containers;
+      const { attachments, logs, queries } = this.parts;
       signal.addEventListener('abort', end, { once: true });
       call.on('data', (req: containers.AttachRequest) => {
         const part = req.part;
@@ -280,12 +205,12 @@ export class ContainerRuntimeRpc {
           hold('opening');
           void (async () => {
             const o = part.open;
-            const row = svc.resolve(o.id);
+            const row = queries.resolve(o.id);
             id = row.id;
             const config = JSON.parse(row.config) as ContainerConfig;
             call.write({ part: { $case: 'tty', tty: Boolean(config.Tty) } });
             if (o.logs) {
-              await this.streamLog(row.id, { stdout: o.stdout, stderr: o.stderr, timestamps: false, follow: false }, (out) => writeWithBackpressure(call, { part: { $case: 'output', output: out } }, signal), signal);
+              await logs.stream(row.id, { stdout: o.stdout, stderr: o.stderr, timestamps: false, follow: false }, (out) => writeWithBackpressure(call, { part: { $case: 'output', output: out } }, signal), signal);
             }
             if (!o.stream) return end();
             attachment = {
@@ -314,7 +239,7 @@ export class ContainerRuntimeRpc {
               onEnd: end,
             };
             release('opening');
-            const how = await svc.attach(row.id, attachment);
+            const how = await attachments.attach(row.id, attachment);
             if (how === 'not-running') end();
           })().catch((err) => {
             ended = true;

@@ -7,9 +7,14 @@
 // before the delete): a client waiting for `die` stops at the first.
 import type { Logger } from '@stevedore/logging';
 import type { EventLog, NewEvent } from '@stevedore/redis';
-import type { ContainerDb } from './store/container-db';
+import type { ContainerDb, ContainerRow } from './store/container-db';
 
 const RETRY_MS = 1000;
+
+/** A container event as the event log takes it. */
+export function containerEvent(action: string, row: ContainerRow, extra: Record<string, string> = {}): NewEvent {
+  return { type: 'container', action, id: row.id, from: row.image_name, attributes: { image: row.image_name, name: row.name.replace(/^\//, ''), ...extra } };
+}
 
 export class EventOutbox {
   private draining = false;

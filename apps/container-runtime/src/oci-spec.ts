@@ -96,7 +96,7 @@ export function resolveUser(rootfs: string, spec: string): ResolvedUser {
  * The process's working directory: WorkingDir made absolute and clean, as
  * Docker cleaned it (`path.Clean`, joined to the root), so `..` never climbs
  * above the container's `/`; `/` when unset. The start makes it inside the
- * root when it is missing (containers.service.ts).
+ * root when it is missing (makeWorkingDir, at the start).
  */
 export function workingDir(config: ContainerConfig): string {
   return path.posix.resolve('/', config.WorkingDir || '/');

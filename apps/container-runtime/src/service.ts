@@ -1,17 +1,84 @@
-import { containers } from '@stevedore/contracts';
-import { grpcServiceStart } from '@stevedore/service-kit';
-import { ContainersService } from './containers.service';
+// The container runtime's composition: its parts built with their
+// collaborators, in dependency order; the containers found at start-up
+// adopted; and the order in which a graceful stop lets go of them.
+import { containers, images } from '@stevedore/contracts';
+import { connectRedis, EventLog } from '@stevedore/redis';
+import { createServiceClient, grpcServiceStart, privateDatabase } from '@stevedore/service-kit';
+import { adoptContainers } from './adoption';
+import { installAppArmorProfile } from './apparmor';
+import { Attachments } from './attachments';
+import { BridgeNetwork } from './bridge-network';
+import { ContainerCopies } from './container-copies';
+import { ContainerImages, imageUseAccount } from './container-images';
+import { ContainerLifecycle } from './container-lifecycle';
+import { ContainerLogs } from './container-logs';
+import { ContainerNetwork } from './container-network';
+import { ContainerPaths } from './container-paths';
+import { ContainerQueries } from './container-queries';
 import { ContainerRuntimeRpc } from './container-runtime.rpc';
+import { EventOutbox } from './event-outbox';
+import { ExitMonitor } from './exit-monitor';
+import { ContainerFreezer } from './freezer';
+import { cgroupFacts, chooseOciRuntime, enableIpv4Forwarding, ipv4Forwarding } from './host-facts';
+import { InterContainerPolicy } from './icc';
+import { hostCapabilities } from './oci-spec';
+import { OciRuntimeRunner } from './oci-runtime';
+import { loadSeccompProfile } from './seccomp';
+import { ContainerDb } from './store/container-db';
 
 /** Starts the service (its own process, or the supervisor's with STEVEDORE_PROCESSES=one). */
 export const start = grpcServiceStart({
   name: 'container-runtime',
   async compose({ config, log }) {
-    const service = new ContainersService(config, log);
-    await service.open();
+    // Docker's default seccomp profile: without it the runtime does not start.
+    const seccomp = loadSeccompProfile(config.seccompProfile);
+    const paths = new ContainerPaths(config.root, config.runDir);
+    const runner = new OciRuntimeRunner(chooseOciRuntime(config.runtime, (msg) => log.info(msg)), paths.runtimeRoot);
+    log.info({ runtime: runner.runtime }, 'OCI runtime chosen');
+    paths.prepare(log);
+    const appArmorProfile = await installAppArmorProfile(config.runDir, config.appArmorTemplate);
+
+    const db = new ContainerDb(privateDatabase(paths.database));
+    const redis = connectRedis(config.redisUrl);
+    const outbox = new EventOutbox(db, new EventLog(redis, config.redisPrefix, config.events), log);
+    // What a killed runtime had not yet sent goes first.
+    outbox.drain();
+    // Bridged containers need forwarding: turned on at start-up, as Docker's daemon did (its --ip-forward, on by default).
+    enableIpv4Forwarding(log);
+    // Read once, as Docker 1.0 read its system facts at start-up: create warns from them.
+    const host = { facts: { ...cgroupFacts(), ipv4Forwarding: ipv4Forwarding() }, caps: hostCapabilities(), seccomp, appArmorProfile };
+
+    const freezer = new ContainerFreezer(db, paths, runner, log);
+    const imageStore = createServiceClient(images.ImageStoreClient, config, 'image-store');
+    const containerImages = new ContainerImages(imageStore, () => imageUseAccount(db, (id) => freezer.isStarting(id)), log);
+    const bridge = new BridgeNetwork({ bridge: config.bridge.name, subnet: config.bridge.subnet, root: config.root });
+    const network = new ContainerNetwork(db, bridge, new InterContainerPolicy(config.bridge.name, config.bridge.icc));
+    const exits = new ExitMonitor({ db, paths, runner, outbox, images: containerImages, network, log });
+    const attachments = new Attachments(db, paths, exits);
+    const lifecycle = new ContainerLifecycle({
+      db, paths, images: containerImages, runner, outbox, exits, network, freezer, attachments, host, logLimits: config.containerLogs, log,
+    });
+    const queries = new ContainerQueries({ db, paths, images: containerImages, runner, network, freezer });
+    const copies = new ContainerCopies({ db, paths, images: containerImages, exits, freezer, outbox });
+    const logs = new ContainerLogs(db, paths, config.containerLogs.maxFiles);
+
+    await adoptContainers({ db, paths, runner, exits, freezer, network, outbox, log });
+    containerImages.start();
+
+    const rpc = new ContainerRuntimeRpc(log, { lifecycle, queries, exits, copies, freezer, attachments, logs, paths, runner });
     return {
-      bindings: [{ definition: containers.ContainerRuntimeService, implementation: new ContainerRuntimeRpc(log, service).implementation() }],
-      stop: () => service.close(),
+      bindings: [{ definition: containers.ContainerRuntimeService, implementation: rpc.implementation() }],
+      async stop() {
+        // Copies in progress ended with the gRPC server's calls: their containers are thawed as they go (waited for, boundedly).
+        await freezer.copiesEnded(5000);
+        await lifecycle.stopAll();
+        exits.close();
+        await outbox.flushed(2000);
+        outbox.close();
+        containerImages.close();
+        db.close();
+        await redis.quit().catch(() => undefined);
+      },
     };
   },
 });

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { relInRoot, RootDir } from '@stevedore/archive';
 import { refused } from '@stevedore/errors';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
-import type { VolumeRow } from './store/container-db';
+import type { ContainerDb, VolumeRow } from './store/container-db';
 
 export interface VolumeMount {
   path: string;
@@ -45,7 +45,7 @@ export function parseVolumesFrom(spec: string): { container: string; mode?: 'ro'
   return { container, mode: mode as 'ro' | 'rw' | undefined };
 }
 
-export interface VolumeSources {
+interface VolumeSources {
   /** The volumes directory of the data root. */
   volumesDir: string;
   /** The container's root filesystem (mounted), where an image's content at a volume's path is found. */
@@ -55,7 +55,7 @@ export interface VolumeSources {
 }
 
 /** Works out and creates a container's volumes; the caller records them. */
-export function prepareVolumes(config: ContainerConfig, hostConfig: HostConfig, sources: VolumeSources): VolumeMount[] {
+function prepareVolumes(config: ContainerConfig, hostConfig: HostConfig, sources: VolumeSources): VolumeMount[] {
   // First every spec, checked: nothing is created for a start that fails here.
   const binds = (hostConfig.Binds ?? []).map(parseBind);
   const from = (hostConfig.VolumesFrom ?? []).map(parseVolumesFrom).map((f) => {
@@ -95,6 +95,15 @@ export function prepareVolumes(config: ContainerConfig, hostConfig: HostConfig, 
     throw err;
   }
   return [...out.values()];
+}
+
+/** A container's volumes: made and recorded at its first start, the same ones at every later start. */
+export function volumesAtStart(db: ContainerDb, volumesDir: string, id: string, config: ContainerConfig, hostConfig: HostConfig, rootfs: string): VolumeMount[] {
+  const recorded = db.volumes(id);
+  if (recorded.length) return recorded.map((v) => ({ path: v.path, hostPath: v.host_path, rw: Boolean(v.rw), managed: Boolean(v.managed) }));
+  const volumes = prepareVolumes(config, hostConfig, { volumesDir, rootfs, volumesOf: (name) => db.volumes(db.resolve(name).id) });
+  db.setVolumes(volumes.map((v) => ({ container_id: id, path: v.path, host_path: v.hostPath, rw: v.rw ? 1 : 0, managed: v.managed ? 1 : 0 })));
+  return volumes;
 }
 
 /** A new data volume takes the image's content at its path (and the directory's owner and mode), found inside the root. */

@@ -2,6 +2,7 @@
 // half-done (created, started, exited, removed) is one named statement or
 // transaction.
 import Database from 'better-sqlite3';
+import { notFound } from '@stevedore/errors';
 
 export interface ContainerRow {
   id: string;
@@ -164,6 +165,17 @@ export class ContainerDb {
 
   byPrefix(prefix: string): ContainerRow[] {
     return this.s.byPrefix.all(prefix, prefix) as ContainerRow[];
+  }
+
+  /** A container by name (with or without its '/'), full ID, or unique ID prefix; 404 when there is none. */
+  resolve(ref: string): ContainerRow {
+    const uniquePrefix = () => {
+      const rows = /^[0-9a-f]+$/.test(ref) ? this.byPrefix(ref) : [];
+      return rows.length === 1 ? rows[0] : undefined;
+    };
+    const row = this.byName(ref.startsWith('/') ? ref : `/${ref}`) ?? this.get(ref) ?? uniquePrefix();
+    if (!row) throw notFound(`No such container: ${ref}`);
+    return row;
   }
 
   /** Newest first. */

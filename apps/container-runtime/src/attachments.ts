@@ -1,0 +1,91 @@
+// Attachments to a container's standard streams, through its monitor's
+// socket. One made while the container does not run waits for its next start
+// (docker run attaches first, as Docker's attach waited on a stopped
+// container: `start -a`) and is connected before the process runs, so it
+// misses nothing.
+import { refused } from '@stevedore/errors';
+import type { containers } from '@stevedore/contracts';
+import type { ContainerPaths } from './container-paths';
+import type { ExitMonitor } from './exit-monitor';
+import { Frame, ShimConnection } from './shim';
+import type { ContainerDb } from './store/container-db';
+
+/** An attachment: what it wants, where its output goes, and the stdin held until it is connected. */
+export interface Attachment {
+  wantStdout: boolean;
+  wantStderr: boolean;
+  wantStdin: boolean;
+  onOutput(stream: 1 | 2, data: Buffer): void;
+  onEnd(): void;
+  pendingStdin: Buffer[];
+  stdinClosed: boolean;
+  connection?: ShimConnection;
+  /** The monitor has been sent what was pending: stdin goes straight to it from now on. */
+  onConnected?(): void;
+}
+
+export class Attachments {
+  /** Attachments waiting for their container to start, by container. */
+  private readonly pending = new Map<string, Set<Attachment>>();
+
+  constructor(
+    private readonly db: ContainerDb,
+    private readonly paths: ContainerPaths,
+    private readonly exits: ExitMonitor,
+  ) {}
+
+  /** Attaches to a container: connected now if it runs, otherwise at its next start. */
+  async attach(id: string, a: Attachment): Promise<'attached' | 'pending' | 'not-running'> {
+    const row = this.db.resolve(id);
+    if (row.status === 'running' && this.exits.isWatched(row.id)) {
+      await this.connect(row.id, a);
+      return 'attached';
+    }
+    if (row.status === 'created' || row.status === 'exited') {
+      this.pending.set(row.id, new Set([...(this.pending.get(row.id) ?? []), a]));
+      return 'pending';
+    }
+    return 'not-running';
+  }
+
+  detach(id: string, a: Attachment): void {
+    this.pending.get(id)?.delete(a);
+    a.connection?.close();
+  }
+
+  /** A start: the attachments waiting for it are connected to the new monitor. */
+  async connectPending(id: string): Promise<void> {
+    for (const a of this.pending.get(id) ?? []) await this.connect(id, a);
+    this.pending.delete(id);
+  }
+
+  /** A start that will not come (it failed, or the container is removed): the attachments waiting for it end. */
+  endPending(id: string): void {
+    for (const a of this.pending.get(id) ?? []) a.onEnd();
+    this.pending.delete(id);
+  }
+
+  async resize(req: containers.ResizeRequest): Promise<void> {
+    const row = this.db.resolve(req.id);
+    if (row.status !== 'running') throw refused(`Cannot resize container ${row.id}: it is not running`);
+    const conn = await ShimConnection.connect(this.paths.attachSocket(row.id));
+    conn.send(Frame.resize, `${req.height} ${req.width}`);
+    conn.socket.end();
+  }
+
+  /** Connects an attachment to a running container's monitor. */
+  private async connect(id: string, a: Attachment): Promise<void> {
+    const conn = await ShimConnection.connect(this.paths.attachSocket(id));
+    a.connection = conn;
+    conn.on('frame', (type: number, payload: Buffer) => {
+      if (type === Frame.stdout && a.wantStdout) a.onOutput(1, payload);
+      else if (type === Frame.stderr && a.wantStderr) a.onOutput(2, payload);
+    });
+    conn.on('close', () => a.onEnd());
+    if (a.wantStdout || a.wantStderr) await conn.subscribe();
+    for (const chunk of a.pendingStdin) conn.send(Frame.stdin, chunk);
+    a.pendingStdin = [];
+    if (a.stdinClosed) conn.send(Frame.stdinClosed);
+    a.onConnected?.();
+  }
+}

@@ -1,0 +1,83 @@
+// The image store as containers use it: the image a container is made from
+// and its layers at each start, and the store's record of which container
+// uses which image (kept right by image-use.ts when a call is lost).
+import type { images } from '@stevedore/contracts';
+import { asStevedoreError, StevedoreError } from '@stevedore/errors';
+import type { Logger } from '@stevedore/logging';
+import { callUnary } from '@stevedore/service-kit';
+import { ImageUseReconciler } from './image-use';
+import type { ContainerDb, ContainerRow } from './store/container-db';
+
+/** Every container's use of its image, as the records say; one being started counts as running (the store heard so). */
+export function imageUseAccount(db: ContainerDb, starting: (id: string) => boolean): images.ImageUse[] {
+  return db.all().map((r) => ({ user: r.id, image: r.image_id, running: r.status === 'running' || starting(r.id) }));
+}
+
+export class ContainerImages {
+  private readonly reconciler: ImageUseReconciler;
+
+  constructor(
+    private readonly client: images.ImageStoreClient,
+    /** Every container's use of its image, from the records as they are now. */
+    account: () => images.ImageUse[],
+    log: Logger,
+  ) {
+    this.reconciler = new ImageUseReconciler(client, account, log);
+  }
+
+  /** Reconciles image use now, and whenever the connection to the store becomes ready again. */
+  start(): void {
+    this.reconciler.start();
+  }
+
+  close(): void {
+    this.reconciler.close();
+    this.client.close();
+  }
+
+  /** Runs a change of image use: a call to the store with the record it goes with (image-use.ts). */
+  change<T>(fn: () => Promise<T>): Promise<T> {
+    return this.reconciler.change(fn);
+  }
+
+  /** A change of image use begins; it ends when the function returned is called. */
+  begin(): Promise<() => void> {
+    return this.reconciler.begin();
+  }
+
+  /** Records that container `user` uses `image` (running or not); answers with the image and its layers. */
+  use(image: string, user: string, running: boolean, requestId: string): Promise<images.UseImageResponse> {
+    return this.answer(callUnary<images.UseImageRequest, images.UseImageResponse>(this.client, this.client.useImage, { image, user, running }, requestId));
+  }
+
+  async release(user: string, requestId: string): Promise<void> {
+    await this.answer(callUnary<images.ReleaseImageRequest, images.ReleaseImageResponse>(this.client, this.client.releaseImage, { user }, requestId));
+  }
+
+  /** The image layers under a container (top first). */
+  async layersOf(row: ContainerRow, requestId: string): Promise<string[]> {
+    return (await this.use(row.image_id, row.id, row.status === 'running', requestId)).layers;
+  }
+
+  /** The names images are shown by, by ID. */
+  async names(ids: string[], requestId: string): Promise<Record<string, string>> {
+    return (await this.answer(callUnary<images.ImageNamesRequest, images.ImageNamesResponse>(this.client, this.client.imageNames, { ids }, requestId))).names;
+  }
+
+  /** An image's size with its parents'; undefined when the store does not answer with it. */
+  async virtualSize(id: string, requestId: string): Promise<number | undefined> {
+    const r = await this.answer(callUnary<images.ImageName, images.InspectImageResponse>(this.client, this.client.inspect, { name: id }, requestId)).catch(() => undefined);
+    return r?.virtualSize;
+  }
+
+  /** The store's answer; a call it may not have received is reported as such, and image use reconciled. */
+  private answer<Res>(call: Promise<Res>): Promise<Res> {
+    return call.catch((err) => {
+      const e = asStevedoreError(err);
+      if (e.kind !== 'internal' && e.kind !== 'unavailable') throw e;
+      // The call may or may not have been recorded: image use is reconciled once the store answers.
+      this.reconciler.request();
+      throw new StevedoreError('unavailable', `Cannot reach the image-store service: ${e.message}`);
+    });
+  }
+}
