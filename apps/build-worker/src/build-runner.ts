@@ -2,7 +2,7 @@
 // that no intermediate container outlives its build unless the rules keep it:
 // - this worker says it is alive (a key with a short expiry, renewed);
 // - each build it runs is recorded with the worker's ID, and each of the
-//   build's containers by name before it is created (the builder does that);
+//   build's containers by name before it is created (BuildContainers does that);
 // - a sweep, at start-up, every few seconds and when BullMQ reports a job
 //   stalled, finds the builds whose worker is no longer alive, removes their
 //   containers and ends their output with an error (their client is told);
@@ -12,17 +12,34 @@ import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { Worker, type Job } from 'bullmq';
-import { appendOutput, BuildKeys, deleteContextStream, OutputWriter, QUEUE_NAME, queueConnection, WORKER_ALIVE_TTL_MS, type BuildJob, type OutputEntry } from '@stevedore/builds';
+import { appendOutput, BuildKeys, deleteContextStream, OutputWriter, QUEUE_NAME, WORKER_ALIVE_TTL_MS, type BuildJob, type OutputEntry } from '@stevedore/builds';
 import type { StevedoreConfig } from '@stevedore/config';
-import { containers, images } from '@stevedore/contracts';
+import type { containers, images } from '@stevedore/contracts';
 import { asStevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { BlockingConnections, connectRedis, type Redis } from '@stevedore/redis';
-import { callUnary, createServiceClient, privateDir } from '@stevedore/service-kit';
+import type { BlockingConnections, Redis } from '@stevedore/redis';
+import { privateDir } from '@stevedore/service-kit';
+import { grpcBuildImageStore, grpcBuildRuntime } from './build-backends';
+import { BuildCache } from './build-cache';
+import { BuildContainers } from './build-containers';
 import { BuildCancelled, Builder } from './builder';
 import { fetchContext, remoteContext } from './context';
 
 const SWEEP_INTERVAL_MS = 3000;
+
+/** The connections a runner works with: the composition root opens them, and closes them once the runner has stopped. */
+export interface BuildRunnerConnections {
+  /** Build records and output, the worker's heartbeat. */
+  redis: Redis;
+  /** Subscribed to cancellations (a subscribed connection serves nothing else). */
+  subscriber: Redis;
+  /** BullMQ's. */
+  queue: Redis;
+  /** For reading contexts as they arrive (each read blocks its connection). */
+  readers: BlockingConnections;
+  runtime: containers.ContainerRuntimeClient;
+  store: images.ImageStoreClient;
+}
 
 export class BuildRunner {
   readonly workerId = `${hostname()}:${process.pid}`;
@@ -31,8 +48,7 @@ export class BuildRunner {
   private readonly keys: BuildKeys;
   private readonly redis: Redis;
   private readonly subscriber: Redis;
-  private readonly queueRedis: Redis;
-  /** Connections for reading contexts as they arrive (each read blocks its connection). */
+  private readonly queue: Redis;
   private readonly readers: BlockingConnections;
   private readonly runtime: containers.ContainerRuntimeClient;
   private readonly store: images.ImageStoreClient;
@@ -42,18 +58,19 @@ export class BuildRunner {
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
-    private readonly config: StevedoreConfig,
+    config: StevedoreConfig,
     private readonly log: Logger,
+    connections: BuildRunnerConnections,
   ) {
     this.concurrency = config.build.concurrency;
     this.contextMax = config.build.contextMaxBytes;
     this.keys = new BuildKeys(config.redisPrefix);
-    this.redis = connectRedis(config.redisUrl);
-    this.subscriber = connectRedis(config.redisUrl);
-    this.queueRedis = queueConnection(config.redisUrl);
-    this.readers = new BlockingConnections(config.redisUrl, 4);
-    this.runtime = createServiceClient(containers.ContainerRuntimeClient, config, 'container-runtime');
-    this.store = createServiceClient(images.ImageStoreClient, config, 'image-store');
+    this.redis = connections.redis;
+    this.subscriber = connections.subscriber;
+    this.queue = connections.queue;
+    this.readers = connections.readers;
+    this.runtime = connections.runtime;
+    this.store = connections.store;
     this.workDir = path.join(config.root, 'builds');
   }
 
@@ -75,7 +92,7 @@ export class BuildRunner {
     await this.sweep();
     this.timers.push(setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS));
     this.worker = new Worker<BuildJob>(QUEUE_NAME, (job) => this.process(job), {
-      connection: this.queueRedis,
+      connection: this.queue,
       prefix: this.keys.bull,
       concurrency: this.concurrency,
       // A worker that died holds its job's lock for this long at most; the job then fails as stalled (never runs twice).
@@ -90,17 +107,12 @@ export class BuildRunner {
     this.worker.on('error', (err) => this.log.warn({ err }, 'build queue error'));
   }
 
+  /** Takes no more builds, cancels those it runs, and says it is gone. Its connections stay open. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     for (const c of this.active.values()) c.abort();
     await this.worker?.close();
-    this.queueRedis.disconnect();
-    this.readers.close();
     await this.redis.del(this.keys.alive(this.workerId)).catch(() => undefined);
-    this.subscriber.disconnect();
-    this.redis.disconnect();
-    this.runtime.close();
-    this.store.close();
   }
 
   private async heartbeat(): Promise<void> {
@@ -127,17 +139,18 @@ export class BuildRunner {
           );
       context.applyDockerignore();
       log.debug({ queuedMs: taken - job.timestamp, contextMs: Date.now() - taken }, 'context ready');
-      const builder = new Builder(
-        { ...o, context, workDir: buildDir },
+      const store = grpcBuildImageStore(this.store, this.runtime, o.requestId);
+      const buildContainers = new BuildContainers(
+        o.buildId,
+        grpcBuildRuntime(this.runtime, o.requestId),
         {
-          runtime: this.runtime,
-          store: this.store,
-          output,
           record: async (name) => void (await this.redis.sadd(this.keys.containers(o.buildId), name)),
           forget: async (name) => void (await this.redis.srem(this.keys.containers(o.buildId), name)),
         },
-        controller.signal,
+        (text) => output({ kind: 'out', text }),
       );
+      const cache = new BuildCache(store, o.nocache);
+      const builder = new Builder({ ...o, context, workDir: buildDir }, { store, containers: buildContainers, cache, output }, controller.signal);
       const started = Date.now();
       const image = await builder.run();
       log.info({ image, tag: o.tag, stepsMs: Date.now() - started }, 'built');
@@ -167,9 +180,10 @@ export class BuildRunner {
         if (workerId === this.workerId || (await this.redis.exists(this.keys.alive(workerId)))) continue;
         if ((await this.redis.hdel(this.keys.running, buildId)) !== 1) continue;
         const names = await this.redis.smembers(this.keys.containers(buildId));
+        const runtime = grpcBuildRuntime(this.runtime, `sweep-${buildId}`);
         try {
           for (const name of names) {
-            await callUnary(this.runtime, this.runtime.remove as never, { id: name, force: true, volumes: true }, `sweep-${buildId}`, 60_000).catch((err) => {
+            await runtime.remove(name).catch((err) => {
               if (asStevedoreError(err).kind !== 'notFound') throw err;
             });
             await this.redis.srem(this.keys.containers(buildId), name);

@@ -1,5 +1,8 @@
-import { grpcServiceStart } from '@stevedore/service-kit';
-import { BuildRunner } from './build-runner';
+import { queueConnection } from '@stevedore/builds';
+import { containers, images } from '@stevedore/contracts';
+import { BlockingConnections, connectRedis } from '@stevedore/redis';
+import { createServiceClient, grpcServiceStart } from '@stevedore/service-kit';
+import { BuildRunner, type BuildRunnerConnections } from './build-runner';
 
 /**
  * Starts the service (its own process, or the supervisor's with
@@ -9,8 +12,27 @@ import { BuildRunner } from './build-runner';
 export const start = grpcServiceStart({
   name: 'build-worker',
   async compose({ config, log }) {
-    const runner = new BuildRunner(config, log);
+    const connections: BuildRunnerConnections = {
+      redis: connectRedis(config.redisUrl),
+      subscriber: connectRedis(config.redisUrl),
+      queue: queueConnection(config.redisUrl),
+      readers: new BlockingConnections(config.redisUrl, 4),
+      runtime: createServiceClient(containers.ContainerRuntimeClient, config, 'container-runtime'),
+      store: createServiceClient(images.ImageStoreClient, config, 'image-store'),
+    };
+    const runner = new BuildRunner(config, log, connections);
     await runner.start();
-    return { bindings: [], stop: () => runner.stop() };
+    return {
+      bindings: [],
+      async stop() {
+        await runner.stop();
+        connections.queue.disconnect();
+        connections.readers.close();
+        connections.subscriber.disconnect();
+        connections.redis.disconnect();
+        connections.runtime.close();
+        connections.store.close();
+      },
+    };
   },
 });

@@ -7,9 +7,8 @@
 // Cursors are log IDs, so the seam between history and live events can
 // neither lose nor repeat an event, and a slow reader is never skipped.
 
-import type { StevedoreConfig } from '@stevedore/config';
 import type { Logger } from '@stevedore/logging';
-import { compareLogIds, connectRedis, decodeEventEntry, EventLog, type LoggedEvent, type Redis } from '@stevedore/redis';
+import { compareLogIds, decodeEventEntry, type EventLog, type LoggedEvent, type Redis } from '@stevedore/redis';
 
 const PAGE = 256;
 const TRIM_INTERVAL_MS = 60_000;
@@ -31,10 +30,23 @@ export interface Subscription {
   signal: AbortSignal;
 }
 
+/** What the feed reads: the composition root connects them. */
+export interface EventFeedSources {
+  /** The event log (its key, and its trimming, which the feed runs periodically). */
+  log: EventLog;
+  /** Reads the log's history; the composition root closes it after stop(). */
+  redis: Redis;
+  /**
+   * The tail's own connection, blocked in XREAD most of the time. The feed
+   * disconnects it when it stops: nothing else ends a blocked read.
+   */
+  tail: Redis;
+}
+
 export class EventFeed {
   private readonly redis: Redis;
   private readonly tailRedis: Redis;
-  readonly log: EventLog;
+  private readonly log: EventLog;
   private tailCursor = '0-0';
   private readonly live = new Set<LiveSink>();
   private closed = false;
@@ -43,12 +55,12 @@ export class EventFeed {
   private active = 0;
 
   constructor(
-    private readonly config: StevedoreConfig,
+    sources: EventFeedSources,
     private readonly logger: Logger,
   ) {
-    this.redis = connectRedis(config.redisUrl);
-    this.tailRedis = connectRedis(config.redisUrl, { enableAutoPipelining: false });
-    this.log = new EventLog(this.redis, config.redisPrefix, config.events);
+    this.redis = sources.redis;
+    this.tailRedis = sources.tail;
+    this.log = sources.log;
   }
 
   async start(): Promise<void> {
@@ -61,12 +73,12 @@ export class EventFeed {
     }, TRIM_INTERVAL_MS);
   }
 
+  /** Ends the tail and the periodic trim. */
   async stop(): Promise<void> {
     this.closed = true;
     clearInterval(this.trimTimer);
     this.tailRedis.disconnect();
     await this.tailDone?.catch(() => undefined);
-    await this.redis.quit().catch(() => undefined);
   }
 
   /** Subscribers currently streaming. */

@@ -5,11 +5,26 @@ import type { Logger } from '@stevedore/logging';
 import type { LoggedEvent } from '@stevedore/redis';
 import { serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
 import { invalid } from '@stevedore/errors';
-import { EventFeed } from './event-feed';
+import type { EventFeed, Subscription } from './event-feed';
 import { compileFilters, FILTER_KEYS } from './filters';
 
 /** The largest sequence number of a stream ID: "everything within this millisecond". */
 const MAX_SEQ = '18446744073709551615';
+
+/**
+ * Where a subscription starts and ends, from Docker's `since` and `until`
+ * (whole seconds, 0 for none) or a log position to resume after: `since`
+ * replays events whose second is at or after it; `until` replays those up to
+ * the end of its second too, and closes the stream when the clock reaches
+ * it, as Docker 1.0 did. Without either, the stream starts at `now`.
+ */
+export function subscriptionWindow(req: Pick<events.SubscribeRequest, 'since' | 'until' | 'afterLogId'>, now: string): Pick<Subscription, 'cursor' | 'endMs' | 'closeMs'> {
+  return {
+    cursor: req.afterLogId || (req.since > 0 ? `${req.since * 1000 - 1}-${MAX_SEQ}` : now),
+    endMs: req.until > 0 ? (req.until + 1) * 1000 : Infinity,
+    closeMs: req.until > 0 ? req.until * 1000 : Infinity,
+  };
+}
 
 function toMessage(e: LoggedEvent): events.Event {
   return { type: e.type, action: e.action, id: e.id, from: e.from, attributes: e.attributes, timeMs: e.timeMs, logId: e.logId };
@@ -29,15 +44,11 @@ export class EventsRpc {
         }
         if (req.since < 0 || req.until < 0) throw invalid('since and until must not be negative');
         const matches = compileFilters(req.filters);
-        // since: events whose time (whole seconds) is >= since; until: <= until.
         // Positions are two unsigned 64-bit numbers; a time beyond that is no position at all.
         const UINT64_MAX = 2n ** 64n - 1n;
         if (req.afterLogId && (!/^\d{1,20}-\d{1,20}$/.test(req.afterLogId) || req.afterLogId.split('-').some((n) => BigInt(n) > UINT64_MAX))) throw invalid('after_log_id must be a log position such as 1700000000000-0');
         if (BigInt(Math.max(req.since, req.until)) * 1000n > UINT64_MAX) throw invalid('since and until must be times the event log can hold');
-        const cursor = req.afterLogId || (req.since > 0 ? `${req.since * 1000 - 1}-${MAX_SEQ}` : this.feed.now);
-        // Docker 1.0 replayed events of the second `until` too, and closed the stream when the clock reached it.
-        const endMs = req.until > 0 ? (req.until + 1) * 1000 : Infinity;
-        const closeMs = req.until > 0 ? req.until * 1000 : Infinity;
+        const { cursor, endMs, closeMs } = subscriptionWindow(req, this.feed.now);
         // Headers now: the API edge answers 200 only once the subscription is accepted.
         // With the starting position, from which a client that lost the stream resumes (after_log_id).
         const headers = new Metadata();

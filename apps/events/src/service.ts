@@ -1,4 +1,5 @@
 import { events } from '@stevedore/contracts';
+import { connectRedis, EventLog } from '@stevedore/redis';
 import { grpcServiceStart } from '@stevedore/service-kit';
 import { EventFeed } from './event-feed';
 import { EventsRpc } from './events.rpc';
@@ -7,11 +8,17 @@ import { EventsRpc } from './events.rpc';
 export const start = grpcServiceStart({
   name: 'events',
   async compose({ config, log }) {
-    const feed = new EventFeed(config, log);
+    const redis = connectRedis(config.redisUrl);
+    // A connection blocked in XREAD must not hold other commands back behind it.
+    const tail = connectRedis(config.redisUrl, { enableAutoPipelining: false });
+    const feed = new EventFeed({ log: new EventLog(redis, config.redisPrefix, config.events), redis, tail }, log);
     await feed.start();
     return {
       bindings: [{ definition: events.EventsService, implementation: new EventsRpc(feed, log).implementation() }],
-      stop: () => feed.stop(),
+      async stop() {
+        await feed.stop();
+        await redis.quit().catch(() => undefined);
+      },
     };
   },
 });
