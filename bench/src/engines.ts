@@ -56,6 +56,45 @@ export function rssKiB(pids: number[]): number {
   return total;
 }
 
+/**
+ * The physical memory the processes occupy together: every resident page
+ * counted once, however many of them map it (the node binary's code is
+ * mapped by every Stevedore process; RSS counts it once per process).
+ * Read from /proc/PID/pagemap (root only), mapping by mapping.
+ */
+export function footprintKiB(pids: number[]): number {
+  const frames = new Set<number>();
+  for (const pid of pids) {
+    let smaps: string;
+    let pagemap: number;
+    try {
+      smaps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+      pagemap = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+    } catch {
+      continue; // gone
+    }
+    try {
+      let range: [number, number] | undefined;
+      for (const line of smaps.split('\n')) {
+        const vma = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+        if (vma) range = [parseInt(vma[1], 16), parseInt(vma[2], 16)];
+        const rss = /^Rss:\s+(\d+) kB/.exec(line);
+        if (!rss || !range || rss[1] === '0') continue;
+        const pages = (range[1] - range[0]) / 4096;
+        const entries = Buffer.alloc(pages * 8);
+        fs.readSync(pagemap, entries, 0, entries.length, (range[0] / 4096) * 8);
+        for (let i = 0; i < entries.length; i += 8) {
+          const high = entries.readUInt32LE(i + 4);
+          if (high & 0x80000000) frames.add((high & 0x7fffff) * 2 ** 32 + entries.readUInt32LE(i));
+        }
+      }
+    } finally {
+      fs.closeSync(pagemap);
+    }
+  }
+  return frames.size * 4;
+}
+
 function get(socket: string, urlPath: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     http

@@ -2,14 +2,15 @@
 // from a container's start to its `start` event on a GET /events stream
 // (measured from the moment the start request is sent), and the resident
 // memory of the whole engine idle (3 s after the last request, and once
-// settled, 45 s later) and with 50 running containers
+// settled, 45 s later) and with 50 running containers, as resident pages
+// counted once (footprintKiB) and as the sum of RSS
 // (Stevedore's supervisor, services, Redis and monitors; dockerd, containerd
 // and the shims).
 //
 //   node bench/dist/events-memory.js [--events 40] [--containers 50] [--settle 45]
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import { busyboxTar, importBusybox, rssKiB, startDocker, startStevedore } from './engines';
+import { busyboxTar, footprintKiB, importBusybox, rssKiB, startDocker, startStevedore } from './engines';
 import { json } from './http-client';
 import { option, row, summarize, writeReport, type Row } from './stats';
 
@@ -73,10 +74,20 @@ async function main(): Promise<void> {
     }
     process.stderr.write('bench: idle memory\n');
     await sleep(3000);
-    for (let i = 0; i < 5; i++) for (const [label, e] of everyEngine) add(`${label} idleKiB`, rssKiB(e.pids()));
+    for (let i = 0; i < 5; i++) {
+      for (const [label, e] of everyEngine) {
+        add(`${label} idleKiB`, rssKiB(e.pids()));
+        add(`${label} idleFootprintKiB`, footprintKiB(e.pids()));
+      }
+    }
     // And once settled: after a while without requests V8's memory reducer gives back what start-up grew (Go's scavenger too).
     await sleep(SETTLE_S * 1000);
-    for (let i = 0; i < 5; i++) for (const [label, e] of everyEngine) add(`${label} settledKiB`, rssKiB(e.pids()));
+    for (let i = 0; i < 5; i++) {
+      for (const [label, e] of everyEngine) {
+        add(`${label} settledKiB`, rssKiB(e.pids()));
+        add(`${label} settledFootprintKiB`, footprintKiB(e.pids()));
+      }
+    }
 
     process.stderr.write('bench: start → start event\n');
     for (const e of engines) {
@@ -104,7 +115,12 @@ async function main(): Promise<void> {
       }
     }
     await sleep(2000);
-    for (let i = 0; i < 5; i++) for (const [label, e] of everyEngine) add(`${label} busyKiB`, rssKiB(e.pids()));
+    for (let i = 0; i < 5; i++) {
+      for (const [label, e] of everyEngine) {
+        add(`${label} busyKiB`, rssKiB(e.pids()));
+        add(`${label} busyFootprintKiB`, footprintKiB(e.pids()));
+      }
+    }
     for (const [, e] of everyEngine) {
       const all = (await json(e.socket, 'GET', '/v1.12/containers/json?all=1')).body as Array<{ Id: string }>;
       await Promise.all(all.map((c) => json(e.socket, 'DELETE', `/v1.12/containers/${c.Id}?force=1`)));
@@ -118,6 +134,10 @@ async function main(): Promise<void> {
     row('start request sent → `start` event received, median', 'ms', med('stevedore eventMs'), med('docker eventMs'), 'lower'),
     row('start request sent → `start` event received, p95', 'ms', summarize(samples.get('stevedore eventMs')!).p95, summarize(samples.get('docker eventMs')!).p95, 'lower'),
     row('start answered → `start` event received, median', 'ms', med('stevedore afterAnswerMs'), med('docker afterAnswerMs'), 'lower'),
+    row('memory of the whole engine, idle (resident pages, each counted once)', 'MiB', med('stevedore idleFootprintKiB') / 1024, med('docker idleFootprintKiB') / 1024, 'lower'),
+    row(`memory of the whole engine, idle for ${SETTLE_S} s more (resident pages, each counted once)`, 'MiB', med('stevedore settledFootprintKiB') / 1024, med('docker settledFootprintKiB') / 1024, 'lower'),
+    row(`memory of the whole engine with ${CONTAINERS} running containers (resident pages, each counted once)`, 'MiB', med('stevedore busyFootprintKiB') / 1024, med('docker busyFootprintKiB') / 1024, 'lower'),
+    row(`memory idle for ${SETTLE_S} s more, one process (resident pages, each counted once)`, 'MiB', med('one settledFootprintKiB') / 1024, med('docker settledFootprintKiB') / 1024, 'lower'),
     row('memory of the whole engine, idle (RSS)', 'MiB', med('stevedore idleKiB') / 1024, med('docker idleKiB') / 1024, 'lower'),
     row(`memory of the whole engine, idle for ${SETTLE_S} s more (RSS)`, 'MiB', med('stevedore settledKiB') / 1024, med('docker settledKiB') / 1024, 'lower'),
     row(`memory of the whole engine with ${CONTAINERS} running containers (RSS)`, 'MiB', med('stevedore busyKiB') / 1024, med('docker busyKiB') / 1024, 'lower'),
@@ -125,7 +145,7 @@ async function main(): Promise<void> {
     row(`memory idle for ${SETTLE_S} s more, one process`, 'MiB', med('one settledKiB') / 1024, med('docker settledKiB') / 1024, 'lower'),
     row(`memory with ${CONTAINERS} running containers, one process`, 'MiB', med('one busyKiB') / 1024, med('docker busyKiB') / 1024, 'lower'),
   ];
-  writeReport('events-memory', 'Events and memory benchmark', { stevedore: stevedore.version, docker: docker.version }, `Memory: Stevedore's supervisor, services, Redis and monitors, with each service in a process of its own (the default) and with every service in the supervisor's process (STEVEDORE_PROCESSES=one); the Docker engine's dockerd, containerd and shims.`, rows, { settings: { events: EVENTS, containers: CONTAINERS, settleSeconds: SETTLE_S } });
+  writeReport('events-memory', 'Events and memory benchmark', { stevedore: stevedore.version, docker: docker.version }, `Memory: Stevedore's supervisor, services, Redis and monitors, with each service in a process of its own (the default) and with every service in the supervisor's process (STEVEDORE_PROCESSES=one); the Docker engine's dockerd, containerd and shims. Two measures: the resident pages of the engine's processes, each page counted once however many processes map it (what the engine takes from the host), and the sum of the processes' RSS, which counts shared pages once per process (six Node processes each map the same ~34 MiB of Node's own code).`, rows, { settings: { events: EVENTS, containers: CONTAINERS, settleSeconds: SETTLE_S } });
 }
 
 main().catch((err) => {

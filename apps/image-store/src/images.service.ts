@@ -1,5 +1,6 @@
 // The image store's operations on Docker 1.0's model: every image is one
 // layer and an optional parent; repositories map tags to images.
+import { containerConfigText } from '@stevedore/contracts';
 import { Readable } from 'node:stream';
 import { STEVEDORE_VERSION } from '@stevedore/config';
 import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
@@ -14,6 +15,7 @@ import { parseMeta, type ImageDb, type ImageRow } from './store/image-db';
 import type { LayerImages } from './store/layer-images';
 import type { LayerStore } from './store/layer-store';
 import { DEFAULT_TAG, isIdPrefix, newImageId, splitReference, tagTarget } from './store/names';
+import { responseBody } from './registry/session';
 
 /** How far below a cache hit the image store looks ahead for the builder. */
 const CACHE_CHAIN_LENGTH = 64;
@@ -116,7 +118,7 @@ export class ImageService {
     }
     if (!res.ok || !res.body) throw refused(`Get ${full}: the server answered ${res.status} ${res.statusText}`);
     const total = Number(res.headers.get('content-length') ?? 0);
-    return Readable.fromWeb(res.body as never).pipe(new TransferProgress(progress, { status: 'Importing', total }, { reportEnd: true }));
+    return responseBody(res.body).pipe(new TransferProgress(progress, { status: 'Importing', total }, { reportEnd: true }));
   }
 
   private tagMap(): Map<string, string[]> {
@@ -262,9 +264,9 @@ export class ImageService {
     const target = h.repo ? tagTarget(h.repo, h.tag) : undefined;
     const parent = this.db.get(h.parent);
     if (!parent) throw notFound(`No such image: ${h.parent}`);
-    const containerConfig = JSON.parse(h.containerConfigJson || '{}') as ContainerConfig;
+    const containerConfig = containerConfigText.decode(h.containerConfigJson) ?? {};
     let config: ContainerConfig = containerConfig;
-    if (h.exactConfig) config = JSON.parse(h.configJson || '{}') as ContainerConfig;
+    if (h.exactConfig) config = containerConfigText.decode(h.configJson) ?? {};
     else if (h.configJson) {
       // Docker 1.0 ignored a body it could not read; the fields it gives win, the rest come from the container.
       try {
@@ -306,7 +308,7 @@ export class ImageService {
    * children below it (see FindCachedResponse).
    */
   findCached(parent: string, containerConfigJson: string): { id: string; chain: Array<{ id: string; containerConfigJson: string }> } {
-    const wanted = JSON.parse(containerConfigJson) as ContainerConfig;
+    const wanted = containerConfigText.decode(containerConfigJson) ?? {};
     const children = (id: string) =>
       this.db
         .children(id)
@@ -331,7 +333,7 @@ export class ImageService {
         .filter((r): r is NonNullable<typeof r> => Boolean(r))
         .reduce<ImageRow | undefined>((best, r) => (!best || r.created > best.created ? r : best), undefined);
       if (!next) break;
-      chain.push({ id: next.id, containerConfigJson: JSON.stringify((JSON.parse(next.meta) as StoredImage).container_config ?? {}) });
+      chain.push({ id: next.id, containerConfigJson: containerConfigText.encode(parseMeta(next).container_config ?? {}) });
       at = next.id;
     }
     return chain;
@@ -357,7 +359,7 @@ export class ImageService {
       const layers: string[] = [];
       for (let r: ImageRow | undefined = row; r; r = r.parent ? this.db.get(r.parent) : undefined) layers.push(this.layers.path(r.layer));
       const meta = parseMeta(row);
-      return { id: row.id, layers, configJson: meta.config ? JSON.stringify(meta.config) : '', displayName: this.displayName(row.id) };
+      return { id: row.id, layers, configJson: containerConfigText.encode(meta.config), displayName: this.displayName(row.id) };
     });
   }
 

@@ -1,4 +1,5 @@
 // The container answers per API version (VERSIONS.md G9, G13; ENDPOINTS.md #1, #4).
+import { containerConfigText, hostConfigText } from '@stevedore/contracts';
 import type { containers } from '@stevedore/contracts';
 import { sortedDeep, type ContainerConfig, type HostConfig } from '@stevedore/docker-api';
 
@@ -45,7 +46,7 @@ export function commandText(c: containers.Container): string {
 
 /** Docker 1.0's host config structure, in its order: only its keys (it decoded the body into it), LxcConf only as its list of `{Key, Value}`. */
 function hostConfigOf(c: containers.Container): Required<Pick<HostConfig, 'Binds' | 'ContainerIDFile' | 'LxcConf' | 'Privileged' | 'PortBindings' | 'Links' | 'PublishAllPorts' | 'Dns' | 'DnsSearch' | 'VolumesFrom' | 'NetworkMode'>> {
-  const h = JSON.parse(c.hostConfigJson || '{}') as HostConfig;
+  const h = hostConfigText.decode(c.hostConfigJson) ?? {};
   return {
     Binds: h.Binds ?? null,
     ContainerIDFile: h.ContainerIDFile ?? '',
@@ -86,7 +87,7 @@ interface PortEntry {
 function portsOf(c: containers.Container): PortEntry[] {
   if (!c.network) return [];
   const out: PortEntry[] = c.ports.map((p) => ({ key: `${p.containerPort}/${p.protocol}`, privatePort: p.containerPort, type: p.protocol, binding: { ip: p.hostIp || '0.0.0.0', publicPort: p.hostPort } }));
-  const exposed = Object.keys((JSON.parse(c.configJson) as ContainerConfig).ExposedPorts ?? {});
+  const exposed = Object.keys(containerConfigText.decode(c.configJson)?.ExposedPorts ?? {});
   for (const key of exposed) {
     const [port, type = 'tcp'] = key.split('/');
     if (!out.some((e) => e.key === `${port}/${type}`)) out.push({ key: `${port}/${type}`, privatePort: Number(port), type });
@@ -114,7 +115,7 @@ function networkSettings(c: containers.Container) {
  * left out; the host name is the short ID when none was given, as 1.0 set it.
  */
 function configOf(c: containers.Container): ContainerConfig {
-  const given = JSON.parse(c.configJson) as ContainerConfig;
+  const given = containerConfigText.decode(c.configJson) ?? {};
   const full: Required<ContainerConfig> = {
     Hostname: c.id.slice(0, 12), Domainname: '', User: '', Memory: 0, MemorySwap: 0, CpuShares: 0, Cpuset: '',
     AttachStdin: false, AttachStdout: false, AttachStderr: false, PortSpecs: null, ExposedPorts: null, Tty: false,

@@ -1,4 +1,5 @@
 // The container routes.
+import { containerConfigText, hostConfigText } from '@stevedore/contracts';
 import type { Socket } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import type { containers } from '@stevedore/contracts';
@@ -54,7 +55,7 @@ export class ContainersHandlers {
     for (const k of ['Labels', 'NetworkingConfig', 'StopSignal', 'Healthcheck', 'Shell', 'ArgsEscaped', 'MacAddress', 'StopTimeout'] as const) delete (config as Record<string, unknown>)[k];
     if (typeof config.Cmd === 'string') config.Cmd = [config.Cmd];
     if (typeof config.Entrypoint === 'string') config.Entrypoint = [config.Entrypoint];
-    const r = await this.rt.create({ name: req.string('name'), configJson: JSON.stringify(config), hostConfigJson: hostConfig ? JSON.stringify(hostConfig) : '' }, { requestId: req.requestId, timeoutMs: 60_000 });
+    const r = await this.rt.create({ name: req.string('name'), configJson: containerConfigText.encode(config), hostConfigJson: hostConfigText.encode(hostConfig ?? undefined) }, { requestId: req.requestId, timeoutMs: 60_000 });
     res.json(201, { Id: r.id, Warnings: r.warnings.length ? r.warnings : null });
   };
 
@@ -227,7 +228,7 @@ export class ContainersHandlers {
 
   logs = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const c = await this.inspectOf(req, req.params.id);
-    const tty = Boolean((JSON.parse(c.configJson) as ContainerConfig).Tty);
+    const tty = Boolean(containerConfigText.decode(c.configJson)?.Tty);
     const multiplex = req.atLeast('1.6') && !tty; // gate G10
     const stdout = req.bool('stdout');
     const stderr = req.bool('stderr');
@@ -307,7 +308,7 @@ export class ContainersHandlers {
    */
   attach = async (req: ApiRequest, _res: ApiResponse): Promise<void> => {
     const c = await this.inspectOf(req, req.params.id);
-    const tty = Boolean((JSON.parse(c.configJson) as ContainerConfig).Tty);
+    const tty = Boolean(containerConfigText.decode(c.configJson)?.Tty);
     const multiplex = req.atLeast('1.6') && !tty;
     const head = req.hijack
       ? 'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n'

@@ -1,5 +1,6 @@
 // The image answers per API version, each shaper named for the version it
 // serves (VERSIONS.md G12, G14, ENDPOINTS.md #21 #25 #26 #29).
+import { imageMetadataText } from '@stevedore/contracts';
 import type { images } from '@stevedore/contracts';
 import { sortedDeep, splitRepoTag, type HistoryEntryJson, type ImageInspect, type ImageListEntry, type ImageListEntryV1_0, type StoredImage } from '@stevedore/docker-api';
 
@@ -21,7 +22,7 @@ export function toImageListV1_0(i: images.ImageSummary): ImageListEntryV1_0[] {
 
 /** v1.12: every key, CamelCase, sorted at every depth (Config and ContainerConfig too). */
 export function toImageInspectV1_12(r: images.InspectImageResponse): ImageInspect {
-  const m = JSON.parse(r.metadataJson) as StoredImage;
+  const m = imageMetadataText.decode(r.metadataJson)!;
   return sortedDeep({
     Architecture: m.architecture ?? '',
     Author: m.author ?? '',
@@ -41,7 +42,7 @@ export function toImageInspectV1_12(r: images.InspectImageResponse): ImageInspec
 
 /** Before v1.12: the metadata as stored, lower_snake keys (and `Size`), empty ones left out. */
 export function toImageInspectV1_0(r: images.InspectImageResponse): StoredImage {
-  const m = JSON.parse(r.metadataJson) as StoredImage;
+  const m = imageMetadataText.decode(r.metadataJson)!;
   const out: Record<string, unknown> = {};
   for (const key of ['id', 'parent', 'comment', 'created', 'container', 'container_config', 'docker_version', 'author', 'config', 'architecture', 'os'] as const) {
     const v = m[key];

@@ -29,22 +29,22 @@ function fakeRepository() {
 test('gate G2: a repository\'s tags one after another (v1.3 and older), side by side above', async () => {
   const one = fakeRepository();
   const checked: string[] = [];
-  const sequential = await pullRepository(one.session as never, 'crew/app', { check: (t) => void checked.push(t), pull: one.pull }, true);
+  const sequential = await pullRepository(one.session, 'crew/app', { check: (t) => void checked.push(t), pull: one.pull }, true);
   assert.deepEqual(sequential.map((r) => r.id), ['a', 'b', 'c']);
   assert.deepEqual(one.stats(), { most: 1, order: ['a', 'b', 'c'] });
   assert.deepEqual(checked, ['a', 'b', 'c'], 'every tag checked before any is pulled');
 
   const many = fakeRepository();
-  const parallel = await pullRepository(many.session as never, 'crew/app', { check: () => undefined, pull: many.pull }, false);
+  const parallel = await pullRepository(many.session, 'crew/app', { check: () => undefined, pull: many.pull }, false);
   assert.deepEqual(parallel.map((r) => r.id).sort(), ['a', 'b', 'c']);
   assert.equal(many.stats().most, 3, 'all three at once');
 });
 
 test('a repository the registry does not know, or with no tags, is a clear error', async () => {
   const missing = { repository: '/v2/x', authenticate: async () => undefined, fetch: async () => new Response('', { status: 404 }) };
-  await assert.rejects(pullRepository(missing as never, 'x', { check: () => undefined, pull: async () => ({ id: '', digest: '', fresh: false }) }, false), /repository x not found/);
+  await assert.rejects(pullRepository(missing, 'x', { check: () => undefined, pull: async () => ({ id: '', digest: '', fresh: false }) }, false), /repository x not found/);
   const empty = { repository: '/v2/x', authenticate: async () => undefined, fetch: async () => new Response(JSON.stringify({ tags: null }), { status: 200 }) };
-  await assert.rejects(pullRepository(empty as never, 'x', { check: () => undefined, pull: async () => ({ id: '', digest: '', fresh: false }) }, false), /has no tags/);
+  await assert.rejects(pullRepository(empty, 'x', { check: () => undefined, pull: async () => ({ id: '', digest: '', fresh: false }) }, false), /has no tags/);
 });
 
 const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -75,7 +75,7 @@ async function fakeImageRegistry(tamper = false) {
 test('a pull registers each layer as an image with its blob, and tags the top one', async () => {
   const store = scratchStore();
   try {
-    const result = await pullImage(store.layerImages, (await fakeImageRegistry()) as never, 'crew/app', 'v1', () => undefined, new AbortController().signal);
+    const result = await pullImage(store.layerImages, await fakeImageRegistry(), 'crew/app', 'v1', () => undefined, new AbortController().signal);
     assert.equal(result.fresh, true);
     assert.equal(store.db.getTag('crew/app', 'v1')?.image_id, result.id);
     const top = store.db.get(result.id)!;
@@ -91,7 +91,7 @@ test('a pull whose second layer does not match its digest fails and keeps none o
   const store = scratchStore();
   try {
     await assert.rejects(
-      pullImage(store.layerImages, (await fakeImageRegistry(true)) as never, 'crew/app', 'v1', () => undefined, new AbortController().signal),
+      pullImage(store.layerImages, await fakeImageRegistry(true), 'crew/app', 'v1', () => undefined, new AbortController().signal),
       /does not match its digest/,
     );
     assert.equal(store.db.count(), 0);

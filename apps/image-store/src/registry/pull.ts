@@ -3,14 +3,13 @@
 // when pulls run at the same time, verified against both of its digests,
 // extracted as a layer, and registered as an image of Docker 1.0's model.
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { notFound, refused } from '@stevedore/errors';
 import { decompress } from '@stevedore/archive';
 import { chainIds, layerImageMeta, sha256, type ImageConfigJson } from '../image-config';
 import { TransferProgress, type ProgressSink } from '../progress';
 import type { BuiltLayer, LayerImages, LayerImageWrite } from '../store/layer-images';
 import { MANIFEST_ACCEPT, MEDIA, type Descriptor, type Manifest } from './media-types';
-import type { RegistrySession } from './session';
+import { responseBody, type RegistryAccess } from './session';
 
 const PARALLEL_DOWNLOADS = 3;
 const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
@@ -27,7 +26,7 @@ async function json<T>(res: Response, what: string): Promise<{ value: T; bytes: 
   }
 }
 
-async function fetchManifest(session: RegistrySession, reference: string, name: string): Promise<{ manifest: Manifest; digest: string }> {
+async function fetchManifest(session: RegistryAccess, reference: string, name: string): Promise<{ manifest: Manifest; digest: string }> {
   const res = await session.fetch(`${session.repository}/manifests/${reference}`, { headers: { accept: MANIFEST_ACCEPT } });
   if (res.status === 404) {
     await res.body?.cancel();
@@ -54,7 +53,7 @@ export interface PullResult {
   fresh: boolean;
 }
 
-export async function pullImage(store: LayerImages, session: RegistrySession, name: string, tag: string, progress: ProgressSink, signal: AbortSignal): Promise<PullResult> {
+export async function pullImage(store: LayerImages, session: RegistryAccess, name: string, tag: string, progress: ProgressSink, signal: AbortSignal): Promise<PullResult> {
   await session.authenticate();
   const { manifest, digest } = await fetchManifest(session, tag, `${name}:${tag}`);
   const configRes = await session.fetch(`${session.repository}/blobs/${manifest.config.digest}`);
@@ -135,7 +134,7 @@ const PARALLEL_TAGS = 3;
  * v1.3 and older), else a few side by side (shared layers are fetched once).
  */
 export async function pullRepository(
-  session: Pick<RegistrySession, 'authenticate' | 'fetch' | 'repository'>,
+  session: RegistryAccess,
   name: string,
   /** Checks a tag can be written here (before anything is pulled), and pulls one. */
   tags: { check(tag: string): void; pull(tag: string): Promise<PullResult> },
@@ -160,7 +159,7 @@ export async function pullRepository(
 }
 
 /** Downloads one layer blob into a new (not yet visible) layer directory, checking both digests. */
-async function downloadLayer(w: LayerImageWrite, session: RegistrySession, layer: Descriptor, diffId: string, progress: ProgressSink, signal: AbortSignal): Promise<BuiltLayer> {
+async function downloadLayer(w: LayerImageWrite, session: RegistryAccess, layer: Descriptor, diffId: string, progress: ProgressSink, signal: AbortSignal): Promise<BuiltLayer> {
   const sid = short(layer.digest);
   if (!/gzip|tar$|tar\+gzip|rootfs\.diff\.tar$/.test(layer.mediaType) && layer.mediaType !== MEDIA.layerGzip) {
     throw refused(`Layer ${layer.digest} is ${layer.mediaType}, which Stevedore cannot unpack`);
@@ -169,7 +168,7 @@ async function downloadLayer(w: LayerImageWrite, session: RegistrySession, layer
   if (!res.ok || !res.body) throw refused(`The registry answered ${res.status} for layer ${layer.digest}`);
   const hash = createHash('sha256');
   const counting = new TransferProgress(progress, { status: 'Downloading', id: sid, total: layer.size }, { hash });
-  const { stream } = await decompress(Readable.fromWeb(res.body as never).pipe(counting));
+  const { stream } = await decompress(responseBody(res.body).pipe(counting));
   // A layer that fails its checks is not registered: the write removes it at its end.
   const built = await w.build(stream, { allowEmpty: true, overlapWrites: true });
   if (`sha256:${hash.digest('hex')}` !== layer.digest) throw refused(`Layer ${layer.digest} does not match its digest`);

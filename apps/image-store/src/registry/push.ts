@@ -3,7 +3,7 @@
 // already holds a blob known to carry it; then the config and a schema 2
 // manifest per tag.
 import { createHash } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { refused } from '@stevedore/errors';
 import { layerTar } from '@stevedore/archive';
@@ -12,7 +12,7 @@ import type { ImageService } from '../images.service';
 import { TransferProgress, type ProgressSink } from '../progress';
 import { parseMeta, type ImageRow } from '../store/image-db';
 import { MEDIA, type Descriptor, type Manifest } from './media-types';
-import type { RegistrySession } from './session';
+import { requestBody, type RegistrySession } from './session';
 
 const short = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
 
@@ -63,7 +63,7 @@ async function uploadLayer(images: ImageService, session: RegistrySession, row: 
   const res = await session.fetch(location, {
     method: 'PATCH',
     headers: { 'content-type': 'application/octet-stream' },
-    body: Readable.toWeb(blobTap) as never,
+    body: requestBody(blobTap),
     duplex: 'half',
   } as RequestInit & { headers: Record<string, string> });
   await res.body?.cancel();

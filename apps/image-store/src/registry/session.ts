@@ -1,6 +1,8 @@
 // Talking to one repository of a registry (HTTP API v2): authentication as
 // the registry asks for it (basic, or a bearer token from the realm it
 // names, scoped to the repository), then plain requests.
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { StevedoreError } from '@stevedore/errors';
 import type { RegistryAddress } from './registry-address';
 
@@ -40,6 +42,19 @@ export async function registryFetch(url: string, init: RequestInit = {}): Promis
 export const repositoryScope = (repository: string, actions: 'pull' | 'push,pull') => `repository:${repository}:${actions}`;
 /** The bearer-token scope of the catalog (search). */
 export const CATALOG_SCOPE = 'registry:catalog:*';
+
+/** A fetch answer's body as a Node stream (the DOM's and Node's typings name the same stream differently). */
+export function responseBody(body: ReadableStream<Uint8Array>): Readable {
+  return Readable.fromWeb(body as NodeReadableStream<Uint8Array>);
+}
+
+/** A Node stream as a fetch request's body. */
+export function requestBody(stream: Readable): ReadableStream<Uint8Array> {
+  return Readable.toWeb(stream) as ReadableStream<Uint8Array>;
+}
+
+/** What pulling needs of a session: its repository's path, and authenticated requests. */
+export type RegistryAccess = Pick<RegistrySession, 'authenticate' | 'fetch' | 'repository'>;
 
 export class RegistrySession {
   private authorization?: string;
