@@ -7,6 +7,7 @@
 // message. Any other message of the same type goes through the generated codec.
 import * as containers from './generated/stevedore/container_runtime.generated';
 import * as images from './generated/stevedore/image_store.generated';
+import { BYTES_FIELDS } from './generated/bytes-fields.generated';
 
 interface Codec {
   serialize(value: unknown): Buffer;
@@ -141,14 +142,18 @@ const dataOnly = <M extends { data: Buffer }>(field: number): BulkField<M> => ({
 
 const image = images.ImageStoreService as unknown as Record<string, MethodDefinition>;
 const imageClient = images.ImageStoreClient as unknown as ClientConstructor;
-useBulk<images.ImportRequest>(imageClient, 'import', image.import, 'request', chunkPart(2));
-useBulk<images.CommitRequest>(imageClient, 'commit', image.commit, 'request', chunkPart(2));
-useBulk<images.DataChunk>(imageClient, 'load', image.load, 'request', dataOnly(1));
-useBulk<images.DataChunk>(imageClient, 'save', image.save, 'response', dataOnly(1));
-useBulk<images.DataChunk>(imageClient, 'putBlob', image.putBlob, 'request', dataOnly(1));
-useBulk<images.DataChunk>(imageClient, 'getBlob', image.getBlob, 'response', dataOnly(1));
+const IMAGES = 'stevedore.images.v1';
+useBulk<images.ImportRequest>(imageClient, 'import', image.import, 'request', chunkPart(BYTES_FIELDS[`${IMAGES}.ImportRequest`].chunk));
+useBulk<images.CommitRequest>(imageClient, 'commit', image.commit, 'request', chunkPart(BYTES_FIELDS[`${IMAGES}.CommitRequest`].chunk));
+const imageData = dataOnly<images.DataChunk>(BYTES_FIELDS[`${IMAGES}.DataChunk`].data);
+useBulk(imageClient, 'load', image.load, 'request', imageData);
+useBulk(imageClient, 'save', image.save, 'response', imageData);
+useBulk(imageClient, 'putBlob', image.putBlob, 'request', imageData);
+useBulk(imageClient, 'getBlob', image.getBlob, 'response', imageData);
 
 const runtime = containers.ContainerRuntimeService as unknown as Record<string, MethodDefinition>;
 const runtimeClient = containers.ContainerRuntimeClient as unknown as ClientConstructor;
-useBulk<containers.PutArchiveRequest>(runtimeClient, 'putArchive', runtime.putArchive, 'request', chunkPart(2));
-for (const name of ['export', 'getArchive', 'diff']) useBulk<containers.Chunk>(runtimeClient, name, runtime[name], 'response', dataOnly(1));
+const CONTAINERS = 'stevedore.containers.v1';
+useBulk<containers.PutArchiveRequest>(runtimeClient, 'putArchive', runtime.putArchive, 'request', chunkPart(BYTES_FIELDS[`${CONTAINERS}.PutArchiveRequest`].chunk));
+const containerData = dataOnly<containers.Chunk>(BYTES_FIELDS[`${CONTAINERS}.Chunk`].data);
+for (const name of ['export', 'getArchive', 'diff']) useBulk(runtimeClient, name, runtime[name], 'response', containerData);
