@@ -1,5 +1,5 @@
-// The image routes: list, inspect, history, tag, delete, viz, and
-// POST /images/create for import (pull arrives with the registry work).
+// The image routes: list, inspect, history, tag, delete, viz, search,
+// push, commit, save and load, and POST /images/create (pull and import).
 import { Injectable } from '@nestjs/common';
 import type { images } from '@stevedore/contracts';
 import { notFound, refused } from '@stevedore/errors';
