@@ -49,7 +49,7 @@ async function download(src: string, workDir: string): Promise<string> {
     throw refused(`Error downloading ${src}: ${err.message}`);
   });
   if (!res.ok || !res.body) throw refused(`Error downloading ${src}: ${res.status} ${res.statusText}`);
-  await pipeline(Readable.fromWeb(res.body as never), fs.createWriteStream(file, { mode: 0o600 }));
+  await pipeline(Readable.fromWeb(res.body), fs.createWriteStream(file, { mode: 0o600 }));
   return file;
 }
 

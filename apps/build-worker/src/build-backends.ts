@@ -4,9 +4,13 @@
 // implementation is bound to one build's request ID, which every call carries
 // into the services' logs.
 import type { Readable } from 'node:stream';
-import type { containers, images } from '@stevedore/contracts';
-import type { ContainerConfig, StoredImage } from '@stevedore/docker-api';
-import { callOptions, callUnary, commitContainer, pumpInto, type CommitFailure } from '@stevedore/service-kit';
+import { pipeline } from 'node:stream/promises';
+import { containerConfigText, imageMetadataText, type containers, type images } from '@stevedore/contracts';
+import type { ContainerConfig } from '@stevedore/docker-api';
+import { commitContainer, type ServiceClient } from '@stevedore/service-kit';
+
+export type RuntimeClient = ServiceClient<typeof containers.ContainerRuntimeService>;
+export type StoreClient = ServiceClient<typeof images.ImageStoreService>;
 
 /** One write of a running container: its stream (stdout or stderr) and bytes. */
 export type ContainerOutput = { stream: 'out' | 'err'; data: Buffer };
@@ -54,78 +58,78 @@ export interface BuildImageStore {
   tag(image: string, repo: string, tag: string): Promise<void>;
 }
 
-/** One unary call of a generated client, with the build's request ID and a deadline. */
-function unary<Req, Res>(client: object, method: unknown, request: Req, requestId: string, timeoutMs: number): Promise<Res> {
-  return callUnary(client as never, method as never, request, requestId, timeoutMs);
-}
-
-export function grpcBuildRuntime(runtime: containers.ContainerRuntimeClient, requestId: string): BuildRuntime {
+export function grpcBuildRuntime(runtime: RuntimeClient, requestId: string): BuildRuntime {
+  const call = (timeoutMs: number) => ({ requestId, timeoutMs });
   return {
     async create(name, config) {
-      const r = await unary<containers.CreateRequest, containers.CreateResponse>(runtime, runtime.create, { name, configJson: JSON.stringify(config), hostConfigJson: '' }, requestId, 30_000);
+      const r = await runtime.create({ name, configJson: containerConfigText.encode(config), hostConfigJson: '' }, call(30_000));
       return { id: r.id, warnings: r.warnings };
     },
     async start(id) {
-      await unary(runtime, runtime.start, { id, hostConfigJson: '' }, requestId, 60_000);
+      await runtime.start({ id, hostConfigJson: '' }, call(60_000));
     },
     async wait(id) {
-      const { statusCode } = await unary<containers.ContainerRef, containers.WaitResponse>(runtime, runtime.wait, { id }, requestId, 24 * 3600_000);
+      const { statusCode } = await runtime.wait({ id }, call(24 * 3600_000));
       return statusCode;
     },
     async kill(id) {
-      await unary(runtime, runtime.kill, { id, signal: '' }, requestId, 10_000);
+      await runtime.kill({ id, signal: '' }, call(10_000));
     },
     attach(id, onOutput) {
-      const call = runtime.attach(callOptions(requestId).metadata);
+      const attachment = runtime.attach({ requestId });
       const ended = new Promise<void>((resolve) => {
-        call.write({ part: { $case: 'open', open: { id, logs: false, stream: true, stdin: false, stdout: true, stderr: true } } });
+        attachment.write({ part: { $case: 'open', open: { id, logs: false, stream: true, stdin: false, stdout: true, stderr: true } } });
         let pending = Promise.resolve();
-        call.on('data', (reply: containers.AttachReply) => {
+        attachment.on('data', (reply: containers.AttachReply) => {
           if (reply.part?.$case !== 'output') return;
           const { stream, data } = reply.part.output;
           pending = pending.then(() => onOutput({ stream: stream === 2 ? 'err' : 'out', data: Buffer.from(data) }));
         });
         const done = () => void pending.then(resolve, resolve);
-        call.on('end', done);
-        call.on('error', done);
+        attachment.on('end', done);
+        attachment.on('error', done);
       });
-      return { ended, cancel: () => call.cancel() };
+      return { ended, cancel: () => attachment.cancel() };
     },
-    putArchive(id, target, archive) {
-      return new Promise<void>((resolve, reject) => {
-        const upload = runtime.putArchive(callOptions(requestId).metadata, (err) => (err ? reject(err) : resolve()));
-        upload.write({ part: { $case: 'target', target: { id, path: target, makePath: true, legacyCopy: false } } });
-        pumpInto(archive, upload, (chunk: Buffer): containers.PutArchiveRequest => ({ part: { $case: 'chunk', chunk } }), reject);
+    async putArchive(id, target, archive) {
+      const upload = runtime.putArchive({ requestId });
+      upload.stream.write({ part: { $case: 'target', target: { id, path: target, makePath: true, legacyCopy: false } } });
+      const messages = async function* (chunks: AsyncIterable<Buffer>): AsyncGenerator<containers.PutArchiveRequest> {
+        for await (const chunk of chunks) yield { part: { $case: 'chunk', chunk } };
+      };
+      // The archive's own failure (a context file that cannot be read or unpacked) is the step's.
+      const sent = pipeline(archive, messages, upload.stream).catch((err: unknown) => {
+        upload.stream.cancel();
+        throw err;
       });
+      await Promise.all([sent, upload.response]);
     },
     async remove(id) {
-      await unary(runtime, runtime.remove, { id, force: true, volumes: true }, requestId, 60_000);
+      await runtime.remove({ id, force: true, volumes: true }, call(60_000));
     },
   };
 }
 
 /** The image store of a build; commits read the container's changes from `runtime`. */
-export function grpcBuildImageStore(store: images.ImageStoreClient, runtime: containers.ContainerRuntimeClient, requestId: string): BuildImageStore {
+export function grpcBuildImageStore(store: StoreClient, runtime: RuntimeClient, requestId: string): BuildImageStore {
+  const call = (timeoutMs: number) => ({ requestId, timeoutMs });
   return {
     async base(name) {
-      const found = await unary<images.BuildBaseRequest, images.BuildBaseResponse>(store, store.buildBase, { name }, requestId, 10_000);
-      const meta = JSON.parse(found.image!.metadataJson) as StoredImage;
+      const found = await store.buildBase({ name }, call(10_000));
+      const meta = imageMetadataText.decode(found.image!.metadataJson)!;
       return { id: found.image!.id, config: meta.config ?? {}, chain: found.chain };
     },
     pull(repo, tag, heldCredentials) {
-      const call = store.pull({ image: repo, tag, auth: undefined, heldCredentials, oneAtATime: false }, callOptions(requestId).metadata);
-      return call as AsyncIterable<images.Progress>;
+      return store.pull({ image: repo, tag, auth: undefined, heldCredentials, oneAtATime: false }, { requestId });
     },
     findCached(parent, containerConfig) {
-      return unary<images.FindCachedRequest, images.FindCachedResponse>(store, store.findCached, { parent, containerConfigJson: JSON.stringify(containerConfig) }, requestId, 10_000);
+      return store.findCached({ parent, containerConfigJson: containerConfigText.encode(containerConfig) }, call(10_000));
     },
     commit(header) {
-      return commitContainer(runtime, store, header, requestId).catch((f: CommitFailure) => {
-        throw f.err;
-      });
+      return commitContainer(runtime, store, header, requestId);
     },
     async tag(image, repo, tag) {
-      await unary(store, store.tag, { name: image, repo, tag, force: true }, requestId, 600_000);
+      await store.tag({ name: image, repo, tag, force: true }, call(600_000));
     },
   };
 }

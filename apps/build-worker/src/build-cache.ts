@@ -4,7 +4,7 @@
 // children below the image: a step whose config matches the next link is a
 // hit without another call. After a commit nothing is asked: an image this
 // build just made has no children.
-import type { images } from '@stevedore/contracts';
+import { containerConfigText, type images } from '@stevedore/contracts';
 import { sameBuildConfig, type ContainerConfig } from '@stevedore/docker-api';
 import type { BuildImageStore } from './build-backends';
 
@@ -36,7 +36,7 @@ export class BuildCache {
   async find(parent: string, containerConfig: ContainerConfig): Promise<string> {
     if (this.disabled || this.madeHere) return '';
     const next = this.chain.shift();
-    if (next && sameBuildConfig(JSON.parse(next.containerConfigJson) as ContainerConfig, containerConfig)) return next.id;
+    if (next && sameBuildConfig(containerConfigText.decode(next.containerConfigJson) ?? {}, containerConfig)) return next.id;
     const found = await this.store.findCached(parent, containerConfig);
     this.chain = found.chain;
     return found.id;

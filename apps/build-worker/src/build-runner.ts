@@ -14,12 +14,11 @@ import * as path from 'node:path';
 import { Worker, type Job } from 'bullmq';
 import { appendOutput, BuildKeys, deleteContextStream, OutputWriter, QUEUE_NAME, WORKER_ALIVE_TTL_MS, type BuildJob, type OutputEntry } from '@stevedore/builds';
 import type { StevedoreConfig } from '@stevedore/config';
-import type { containers, images } from '@stevedore/contracts';
 import { asStevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import type { BlockingConnections, Redis } from '@stevedore/redis';
 import { privateDir } from '@stevedore/service-kit';
-import { grpcBuildImageStore, grpcBuildRuntime } from './build-backends';
+import { grpcBuildImageStore, grpcBuildRuntime, type RuntimeClient, type StoreClient } from './build-backends';
 import { BuildCache } from './build-cache';
 import { BuildContainers } from './build-containers';
 import { BuildCancelled, Builder } from './builder';
@@ -37,8 +36,8 @@ export interface BuildRunnerConnections {
   queue: Redis;
   /** For reading contexts as they arrive (each read blocks its connection). */
   readers: BlockingConnections;
-  runtime: containers.ContainerRuntimeClient;
-  store: images.ImageStoreClient;
+  runtime: RuntimeClient;
+  store: StoreClient;
 }
 
 export class BuildRunner {
@@ -50,8 +49,8 @@ export class BuildRunner {
   private readonly subscriber: Redis;
   private readonly queue: Redis;
   private readonly readers: BlockingConnections;
-  private readonly runtime: containers.ContainerRuntimeClient;
-  private readonly store: images.ImageStoreClient;
+  private readonly runtime: RuntimeClient;
+  private readonly store: StoreClient;
   private readonly active = new Map<string, AbortController>();
   private readonly workDir: string;
   private worker?: Worker<BuildJob>;

@@ -6,6 +6,7 @@
 // build's output stream.
 import * as path from 'node:path';
 import type { OutputEntry } from '@stevedore/builds';
+import { containerConfigText, toProgressMessage } from '@stevedore/contracts';
 import { jsonMessage, splitRepoTag, type ContainerConfig } from '@stevedore/docker-api';
 import { asStevedoreError, refused, StevedoreError } from '@stevedore/errors';
 import { addSources, discardDownloads, sourcesTar } from './add-sources';
@@ -212,7 +213,7 @@ export class Builder {
     // FROM without a tag means `latest` (a pull without one would take every tag).
     for await (const p of this.parts.store.pull(repo, tag || 'latest', this.o.heldCredentials)) {
       if (p.error) throw refused(p.error);
-      await this.parts.output({ kind: 'raw', text: jsonMessage({ status: p.status, id: p.id || undefined, current: p.current || undefined, total: p.total || undefined, start: p.start || undefined, perLayer: p.perLayer }).trimEnd() });
+      await this.parts.output({ kind: 'raw', text: jsonMessage(toProgressMessage(p)).trimEnd() });
     }
   }
 
@@ -232,13 +233,13 @@ export class Builder {
   private async commit(containerId: string, containerConfig: ContainerConfig): Promise<void> {
     this.image = await this.parts.store.commit({
       containerId,
-      containerConfigJson: JSON.stringify(containerConfig),
+      containerConfigJson: containerConfigText.encode(containerConfig),
       parent: this.image,
       repo: '',
       tag: '',
       comment: '',
       author: this.maintainer,
-      configJson: JSON.stringify({ ...this.config, Image: this.image }),
+      configJson: containerConfigText.encode({ ...this.config, Image: this.image }),
       exactConfig: true,
     });
     this.parts.cache.committed();

@@ -24,7 +24,7 @@ import { readContextStream, type BuildKeys } from '@stevedore/builds';
 import type { images } from '@stevedore/contracts';
 import { asStevedoreError, notFound, refused } from '@stevedore/errors';
 import type { Redis } from '@stevedore/redis';
-import { callOptions, callUnary } from '@stevedore/service-kit';
+import type { StoreClient } from './build-backends';
 
 const run = promisify(execFile);
 /** Contents read at once when packed (most contexts are many small files); larger ones stream. */
@@ -305,14 +305,14 @@ export interface StoredContext {
   redis: Redis;
   keys: BuildKeys;
   buildId: string;
-  store: images.ImageStoreClient;
+  store: Pick<StoreClient, 'getBlob' | 'deleteBlob'>;
   requestId: string;
   signal: AbortSignal;
 }
 
 /** The context as the edge stores it, read as it arrives, decompressed and indexed in `dir`. */
 export async function fetchContext(from: StoredContext, dir: string, maxBytes: number): Promise<BuildContext> {
-  let call: ReturnType<images.ImageStoreClient['getBlob']> | undefined;
+  let call: ReturnType<StoreClient['getBlob']> | undefined;
   const bytes = Readable.from(
     (async function* () {
       let blob = '';
@@ -321,10 +321,11 @@ export async function fetchContext(from: StoredContext, dir: string, maxBytes: n
         else blob = part.blob;
       }
       if (!blob) return;
-      call = from.store.getBlob({ id: blob }, callOptions(from.requestId).metadata);
-      for await (const c of call as AsyncIterable<images.DataChunk>) yield c.data;
+      call = from.store.getBlob({ id: blob }, { requestId: from.requestId });
+      const chunks: AsyncIterable<images.DataChunk> = call;
+      for await (const c of chunks) yield c.data;
       // Read whole: the blob has served (the edge deletes it too, in case this worker dies first).
-      await callUnary(from.store, from.store.deleteBlob as never, { id: blob }, from.requestId).catch(() => undefined);
+      await from.store.deleteBlob({ id: blob }, { requestId: from.requestId }).catch(() => undefined);
     })(),
     { objectMode: false },
   );
@@ -342,7 +343,7 @@ export async function fetchContext(from: StoredContext, dir: string, maxBytes: n
 }
 
 /** A git URL as Docker 1.0 recognised one. */
-export function isGitUrl(remote: string): boolean {
+function isGitUrl(remote: string): boolean {
   return remote.startsWith('git://') || remote.startsWith('github.com/') || remote.startsWith('git@github.com:') || (/^https?:\/\//.test(remote) && remote.endsWith('.git'));
 }
 
@@ -371,7 +372,7 @@ export async function remoteContext(remote: string, dir: string, maxBytes: numbe
   // The Dockerfile alone, as a one-entry archive (its length is needed before its bytes: it is stored first).
   const file = path.join(dir, 'Dockerfile.download');
   const { pipeline } = await import('node:stream/promises');
-  await pipeline(Readable.fromWeb(res.body as never), limited(maxBytes), fs.createWriteStream(file, { mode: 0o600 }));
+  await pipeline(Readable.fromWeb(res.body), limited(maxBytes), fs.createWriteStream(file, { mode: 0o600 }));
   const pack = tar.pack();
   const entry = pack.entry({ name: 'Dockerfile', size: fs.statSync(file).size, mode: 0o644, type: 'file' }, (err) => (err ? pack.destroy(err) : pack.finalize()));
   fs.createReadStream(file).pipe(entry);

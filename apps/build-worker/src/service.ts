@@ -1,7 +1,7 @@
 import { queueConnection } from '@stevedore/builds';
 import { containers, images } from '@stevedore/contracts';
 import { BlockingConnections, connectRedis } from '@stevedore/redis';
-import { createServiceClient, grpcServiceStart } from '@stevedore/service-kit';
+import { connectService, grpcServiceStart } from '@stevedore/service-kit';
 import { BuildRunner, type BuildRunnerConnections } from './build-runner';
 
 /**
@@ -17,8 +17,8 @@ export const start = grpcServiceStart({
       subscriber: connectRedis(config.redisUrl),
       queue: queueConnection(config.redisUrl),
       readers: new BlockingConnections(config.redisUrl, 4),
-      runtime: createServiceClient(containers.ContainerRuntimeClient, config, 'container-runtime'),
-      store: createServiceClient(images.ImageStoreClient, config, 'image-store'),
+      runtime: connectService(containers.ContainerRuntimeService, config, 'container-runtime'),
+      store: connectService(images.ImageStoreService, config, 'image-store'),
     };
     const runner = new BuildRunner(config, log, connections);
     await runner.start();

@@ -19,7 +19,7 @@ import type { PortMapping } from './ports';
 
 const run = promisify(execFile);
 
-export const CNI_PLUGIN_DIR = '/usr/lib/cni';
+const CNI_PLUGIN_DIR = '/usr/lib/cni';
 const NETNS_DIR = '/run/netns';
 const IFNAME = 'eth0';
 

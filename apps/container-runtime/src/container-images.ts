@@ -4,8 +4,8 @@
 import type { images } from '@stevedore/contracts';
 import { asStevedoreError, StevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { callUnary } from '@stevedore/service-kit';
-import { ImageUseReconciler } from './image-use';
+import type { ServiceClient } from '@stevedore/service-kit';
+import { ImageUseReconciler, type ImageUseCalls } from './image-use';
 import type { ContainerDb, ContainerRow } from './store/container-db';
 
 /** Every container's use of its image, as the records say; one being started counts as running (the store heard so). */
@@ -13,11 +13,14 @@ export function imageUseAccount(db: ContainerDb, starting: (id: string) => boole
   return db.all().map((r) => ({ user: r.id, image: r.image_id, running: r.status === 'running' || starting(r.id) }));
 }
 
+/** The image store's client, as far as containers use it (connectService's, or a fake in tests). */
+export type ImageStoreCalls = Pick<ServiceClient<typeof images.ImageStoreService>, 'useImage' | 'releaseImage' | 'imageNames' | 'inspect' | 'close'> & ImageUseCalls;
+
 export class ContainerImages {
   private readonly reconciler: ImageUseReconciler;
 
   constructor(
-    private readonly client: images.ImageStoreClient,
+    private readonly client: ImageStoreCalls,
     /** Every container's use of its image, from the records as they are now. */
     account: () => images.ImageUse[],
     log: Logger,
@@ -47,11 +50,11 @@ export class ContainerImages {
 
   /** Records that container `user` uses `image` (running or not); answers with the image and its layers. */
   use(image: string, user: string, running: boolean, requestId: string): Promise<images.UseImageResponse> {
-    return this.answer(callUnary<images.UseImageRequest, images.UseImageResponse>(this.client, this.client.useImage, { image, user, running }, requestId));
+    return this.answer(this.client.useImage({ image, user, running }, { requestId }));
   }
 
   async release(user: string, requestId: string): Promise<void> {
-    await this.answer(callUnary<images.ReleaseImageRequest, images.ReleaseImageResponse>(this.client, this.client.releaseImage, { user }, requestId));
+    await this.answer(this.client.releaseImage({ user }, { requestId }));
   }
 
   /** The image layers under a container (top first). */
@@ -61,12 +64,12 @@ export class ContainerImages {
 
   /** The names images are shown by, by ID. */
   async names(ids: string[], requestId: string): Promise<Record<string, string>> {
-    return (await this.answer(callUnary<images.ImageNamesRequest, images.ImageNamesResponse>(this.client, this.client.imageNames, { ids }, requestId))).names;
+    return (await this.answer(this.client.imageNames({ ids }, { requestId }))).names;
   }
 
   /** An image's size with its parents'; undefined when the store does not answer with it. */
   async virtualSize(id: string, requestId: string): Promise<number | undefined> {
-    const r = await this.answer(callUnary<images.ImageName, images.InspectImageResponse>(this.client, this.client.inspect, { name: id }, requestId)).catch(() => undefined);
+    const r = await this.answer(this.client.inspect({ name: id }, { requestId })).catch(() => undefined);
     return r?.virtualSize;
   }
 
@@ -77,6 +80,8 @@ export class ContainerImages {
       if (e.kind !== 'internal' && e.kind !== 'unavailable') throw e;
       // The call may or may not have been recorded: image use is reconciled once the store answers.
       this.reconciler.request();
+      // A store that could not be reached (or did not answer in time) is named by the client already.
+      if (e.kind === 'unavailable') throw e;
       throw new StevedoreError('unavailable', `Cannot reach the image-store service: ${e.message}`);
     });
   }

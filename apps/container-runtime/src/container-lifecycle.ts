@@ -4,7 +4,7 @@
 // The exit of a running container is exit-monitor.ts's to record.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { containers } from '@stevedore/contracts';
+import { containerConfigText, type containers } from '@stevedore/contracts';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
 import { DEFAULT_TAG, splitRepoTag } from '@stevedore/docker-api';
 import { asStevedoreError, conflict, notAllowed, notFound, refused, StevedoreError } from '@stevedore/errors';
@@ -136,7 +136,7 @@ export class ContainerLifecycle {
     });
     try {
       if (image.layers.length >= MAX_IMAGE_DEPTH) throw refused('Cannot create container with more than 127 parents');
-      const merged = mergeImageConfig(config, image.configJson ? JSON.parse(image.configJson) : undefined);
+      const merged = mergeImageConfig(config, containerConfigText.decode(image.configJson));
       if ((merged.Cmd ?? []).length === 0 && (merged.Entrypoint ?? []).length === 0) throw refused('No command specified');
       for (let attempt = 0; !name; attempt++) {
         const candidate = `/${randomName(attempt)}`;

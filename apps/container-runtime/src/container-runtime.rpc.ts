@@ -1,11 +1,9 @@
 // The ContainerRuntime gRPC service: thin adapters over the runtime's parts,
 // and the relay of an attachment between the API edge and a container's monitor.
 import type * as grpc from '@grpc/grpc-js';
-import { containers } from '@stevedore/contracts';
+import type { containers } from '@stevedore/contracts';
 import type { ContainerConfig } from '@stevedore/docker-api';
-import type { Logger } from '@stevedore/logging';
-import { clientStream, duplexStream, headerThenBytes, messageWriter, serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
-import { pipeline } from 'node:stream/promises';
+import { headerThenBytes, sendBytes, writeWithBackpressure, type ServiceHandlers } from '@stevedore/service-kit';
 import type { Readable } from 'node:stream';
 import { asStevedoreError, refused } from '@stevedore/errors';
 import type { Attachment, Attachments } from './attachments';
@@ -38,16 +36,12 @@ export interface RuntimeParts {
 }
 
 export class ContainerRuntimeRpc {
-  constructor(
-    private readonly log: Logger,
-    private readonly parts: RuntimeParts,
-  ) {}
+  constructor(private readonly parts: RuntimeParts) {}
 
-  implementation(): containers.ContainerRuntimeServer {
-    const log = this.log;
+  handlers(): ServiceHandlers<typeof containers.ContainerRuntimeService> {
     const { lifecycle, queries, exits, copies, freezer, logs, paths, runner } = this.parts;
     return {
-      info: unary<containers.RuntimeInfoRequest, containers.RuntimeInfo>(log, 'Info', async () => {
+      info: async () => {
         const counts = queries.counts();
         const cgroups = cgroupFacts();
         return {
@@ -62,64 +56,62 @@ export class ContainerRuntimeRpc {
           ipv4Forwarding: ipv4Forwarding(),
           cgroupVersion: cgroups.version,
         };
-      }),
-      create: unary<containers.CreateRequest, containers.CreateResponse>(log, 'Create', (req, ctx) => lifecycle.create(req, ctx.requestId)),
-      start: unary<containers.StartRequest, containers.Done>(log, 'Start', async (req, ctx) => {
+      },
+      create: (req, ctx) => lifecycle.create(req, ctx.requestId),
+      start: async (req, ctx) => {
         await lifecycle.start(req, ctx.requestId);
         return {};
-      }),
-      wait: unary<containers.ContainerRef, containers.WaitResponse>(log, 'Wait', async (req) => ({ statusCode: await exits.wait(req.id) })),
-      inspect: unary<containers.ContainerRef, containers.Container>(log, 'Inspect', async (req) => queries.inspect(req.id)),
-      list: unary<containers.ListRequest, containers.ListResponse>(log, 'List', async (req, ctx) => ({ containers: await queries.list(req, ctx.requestId) })),
-      remove: unary<containers.RemoveRequest, containers.Done>(log, 'Remove', async (req, ctx) => {
+      },
+      wait: async (req) => ({ statusCode: await exits.wait(req.id) }),
+      inspect: async (req) => queries.inspect(req.id),
+      list: async (req, ctx) => ({ containers: await queries.list(req, ctx.requestId) }),
+      remove: async (req, ctx) => {
         await lifecycle.remove(req, ctx.requestId);
         return {};
-      }),
-      stop: unary<containers.StopRequest, containers.Done>(log, 'Stop', async (req) => {
+      },
+      stop: async (req) => {
         await lifecycle.stop(req);
         return {};
-      }),
-      kill: unary<containers.KillRequest, containers.Done>(log, 'Kill', async (req) => {
+      },
+      kill: async (req) => {
         await lifecycle.kill(req);
         return {};
-      }),
-      resize: unary<containers.ResizeRequest, containers.Done>(log, 'Resize', async (req) => {
+      },
+      resize: async (req) => {
         await this.parts.attachments.resize(req);
         return {};
-      }),
-      restart: unary<containers.StopRequest, containers.Done>(log, 'Restart', async (req, ctx) => {
+      },
+      restart: async (req, ctx) => {
         await lifecycle.restart(req, ctx.requestId);
         return {};
-      }),
-      pause: unary<containers.ContainerRef, containers.Done>(log, 'Pause', async (req) => {
+      },
+      pause: async (req) => {
         await lifecycle.pause(req.id, true);
         return {};
-      }),
-      unpause: unary<containers.ContainerRef, containers.Done>(log, 'Unpause', async (req) => {
+      },
+      unpause: async (req) => {
         await lifecycle.pause(req.id, false);
         return {};
-      }),
-      top: unary<containers.TopRequest, containers.TopResponse>(log, 'Top', async (req) => {
+      },
+      top: async (req) => {
         const r = await queries.top(req.id, req.psArgs);
         return { titles: r.titles, processes: r.processes.map((fields) => ({ fields })) };
-      }),
-      changes: unary<containers.ContainerRef, containers.ChangesResponse>(log, 'Changes', async (req, ctx) => ({ changes: await queries.changes(req.id, ctx.requestId) })),
-      export: serverStream<containers.ContainerRef, containers.Chunk>(log, 'Export', async (req, call, ctx) => {
+      },
+      changes: async (req, ctx) => ({ changes: await queries.changes(req.id, ctx.requestId) }),
+      export: async (req, call, ctx) => {
         // Walked by name like a copy: frozen like one.
         await copies.copying(req.id, ctx.requestId, ctx.signal, async (rootfs, row, signal) => {
-          await pipeline(rootfsTar(rootfs), messageWriter(call, (data) => ({ data })), { signal });
+          await sendBytes(rootfsTar(rootfs), call, (data) => ({ data }), signal);
           copies.exported(row);
         });
-      }),
-      removeLink: unary<containers.RemoveLinkRequest, containers.Done>(log, 'RemoveLink', async (req) => {
+      },
+      removeLink: async (req) => {
         lifecycle.removeLink(req.name);
         return {};
-      }),
+      },
       // Copies in and out of a running container run with it frozen (copies.copying says why).
-      statPath: unary<containers.PathRequest, containers.PathStat>(log, 'StatPath', async (req, ctx) =>
-        copies.copying(req.id, ctx.requestId, ctx.signal, async (rootfs) => statPath(rootfs, req.path)),
-      ),
-      getArchive: serverStream<containers.PathRequest, containers.Chunk>(log, 'GetArchive', async (req, call, ctx) => {
+      statPath: async (req, ctx) => copies.copying(req.id, ctx.requestId, ctx.signal, async (rootfs) => statPath(rootfs, req.path)),
+      getArchive: async (req, call, ctx) => {
         if (!req.path) throw refused('Path cannot be empty');
         await copies.copying(req.id, ctx.requestId, ctx.signal, async (rootfs, _row, signal) => {
           let tar: Readable;
@@ -130,10 +122,10 @@ export class ContainerRuntimeRpc {
             throw err;
           }
           // A client gone mid-stream ends the copy (a cancelled call never drains), and with it the freeze.
-          await pipeline(tar, messageWriter(call, (data) => ({ data })), { signal });
+          await sendBytes(tar, call, (data) => ({ data }), signal);
         });
-      }),
-      putArchive: clientStream<containers.PutArchiveRequest, containers.Done>(log, 'PutArchive', async (call, ctx) => {
+      },
+      putArchive: async (call, ctx) => {
         const { header, bytes } = await headerThenBytes(call, (r) => (r.part?.$case === 'chunk' ? Buffer.from(r.part.chunk) : undefined));
         if (header.part?.$case !== 'target') throw refused('PutArchive must start with its target');
         const target = header.part.target;
@@ -144,17 +136,17 @@ export class ContainerRuntimeRpc {
           return extractInto(rootfs, target.path, bytes, target.makePath);
         });
         return {};
-      }),
-      diff: serverStream<containers.ContainerRef, containers.Chunk>(log, 'Diff', async (req, call, ctx) => {
+      },
+      diff: async (req, call, ctx) => {
         const row = queries.resolve(req.id);
         // A commit of a running container reads its writable layer by name: frozen, as a copy is.
-        await freezer.whileFrozen(row, () => pipeline(diffTar(paths.dir(row.id)), messageWriter(call, (data) => ({ data })), { signal: ctx.signal }));
-      }),
-      logs: serverStream<containers.LogsRequest, containers.Output>(log, 'Logs', async (req, call, ctx) => {
+        await freezer.whileFrozen(row, () => sendBytes(diffTar(paths.dir(row.id)), call, (data) => ({ data }), ctx.signal));
+      },
+      logs: async (req, call, ctx) => {
         const row = queries.resolve(req.id);
         await logs.stream(row.id, req, (o) => writeWithBackpressure(call, o, ctx.signal), ctx.signal);
-      }),
-      attach: duplexStream<containers.AttachRequest, containers.AttachReply>(log, 'Attach', (call, ctx) => this.attach(call, ctx.signal)),
+      },
+      attach: (call, ctx) => this.attach(call, ctx.signal),
     };
   }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import type { images } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
-import { ImageUseReconciler } from './image-use';
+import { ImageUseReconciler, type ImageUseCalls } from './image-use';
 
 const quiet = { info() {}, warn() {}, debug() {}, error() {} } as unknown as Logger;
 
@@ -12,17 +12,20 @@ function fakeStore() {
   const received: images.ImageUse[][] = [];
   let answer: () => void = () => undefined;
   let hold = false;
-  const client = {
-    getChannel: () => ({ getConnectivityState: () => grpc.connectivityState.READY, watchConnectivityState: () => undefined }),
-    waitForReady: (_deadline: number, cb: (err?: Error) => void) => cb(),
-    reconcileImageUse(req: images.ReconcileImageUseRequest, _md: unknown, _opts: unknown, cb: (err: null, res: images.ReconcileImageUseResponse) => void) {
-      received.push(req.uses);
-      const reply = () => cb(null, { unknownImages: [], added: 0, dropped: 0 });
-      if (hold) answer = reply;
-      else reply();
+  const client: ImageUseCalls = {
+    connection: {
+      getChannel: () => ({ getConnectivityState: () => grpc.connectivityState.READY, watchConnectivityState: () => undefined }),
+      waitForReady: (_deadline, cb) => cb(),
     },
+    reconcileImageUse: (req) =>
+      new Promise((resolve) => {
+        received.push(req.uses);
+        const reply = () => resolve({ unknownImages: [], added: 0, dropped: 0 });
+        if (hold) answer = reply;
+        else reply();
+      }),
   };
-  return { client: client as unknown as images.ImageStoreClient, received, holdAnswers: () => (hold = true), answer: () => answer() };
+  return { client, received, holdAnswers: () => (hold = true), answer: () => answer() };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 10));

@@ -11,12 +11,21 @@
 import * as grpc from '@grpc/grpc-js';
 import type { images } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
-import { callUnary } from '@stevedore/service-kit';
+import type { ServiceClient } from '@stevedore/service-kit';
 
 /** How long a reconciliation waits for the store's answer. */
 const RECONCILE_TIMEOUT_MS = 10_000;
 /** Between attempts after a failed one (doubling up to the last). */
 const RETRY_MS = [500, 1000, 2000, 5000];
+
+/** What reconciling needs of the image store's client: its call, and the connection whose state tells when the store is back. */
+export interface ImageUseCalls {
+  readonly reconcileImageUse: ServiceClient<typeof images.ImageStoreService>['reconcileImageUse'];
+  readonly connection: {
+    getChannel(): Pick<grpc.ChannelInterface, 'getConnectivityState' | 'watchConnectivityState'>;
+    waitForReady: grpc.Client['waitForReady'];
+  };
+}
 
 export class ImageUseReconciler {
   /** Changes of image use in progress (a call to the store and the record it goes with). */
@@ -29,7 +38,7 @@ export class ImageUseReconciler {
   private closed = false;
 
   constructor(
-    private readonly client: images.ImageStoreClient,
+    private readonly client: ImageUseCalls,
     /** Every container's use of its image, from the records as they are now. */
     private readonly account: () => images.ImageUse[],
     private readonly log: Logger,
@@ -68,7 +77,7 @@ export class ImageUseReconciler {
   /** Reconciles now (once the store answers), and again whenever the connection to it becomes ready again. */
   start(): void {
     this.request();
-    this.followConnection(this.client.getChannel().getConnectivityState(true));
+    this.followConnection(this.client.connection.getChannel().getConnectivityState(true));
   }
 
   /** Asks for a reconciliation: after a call to the store failed (it may or may not have been recorded). */
@@ -84,7 +93,7 @@ export class ImageUseReconciler {
 
   /** Every change of the channel's state: a new READY is a new connection, to a store that may have restarted. */
   private followConnection(last: grpc.connectivityState): void {
-    const channel = this.client.getChannel();
+    const channel = this.client.connection.getChannel();
     // While not connected, the channel is nudged to connect (it stays idle otherwise) once a second.
     const deadline = last === grpc.connectivityState.READY ? Infinity : Date.now() + 1000;
     channel.watchConnectivityState(last, deadline, () => {
@@ -114,7 +123,7 @@ export class ImageUseReconciler {
   /** Waits for a connection to the store, without holding changes back meanwhile. */
   private async storeReady(): Promise<void> {
     while (!this.closed) {
-      const ready = await new Promise<boolean>((resolve) => this.client.waitForReady(Date.now() + 5000, (err) => resolve(!err)));
+      const ready = await new Promise<boolean>((resolve) => this.client.connection.waitForReady(Date.now() + 5000, (err) => resolve(!err)));
       if (ready) return;
     }
   }
@@ -126,7 +135,7 @@ export class ImageUseReconciler {
       while (this.changes > 0) await new Promise<void>((r) => (this.drained = r));
       this.drained = undefined;
       const uses = this.account();
-      const r = await callUnary<images.ReconcileImageUseRequest, images.ReconcileImageUseResponse>(this.client, this.client.reconcileImageUse, { uses }, 'reconcile-image-use', RECONCILE_TIMEOUT_MS);
+      const r = await this.client.reconcileImageUse({ uses }, { requestId: 'reconcile-image-use', timeoutMs: RECONCILE_TIMEOUT_MS });
       if (r.unknownImages.length) {
         // Deleted while a use of it was lost (Docker 1.0 refused that; nothing brings the layers back).
         this.log.warn({ uses: r.unknownImages }, 'containers whose image the image store does not have');

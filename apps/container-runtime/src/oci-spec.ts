@@ -9,7 +9,7 @@ import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
 import { refused, StevedoreError } from '@stevedore/errors';
 import { seccompFor, type SeccompProfile } from './seccomp';
 
-export const DEFAULT_CAPABILITIES = [
+const DEFAULT_CAPABILITIES = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
   'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
 ];
@@ -149,7 +149,7 @@ export interface SpecInput {
 }
 
 /** Docker's default environment, with the container's own on top. */
-export function containerEnv(config: ContainerConfig, hostname: string, home: string): string[] {
+function containerEnv(config: ContainerConfig, hostname: string, home: string): string[] {
   const env = new Map<string, string>();
   env.set('PATH', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
   env.set('HOSTNAME', `HOSTNAME=${hostname}`);

@@ -16,10 +16,10 @@ export interface PortMapping {
   hostPort: number;
 }
 
-export const FREE_PORTS = { first: 49153, last: 65535 };
+const FREE_PORTS = { first: 49153, last: 65535 };
 
 /** `80/tcp`, `53/udp`, `8080` (tcp). */
-export function parsePortKey(key: string): { port: number; protocol: 'tcp' | 'udp' } {
+function parsePortKey(key: string): { port: number; protocol: 'tcp' | 'udp' } {
   const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(key.trim());
   const port = m ? Number(m[1]) : NaN;
   if (!m || port < 1 || port > 65535) throw invalid(`Invalid port specification: ${JSON.stringify(key)}`);

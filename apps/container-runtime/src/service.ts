@@ -3,7 +3,7 @@
 // adopted; and the order in which a graceful stop lets go of them.
 import { containers, images } from '@stevedore/contracts';
 import { connectRedis, EventLog } from '@stevedore/redis';
-import { createServiceClient, grpcServiceStart, privateDatabase } from '@stevedore/service-kit';
+import { connectService, grpcServiceStart, privateDatabase, serve } from '@stevedore/service-kit';
 import { adoptContainers } from './adoption';
 import { installAppArmorProfile } from './apparmor';
 import { Attachments } from './attachments';
@@ -49,7 +49,7 @@ export const start = grpcServiceStart({
     const host = { facts: { ...cgroupFacts(), ipv4Forwarding: ipv4Forwarding() }, caps: hostCapabilities(), seccomp, appArmorProfile };
 
     const freezer = new ContainerFreezer(db, paths, runner, log);
-    const imageStore = createServiceClient(images.ImageStoreClient, config, 'image-store');
+    const imageStore = connectService(images.ImageStoreService, config, 'image-store');
     const containerImages = new ContainerImages(imageStore, () => imageUseAccount(db, (id) => freezer.isStarting(id)), log);
     const bridge = new BridgeNetwork({ bridge: config.bridge.name, subnet: config.bridge.subnet, root: config.root });
     const network = new ContainerNetwork(db, bridge, new InterContainerPolicy(config.bridge.name, config.bridge.icc));
@@ -65,9 +65,9 @@ export const start = grpcServiceStart({
     await adoptContainers({ db, paths, runner, exits, freezer, network, outbox, log });
     containerImages.start();
 
-    const rpc = new ContainerRuntimeRpc(log, { lifecycle, queries, exits, copies, freezer, attachments, logs, paths, runner });
+    const rpc = new ContainerRuntimeRpc({ lifecycle, queries, exits, copies, freezer, attachments, logs, paths, runner });
     return {
-      bindings: [{ definition: containers.ContainerRuntimeService, implementation: rpc.implementation() }],
+      bindings: [serve(containers.ContainerRuntimeService, log, rpc.handlers())],
       async stop() {
         // Copies in progress ended with the gRPC server's calls: their containers are thawed as they go (waited for, boundedly).
         await freezer.copiesEnded(5000);

@@ -50,7 +50,7 @@ export function spawnShim(o: ShimOptions): Promise<number> {
   });
 }
 
-export function encodeFrame(type: number, payload: Buffer | string = Buffer.alloc(0)): Buffer {
+function encodeFrame(type: number, payload: Buffer | string = Buffer.alloc(0)): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const head = Buffer.alloc(5);
   head[0] = type;

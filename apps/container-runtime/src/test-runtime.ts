@@ -6,14 +6,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { images } from '@stevedore/contracts';
+import { images } from '@stevedore/contracts';
 import { notFound, toGrpcError } from '@stevedore/errors';
 import { createLogger } from '@stevedore/logging';
 import type { EventLog, NewEvent } from '@stevedore/redis';
+import { backendError } from '@stevedore/service-kit';
 import { Attachments } from './attachments';
 import type { BridgeNetwork } from './bridge-network';
 import { ContainerCopies } from './container-copies';
-import { ContainerImages, imageUseAccount } from './container-images';
+import { ContainerImages, imageUseAccount, type ImageStoreCalls } from './container-images';
 import { ContainerLifecycle } from './container-lifecycle';
 import { ContainerNetwork } from './container-network';
 import { ContainerPaths } from './container-paths';
@@ -49,49 +50,51 @@ class FakeImageStore {
     return this.images.find((i) => i.id === name || i.names.includes(name) || i.names.includes(`${name}:latest`));
   }
 
-  client(): images.ImageStoreClient {
-    const answer = <Res>(method: string, req: unknown, cb: (err: Error | null, res?: Res) => void, fn: () => Res) => {
+  client(): ImageStoreCalls {
+    const answer = <Res>(method: string, req: unknown, fn: () => Res): Promise<Res> => {
       this.calls.push({ method, req });
-      setImmediate(() => {
-        try {
-          cb(null, fn());
-        } catch (err) {
-          // As a service's error arrives over gRPC: its code and kind with it.
-          cb(Object.assign(new Error((err as Error).message), toGrpcError(err)));
-        }
-      });
+      return new Promise((resolve, reject) =>
+        setImmediate(() => {
+          try {
+            resolve(fn());
+          } catch (err) {
+            // As a service's error reaches its client: over gRPC with its code and kind, read back as a StevedoreError.
+            reject(backendError(Object.assign(new Error((err as Error).message), toGrpcError(err)), 'image-store'));
+          }
+        }),
+      );
     };
-    const client = {
-      useImage: (req: images.UseImageRequest, _md: unknown, _opts: unknown, cb: never) =>
-        answer('useImage', req, cb, (): images.UseImageResponse => {
+    return {
+      useImage: (req) =>
+        answer('useImage', req, () => {
           const image = this.find(req.image);
           if (!image) throw notFound(`No such image: ${req.image}`);
           this.uses.set(req.user, { image: image.id, running: req.running });
           return { id: image.id, layers: image.layers, configJson: image.config ? JSON.stringify(image.config) : '', displayName: image.names[0] ?? image.id.slice(0, 12) };
         }),
-      releaseImage: (req: images.ReleaseImageRequest, _md: unknown, _opts: unknown, cb: never) =>
-        answer('releaseImage', req, cb, () => {
+      releaseImage: (req) =>
+        answer('releaseImage', req, () => {
           this.uses.delete(req.user);
           return {};
         }),
-      imageNames: (req: images.ImageNamesRequest, _md: unknown, _opts: unknown, cb: never) =>
-        answer('imageNames', req, cb, () => ({ names: Object.fromEntries(req.ids.flatMap((id) => (this.find(id)?.names[0] ? [[id, this.find(id)!.names[0]]] : []))) })),
-      inspect: (req: { name: string }, _md: unknown, _opts: unknown, cb: never) =>
-        answer('inspect', req, cb, () => {
+      imageNames: (req) => answer('imageNames', req, () => ({ names: Object.fromEntries(req.ids.flatMap((id) => (this.find(id)?.names[0] ? [[id, this.find(id)!.names[0]]] : []))) })),
+      inspect: (req) =>
+        answer('inspect', req, () => {
           const image = this.find(req.name);
           if (!image) throw notFound(`No such image: ${req.name}`);
-          return { virtualSize: image.virtualSize ?? 0 };
+          return images.InspectImageResponse.fromPartial({ id: image.id, virtualSize: image.virtualSize ?? 0 });
         }),
-      reconcileImageUse: (req: images.ReconcileImageUseRequest, _md: unknown, _opts: unknown, cb: never) =>
-        answer('reconcileImageUse', req, cb, () => {
+      reconcileImageUse: (req) =>
+        answer('reconcileImageUse', req, () => {
           this.accounts.push(req.uses);
           return { unknownImages: [], added: 0, dropped: 0 };
         }),
-      getChannel: () => ({ getConnectivityState: () => grpc.connectivityState.READY, watchConnectivityState: () => undefined }),
-      waitForReady: (_deadline: number, cb: (err?: Error) => void) => cb(),
+      connection: {
+        getChannel: () => ({ getConnectivityState: () => grpc.connectivityState.READY, watchConnectivityState: () => undefined }),
+        waitForReady: (_deadline, cb) => cb(),
+      },
       close: () => undefined,
     };
-    return client as unknown as images.ImageStoreClient;
   }
 
   /** The calls of one method, in order. */

@@ -28,7 +28,7 @@ const containerPath = (p: string, spec: string): string => {
 };
 
 /** `host:container[:ro|:rw]` */
-export function parseBind(spec: string): { hostPath: string; path: string; rw: boolean } {
+function parseBind(spec: string): { hostPath: string; path: string; rw: boolean } {
   const parts = spec.split(':');
   if (parts.length < 2 || parts.length > 3) throw refused(`Invalid volume specification: ${spec}`);
   const [hostPath, inContainer, mode = 'rw'] = parts;
@@ -39,7 +39,7 @@ export function parseBind(spec: string): { hostPath: string; path: string; rw: b
 }
 
 /** `name[:ro|:rw]` */
-export function parseVolumesFrom(spec: string): { container: string; mode?: 'ro' | 'rw' } {
+function parseVolumesFrom(spec: string): { container: string; mode?: 'ro' | 'rw' } {
   const [container, mode, ...rest] = spec.split(':');
   if (!container || rest.length || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) throw refused(`Invalid volumes-from specification: ${spec}`);
   return { container, mode: mode as 'ro' | 'rw' | undefined };

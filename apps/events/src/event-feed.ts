@@ -15,7 +15,7 @@ const TRIM_INTERVAL_MS = 60_000;
 
 type RawEntry = [id: string, fields: string[]];
 
-/** Receives live events; returns false when it cannot take more for now. */
+/** Receives each live event as it is read from the log. */
 type LiveSink = (event: LoggedEvent) => void;
 
 export interface Subscription {

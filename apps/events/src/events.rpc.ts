@@ -1,9 +1,8 @@
-// The Events gRPC service.
+// The Events gRPC service, its handlers typed by the generated definition.
 import { Metadata } from '@grpc/grpc-js';
 import { events, EVENTS_LOG_POSITION_HEADER } from '@stevedore/contracts';
-import type { Logger } from '@stevedore/logging';
 import type { LoggedEvent } from '@stevedore/redis';
-import { serverStream, unary, writeWithBackpressure } from '@stevedore/service-kit';
+import { writeWithBackpressure, type ServiceHandlers } from '@stevedore/service-kit';
 import { invalid } from '@stevedore/errors';
 import type { EventFeed, Subscription } from './event-feed';
 import { compileFilters, FILTER_KEYS } from './filters';
@@ -31,14 +30,11 @@ function toMessage(e: LoggedEvent): events.Event {
 }
 
 export class EventsRpc {
-  constructor(
-    private readonly feed: EventFeed,
-    private readonly log: Logger,
-  ) {}
+  constructor(private readonly feed: EventFeed) {}
 
-  implementation(): events.EventsServer {
+  handlers(): ServiceHandlers<typeof events.EventsService> {
     return {
-      subscribe: serverStream<events.SubscribeRequest, events.Event>(this.log, 'Subscribe', async (req, stream, ctx) => {
+      subscribe: async (req, stream, ctx) => {
         for (const key of Object.keys(req.filters)) {
           if (!FILTER_KEYS.includes(key)) throw invalid(`Invalid filter '${key}'`);
         }
@@ -61,11 +57,11 @@ export class EventsRpc {
           signal: ctx.signal,
           deliver: (event) => (matches(event) ? writeWithBackpressure(stream, toMessage(event), ctx.signal) : undefined),
         });
-      }),
-      info: unary<events.EventsInfoRequest, events.EventsInfo>(this.log, 'Info', async () => ({
+      },
+      info: async () => ({
         listeners: this.feed.listeners,
         historyLength: await this.feed.historyLength(),
-      })),
+      }),
     };
   }
 }

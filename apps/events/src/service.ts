@@ -1,6 +1,6 @@
 import { events } from '@stevedore/contracts';
 import { connectRedis, EventLog } from '@stevedore/redis';
-import { grpcServiceStart } from '@stevedore/service-kit';
+import { grpcServiceStart, serve } from '@stevedore/service-kit';
 import { EventFeed } from './event-feed';
 import { EventsRpc } from './events.rpc';
 
@@ -14,7 +14,7 @@ export const start = grpcServiceStart({
     const feed = new EventFeed({ log: new EventLog(redis, config.redisPrefix, config.events), redis, tail }, log);
     await feed.start();
     return {
-      bindings: [{ definition: events.EventsService, implementation: new EventsRpc(feed, log).implementation() }],
+      bindings: [serve(events.EventsService, log, new EventsRpc(feed).handlers())],
       async stop() {
         await feed.stop();
         await redis.quit().catch(() => undefined);

@@ -4,8 +4,7 @@ import { images } from '@stevedore/contracts';
 import type { StevedoreConfig } from '@stevedore/config';
 import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
-import { clientBytes, headerThenBytes, messageWriter, writeWithBackpressure, type ServiceHandlers } from '@stevedore/service-kit';
-import { pipeline } from 'node:stream/promises';
+import { clientBytes, headerThenBytes, messageWriter, sendBytes, writeWithBackpressure, type ServiceHandlers } from '@stevedore/service-kit';
 import type { ImageArchive } from './image-archive';
 import type { BlobStore } from './store/blob-store';
 import { pullImage, pullRepository } from './registry/pull';
@@ -183,8 +182,8 @@ export class ImageStoreRpc {
         ctx.log.info({ blob: id }, 'blob stored');
         return { id };
       },
-      getBlob: async (req, call) => {
-        await pipeline(this.blobs.read(req.id), messageWriter(call, (data) => ({ data })));
+      getBlob: async (req, call, ctx) => {
+        await sendBytes(this.blobs.read(req.id), call, (data) => ({ data }), ctx.signal);
       },
       deleteBlob: async (req) => {
         this.blobs.delete(req.id);

@@ -28,7 +28,7 @@ export const EMPTY_CONFIG: ContainerConfig = {
   WorkingDir: '', Entrypoint: null, NetworkDisabled: false, OnBuild: null,
 };
 
-export const short = (id: string) => id.slice(0, 12);
+const short = (id: string) => id.slice(0, 12);
 
 export interface ImportSource {
   fromSrc: string;
@@ -384,7 +384,7 @@ export class ImageService {
 }
 
 /** Docker 1.0's `filter`: a shell glob on the repository name. */
-export function globToRegExp(glob: string): RegExp {
+function globToRegExp(glob: string): RegExp {
   const re = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
   return new RegExp(`^${re}$`);
 }

@@ -94,39 +94,19 @@ function bulkCodec<M>(generated: Codec, bulk: BulkField<M>): Codec {
 }
 
 interface MethodDefinition {
-  path: string;
-  requestStream: boolean;
-  responseStream: boolean;
   requestSerialize(value: unknown): Buffer;
   requestDeserialize(bytes: Buffer): unknown;
   responseSerialize(value: unknown): Buffer;
   responseDeserialize(bytes: Buffer): unknown;
 }
 
-type ClientConstructor = { prototype: Record<string, unknown> };
-
-/**
- * Puts the bulk codec on one side of a method: in the definition (servers
- * read it when the service is added) and in the generated client class
- * (which took the codecs when the module was loaded).
- */
-function useBulk<M>(client: ClientConstructor, name: string, method: MethodDefinition, side: 'request' | 'response', bulk: BulkField<M>): void {
+/** Puts the bulk codec on one side of a method's definition (clients and servers are made from the definitions). */
+function useBulk<M>(method: MethodDefinition, side: 'request' | 'response', bulk: BulkField<M>): void {
   const serialize = side === 'request' ? 'requestSerialize' : 'responseSerialize';
   const deserialize = side === 'request' ? 'requestDeserialize' : 'responseDeserialize';
   const codec = bulkCodec({ serialize: method[serialize], deserialize: method[deserialize] }, bulk);
   method[serialize] = codec.serialize;
   method[deserialize] = codec.deserialize;
-  const call = method.requestStream
-    ? method.responseStream
-      ? 'makeBidiStreamRequest'
-      : 'makeClientStreamRequest'
-    : method.responseStream
-      ? 'makeServerStreamRequest'
-      : 'makeUnaryRequest';
-  const invoke = function (this: Record<string, (...args: unknown[]) => unknown>, ...args: unknown[]) {
-    return this[call](method.path, method.requestSerialize, method.responseDeserialize, ...args);
-  };
-  client.prototype[name] = Object.assign(invoke, method);
 }
 
 const chunkPart = <M extends { part?: { $case: string } }>(field: number): BulkField<M> => ({
@@ -141,19 +121,17 @@ const dataOnly = <M extends { data: Buffer }>(field: number): BulkField<M> => ({
 });
 
 const image = images.ImageStoreService as unknown as Record<string, MethodDefinition>;
-const imageClient = images.ImageStoreClient as unknown as ClientConstructor;
 const IMAGES = 'stevedore.images.v1';
-useBulk<images.ImportRequest>(imageClient, 'import', image.import, 'request', chunkPart(BYTES_FIELDS[`${IMAGES}.ImportRequest`].chunk));
-useBulk<images.CommitRequest>(imageClient, 'commit', image.commit, 'request', chunkPart(BYTES_FIELDS[`${IMAGES}.CommitRequest`].chunk));
+useBulk<images.ImportRequest>(image.import, 'request', chunkPart(BYTES_FIELDS[`${IMAGES}.ImportRequest`].chunk));
+useBulk<images.CommitRequest>(image.commit, 'request', chunkPart(BYTES_FIELDS[`${IMAGES}.CommitRequest`].chunk));
 const imageData = dataOnly<images.DataChunk>(BYTES_FIELDS[`${IMAGES}.DataChunk`].data);
-useBulk(imageClient, 'load', image.load, 'request', imageData);
-useBulk(imageClient, 'save', image.save, 'response', imageData);
-useBulk(imageClient, 'putBlob', image.putBlob, 'request', imageData);
-useBulk(imageClient, 'getBlob', image.getBlob, 'response', imageData);
+useBulk(image.load, 'request', imageData);
+useBulk(image.save, 'response', imageData);
+useBulk(image.putBlob, 'request', imageData);
+useBulk(image.getBlob, 'response', imageData);
 
 const runtime = containers.ContainerRuntimeService as unknown as Record<string, MethodDefinition>;
-const runtimeClient = containers.ContainerRuntimeClient as unknown as ClientConstructor;
 const CONTAINERS = 'stevedore.containers.v1';
-useBulk<containers.PutArchiveRequest>(runtimeClient, 'putArchive', runtime.putArchive, 'request', chunkPart(BYTES_FIELDS[`${CONTAINERS}.PutArchiveRequest`].chunk));
+useBulk<containers.PutArchiveRequest>(runtime.putArchive, 'request', chunkPart(BYTES_FIELDS[`${CONTAINERS}.PutArchiveRequest`].chunk));
 const containerData = dataOnly<containers.Chunk>(BYTES_FIELDS[`${CONTAINERS}.Chunk`].data);
-for (const name of ['export', 'getArchive', 'diff']) useBulk(runtimeClient, name, runtime[name], 'response', containerData);
+for (const name of ['export', 'getArchive', 'diff']) useBulk(runtime[name], 'response', containerData);

@@ -12,3 +12,4 @@ export { bytesFieldHeader, bytesFieldPayload, gatherPayload } from './bulk-bytes
 /** Events: the response header of Subscribe naming the subscription's starting log position (see after_log_id). */
 export const EVENTS_LOG_POSITION_HEADER = 'x-log-position';
 export { containerConfigText, hostConfigText, imageMetadataText, type JsonText } from './json-text';
+export { toProgressMessage } from './progress';

@@ -1,7 +1,6 @@
 export * from './credentials';
 export * from './rpc';
 export * from './health';
-export * from './clients';
 export * from './grpc-service';
 export * from './commit';
 export * from './data-root';

@@ -3,6 +3,7 @@
 // the gRPC status of its kind (@stevedore/errors).
 import type * as grpc from '@grpc/grpc-js';
 import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { toGrpcError, asStevedoreError, invalid } from '@stevedore/errors';
 import { newRequestId, REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
 import { gatherPayload } from '@stevedore/contracts';
@@ -32,13 +33,6 @@ function logFailure(ctx: CallContext, err: unknown): void {
   else ctx.log.info({ kind: e.kind, msg: e.message }, 'call refused');
 }
 
-export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
-export type ServerStreamHandler<Req, Res> = (
-  request: Req,
-  stream: grpc.ServerWritableStream<Req, Res>,
-  ctx: CallContext,
-) => Promise<void>;
-
 /** Answers a call once its handler settles: the result, or the error as a gRPC status. */
 export function answer<Res>(ctx: CallContext, work: Promise<Res>, callback: (err: Partial<grpc.ServiceError> | null, res?: Res) => void): void {
   const started = performance.now();
@@ -52,13 +46,6 @@ export function answer<Res>(ctx: CallContext, work: Promise<Res>, callback: (err
       callback(toGrpcError(err));
     },
   );
-}
-
-export function unary<Req, Res>(log: Logger, method: string, handler: UnaryHandler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    const ctx = contextOf(call, log, method);
-    answer(ctx, handler(call.request, ctx), callback);
-  };
 }
 
 /** Ends a streaming call once its handler settles: normally, or with the error as a gRPC status. */
@@ -75,38 +62,6 @@ export function finishStream(call: grpc.ServerWritableStream<unknown, unknown> |
       call.emit('error', toGrpcError(err));
     },
   );
-}
-
-/** A server stream: the handler writes (honouring back-pressure) and returns when done. */
-export function serverStream<Req, Res>(
-  log: Logger,
-  method: string,
-  handler: ServerStreamHandler<Req, Res>,
-): grpc.handleServerStreamingCall<Req, Res> {
-  return (call) => {
-    const ctx = contextOf(call, log, method);
-    finishStream(call as never, ctx, handler(call.request, call, ctx));
-  };
-}
-
-export type DuplexHandler<Req, Res> = (call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext) => Promise<void>;
-
-/** A bidirectional stream (an upload with progress back): the handler returns when done. */
-export function duplexStream<Req, Res>(log: Logger, method: string, handler: DuplexHandler<Req, Res>): grpc.handleBidiStreamingCall<Req, Res> {
-  return (call) => {
-    const ctx = contextOf(call, log, method);
-    finishStream(call as never, ctx, handler(call, ctx));
-  };
-}
-
-export type ClientStreamHandler<Req, Res> = (call: grpc.ServerReadableStream<Req, Res>, ctx: CallContext) => Promise<Res>;
-
-/** A client stream (an upload) answered once at the end. */
-export function clientStream<Req, Res>(log: Logger, method: string, handler: ClientStreamHandler<Req, Res>): grpc.handleClientStreamingCall<Req, Res> {
-  return (call, callback) => {
-    const ctx = contextOf(call as never, log, method);
-    answer(ctx, handler(call, ctx), callback);
-  };
 }
 
 /** Every message of a client stream as bytes, in a Readable that pauses the client when full. */
@@ -145,6 +100,23 @@ export function messageWriter<Res>(call: grpc.ServerWritableStream<unknown, Res>
       else call.once('drain', () => cb());
     },
   });
+}
+
+/**
+ * Sends bytes as the messages of a server stream, at the reader's pace
+ * (stream.pipeline over the call, a Node Writable). The call is left open:
+ * the service kit ends it when the handler returns, or with the handler's
+ * error as a status of its kind.
+ */
+export function sendBytes<Res>(bytes: Readable, call: Writable, wrap: (chunk: Buffer) => Res, signal: AbortSignal): Promise<void> {
+  return pipeline(
+    bytes,
+    async function* (chunks: AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) yield wrap(chunk);
+    },
+    call,
+    { end: false, signal },
+  );
 }
 
 /** Gathers a byte stream's chunks into payloads of about STREAM_MESSAGE_BYTES, laid out for a bulk message (uploads from the API edge). */

@@ -4,7 +4,7 @@
 // definition. Every call carries the request id, waits for a restarting
 // service (waitForReady) up to its deadline, and fails with a StevedoreError
 // that names the service it could not reach. (docs/decisions.md, "Typed gRPC".)
-import type { Duplex, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { GrpcServiceName, StevedoreConfig } from '@stevedore/config';
 import { asStevedoreError, StevedoreError, toHttpError } from '@stevedore/errors';
@@ -51,15 +51,20 @@ type ClientMethod<M> = M extends { requestStream: false; responseStream: false }
       ? (call: CallSettings) => Upload<RequestOf<M>, ResponseOf<M>>
       : (call: CallSettings) => grpc.ClientDuplexStream<RequestOf<M>, ResponseOf<M>> & Duplex;
 
-export type ServiceClient<D> = { readonly [K in keyof D]: ClientMethod<D[K]> } & { close(): void };
+export type ServiceClient<D> = { readonly [K in keyof D]: ClientMethod<D[K]> } & {
+  /** The connection of unary calls and server streams (its channel's state tells when the service comes back). */
+  readonly connection: grpc.Client;
+  close(): void;
+};
 
+// The calls are Node streams (Writable, Readable, Duplex) as well as grpc-js's typed ones: stream.pipeline takes them.
 type ServerMethod<M> = M extends { requestStream: false; responseStream: false }
   ? (request: RequestOf<M>, ctx: CallContext) => Promise<ResponseOf<M>>
   : M extends { requestStream: false; responseStream: true }
-    ? (request: RequestOf<M>, out: grpc.ServerWritableStream<RequestOf<M>, ResponseOf<M>>, ctx: CallContext) => Promise<void>
+    ? (request: RequestOf<M>, out: grpc.ServerWritableStream<RequestOf<M>, ResponseOf<M>> & Writable, ctx: CallContext) => Promise<void>
     : M extends { requestStream: true; responseStream: false }
-      ? (call: grpc.ServerReadableStream<RequestOf<M>, ResponseOf<M>>, ctx: CallContext) => Promise<ResponseOf<M>>
-      : (call: grpc.ServerDuplexStream<RequestOf<M>, ResponseOf<M>>, ctx: CallContext) => Promise<void>;
+      ? (call: grpc.ServerReadableStream<RequestOf<M>, ResponseOf<M>> & Readable, ctx: CallContext) => Promise<ResponseOf<M>>
+      : (call: grpc.ServerDuplexStream<RequestOf<M>, ResponseOf<M>> & Duplex, ctx: CallContext) => Promise<void>;
 
 /** The handlers of a service, one per method of its definition, each typed by it. */
 export type ServiceHandlers<D> = { [K in keyof D]: ServerMethod<D[K]> };
@@ -122,6 +127,7 @@ export function connectService<D extends Definition>(definition: D, config: Stev
   let uploader: grpc.Client | undefined;
   const uploads = () => (uploader ??= new grpc.Client(address, credentials, { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 }));
   const methods: Record<string, unknown> = {
+    connection: client,
     close() {
       client.close();
       uploader?.close();

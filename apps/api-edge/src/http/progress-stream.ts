@@ -3,24 +3,12 @@
 // plain HTTP error with Docker's status; after it, the failure is the
 // stream's last message. JSON from v1.1, text for v1.0 (gate G1).
 import type { ClientReadableStream, ClientDuplexStream } from '@grpc/grpc-js';
-import type { images } from '@stevedore/contracts';
+import { toProgressMessage, type images } from '@stevedore/contracts';
 import { jsonMessage, textMessage, type ProgressMessage } from '@stevedore/docker-api';
 import { toHttpError } from '@stevedore/errors';
 import type { ApiRequest } from './api-request';
 import type { ApiResponse } from './api-response';
 import { relayStream } from './relay';
-
-function toProgressMessage(p: images.Progress): ProgressMessage {
-  return {
-    status: p.status,
-    id: p.id || undefined,
-    current: p.current || undefined,
-    total: p.total || undefined,
-    start: p.start || undefined,
-    perLayer: p.perLayer,
-    error: p.error || undefined,
-  };
-}
 
 export async function streamProgress(
   req: ApiRequest,

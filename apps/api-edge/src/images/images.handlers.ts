@@ -3,7 +3,7 @@
 import { Injectable } from '@nestjs/common';
 import type { images } from '@stevedore/contracts';
 import { notFound, refused } from '@stevedore/errors';
-import { backendError, commitContainerTyped, type CommitFailure } from '@stevedore/service-kit';
+import { commitContainer } from '@stevedore/service-kit';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { streamProgress } from '../http/progress-stream';
@@ -118,9 +118,7 @@ export class ImagesHandlers {
       containerId: container.id, containerConfigJson: container.configJson, parent: container.image,
       repo: req.string('repo'), tag: req.string('tag'), comment: req.string('comment'), author: req.string('author'), configJson: text, exactConfig: false,
     };
-    const id = await commitContainerTyped(rt, this.store, header, req.requestId).catch((f: CommitFailure) => {
-      throw backendError(f.err, f.service);
-    });
+    const id = await commitContainer(rt, this.store, header, req.requestId);
     res.json(201, { Id: id });
   };
 

@@ -1,6 +1,6 @@
 // Where a registry is and how to speak to it.
 
-export const DEFAULT_INDEX = 'https://index.docker.io/v1/';
+const DEFAULT_INDEX = 'https://index.docker.io/v1/';
 
 export interface RegistryAddress {
   /** host[:port] */

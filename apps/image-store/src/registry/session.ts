@@ -14,7 +14,7 @@ export interface Credentials {
 
 const TIMEOUT_MS = 30_000;
 
-export function basicAuth(c: Credentials): string {
+function basicAuth(c: Credentials): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
 }
 
@@ -28,7 +28,7 @@ export function parseChallenge(header: string): { scheme: string; params: Record
 }
 
 /** fetch, with a registry that cannot be reached reported as such. */
-export async function registryFetch(url: string, init: RequestInit = {}): Promise<Response> {
+async function registryFetch(url: string, init: RequestInit = {}): Promise<Response> {
   try {
     return await fetch(url, { redirect: 'follow', ...init, signal: init.signal ?? AbortSignal.timeout(TIMEOUT_MS) });
   } catch (err) {

@@ -43,7 +43,7 @@ export function validateRepository(repo: string): void {
 }
 
 /** Docker 1.0 refused only a tag with `/` or `:` (500 `Illegal tag name: <t>`); control characters are refused too, they would break every listing. */
-export function validateTag(tag: string): void {
+function validateTag(tag: string): void {
   if (tag === '') throw new StevedoreError('refused', "Tag name can't be empty");
   if (/[/:\x00-\x1f\x7f]/.test(tag)) throw new StevedoreError('refused', `Illegal tag name: ${tag}`);
 }
