@@ -105,10 +105,17 @@ function optionsOf(call: CallSettings, defaultTimeoutMs?: number): grpc.CallOpti
   return timeout ? { deadline: Date.now() + timeout } : {};
 }
 
-/** Cancels the call when the settings' signal aborts (a client of the API that went away). */
-function cancelledBy<C extends { cancel(): void }>(settings: CallSettings, call: C): C {
-  if (settings.signal?.aborted) call.cancel();
-  else settings.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+/** Cancels the call when the settings' signal aborts (a client of the API that went away); the listener goes with the call. */
+function cancelledBy<C extends { cancel(): void; once(event: 'status', listener: () => void): unknown }>(settings: CallSettings, call: C): C {
+  const { signal } = settings;
+  if (!signal) return call;
+  if (signal.aborted) {
+    call.cancel();
+    return call;
+  }
+  const cancel = () => call.cancel();
+  signal.addEventListener('abort', cancel, { once: true });
+  call.once('status', () => signal.removeEventListener('abort', cancel));
   return call;
 }
 
