@@ -109,13 +109,17 @@ function takeUpLock(config: StevedoreConfig): () => void {
 
 /**
  * SIGTERM to every process, then SIGKILL to those still alive after
- * `graceMs`; resolves when the last has gone (or was killed).
+ * `graceMs`; resolves when the last has gone (a killed one is waited for
+ * too, up to 5 s: what comes next may need what it holds).
  */
 async function terminate(pids: number[], graceMs: number): Promise<void> {
   for (const pid of pids) process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (pids.some(pidAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const gone = async (withinMs: number) => {
+    for (const deadline = Date.now() + withinMs; pids.some(pidAlive) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+  };
+  await gone(graceMs);
   for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  await gone(5000);
 }
 
 function gitCommit(): string {
