@@ -201,6 +201,9 @@ export class ContainerRuntimeRpc {
             id = row.id;
             const config = JSON.parse(row.config) as ContainerConfig;
             call.write({ part: { $case: 'tty', tty: Boolean(config.Tty) } });
+            call.write({ part: { $case: 'startedAt', startedAt: row.started_at } });
+            // A resumed attachment whose container ran and stopped while the runtime was away has nothing left to wait for.
+            if (o.resume && row.status !== 'running' && row.started_at !== o.resumeAfter) return end();
             if (o.logs) {
               await logs.stream(row.id, { stdout: o.stdout, stderr: o.stderr, timestamps: false, follow: false }, (out) => writeWithBackpressure(call, { part: { $case: 'output', output: out } }, signal), signal);
             }
@@ -224,6 +227,7 @@ export class ContainerRuntimeRpc {
               },
               onConnected: () => {
                 connected = true;
+                call.write({ part: { $case: 'connected', connected: true } });
                 pendingBytes = 0;
                 if (attachment?.connection) untilMonitorDrains(attachment.connection);
                 release('pending');

@@ -7,18 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { mountsBelow, processesMentioning, rssKiB, runCommand, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
-
-/** Splits a multiplexed stream (STREAMS.md §4) into its frames. */
-function demux(buf: Buffer): Array<[number, string]> {
-  const out: Array<[number, string]> = [];
-  for (let i = 0; i + 8 <= buf.length; ) {
-    const len = buf.readUInt32BE(i + 4);
-    out.push([buf[i], buf.subarray(i + 8, i + 8 + len).toString()]);
-    i += 8 + len;
-  }
-  return out;
-}
+import { demux, mountsBelow, processesMentioning, rssKiB, runCommand, sleep, type Stack, startStackWithBusybox, stopStack } from './harness';
 
 describe('containers', () => {
   let stack: Stack;

@@ -125,6 +125,17 @@ export class Stack {
   }
 }
 
+/** The frames of a multiplexed attach or log stream: [stream, text]. */
+export function demux(buf: Buffer): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  for (let i = 0; i + 8 <= buf.length; ) {
+    const len = buf.readUInt32BE(i + 4);
+    out.push([buf[i], buf.subarray(i + 8, i + 8 + len).toString()]);
+    i += 8 + len;
+  }
+  return out;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

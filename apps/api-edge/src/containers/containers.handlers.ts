@@ -6,7 +6,7 @@ import type { containers } from '@stevedore/contracts';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
 import { invalid, notFound, refused, StevedoreError } from '@stevedore/errors';
 import type { StevedoreConfig } from '@stevedore/config';
-import { backendError, isUnavailable } from '@stevedore/service-kit';
+import { isUnavailable } from '@stevedore/service-kit';
 import { CONFIG } from '../nest-context';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
@@ -16,6 +16,7 @@ import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
 import { acceptWebSocket } from '../http/websocket';
 import { AttachOutput } from '../http/attach-output';
+import { RuntimeAttachment, type AttachTarget } from './runtime-attachment';
 import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
 
 const SERVICE = 'container-runtime';
@@ -41,6 +42,11 @@ export class ContainersHandlers {
 
   private get rt() {
     return this.backends.containers;
+  }
+
+  /** What an attach request asks of the runtime. */
+  private attachTarget(req: ApiRequest, c: containers.Container): AttachTarget {
+    return { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr'), startedAt: c.state?.startedAt ?? '' };
   }
 
   private inspectOf(req: ApiRequest, id: string) {
@@ -268,17 +274,17 @@ export class ContainersHandlers {
     res.raw.detachSocket(req.hijack.socket as Socket);
     const peer = await acceptWebSocket(req.raw, req.hijack.socket, req.hijack.head);
     if (!peer) return;
-    const grpcCall = this.rt.attach({ requestId: req.requestId });
-    grpcCall.write({ part: { $case: 'open', open: { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr') } } });
+    const attachment = new RuntimeAttachment(this.rt, this.attachTarget(req, c), req.requestId, req.log, (_stream, data) => output.send(data));
+    const done = attachment.run();
     // Stdin waits while the runtime has not taken the last message.
     peer.ws.on('message', (data: Buffer) => {
-      if (!grpcCall.write({ part: { $case: 'stdin', stdin: data } })) {
+      if (!attachment.sendStdin(data)) {
         peer.ws.pause();
-        grpcCall.once('drain', () => peer.ws.resume());
+        attachment.whenDrained(() => peer.ws.resume());
       }
     });
-    peer.ws.on('close', () => grpcCall.cancel());
-    peer.ws.on('error', () => grpcCall.cancel());
+    peer.ws.on('close', () => attachment.cancel());
+    peer.ws.on('error', () => attachment.cancel());
     const output = new AttachOutput(
       req.hijack.socket,
       this.config.attachBacklogBytes,
@@ -287,16 +293,10 @@ export class ContainersHandlers {
       () => peer.ws.close(1000),
       (queued) => {
         req.log.warn({ queued }, 'attach client cut off: it fell behind the container\'s output');
-        grpcCall.cancel();
+        attachment.cancel();
       },
     );
-    await new Promise<void>((resolve) => {
-      grpcCall.on('data', (r: containers.AttachReply) => {
-        if (r.part?.$case === 'output') output.send(Buffer.from(r.part.output.data));
-      });
-      grpcCall.on('end', resolve);
-      grpcCall.on('error', () => resolve());
-    });
+    await done;
     if (peer.ws.readyState === peer.ws.OPEN) output.finish();
   };
 
@@ -317,21 +317,24 @@ export class ContainersHandlers {
     const socket = req.takeOver();
     socket.write(head);
 
-    const grpcCall = this.rt.attach({ requestId: req.requestId });
-    grpcCall.write({ part: { $case: 'open', open: { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr') } } });
-    const sendStdin = (chunk: Buffer) => grpcCall.write({ part: { $case: 'stdin', stdin: chunk } });
-    if (req.hijack?.head.length) sendStdin(req.hijack.head);
-    socket.on('data', (chunk: Buffer) => {
-      if (!sendStdin(chunk)) {
-        socket.pause();
-        grpcCall.once('drain', () => socket.resume());
-      }
-    });
-    // A half-close is the end of the client's input; output keeps flowing.
-    socket.on('end', () => grpcCall.write({ part: { $case: 'stdinClosed', stdinClosed: true } }));
-    socket.on('error', () => grpcCall.cancel());
-    socket.on('close', () => grpcCall.cancel());
     let stream = 1;
+    const attachment = new RuntimeAttachment(this.rt, this.attachTarget(req, c), req.requestId, req.log, (from, data) => {
+      stream = from;
+      output.send(data);
+    });
+    const done = attachment.run();
+    const sendStdin = (chunk: Buffer) => {
+      if (!attachment.sendStdin(chunk)) {
+        socket.pause();
+        attachment.whenDrained(() => socket.resume());
+      }
+    };
+    if (req.hijack?.head.length) sendStdin(req.hijack.head);
+    socket.on('data', sendStdin);
+    // A half-close is the end of the client's input; output keeps flowing.
+    socket.on('end', () => attachment.closeStdin());
+    socket.on('error', () => attachment.cancel());
+    socket.on('close', () => attachment.cancel());
     const output = new AttachOutput(
       socket,
       this.config.attachBacklogBytes,
@@ -340,25 +343,14 @@ export class ContainersHandlers {
       () => socket.end(),
       (queued) => {
         req.log.warn({ queued }, 'attach client cut off: it fell behind the container\'s output');
-        grpcCall.cancel();
+        attachment.cancel();
       },
     );
-    await new Promise<void>((resolve) => {
-      grpcCall.on('data', (r: containers.AttachReply) => {
-        if (r.part?.$case !== 'output') return;
-        stream = r.part.output.stream;
-        output.send(Buffer.from(r.part.output.data));
-      });
-      grpcCall.on('end', resolve);
-      grpcCall.on('error', (err) => {
-        if (!socket.destroyed && socket.writable) {
-          const text = Buffer.from(`Error attaching: ${backendError(err, SERVICE).message}\n`);
-          socket.write(multiplex ? muxFrame(1, text) : text);
-        }
-        resolve();
-      });
-    });
-    grpcCall.end();
+    const failure = await done;
+    if (failure && !socket.destroyed && socket.writable) {
+      const text = Buffer.from(`Error attaching: ${failure.message}\n`);
+      socket.write(multiplex ? muxFrame(1, text) : text);
+    }
     output.finish();
   };
 }

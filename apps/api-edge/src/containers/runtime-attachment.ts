@@ -1,0 +1,143 @@
+// An attachment to a container through the container runtime that outlives a
+// restart of the runtime. The container keeps running while its runtime is
+// away (its monitor owns the process and its streams), so when the call fails
+// because the runtime went away and the client is still connected, the
+// attachment is opened again once the runtime is back, and the stdin the old
+// runtime had not yet handed to the container's monitor is sent again. Without
+// it the client saw its output end cleanly and waited for an exit that a
+// container reading stdin would never make.
+import type { containers } from '@stevedore/contracts';
+import type { Logger } from '@stevedore/logging';
+import { backendError, isUnavailable, type ServiceClient } from '@stevedore/service-kit';
+
+const SERVICE = 'container-runtime';
+
+/** Resumes in one attachment before its failure is reported to the client. */
+const MAX_RESUMES = 5;
+/** How long a resumed call may wait for the runtime to answer its open. */
+const RESUME_WITHIN_MS = 60_000;
+
+type Runtime = ServiceClient<typeof containers.ContainerRuntimeService>;
+type AttachCall = ReturnType<Runtime['attach']>;
+
+export interface AttachTarget {
+  id: string;
+  logs: boolean;
+  stream: boolean;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  /** The container's StartedAt when the client asked. */
+  startedAt: string;
+}
+
+export class RuntimeAttachment {
+  private call!: AttachCall;
+  /** Stdin sent on the current call before the runtime said the monitor has it: lost if the runtime goes away. */
+  private unconfirmed: Buffer[] = [];
+  private connected = false;
+  private stdinEnded = false;
+  private cancelled = false;
+  private gaveUp = false;
+  private drainWaiter?: () => void;
+  private startedAt: string;
+
+  constructor(
+    private readonly rt: Runtime,
+    private readonly target: AttachTarget,
+    private readonly requestId: string,
+    private readonly log: Logger,
+    private readonly onOutput: (stream: number, data: Buffer) => void,
+  ) {
+    this.startedAt = target.startedAt;
+  }
+
+  /**
+   * Runs the attachment until the container's output ends or the client
+   * cancels it; resolves with the failure that ended it otherwise (a runtime
+   * that could not be reached again, or one that refused).
+   */
+  async run(): Promise<Error | undefined> {
+    for (let resumes = 0; ; resumes++) {
+      const failure = await this.attempt(resumes > 0);
+      if (!failure || this.cancelled) return undefined;
+      const err = backendError(failure, SERVICE);
+      // Removed while the runtime was away (docker run --rm removes once it has seen the exit): its output is over.
+      if (resumes > 0 && err.kind === 'notFound') return undefined;
+      if (!isUnavailable(err) || this.gaveUp || resumes >= MAX_RESUMES) return err;
+      this.log.warn({ id: this.target.id, err: err.message }, 'the container runtime went away during an attach: attaching again');
+    }
+  }
+
+  /** Sends stdin; false when the runtime is not taking more: wait for `whenDrained`. */
+  sendStdin(chunk: Buffer): boolean {
+    if (!this.connected) this.unconfirmed.push(chunk);
+    return this.call.write({ part: { $case: 'stdin', stdin: chunk } });
+  }
+
+  whenDrained(resume: () => void): void {
+    this.drainWaiter = resume;
+    this.call.once('drain', () => this.drained());
+  }
+
+  /** The client ended its input (a half-close). */
+  closeStdin(): void {
+    this.stdinEnded = true;
+    this.call.write({ part: { $case: 'stdinClosed', stdinClosed: true } });
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.call.cancel();
+  }
+
+  private drained(): void {
+    const resume = this.drainWaiter;
+    this.drainWaiter = undefined;
+    resume?.();
+  }
+
+  /** One call: resolves when it ends, with its failure if it failed. */
+  private attempt(resume: boolean): Promise<Error | undefined> {
+    const call = this.rt.attach({ requestId: this.requestId });
+    this.call = call;
+    this.connected = false;
+    const t = this.target;
+    // The output the client already has is not asked for again.
+    call.write({ part: { $case: 'open', open: { id: t.id, logs: t.logs && !resume, stream: t.stream, stdin: t.stdin, stdout: t.stdout, stderr: t.stderr, resume, resumeAfter: this.startedAt } } });
+    let open = true;
+    for (const chunk of this.unconfirmed) open = call.write({ part: { $case: 'stdin', stdin: chunk } });
+    if (this.stdinEnded) call.write({ part: { $case: 'stdinClosed', stdinClosed: true } });
+    if (this.drainWaiter) {
+      if (open) this.drained();
+      else call.once('drain', () => this.drained());
+    }
+    if (this.cancelled) call.cancel();
+    // A runtime that does not come back is given up on.
+    const giveUp = resume ? setTimeout(() => {
+      this.gaveUp = true;
+      call.cancel();
+    }, RESUME_WITHIN_MS) : undefined;
+    return new Promise((resolve) => {
+      call.on('data', (r: containers.AttachReply) => {
+        const part = r.part;
+        if (!part) return;
+        clearTimeout(giveUp);
+        if (part.$case === 'output') this.onOutput(part.output.stream, Buffer.from(part.output.data));
+        else if (part.$case === 'startedAt') this.startedAt = part.startedAt;
+        else if (part.$case === 'connected') {
+          this.connected = true;
+          this.unconfirmed = [];
+        }
+      });
+      call.on('end', () => {
+        clearTimeout(giveUp);
+        resolve(undefined);
+      });
+      call.on('error', (err) => {
+        clearTimeout(giveUp);
+        resolve(err);
+      });
+    });
+  }
+}
