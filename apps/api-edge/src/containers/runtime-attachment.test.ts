@@ -9,7 +9,7 @@ import { Metadata, status } from '@grpc/grpc-js';
 import type { containers } from '@stevedore/contracts';
 import { notFound, toGrpcError } from '@stevedore/errors';
 import { createLogger } from '@stevedore/logging';
-import { RuntimeAttachment, type AttachTarget } from './runtime-attachment';
+import { RuntimeAttachment, type AttachRuntime, type AttachTarget } from './runtime-attachment';
 
 class FakeCall extends EventEmitter {
   readonly sent: containers.AttachRequest[] = [];
@@ -39,9 +39,9 @@ const refusal = (err: Error) => Object.assign(new Error(err.message), toGrpcErro
 function setUp(target: Partial<AttachTarget> = {}) {
   const calls: FakeCall[] = [];
   const output: string[] = [];
-  const rt = { attach: () => calls[calls.push(new FakeCall()) - 1] };
+  const rt: AttachRuntime = { attach: () => calls[calls.push(new FakeCall()) - 1] };
   const attachment = new RuntimeAttachment(
-    rt as never,
+    rt,
     { id: 'c1', logs: true, stream: true, stdin: true, stdout: true, stderr: true, startedAt: '', ...target },
     'req1',
     createLogger('test', 'silent'),

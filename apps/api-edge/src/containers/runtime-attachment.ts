@@ -8,7 +8,7 @@
 // container reading stdin would never make.
 import type { containers } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
-import { backendError, isUnavailable, type ServiceClient } from '@stevedore/service-kit';
+import { backendError, isUnavailable, type CallSettings } from '@stevedore/service-kit';
 
 const SERVICE = 'container-runtime';
 
@@ -17,8 +17,20 @@ const MAX_RESUMES = 5;
 /** How long a resumed call may wait for the runtime to answer its open. */
 const RESUME_WITHIN_MS = 60_000;
 
-type Runtime = ServiceClient<typeof containers.ContainerRuntimeService>;
-type AttachCall = ReturnType<Runtime['attach']>;
+/** An attach call, as far as an attachment uses it (grpc-js's duplex call is one). */
+export interface AttachCall {
+  write(message: containers.AttachRequest): boolean;
+  cancel(): void;
+  on(event: 'data', listener: (reply: containers.AttachReply) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+/** What an attachment uses of the runtime's client (the typed client is one). */
+export interface AttachRuntime {
+  attach(settings: CallSettings): AttachCall;
+}
 
 export interface AttachTarget {
   id: string;
@@ -43,7 +55,7 @@ export class RuntimeAttachment {
   private startedAt: string;
 
   constructor(
-    private readonly rt: Runtime,
+    private readonly rt: AttachRuntime,
     private readonly target: AttachTarget,
     private readonly requestId: string,
     private readonly log: Logger,
