@@ -157,6 +157,8 @@ export function runCommand(
       clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
+    // A command that exits before it reads its input (it failed at once) closes the pipe: not the test's error.
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(options.input ?? '');
   });
 }
