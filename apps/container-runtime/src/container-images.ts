@@ -6,6 +6,7 @@ import { asStevedoreError, StevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import type { ServiceClient } from '@stevedore/service-kit';
 import { ImageUseReconciler, type ImageUseCalls } from './image-use';
+import type { LayerCache } from './layer-cache';
 import type { ContainerDb, ContainerRow } from './store/container-db';
 
 /** Every container's use of its image, as the records say; one being started counts as running (the store heard so). */
@@ -24,8 +25,10 @@ export class ContainerImages {
     /** Every container's use of its image, from the records as they are now. */
     account: () => images.ImageUse[],
     log: Logger,
+    /** A cluster's node: its name, and its cache of the layers it fetches from the store (whose directories are on another host). */
+    private readonly node?: { name: string; layers: LayerCache },
   ) {
-    this.reconciler = new ImageUseReconciler(client, account, log);
+    this.reconciler = new ImageUseReconciler(client, account, log, node?.name);
   }
 
   /** Reconciles image use now, and whenever the connection to the store becomes ready again. */
@@ -36,6 +39,7 @@ export class ContainerImages {
   close(): void {
     this.reconciler.close();
     this.client.close();
+    this.node?.layers.close();
   }
 
   /** Runs a change of image use: a call to the store with the record it goes with (image-use.ts). */
@@ -48,9 +52,11 @@ export class ContainerImages {
     return this.reconciler.begin();
   }
 
-  /** Records that container `user` uses `image` (running or not); answers with the image and its layers. */
-  use(image: string, user: string, running: boolean, requestId: string): Promise<images.UseImageResponse> {
-    return this.answer(this.client.useImage({ image, user, running }, { requestId }));
+  /** Records that container `user` uses `image` (running or not); answers with the image and its layers' directories on this host. */
+  async use(image: string, user: string, running: boolean, requestId: string): Promise<images.UseImageResponse> {
+    const node = this.node;
+    const use = await this.answer(this.client.useImage({ image, user, running, node: node?.name ?? '', byDigest: Boolean(node) }, { requestId, timeoutMs: node ? 60_000 : undefined }));
+    return node ? { ...use, layers: await node.layers.dirs(use.layerRefs) } : use;
   }
 
   async release(user: string, requestId: string): Promise<void> {

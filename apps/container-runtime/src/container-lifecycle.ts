@@ -12,6 +12,7 @@ import type { Logger } from '@stevedore/logging';
 import { removeTree, removeTreeSoon } from '@stevedore/archive';
 import { privateDir } from '@stevedore/service-kit';
 import type { Attachments } from './attachments';
+import type { ClusterPlace } from './cluster-place';
 import { writeEtcFiles } from './container-files';
 import type { ContainerImages } from './container-images';
 import type { ContainerNetwork } from './container-network';
@@ -62,7 +63,10 @@ export interface LifecycleParts {
   /** The rotation of each container's json-file log, done by its monitor. */
   logLimits: { maxSizeBytes: number; maxFiles: number };
   log: Logger;
+  /** A cluster's node: names are claimed cluster-wide, and where each container is recorded. */
+  cluster?: ClusterPlace;
 }
+
 
 /** Docker 1.0's answer to stop, kill or restart of a paused container. */
 const pausedRefusal = (verb: 'stop' | 'kill' | 'restart', ref: string, id: string) =>
@@ -140,12 +144,18 @@ export class ContainerLifecycle {
       if ((merged.Cmd ?? []).length === 0 && (merged.Entrypoint ?? []).length === 0) throw refused('No command specified');
       for (let attempt = 0; !name; attempt++) {
         const candidate = `/${randomName(attempt)}`;
-        if (!db.byName(candidate)) name = candidate;
+        if (!db.byName(candidate) && !(await this.claimed(candidate, id))) name = candidate;
+      }
+      if (req.name) {
+        // Unique across the cluster: claimed before the container exists.
+        const holder = await this.claimed(name, id);
+        if (holder) throw conflict(`Conflict, The name ${name.slice(1)} is already assigned to ${holder.slice(0, 12)}. You have to delete (or rename) that container to be able to assign ${name.slice(1)} to a container again.`);
       }
       fs.mkdirSync(paths.dir(id), { recursive: true, mode: 0o700 });
       db.createContainer({ id, name, created: new Date().toISOString(), image_id: image.id, image_name: image.displayName, config: JSON.stringify(merged), host_config: JSON.stringify(hostConfig) });
     } catch (err) {
       await images.release(id, requestId).catch(() => undefined);
+      await this.p.cluster?.index.release(id, this.p.cluster.node).catch(() => undefined);
       fs.rmSync(paths.dir(id), { recursive: true, force: true });
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw conflict(`Conflict, The name ${name.slice(1)} is already assigned. You have to delete (or rename) that container to be able to assign ${name.slice(1)} to a container again.`);
       throw err;
@@ -332,6 +342,8 @@ export class ContainerLifecycle {
     if (fs.existsSync(paths.dir(row.id))) fs.renameSync(paths.dir(row.id), removed);
     removeTreeSoon(removed).catch((err) => log.warn({ err, id: row.id }, 'deleting the directory of a removed container failed'));
     await images.change(() => images.release(row.id, requestId)).catch((err) => log.warn({ err }, 'releasing the image failed'));
+    // Its name is free across the cluster once the answer is out (the `destroy` event releases it again if this did not get through).
+    await this.p.cluster?.index.release(row.id, this.p.cluster.node).catch((err: Error) => log.warn({ err: err.message }, 'releasing the name in the cluster failed'));
     // The API edge holds `destroy` back until its DELETE answer has gone out
     // (today's CLI cancels its own DELETE when `destroy` reaches it first).
     this.publish('destroy', row);
@@ -376,6 +388,12 @@ export class ContainerLifecycle {
     await this.p.runner.kill(row.id, sig).catch((err) => {
       if (this.p.db.get(row.id)?.status === 'running') throw err;
     });
+  }
+
+  /** On a cluster's node, the ID of another container that holds `name` across the cluster (none: it is now this one's). */
+  private async claimed(name: string, id: string): Promise<string | undefined> {
+    const c = this.p.cluster;
+    return c ? c.index.claim(name, id, c.node) : undefined;
   }
 
   private publish(action: string, row: ContainerRow, extra: Record<string, string> = {}): void {

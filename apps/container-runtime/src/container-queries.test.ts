@@ -19,7 +19,7 @@ test('list: running ones by default, newest first; limit, since and before as Do
   try {
     fiveContainers(rt);
     const names = async (req: Partial<{ all: boolean; limit: number; since: string; before: string }>) =>
-      (await rt.queries.list({ all: false, limit: 0, since: '', before: '', size: false, ...req }, 'r')).map((c) => c.name);
+      (await rt.queries.list({ all: false, limit: 0, since: '', before: '', size: false, sinceCreated: '', beforeCreated: '', ...req }, 'r')).map((c) => c.name);
     assert.deepEqual(await names({}), ['/c-four', '/c-two']);
     assert.deepEqual(await names({ all: true }), ['/c-five', '/c-four', '/c-three', '/c-two', '/c-one']);
     assert.deepEqual(await names({ limit: 2 }), ['/c-five', '/c-four'], 'a limit lists stopped ones too');
@@ -41,7 +41,7 @@ test('list names images as the store does, by short ID when it has no name, and 
     fs.mkdirSync(path.join(upper, 'etc'), { recursive: true });
     fs.writeFileSync(path.join(upper, 'etc', 'motd'), 'x'.repeat(300));
     fs.writeFileSync(path.join(upper, 'big'), 'y'.repeat(20));
-    const list = await rt.queries.list({ all: true, limit: 0, since: '', before: '', size: true }, 'r');
+    const list = await rt.queries.list({ all: true, limit: 0, since: '', before: '', size: true, sinceCreated: '', beforeCreated: '' }, 'r');
     const four = list.find((c) => c.name === '/c-four')!;
     assert.equal(four.imageName, 'busybox:latest');
     assert.equal(four.sizeRw, 320);

@@ -63,7 +63,7 @@ export class ContainerQueries {
   async list(req: containers.ListRequest, requestId: string): Promise<containers.Container[]> {
     const { db, paths, images } = this.p;
     const rows = db.all();
-    const all = req.all || req.limit > 0 || Boolean(req.since) || Boolean(req.before);
+    const all = req.all || req.limit > 0 || Boolean(req.since || req.before || req.sinceCreated || req.beforeCreated);
     const before = req.before ? this.resolveForList(req.before) : undefined;
     const since = req.since ? this.resolveForList(req.since) : undefined;
     const out: ContainerRow[] = [];
@@ -75,6 +75,9 @@ export class ContainerQueries {
         continue;
       }
       if (since && r.id === since.id) break;
+      // A cluster's bounds, by creation time (the container named is on some node, maybe this one).
+      if (req.beforeCreated && r.created >= req.beforeCreated) continue;
+      if (req.sinceCreated && r.created <= req.sinceCreated) break;
       if (!all && r.status !== 'running') continue;
       out.push(r);
       if (req.limit > 0 && out.length >= req.limit) break;

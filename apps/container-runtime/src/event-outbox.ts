@@ -7,6 +7,7 @@
 // before the delete): a client waiting for `die` stops at the first.
 import type { Logger } from '@stevedore/logging';
 import type { EventLog, NewEvent } from '@stevedore/redis';
+import type { ClusterPlace } from './cluster-place';
 import type { ContainerDb, ContainerRow } from './store/container-db';
 
 const RETRY_MS = 1000;
@@ -25,11 +26,25 @@ export class EventOutbox {
     private readonly db: ContainerDb,
     private readonly log: EventLog,
     private readonly logger: Logger,
+    /** A cluster's node: its events name it, and they keep the cluster's index of containers right (reliably, as they go). */
+    private readonly cluster?: ClusterPlace & { address: string },
   ) {}
+
+  /** What an event, once in the log, changes in the cluster's index: a start or an end counts for placement, a removal frees the name. */
+  private async indexed(event: NewEvent): Promise<void> {
+    const c = this.cluster;
+    if (!c || event.type !== 'container') return;
+    if (event.action === 'start') await c.index.setActive(event.id, c.node, true);
+    else if (event.action === 'die') await c.index.setActive(event.id, c.node, false);
+    else if (event.action === 'destroy') await c.index.release(event.id, c.node);
+  }
 
   /** Queues an event without sending it: for a transaction that also records the change. */
   queue(event: NewEvent): void {
-    this.db.queueEvent(JSON.stringify(event));
+    const c = this.cluster;
+    // On a cluster's node, each event names it (as Docker Swarm's did, in the attributes).
+    const named = c ? { ...event, attributes: { ...event.attributes, 'node.name': c.node, 'node.addr': c.address } } : event;
+    this.db.queueEvent(JSON.stringify(named));
   }
 
   /** Queues an event and sends what is queued. */
@@ -47,7 +62,9 @@ export class EventOutbox {
       try {
         for (let rows = this.db.queuedEvents(); rows.length; rows = this.db.queuedEvents()) {
           for (const row of rows) {
-            await this.log.append(JSON.parse(row.event) as NewEvent);
+            const event = JSON.parse(row.event) as NewEvent;
+            await this.log.append(event);
+            await this.indexed(event);
             this.db.dropQueuedEvent(row.seq);
           }
         }

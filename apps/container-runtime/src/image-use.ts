@@ -42,6 +42,8 @@ export class ImageUseReconciler {
     /** Every container's use of its image, from the records as they are now. */
     private readonly account: () => images.ImageUse[],
     private readonly log: Logger,
+    /** A cluster's node: the store replaces only this node's uses with its account. */
+    private readonly node = '',
   ) {}
 
   /**
@@ -135,7 +137,7 @@ export class ImageUseReconciler {
       while (this.changes > 0) await new Promise<void>((r) => (this.drained = r));
       this.drained = undefined;
       const uses = this.account();
-      const r = await this.client.reconcileImageUse({ uses }, { requestId: 'reconcile-image-use', timeoutMs: RECONCILE_TIMEOUT_MS });
+      const r = await this.client.reconcileImageUse({ uses, node: this.node }, { requestId: 'reconcile-image-use', timeoutMs: RECONCILE_TIMEOUT_MS });
       if (r.unknownImages.length) {
         // Deleted while a use of it was lost (Docker 1.0 refused that; nothing brings the layers back).
         this.log.warn({ uses: r.unknownImages }, 'containers whose image the image store does not have');

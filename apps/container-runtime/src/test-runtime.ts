@@ -70,7 +70,7 @@ class FakeImageStore {
           const image = this.find(req.image);
           if (!image) throw notFound(`No such image: ${req.image}`);
           this.uses.set(req.user, { image: image.id, running: req.running });
-          return { id: image.id, layers: image.layers, configJson: image.config ? JSON.stringify(image.config) : '', displayName: image.names[0] ?? image.id.slice(0, 12) };
+          return { id: image.id, layers: image.layers, configJson: image.config ? JSON.stringify(image.config) : '', displayName: image.names[0] ?? image.id.slice(0, 12), layerRefs: [] };
         }),
       releaseImage: (req) =>
         answer('releaseImage', req, () => {

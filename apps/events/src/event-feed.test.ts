@@ -2,41 +2,31 @@
 // its logic is the stream's semantics, cursors, XRANGE and a blocked XREAD.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { createLogger } from '@stevedore/logging';
-import { connectRedis, EventLog, type LoggedEvent, type Redis } from '@stevedore/redis';
+import { connectRedis, EventLog, startScratchRedis, type LoggedEvent, type Redis, type ScratchRedis } from '@stevedore/redis';
 import { EventFeed, type Subscription } from './event-feed';
 import { subscriptionWindow } from './events.rpc';
 
-let dir: string;
-let socket: string;
-let server: ChildProcess;
+let server: ScratchRedis;
 const opened: Redis[] = [];
 const started: EventFeed[] = [];
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'event-feed-'));
-  socket = path.join(dir, 'redis.sock');
-  server = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  for (let i = 0; i < 100 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+  server = await startScratchRedis('event-feed');
 });
 
 after(async () => {
   await Promise.all(started.map((feed) => feed.stop()));
   for (const r of opened) r.disconnect();
-  server.kill();
-  fs.rmSync(dir, { recursive: true, force: true });
+  server.stop();
 });
 
 
 /** A started feed over a log of its own, and a connection to write to that log. */
 async function feedOf(): Promise<{ feed: EventFeed; log: EventLog; writer: Redis }> {
-  const redis = connectRedis(`unix://${socket}`);
-  const tail = connectRedis(`unix://${socket}`, { enableAutoPipelining: false });
-  const writer = connectRedis(`unix://${socket}`);
+  const redis = connectRedis(server.url);
+  const tail = connectRedis(server.url, { enableAutoPipelining: false });
+  const writer = connectRedis(server.url);
   opened.push(redis, writer);
   const prefix = `feed${started.length}:`;
   const feed = new EventFeed({ log: new EventLog(redis, prefix, { maxCount: 10_000, maxAgeSeconds: 3600 }), redis, tail }, createLogger('test', 'silent'));

@@ -6,6 +6,7 @@ import { invalid } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
 import { clientBytes, headerThenBytes, messageWriter, sendBytes, writeWithBackpressure, type ServiceHandlers } from '@stevedore/service-kit';
 import type { ImageArchive } from './image-archive';
+import type { LayerBlobs } from './layer-blobs';
 import type { BlobStore } from './store/blob-store';
 import { pullImage, pullRepository } from './registry/pull';
 import { pushImages } from './registry/push';
@@ -53,6 +54,8 @@ export class ImageStoreRpc {
     private readonly archive: ImageArchive,
     /** Build contexts on their way to a build worker. */
     private readonly blobs: BlobStore,
+    /** Layers by digest, for a cluster's nodes. */
+    private readonly layerBlobs: LayerBlobs,
   ) {}
 
   handlers(): ServiceHandlers<typeof images.ImageStoreService> {
@@ -161,12 +164,17 @@ export class ImageStoreRpc {
         const session = new RegistrySession(address, '', credentials(req.auth), CATALOG_SCOPE);
         return { results: await searchCatalog(session, explicitHost ? `${address.host}/` : '', term) };
       },
-      useImage: async (req) => this.images.useImage(req.image, req.user, req.running),
+      useImage: async (req) => {
+        const use = this.images.useImage(req.image, req.user, req.running, req.node);
+        if (!req.byDigest) return use;
+        // A node of a cluster: the layers by digest, which it fetches from the layer blobs when it lacks them.
+        return { ...use, layers: [], layerRefs: await this.layerBlobs.refs(this.images.chainOf(use.id)) };
+      },
       releaseImage: async (req) => {
         this.images.db.releaseImage(req.user);
         return {};
       },
-      reconcileImageUse: async (req) => this.images.reconcileImageUse(req.uses),
+      reconcileImageUse: async (req) => this.images.reconcileImageUse(req.uses, req.node),
       imageNames: async (req) => ({
         names: Object.fromEntries(req.ids.map((id) => [id, this.images.db.get(id) ? this.images.displayName(id) : id.slice(0, 12)])),
       }),

@@ -351,16 +351,23 @@ export class ImageService {
     return tags.length ? `${tags[0].repo}:${tags[0].tag}` : short(id);
   }
 
-  /** A container starts using an image (recorded in the same transaction that finds it). */
-  useImage(name: string, user: string, running = false): images.UseImageResponse {
+  /** A container starts using an image (recorded in the same transaction that finds it): its layers as this host's directories. */
+  useImage(name: string, user: string, running = false, node = ''): images.UseImageResponse {
     return this.db.transaction(() => {
       const row = this.resolve(name);
-      this.db.useImage(row.id, user, running);
+      this.db.useImage(row.id, user, running, node);
       const layers: string[] = [];
       for (let r: ImageRow | undefined = row; r; r = r.parent ? this.db.get(r.parent) : undefined) layers.push(this.layers.path(r.layer));
       const meta = parseMeta(row);
-      return { id: row.id, layers, configJson: containerConfigText.encode(meta.config), displayName: this.displayName(row.id) };
+      return { id: row.id, layers, configJson: containerConfigText.encode(meta.config), displayName: this.displayName(row.id), layerRefs: [] };
     });
+  }
+
+  /** The chain of an image, top first, as rows (for a node that fetches its layers by digest). */
+  chainOf(id: string): ImageRow[] {
+    const chain: ImageRow[] = [];
+    for (let r: ImageRow | undefined = this.db.get(id); r; r = r.parent ? this.db.get(r.parent) : undefined) chain.push(r);
+    return chain;
   }
 
   /**
@@ -369,11 +376,11 @@ export class ImageService {
    * to this store): a UseImage or ReleaseImage lost while this store was away
    * is righted by it.
    */
-  reconcileImageUse(uses: images.ImageUse[]): images.ReconcileImageUseResponse {
-    const r = this.db.reconcileImageUse(uses.map((u) => ({ image_id: u.image, user_id: u.user, running: u.running ? 1 : 0 })));
+  reconcileImageUse(uses: images.ImageUse[], node = ''): images.ReconcileImageUseResponse {
+    const r = this.db.reconcileImageUse(uses.map((u) => ({ image_id: u.image, user_id: u.user, running: u.running ? 1 : 0 })), node);
     const unknownImages = r.unknown.map((u) => ({ user: u.user_id, image: u.image_id, running: Boolean(u.running) }));
     if (r.added || r.dropped || unknownImages.length) {
-      this.log.info({ added: r.added, dropped: r.dropped, unknownImages }, 'image use reconciled with the container records');
+      this.log.info({ node, added: r.added, dropped: r.dropped, unknownImages }, 'image use reconciled with the container records');
     }
     return { unknownImages, added: r.added, dropped: r.dropped };
   }

@@ -2,33 +2,24 @@
 // redis-server on a unix socket).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { connectRedis, type Redis } from '@stevedore/redis';
+import { connectRedis, startScratchRedis, type Redis, type ScratchRedis } from '@stevedore/redis';
 import { BuildKeys, CONTEXT_INLINE_BYTES, ContextSink, OutputWriter, readContextStream, readOutput, type OutputEntry } from './index';
 
-let dir: string;
-let server: ChildProcess;
+let server: ScratchRedis;
 let writer: Redis;
 let reader: Redis;
 const keys = new BuildKeys('test:');
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'builds-redis-'));
-  const socket = path.join(dir, 'redis.sock');
-  server = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; i < 100 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
-  writer = connectRedis(`unix://${socket}`);
-  reader = connectRedis(`unix://${socket}`);
+  server = await startScratchRedis('builds-redis');
+  writer = connectRedis(server.url);
+  reader = connectRedis(server.url);
 });
 
 after(() => {
   writer.disconnect();
   reader.disconnect();
-  server.kill();
-  fs.rmSync(dir, { recursive: true, force: true });
+  server.stop();
 });
 
 async function readAll(buildId: string, signal = new AbortController().signal): Promise<{ bytes: Buffer; blob: string }> {

@@ -43,3 +43,33 @@ test('every setting a service reads is validated here and survives the trip to a
     assert.throws(() => loadConfig({ [name]: 'ten' }), new RegExp(name));
   }
 });
+
+test('a cluster role: the services it runs, the node it joins as, the TLS listener of its Redis; validated and carried to a child', () => {
+  const env = {
+    STEVEDORE_SERVICES: 'build-worker, container-runtime,image-store',
+    STEVEDORE_NODE_NAME: 'node-2',
+    STEVEDORE_NODE_ADDR: '10.213.7.12',
+    STEVEDORE_NODE_LABELS: 'storage=ssd,region=r1',
+    STEVEDORE_REDIS_TLS_LISTEN: '10.213.7.1:6379',
+    STEVEDORE_REDIS_PASSWORD: 'x'.repeat(32),
+    STEVEDORE_REDIS_TLS_CERT: '/c/redis.pem',
+    STEVEDORE_REDIS_TLS_KEY: '/c/redis-key.pem',
+    STEVEDORE_LAYER_BLOBS_ADDR: '10.213.7.1:7005',
+    STEVEDORE_PLACEMENT: 'binpack',
+  };
+  const config = loadConfig(env);
+  assert.deepEqual(config.services, ['image-store', 'container-runtime', 'build-worker'], 'in the order they start');
+  assert.deepEqual(config.node, { name: 'node-2', address: '10.213.7.12', labels: { storage: 'ssd', region: 'r1' } });
+  const again = loadConfig(configToEnv(config));
+  for (const key of ['services', 'node', 'redisTls', 'layerBlobsAddress', 'placement'] as const) assert.deepEqual(again[key], config[key], key);
+  assert.deepEqual(loadConfig({}).services, ['events', 'image-store', 'container-runtime', 'build-worker', 'api-edge']);
+  assert.equal(loadConfig({}).node, undefined);
+  assert.throws(() => loadConfig({ STEVEDORE_SERVICES: 'redis,events' }), /"redis", which is not one of/);
+  assert.throws(() => loadConfig({ STEVEDORE_NODE_NAME: '../n' }), /STEVEDORE_NODE_NAME must be/);
+  assert.throws(() => loadConfig({ STEVEDORE_NODE_NAME: 'n1' }), /STEVEDORE_NODE_ADDR must be/);
+  assert.throws(() => loadConfig({ ...env, STEVEDORE_NODE_LABELS: 'ssd' }), /key=value/);
+  assert.throws(() => loadConfig({ ...env, STEVEDORE_REDIS_PASSWORD: 'short' }), /at least 16/);
+  assert.throws(() => loadConfig({ STEVEDORE_LAYER_BLOBS_ADDR: 'store:7005' }), /STEVEDORE_LAYER_BLOBS_ADDR must be IPv4:port/);
+  assert.equal(loadConfig({}).placement, 'spread');
+  assert.throws(() => loadConfig({ STEVEDORE_PLACEMENT: 'random' }), /spread or binpack/);
+});

@@ -87,6 +87,22 @@ export interface StevedoreConfig {
   nodeArgs: string[];
   /** The address a gRPC service listens on and is reached at. */
   serviceAddress(name: GrpcServiceName): string;
+  /**
+   * Where the image store serves layer blobs to a cluster's nodes (IPv4:port,
+   * HTTPS with the services' mutual TLS); set on the store and on the nodes.
+   */
+  layerBlobsAddress?: string;
+  /** Where a cluster's edges put a new container: spread (the node with the fewest containers that run or will) or binpack (the most). */
+  placement: 'spread' | 'binpack';
+  /** The services (and so the processes) this host's `stevedore up` runs: every one, or a cluster role's. */
+  services: ServiceName[];
+  /** Set on a cluster's node: the name it joins under, the address other hosts reach it at, its labels (for constraints). */
+  node?: { name: string; address: string; labels: Record<string, string> };
+  /**
+   * The private Redis also listening on TCP with TLS and a password, for a
+   * cluster's other hosts (a unix socket reaches only this one).
+   */
+  redisTls?: { listen: string; password: string; cert: string; key: string };
   runDir: string;
   logDir: string;
 }
@@ -137,6 +153,53 @@ export function checkRedisUrl(url: string): string {
   const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
   if (!loopback && parsed.protocol !== 'rediss:') throw new Error(`REDIS_URL reaches ${host}, off this host, without TLS: use rediss://`);
   return url;
+}
+
+function servicesOf(raw: string | undefined): ServiceName[] {
+  if (!raw) return [...SERVICES];
+  const names = list(raw, ',');
+  for (const n of names) if (!(SERVICES as readonly string[]).includes(n)) throw new Error(`STEVEDORE_SERVICES names ${JSON.stringify(n)}, which is not one of ${SERVICES.join(', ')}`);
+  return SERVICES.filter((s) => names.includes(s));
+}
+
+function nodeOf(env: NodeJS.ProcessEnv): StevedoreConfig['node'] {
+  const name = env.STEVEDORE_NODE_NAME;
+  if (!name) return undefined;
+  if (!/^[a-z0-9][a-z0-9_.-]{0,62}$/i.test(name)) throw new Error(`STEVEDORE_NODE_NAME must be letters, digits, '.', '_' or '-' (at most 63), not ${JSON.stringify(name)}`);
+  const address = env.STEVEDORE_NODE_ADDR ?? '';
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) throw new Error(`STEVEDORE_NODE_ADDR must be the IPv4 address other hosts reach node ${name} at, not ${JSON.stringify(address)}`);
+  const labels: Record<string, string> = {};
+  for (const entry of list(env.STEVEDORE_NODE_LABELS, ',')) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new Error(`STEVEDORE_NODE_LABELS takes key=value pairs separated by commas, not ${JSON.stringify(entry)}`);
+    labels[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return { name, address, labels };
+}
+
+function placementOf(raw: string | undefined): StevedoreConfig['placement'] {
+  const v = raw || 'spread';
+  if (v !== 'spread' && v !== 'binpack') throw new Error(`STEVEDORE_PLACEMENT must be spread or binpack, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+function addressOf(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  if (!value) return undefined;
+  if (!/^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(value)) throw new Error(`${name} must be IPv4:port, not ${JSON.stringify(value)}`);
+  return value;
+}
+
+function redisTlsOf(env: NodeJS.ProcessEnv): StevedoreConfig['redisTls'] {
+  const listen = env.STEVEDORE_REDIS_TLS_LISTEN;
+  if (!listen) return undefined;
+  const password = env.STEVEDORE_REDIS_PASSWORD ?? '';
+  const cert = env.STEVEDORE_REDIS_TLS_CERT ?? '';
+  const key = env.STEVEDORE_REDIS_TLS_KEY ?? '';
+  if (!/^\d{1,3}(\.\d{1,3}){3}:\d+$/.test(listen)) throw new Error(`STEVEDORE_REDIS_TLS_LISTEN must be IPv4:port, not ${JSON.stringify(listen)}`);
+  if (password.length < 16) throw new Error('STEVEDORE_REDIS_TLS_LISTEN needs STEVEDORE_REDIS_PASSWORD, at least 16 characters');
+  if (!cert || !key) throw new Error('STEVEDORE_REDIS_TLS_LISTEN needs STEVEDORE_REDIS_TLS_CERT and STEVEDORE_REDIS_TLS_KEY');
+  return { listen, password, cert, key };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfig {
@@ -197,6 +260,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
     gitCommit: env.STEVEDORE_GIT_COMMIT || 'unknown',
     nodeArgs: list(env.STEVEDORE_NODE_ARGS, /\s+/),
     serviceAddress: (name) => env[envName(name)] || `unix:${path.join(runDir, `${name}.sock`)}`,
+    layerBlobsAddress: addressOf(env, 'STEVEDORE_LAYER_BLOBS_ADDR'),
+    placement: placementOf(env.STEVEDORE_PLACEMENT),
+    services: servicesOf(env.STEVEDORE_SERVICES),
+    node: nodeOf(env),
+    redisTls: redisTlsOf(env),
     runDir,
     logDir: path.join(root, 'logs'),
   };
@@ -235,6 +303,20 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
   if (config.nodeArgs.length) env.STEVEDORE_NODE_ARGS = config.nodeArgs.join(' ');
   env.STEVEDORE_ATTACH_BACKLOG = String(config.attachBacklogBytes);
   for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);
+  env.STEVEDORE_SERVICES = config.services.join(',');
+  env.STEVEDORE_PLACEMENT = config.placement;
+  if (config.layerBlobsAddress) env.STEVEDORE_LAYER_BLOBS_ADDR = config.layerBlobsAddress;
+  if (config.node) {
+    env.STEVEDORE_NODE_NAME = config.node.name;
+    env.STEVEDORE_NODE_ADDR = config.node.address;
+    env.STEVEDORE_NODE_LABELS = Object.entries(config.node.labels).map(([k, v]) => `${k}=${v}`).join(',');
+  }
+  if (config.redisTls) {
+    env.STEVEDORE_REDIS_TLS_LISTEN = config.redisTls.listen;
+    env.STEVEDORE_REDIS_PASSWORD = config.redisTls.password;
+    env.STEVEDORE_REDIS_TLS_CERT = config.redisTls.cert;
+    env.STEVEDORE_REDIS_TLS_KEY = config.redisTls.key;
+  }
   const tls: Array<[string, string | undefined]> = [
     ['STEVEDORE_TLS_CERT', config.apiTls.cert],
     ['STEVEDORE_TLS_KEY', config.apiTls.key],

@@ -9,7 +9,8 @@ export function isUnixAddress(address: string): boolean {
   return address.startsWith('unix:');
 }
 
-function requireTls(address: string, tls: TlsFiles): Required<TlsFiles> {
+/** The mutual TLS files a TCP address needs (the services' own); an error naming the settings when one is missing. */
+export function requireTls(address: string, tls: TlsFiles): Required<TlsFiles> {
   if (!tls.cert || !tls.key || !tls.ca) {
     throw new Error(
       `gRPC address ${address} is TCP: set STEVEDORE_GRPC_TLS_CERT, STEVEDORE_GRPC_TLS_KEY and STEVEDORE_GRPC_TLS_CACERT for mutual TLS (plain TCP is refused, loopback included)`,

@@ -7,15 +7,23 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { configToEnv, loadConfig, type StevedoreConfig } from '@stevedore/config';
 import { parseApiHost, secureDataRoot } from '@stevedore/service-kit';
+import { clusterLayout, clusterStacks, networkDown, networkUp, readClusterLayout, runStackCommand, type RoleStack } from './cluster';
 import { launcherFiles, openLog, pidAlive, REPO_ROOT, stackProcess, type StackState } from './layout';
 
+const DEFAULT_CLUSTER_ROOT = '/var/lib/stevedore-cluster';
+
 const USAGE = `usage: stevedore <up|down|status|test> [options]
+       stevedore cluster <up|down> [--root DIR] [--nodes N] [--edges M]
 
   up        start the private Redis and the five services, wait until healthy,
             print the DOCKER_HOST line to use
   down      stop everything 'up' started
   status    show each process
   test      run the whole test suite
+  cluster up    a cluster on this machine: N nodes (3), each in a network
+                namespace of its own, and M API edges (2); prints one
+                DOCKER_HOST line per edge (default root ${DEFAULT_CLUSTER_ROOT})
+  cluster down  stop it and remove its namespaces and bridge
 
 options (each also an environment variable):
   --root DIR          STEVEDORE_ROOT       data root (default /var/lib/stevedore)
@@ -34,28 +42,50 @@ const FLAG_ENV: Record<string, string> = {
   '--log-level': 'STEVEDORE_LOG_LEVEL',
 };
 
-function parseArgs(argv: string[]): { command: string; env: NodeJS.ProcessEnv; timeoutS: number } {
+interface Args {
+  command: string;
+  /** `cluster`'s own command (up or down). */
+  sub: string;
+  env: NodeJS.ProcessEnv;
+  timeoutS: number;
+  nodes: number;
+  edges: number;
+}
+
+function count(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 32) fail(`${flag} takes a number from 1 to 32, not ${value}`);
+  return n;
+}
+
+function parseArgs(argv: string[]): Args {
   const env = { ...process.env };
   const hosts: string[] = [];
   let command = '';
+  let sub = '';
   let timeoutS = 90;
+  let nodes = 3;
+  let edges = 2;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    if (flag in FLAG_ENV || flag === '--timeout') {
+    if (flag in FLAG_ENV || flag === '--timeout' || flag === '--nodes' || flag === '--edges') {
       const value = inline ?? argv[++i];
       if (value === undefined) fail(`${flag} needs a value`);
       if (flag === '--host') hosts.push(value);
       else if (flag === '--timeout') timeoutS = Number(value);
+      else if (flag === '--nodes') nodes = count(flag, value);
+      else if (flag === '--edges') edges = count(flag, value);
       else env[FLAG_ENV[flag]] = value;
     } else if (flag === '-h' || flag === '--help') {
       process.stdout.write(USAGE);
       process.exit(0);
     } else if (!command && !flag.startsWith('-')) command = flag;
+    else if (command === 'cluster' && !sub && !flag.startsWith('-')) sub = flag;
     else fail(`unknown argument ${arg}\n\n${USAGE}`);
   }
   if (hosts.length) env.STEVEDORE_HOST = hosts.join(',');
-  return { command, env, timeoutS };
+  return { command, sub, env, timeoutS, nodes, edges };
 }
 
 function fail(message: string): never {
@@ -162,7 +192,8 @@ async function up(config: StevedoreConfig, env: NodeJS.ProcessEnv, timeoutS: num
   const childEnv: NodeJS.ProcessEnv = {
     ...env,
     ...configToEnv(config),
-    STEVEDORE_PRIVATE_REDIS: env.REDIS_URL ? '0' : '1',
+    // A cluster's Redis is this stack's own and is reached by URL too (over TLS, from the other hosts).
+    STEVEDORE_PRIVATE_REDIS: env.STEVEDORE_PRIVATE_REDIS ?? (env.REDIS_URL ? '0' : '1'),
     STEVEDORE_GIT_COMMIT: gitCommit(),
   };
   const log = openLog(files.supervisorLog);
@@ -256,8 +287,55 @@ function status(config: StevedoreConfig): void {
   process.stdout.write(`\nDOCKER_HOST=${state.dockerHost}\n`);
 }
 
+/** Every stack of a cluster on this machine: the cluster's services, then the nodes, then the edges; one DOCKER_HOST line per edge. */
+async function clusterUp(root: string, a: Args): Promise<void> {
+  const layout = clusterLayout(root, a.nodes, a.edges);
+  networkUp(layout);
+  const stacks = clusterStacks(layout);
+  const start = async (stack: RoleStack) => {
+    // Up again after a stack of it died (a node killed): only what is not running starts.
+    const running = await runStackCommand(__filename, 'status', stack, a.timeoutS);
+    if (running.code === 0) return /^DOCKER_HOST=.*$/m.exec(running.stdout)?.[0] ?? '';
+    const r = await runStackCommand(__filename, 'up', stack, a.timeoutS);
+    if (r.code !== 0) throw new Error(`${stack.name} did not start:\n${r.stderr.trim()}`);
+    return r.stdout.trim();
+  };
+  try {
+    await start(stacks[0]);
+    await Promise.all(stacks.filter((s) => s.netns).map(start));
+    const hosts = await Promise.all(stacks.filter((s) => s.name.startsWith('edge-')).map(start));
+    process.stderr.write(`A Stevedore cluster is up: ${layout.nodes.length} nodes on ${layout.subnet} (data root ${root}). Each edge serves it all:\n`);
+    process.stdout.write(`${hosts.join('\n')}\n`);
+  } catch (err) {
+    process.stderr.write(`stevedore: ${(err as Error).message}\n`);
+    await clusterDown(root, a.timeoutS);
+    process.exit(1);
+  }
+}
+
+async function clusterDown(root: string, timeoutS: number): Promise<void> {
+  const layout = readClusterLayout(root);
+  if (!layout) {
+    process.stderr.write(`No Stevedore cluster on ${root}\n`);
+    return;
+  }
+  const stacks = clusterStacks(layout);
+  const edges = stacks.filter((s) => s.name.startsWith('edge-'));
+  const nodes = stacks.filter((s) => s.netns);
+  for (const group of [edges, nodes, [stacks[0]]]) await Promise.all(group.map((s) => runStackCommand(__filename, 'down', s, timeoutS)));
+  networkDown(layout);
+  process.stderr.write(`Stevedore cluster stopped (data root ${root})\n`);
+}
+
 async function main(): Promise<void> {
-  const { command, env, timeoutS } = parseArgs(process.argv.slice(2));
+  const args = parseArgs(process.argv.slice(2));
+  const { command, env, timeoutS } = args;
+  if (command === 'cluster') {
+    const root = path.resolve(env.STEVEDORE_ROOT || DEFAULT_CLUSTER_ROOT);
+    if (args.sub === 'up') return clusterUp(root, args);
+    if (args.sub === 'down') return clusterDown(root, timeoutS);
+    fail(`cluster takes up or down\n\n${USAGE}`);
+  }
   let config: StevedoreConfig;
   try {
     config = loadConfig(env);

@@ -22,8 +22,8 @@ import { ManagedProcess } from './managed-process';
 const STARTUP_PROBE_MS = 500;
 const STEADY_PROBE_MS = 5000;
 
-/** Sends PING on a unix socket (Redis) and waits for +PONG. */
-function pingRedis(socketPath: string): Promise<boolean> {
+/** Sends PING on a unix socket (Redis), after AUTH when it has a password, and waits for +PONG. */
+function pingRedis(socketPath: string, password?: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(socketPath);
     const done = (ok: boolean) => {
@@ -32,8 +32,13 @@ function pingRedis(socketPath: string): Promise<boolean> {
     };
     s.setTimeout(1000, () => done(false));
     s.on('error', () => done(false));
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => done(d.toString().startsWith('+PONG')));
+    s.on('connect', () => s.write(password ? `AUTH ${password}\r\nPING\r\n` : 'PING\r\n'));
+    let answer = '';
+    s.on('data', (d) => {
+      answer += d.toString();
+      if (answer.includes('+PONG')) done(true);
+      else if (answer.includes('-')) done(false);
+    });
   });
 }
 
@@ -127,6 +132,7 @@ class Supervisor {
             '--save', '',
             '--daemonize', 'no',
             '--logfile', '',
+            ...this.redisTlsArgs(),
           ],
           env,
           logFile: logFile('redis'),
@@ -139,16 +145,17 @@ class Supervisor {
       );
       this.redis.start();
       const deadline = Date.now() + 20_000;
-      while (!(await pingRedis(this.files.redisSocket))) {
+      while (!(await pingRedis(this.files.redisSocket, this.config.redisTls?.password))) {
         if (Date.now() > deadline) throw new Error('the private redis-server did not start (see logs/redis.log)');
         await new Promise((r) => setTimeout(r, 50));
       }
       this.redis.setHealth(true);
     }
 
+    const services = this.config.services;
     if (this.config.processes === 'one') {
       // Started one after the other, in the order the separate processes are; the API edge last.
-      for (const name of [...GRPC_SERVICES, 'api-edge']) {
+      for (const name of services) {
         const s = new InProcessService(name, () => this.writeState());
         this.processes.push(s);
         await s.start();
@@ -157,16 +164,16 @@ class Supervisor {
     }
     // Every API edge process in turn serves the sockets this process holds: the API is never refused while one restarts.
     for (const host of this.config.hosts) if (parseApiHost(host).kind === 'tcp') checkTcpApiTls(host, this.config.apiTls, this.config.apiTlsUnsafeNoClientCerts);
-    this.apiSockets = await HeldApiSockets.bind(this.config.hosts);
+    if (services.includes('api-edge')) this.apiSockets = await HeldApiSockets.bind(this.config.hosts);
     // Extra node flags for the services, for profiling (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
     const nodeArgs = this.config.nodeArgs;
-    for (const name of [...GRPC_SERVICES, 'api-edge']) {
+    for (const name of services) {
       // STEVEDORE_BUILD_WORKERS build workers take jobs from the one queue; the second and later listen on addresses of their own.
       const copies = name === 'build-worker' ? this.config.buildWorkers : 1;
       for (let i = 1; i <= copies; i++) {
         const instance = i === 1 ? name : `${name}-${i}`;
         const own = i === 1 ? env : { ...env, STEVEDORE_BUILD_WORKER_ADDR: this.instanceAddress(instance) };
-        const api = name === 'api-edge' ? { env: { ...own, ...this.apiSockets.childEnv() }, inheritFds: this.apiSockets.fds } : { env: own };
+        const api = name === 'api-edge' && this.apiSockets ? { env: { ...own, ...this.apiSockets.childEnv() }, inheritFds: this.apiSockets.fds } : { env: own };
         const p = new ManagedProcess(
           { name: instance, command: process.execPath, args: [...nodeArgs, serviceEntry(name)], logFile: logFile(instance), healthRestartAfterMs, ...api },
           () => this.writeState(),
@@ -179,6 +186,26 @@ class Supervisor {
     this.scheduleProbes();
   }
 
+  /**
+   * A cluster's Redis: TLS with a password on the cluster's address too (the
+   * unix socket stays, for this host's probes). The settings go in a file of
+   * root's, not on the command line, which every user of the host can read.
+   */
+  private redisTlsArgs(): string[] {
+    const t = this.config.redisTls;
+    if (!t) return [];
+    const colon = t.listen.lastIndexOf(':');
+    const ca = this.config.grpcTls.ca;
+    const lines = [
+      `tls-port ${t.listen.slice(colon + 1)}`, `bind ${t.listen.slice(0, colon)}`,
+      `tls-cert-file ${t.cert}`, `tls-key-file ${t.key}`, ...(ca ? [`tls-ca-cert-file ${ca}`] : []),
+      'tls-auth-clients no', `requirepass ${t.password}`,
+    ];
+    const file = path.join(this.files.redisDir, 'cluster.conf');
+    fs.writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+    return ['--include', file];
+  }
+
   private scheduleProbes(): void {
     const schedule = () => {
       const all = [...(this.redis ? [this.redis] : []), ...this.processes];
@@ -188,7 +215,7 @@ class Supervisor {
   }
 
   private async probe(): Promise<void> {
-    if (this.redis) this.redis.setHealth(await pingRedis(this.files.redisSocket));
+    if (this.redis) this.redis.setHealth(await pingRedis(this.files.redisSocket, this.config.redisTls?.password));
     const results = await Promise.all(
       this.processes.map(async (p) => {
         if (!p.pid) return false;

@@ -10,7 +10,8 @@ import { isUnavailable } from '@stevedore/service-kit';
 import { CONFIG } from '../nest-context';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
-import { Backends } from '../backends/backends';
+import { ContainerRouter, type Routed } from '../backends/container-router';
+import { listAcrossNodes, nodeObject, onNode, placeContainer } from './cluster-containers';
 import { RemovalsInFlight } from '../backends/removals-in-flight';
 import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
@@ -35,22 +36,24 @@ function muxFrame(stream: number, data: Uint8Array): Buffer {
 @Injectable()
 export class ContainersHandlers {
   constructor(
-    private readonly backends: Backends,
+    private readonly router: ContainerRouter,
     private readonly removals: RemovalsInFlight,
     @Inject(CONFIG) private readonly config: StevedoreConfig,
   ) {}
-
-  private get rt() {
-    return this.backends.containers;
-  }
 
   /** What an attach request asks of the runtime. */
   private attachTarget(req: ApiRequest, c: containers.Container): AttachTarget {
     return { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr'), startedAt: c.state?.startedAt ?? '' };
   }
 
-  private inspectOf(req: ApiRequest, id: string) {
-    return this.rt.inspect({ id }, { requestId: req.requestId });
+  /** The runtime a container's request goes to (its node's, in a cluster), and the reference to give it. */
+  private at(req: ApiRequest, ref = req.params.id): Promise<Routed> {
+    return this.router.of(ref);
+  }
+
+  private async inspectOf(req: ApiRequest, ref: string): Promise<Routed & { c: containers.Container }> {
+    const routed = await this.at(req, ref);
+    return { ...routed, c: await routed.rt.inspect({ id: routed.ref }, { requestId: req.requestId }) };
   }
 
   create = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
@@ -61,7 +64,8 @@ export class ContainersHandlers {
     for (const k of ['Labels', 'NetworkingConfig', 'StopSignal', 'Healthcheck', 'Shell', 'ArgsEscaped', 'MacAddress', 'StopTimeout'] as const) delete (config as Record<string, unknown>)[k];
     if (typeof config.Cmd === 'string') config.Cmd = [config.Cmd];
     if (typeof config.Entrypoint === 'string') config.Entrypoint = [config.Entrypoint];
-    const r = await this.rt.create({ name: req.string('name'), configJson: containerConfigText.encode(config), hostConfigJson: hostConfigText.encode(hostConfig ?? undefined) }, { requestId: req.requestId, timeoutMs: 60_000 });
+    const rt = await placeContainer(this.router, this.config, config, hostConfig ?? undefined, req.requestId);
+    const r = await rt.create({ name: req.string('name'), configJson: containerConfigText.encode(config), hostConfigJson: hostConfigText.encode(hostConfig ?? undefined) }, { requestId: req.requestId, timeoutMs: 60_000 });
     res.json(201, { Id: r.id, Warnings: r.warnings.length ? r.warnings : null });
   };
 
@@ -87,13 +91,14 @@ export class ContainersHandlers {
     // The runtime may end with the start in flight (killed, restarting). Back again, it has adopted the
     // container (running) or recorded the start as failed (exited, `die` published: what `docker run --rm`
     // waits for); a start it never heard of leaves the record as it was, and is made again.
+    const { rt, ref } = await this.at(req);
     for (;;) {
       try {
-        await this.rt.start({ id: req.params.id, hostConfigJson }, { requestId: req.requestId, timeoutMs: 120_000 });
+        await rt.start({ id: ref, hostConfigJson }, { requestId: req.requestId, timeoutMs: 120_000 });
         break;
       } catch (err) {
         if (!isUnavailable(err) || Date.now() - asked > START_RETRY_WITHIN_MS) throw err;
-        const state = await this.inspectOf(req, req.params.id).then(
+        const state = await rt.inspect({ id: ref }, { requestId: req.requestId }).then(
           (c) => c.state,
           (e) => {
             if (isUnavailable(e)) return undefined;
@@ -108,71 +113,85 @@ export class ContainersHandlers {
   };
 
   wait = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const { rt, ref } = await this.at(req);
     // No deadline: a wait lasts as long as the container runs (or the client stays).
-    const r = await this.rt.wait({ id: req.params.id }, { requestId: req.requestId, timeoutMs: 0, signal: req.signal });
+    const r = await rt.wait({ id: ref }, { requestId: req.requestId, timeoutMs: 0, signal: req.signal });
     res.json(200, { StatusCode: r.statusCode });
   };
 
   inspect = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const c = await this.inspectOf(req, req.params.id);
+    const { c: found, node } = await this.inspectOf(req, req.params.id);
+    const c = node ? onNode(found, node) : found;
+    // In a cluster, where Docker Swarm (classic) showed it: the container's node.
+    const withNode = <T extends object>(shape: T) => (node ? { ...shape, Node: nodeObject(node) } : shape);
     // Before v1.12 the stored structure, serialised directly: no newline after it.
-    if (req.below('1.12')) res.json(200, toContainerInspectV1_0(c), {}, false);
-    else res.json(200, toContainerInspectV1_12(c));
+    if (req.below('1.12')) res.json(200, withNode(toContainerInspectV1_0(c)), {}, false);
+    else res.json(200, withNode(toContainerInspectV1_12(c)));
   };
 
   list = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const size = req.bool('size');
-    const r = await this.rt.list({ all: req.bool('all'), limit: req.int('limit'), since: req.string('since'), before: req.string('before'), size }, { requestId: req.requestId });
-    res.list(200, r.containers.map((c) => (req.below('1.5') ? toContainerListV1_0(c, size) : toContainerListV1_5(c, size))));
+    const listed = await listAcrossNodes(this.router, req.requestId, { all: req.bool('all'), limit: req.int('limit'), since: req.string('since'), before: req.string('before'), size, sinceCreated: '', beforeCreated: '' });
+    res.list(200, listed.map((c) => (req.below('1.5') ? toContainerListV1_0(c, size) : toContainerListV1_5(c, size))));
   };
 
   /** DELETE /containers/(id); with `link=1` the path names a link (`parent/alias`) and only that name goes. */
   remove = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const { name } = req.params;
     if (req.bool('link')) {
-      await this.rt.removeLink({ name }, { requestId: req.requestId });
+      // A link is the parent's name: `parent/alias` goes to the parent's node.
+      const { rt } = await this.at(req, name.replace(/^\/+/, '').split('/')[0]);
+      await rt.removeLink({ name }, { requestId: req.requestId });
       return res.noContent(204);
     }
     if (name.includes('/')) throw notFound(`No such container: ${name}`);
     // `destroy` events wait for this answer (see RemovalsInFlight).
     this.removals.track(new Promise((answered) => res.raw.once('finish', answered).once('close', answered)));
-    await this.rt.remove({ id: name, force: req.bool('force'), volumes: req.bool('v') }, { requestId: req.requestId, timeoutMs: 60_000 });
+    const { rt, ref } = await this.at(req, name);
+    await rt.remove({ id: ref, force: req.bool('force'), volumes: req.bool('v') }, { requestId: req.requestId, timeoutMs: 60_000 });
     res.noContent(204);
   };
 
   stop = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const { rt, ref } = await this.at(req);
     // Docker 1.0 read a missing `t` as 0; its CLI always sent 10, the default here.
-    await this.rt.stop({ id: req.params.id, timeout: req.int('t', 10) }, { requestId: req.requestId, timeoutMs: 120_000 });
+    await rt.stop({ id: ref, timeout: req.int('t', 10) }, { requestId: req.requestId, timeoutMs: 120_000 });
     res.noContent(204);
   };
 
   restart = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await this.rt.restart({ id: req.params.id, timeout: req.int('t', 10) }, { requestId: req.requestId, timeoutMs: 120_000 });
+    const { rt, ref } = await this.at(req);
+    await rt.restart({ id: ref, timeout: req.int('t', 10) }, { requestId: req.requestId, timeoutMs: 120_000 });
     res.noContent(204);
   };
 
   pause = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await this.rt.pause({ id: req.params.id }, { requestId: req.requestId });
+    const { rt, ref } = await this.at(req);
+    await rt.pause({ id: ref }, { requestId: req.requestId });
     res.noContent(204);
   };
 
   unpause = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await this.rt.unpause({ id: req.params.id }, { requestId: req.requestId });
+    const { rt, ref } = await this.at(req);
+    await rt.unpause({ id: ref }, { requestId: req.requestId });
     res.noContent(204);
   };
 
   top = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const r = await this.rt.top({ id: req.params.id, psArgs: req.string('ps_args') }, { requestId: req.requestId });
+    const { rt, ref } = await this.at(req);
+    const r = await rt.top({ id: ref, psArgs: req.string('ps_args') }, { requestId: req.requestId });
     res.json(200, { Processes: r.processes.map((p) => p.fields), Titles: r.titles });
   };
 
   changes = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const r = await this.rt.changes({ id: req.params.id }, { requestId: req.requestId, timeoutMs: 60_000 });
+    const { rt, ref } = await this.at(req);
+    const r = await rt.changes({ id: ref }, { requestId: req.requestId, timeoutMs: 60_000 });
     res.list(200, r.changes.map((c) => ({ Kind: c.kind, Path: c.path })));
   };
 
   export = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await streamBytes(req, res, this.rt.export({ id: req.params.id }, { requestId: req.requestId }), SERVICE, 'application/octet-stream');
+    const { rt, ref } = await this.at(req);
+    await streamBytes(req, res, rt.export({ id: ref }, { requestId: req.requestId }), SERVICE, 'application/octet-stream');
   };
 
   /** POST /containers/(id)/copy (v1.4): a JSON body `{Resource}` is required, as Docker 1.0 required it. */
@@ -182,7 +201,8 @@ export class ContainersHandlers {
     const body = await req.json<{ Resource?: string }>();
     if (!body?.Resource) throw refused('Path cannot be empty');
     try {
-      await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: body.Resource, makePath: false, legacyCopy: true }, { requestId: req.requestId }), SERVICE, 'application/octet-stream');
+      const { rt, ref } = await this.at(req);
+      await streamBytes(req, res, rt.getArchive({ id: ref, path: body.Resource, makePath: false, legacyCopy: true }, { requestId: req.requestId }), SERVICE, 'application/octet-stream');
     } catch (err) {
       // Docker 1.0 answered an unknown container here with a bare 404.
       if (err instanceof StevedoreError && err.kind === 'notFound' && !res.started) return res.noContent(404);
@@ -193,7 +213,8 @@ export class ContainersHandlers {
   private async statHeader(req: ApiRequest): Promise<string> {
     const path = req.string('path');
     if (!path) throw invalid('Path cannot be empty');
-    const st = await this.rt.statPath({ id: req.params.id, path, makePath: false, legacyCopy: false }, { requestId: req.requestId, timeoutMs: 60_000 });
+    const { rt, ref } = await this.at(req);
+    const st = await rt.statPath({ id: ref, path, makePath: false, legacyCopy: false }, { requestId: req.requestId, timeoutMs: 60_000 });
     return Buffer.from(JSON.stringify({ name: st.name, size: st.size, mode: st.mode, mtime: st.mtime, linkTarget: st.linkTarget })).toString('base64');
   }
 
@@ -208,32 +229,36 @@ export class ContainersHandlers {
   archiveGet = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const stat = await this.statHeader(req);
     res.raw.setHeader('X-Docker-Container-Path-Stat', stat);
-    await streamBytes(req, res, this.rt.getArchive({ id: req.params.id, path: req.string('path'), makePath: false, legacyCopy: false }, { requestId: req.requestId }), SERVICE, 'application/x-tar');
+    const { rt, ref } = await this.at(req);
+    await streamBytes(req, res, rt.getArchive({ id: ref, path: req.string('path'), makePath: false, legacyCopy: false }, { requestId: req.requestId }), SERVICE, 'application/x-tar');
   };
 
   /** PUT /containers/(id)/archive (v1.20): a tar extracted into a directory of the container. */
   archivePut = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const path = req.string('path');
     if (!path) throw invalid('Path cannot be empty');
-    const upload = this.rt.putArchive({ requestId: req.requestId });
-    upload.stream.write({ part: { $case: 'target', target: { id: req.params.id, path, makePath: false, legacyCopy: false } } });
+    const { rt, ref } = await this.at(req);
+    const upload = rt.putArchive({ requestId: req.requestId });
+    upload.stream.write({ part: { $case: 'target', target: { id: ref, path, makePath: false, legacyCopy: false } } });
     pumpBody(req, upload.stream, (chunk) => ({ part: { $case: 'chunk' as const, chunk } }));
     await upload.response;
     res.noContent(200);
   };
 
   kill = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await this.rt.kill({ id: req.params.id, signal: req.string('signal') }, { requestId: req.requestId, timeoutMs: 60_000 });
+    const { rt, ref } = await this.at(req);
+    await rt.kill({ id: ref, signal: req.string('signal') }, { requestId: req.requestId, timeoutMs: 60_000 });
     res.noContent(204);
   };
 
   resize = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    await this.rt.resize({ id: req.params.id, height: req.int('h'), width: req.int('w') }, { requestId: req.requestId });
+    const { rt, ref } = await this.at(req);
+    await rt.resize({ id: ref, height: req.int('h'), width: req.int('w') }, { requestId: req.requestId });
     res.noContent(200);
   };
 
   logs = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const c = await this.inspectOf(req, req.params.id);
+    const { c, rt } = await this.inspectOf(req, req.params.id);
     const tty = Boolean(containerConfigText.decode(c.configJson)?.Tty);
     const multiplex = req.atLeast('1.6') && !tty; // gate G10
     const stdout = req.bool('stdout');
@@ -245,7 +270,7 @@ export class ContainersHandlers {
       await res.write(multiplex ? muxFrame(1, text) : text);
       return res.end();
     }
-    const stream = this.rt.logs({ id: c.id, stdout, stderr, timestamps: req.bool('timestamps'), follow: req.bool('follow') }, { requestId: req.requestId });
+    const stream = rt.logs({ id: c.id, stdout, stderr, timestamps: req.bool('timestamps'), follow: req.bool('follow') }, { requestId: req.requestId });
     req.signal.addEventListener('abort', () => stream.cancel(), { once: true });
     await new Promise<void>((resolve) => {
       stream.on('data', (o: containers.Output) => {
@@ -267,14 +292,14 @@ export class ContainersHandlers {
    * text frames, never multiplexed, whatever the version.
    */
   attachWebSocket = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const c = await this.inspectOf(req, req.params.id);
+    const { c, rt } = await this.inspectOf(req, req.params.id);
     const key = req.header('sec-websocket-key');
     if (!req.hijack || !key || (req.header('upgrade') ?? '').toLowerCase() !== 'websocket') return res.text(400, 'Bad Request: a WebSocket handshake was expected\n');
     if (!req.header('origin')) return res.text(403, 'Forbidden: the WebSocket handshake needs an Origin header\n');
     res.raw.detachSocket(req.hijack.socket as Socket);
     const peer = await acceptWebSocket(req.raw, req.hijack.socket, req.hijack.head);
     if (!peer) return;
-    const attachment = new RuntimeAttachment(this.rt, this.attachTarget(req, c), req.requestId, req.log, (_stream, data) => output.send(data));
+    const attachment = new RuntimeAttachment(rt, this.attachTarget(req, c), req.requestId, req.log, (_stream, data) => output.send(data));
     const done = attachment.run();
     // Stdin waits while the runtime has not taken the last message.
     peer.ws.on('message', (data: Buffer) => {
@@ -307,7 +332,7 @@ export class ContainersHandlers {
    * without a TTY (gate G10).
    */
   attach = async (req: ApiRequest, _res: ApiResponse): Promise<void> => {
-    const c = await this.inspectOf(req, req.params.id);
+    const { c, rt } = await this.inspectOf(req, req.params.id);
     const tty = Boolean(containerConfigText.decode(c.configJson)?.Tty);
     const multiplex = req.atLeast('1.6') && !tty;
     const head = req.hijack
@@ -318,7 +343,7 @@ export class ContainersHandlers {
     socket.write(head);
 
     let stream = 1;
-    const attachment = new RuntimeAttachment(this.rt, this.attachTarget(req, c), req.requestId, req.log, (from, data) => {
+    const attachment = new RuntimeAttachment(rt, this.attachTarget(req, c), req.requestId, req.log, (from, data) => {
       stream = from;
       output.send(data);
     });

@@ -12,13 +12,17 @@ import { pumpBody } from '../http/upload';
 import { authConfig, registryAuth } from '../http/registry-auth';
 import type { AuthConfigJson } from '@stevedore/docker-api';
 import { Backends } from '../backends/backends';
+import { ContainerRouter } from '../backends/container-router';
 import { toDeleteItem, toHistoryEntry, toImageInspectV1_0, toImageInspectV1_12, toImageListV1_0, toImageListV1_7, toImageViz } from './image-shapes';
 
 const SERVICE = 'image-store';
 
 @Injectable()
 export class ImagesHandlers {
-  constructor(private readonly backends: Backends) {}
+  constructor(
+    private readonly backends: Backends,
+    private readonly router: ContainerRouter,
+  ) {}
 
   private get store() {
     return this.backends.images;
@@ -112,8 +116,9 @@ export class ImagesHandlers {
     const containerRef = req.string('container');
     if (!containerRef) throw notFound('No such container: ');
     const text = (await req.text()).trim();
-    const rt = this.backends.containers;
-    const container = await rt.inspect({ id: containerRef }, { requestId: req.requestId });
+    // The container's node (in a cluster) sends its diff to the store.
+    const { rt, ref } = await this.router.of(containerRef);
+    const container = await rt.inspect({ id: ref }, { requestId: req.requestId });
     const header = {
       containerId: container.id, containerConfigJson: container.configJson, parent: container.image,
       repo: req.string('repo'), tag: req.string('tag'), comment: req.string('comment'), author: req.string('author'), configJson: text, exactConfig: false,

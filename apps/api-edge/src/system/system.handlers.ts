@@ -11,7 +11,13 @@ import { invalid } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { Backends } from '../backends/backends';
+import { ClusterView } from '../backends/cluster-view';
+import { ContainerRouter } from '../backends/container-router';
+import { clusterDriverStatus, clusterTotals } from './cluster-info';
 import { authConfig } from '../http/registry-auth';
+
+/** What info says of the runtime when no node of a cluster is up. */
+const NO_RUNTIME = { containers: 0, running: 0, paused: 0, stopped: 0, ociRuntime: 'none', ociRuntimeVersion: '', memoryLimit: false, swapLimit: false, ipv4Forwarding: false, cgroupVersion: '' };
 
 const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386' };
 
@@ -46,6 +52,8 @@ export class SystemHandlers {
   constructor(
     @Inject(CONFIG) private readonly config: StevedoreConfig,
     private readonly backends: Backends,
+    private readonly cluster: ClusterView,
+    private readonly router: ContainerRouter,
   ) {
     this.engineId = this.readEngineId();
     this.versionBody = sortedKeys({
@@ -87,11 +95,16 @@ export class SystemHandlers {
 
   info = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const b = this.backends;
-    const [runtime, store, ev] = await Promise.all([
-      b.containers.info({}, { requestId: req.requestId, timeoutMs: 5000 }),
+    // The host facts of a runtime that answers (in a cluster, the first node up; none when every node is down).
+    const [first] = await this.router.all();
+    const [runtime, store, ev, members] = await Promise.all([
+      first ? first.rt.info({}, { requestId: req.requestId, timeoutMs: 5000 }) : NO_RUNTIME,
       b.images.info({}, { requestId: req.requestId, timeoutMs: 5000 }),
       b.events.info({}, { requestId: req.requestId, timeoutMs: 5000 }),
+      this.cluster.members(),
     ]);
+    // A cluster's counts are its nodes' (a single host has no members).
+    const totals = members.length ? clusterTotals(members) : undefined;
     let nfd = 0;
     try {
       nfd = fs.readdirSync('/proc/self/fd').length;
@@ -101,15 +114,15 @@ export class SystemHandlers {
     const body: InfoResponse = sortedKeys({
       Architecture: os.machine(),
       CgroupVersion: runtime.cgroupVersion,
-      Containers: runtime.containers,
-      ContainersPaused: runtime.paused,
-      ContainersRunning: runtime.running,
-      ContainersStopped: runtime.stopped,
+      Containers: totals?.containers ?? runtime.containers,
+      ContainersPaused: totals?.paused ?? runtime.paused,
+      ContainersRunning: totals?.running ?? runtime.running,
+      ContainersStopped: totals?.stopped ?? runtime.stopped,
       // JSON booleans: today's CLI cannot read Docker 1.0's 0/1 here.
       Debug: this.config.debug,
       DockerRootDir: this.config.root,
       Driver: store.driver,
-      DriverStatus: store.driverStatus.map((s): [string, string] => [s.key, s.value]),
+      DriverStatus: totals ? clusterDriverStatus(members, 'spread') : store.driverStatus.map((s): [string, string] => [s.key, s.value]),
       ExecutionDriver: `${runtime.ociRuntime}-${runtime.ociRuntimeVersion}`,
       ID: this.engineId,
       IPv4Forwarding: runtime.ipv4Forwarding,
@@ -118,9 +131,9 @@ export class SystemHandlers {
       InitPath: '',
       InitSha1: '',
       KernelVersion: os.release(),
-      MemTotal: os.totalmem(),
+      MemTotal: totals?.memoryBytes ?? os.totalmem(),
       MemoryLimit: runtime.memoryLimit,
-      NCPU: os.cpus().length,
+      NCPU: totals?.cpus ?? os.cpus().length,
       NEventsListener: ev.listeners,
       NFd: nfd,
       // Node has no goroutines; the closest measure of concurrent work is its active resources.

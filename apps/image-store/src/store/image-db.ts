@@ -17,6 +17,9 @@ export interface ImageRow {
   source_digest: string | null;
   /** StoredImage JSON. */
   meta: string;
+  /** The digest and size of the layer's tar, once a node of a cluster asked for it (computed then). */
+  layer_digest?: string | null;
+  layer_tar_size?: number | null;
 }
 
 export interface BlobRow {
@@ -32,6 +35,8 @@ export interface ImageUserRow {
   /** A container's ID. */
   user_id: string;
   running: number;
+  /** The cluster node the container is on ('' on a single host). */
+  node?: string;
 }
 
 export interface TagRow {
@@ -92,6 +97,11 @@ export class ImageDb {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
+    // Columns later versions added, to a database an earlier one made.
+    const columns = (table: string) => new Set((this.db.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name));
+    if (!columns('image_users').has('node')) this.db.exec("ALTER TABLE image_users ADD COLUMN node TEXT NOT NULL DEFAULT ''");
+    if (!columns('images').has('layer_digest')) this.db.exec('ALTER TABLE images ADD COLUMN layer_digest TEXT; ALTER TABLE images ADD COLUMN layer_tar_size INTEGER');
+    this.db.exec('CREATE INDEX IF NOT EXISTS images_layer_digest ON images(layer_digest)');
     const db = this.db;
     this.stmts = {
       insertImage: db.prepare('INSERT INTO images (id, parent, created, size, layer, source_digest, meta) VALUES (@id, @parent, @created, @size, @layer, @source_digest, @meta)'),
@@ -108,10 +118,12 @@ export class ImageDb {
       deleteTag: db.prepare('DELETE FROM tags WHERE repo = ? AND tag = ?'),
       deleteImage: db.prepare('DELETE FROM images WHERE id = ?'),
       usersOf: db.prepare('SELECT * FROM image_users WHERE image_id = ?'),
-      addUser: db.prepare('INSERT OR REPLACE INTO image_users (image_id, user_id, running) VALUES (?, ?, ?)'),
+      addUser: db.prepare('INSERT OR REPLACE INTO image_users (image_id, user_id, running, node) VALUES (?, ?, ?, ?)'),
       removeUser: db.prepare('DELETE FROM image_users WHERE user_id = ?'),
-      allUsers: db.prepare('SELECT * FROM image_users'),
-      removeAllUsers: db.prepare('DELETE FROM image_users'),
+      usersOn: db.prepare('SELECT * FROM image_users WHERE node = ?'),
+      removeUsersOn: db.prepare('DELETE FROM image_users WHERE node = ?'),
+      setLayerDigest: db.prepare('UPDATE images SET layer_digest = ?, layer_tar_size = ? WHERE id = ?'),
+      byLayerDigest: db.prepare('SELECT * FROM images WHERE layer_digest = ? LIMIT 1'),
       count: db.prepare('SELECT count(*) AS n FROM images'),
       blobsOf: db.prepare('SELECT * FROM image_blobs WHERE image_id = ?'),
       addBlob: db.prepare('INSERT OR REPLACE INTO image_blobs (image_id, digest, diff_id, size, media_type) VALUES (@image_id, @digest, @diff_id, @size, @media_type)'),
@@ -237,10 +249,19 @@ export class ImageDb {
     return this.db.transaction(fn)();
   }
 
-  /** useImage: records that a container uses an image. */
-  readonly useImage = (imageId: string, userId: string, running = false): void => {
-    this.stmts.addUser.run(imageId, userId, running ? 1 : 0);
+  /** useImage: records that a container (on a cluster's node) uses an image. */
+  readonly useImage = (imageId: string, userId: string, running = false, node = ''): void => {
+    this.stmts.addUser.run(imageId, userId, running ? 1 : 0, node);
   };
+
+  /** recordLayerDigest: the digest and size of an image's layer tar, once computed. */
+  readonly recordLayerDigest = (id: string, digest: string, size: number): void => {
+    this.stmts.setLayerDigest.run(digest, size, id);
+  };
+
+  byLayerDigest(digest: string): ImageRow | undefined {
+    return this.stmts.byLayerDigest.get(digest) as ImageRow | undefined;
+  }
 
   /** releaseImage: a container no longer uses its image. */
   readonly releaseImage = (userId: string): void => {
@@ -248,16 +269,17 @@ export class ImageDb {
   };
 
   /**
-   * reconcileImageUse: the whole table replaced by the container runtime's
-   * account of it, in one transaction (a use or release call made meanwhile
-   * comes before or after it, never half-way). A use of an image this store
-   * does not have is not recorded (the foreign key); it is returned.
+   * reconcileImageUse: one container runtime's uses (a cluster's node's, or
+   * the single host's: node '') replaced by its account of them, in one
+   * transaction (a use or release call made meanwhile comes before or after
+   * it, never half-way). A use of an image this store does not have is not
+   * recorded (the foreign key); it is returned.
    */
-  readonly reconcileImageUse = (uses: ImageUserRow[]): { unknown: ImageUserRow[]; added: number; dropped: number } =>
+  readonly reconcileImageUse = (uses: ImageUserRow[], node = ''): { unknown: ImageUserRow[]; added: number; dropped: number } =>
     this.db.transaction(() => {
       const key = (u: ImageUserRow) => `${u.image_id} ${u.user_id} ${u.running ? 1 : 0}`;
-      const before = new Set((this.stmts.allUsers.all() as ImageUserRow[]).map(key));
-      this.stmts.removeAllUsers.run();
+      const before = new Set((this.stmts.usersOn.all(node) as ImageUserRow[]).map(key));
+      this.stmts.removeUsersOn.run(node);
       const unknown: ImageUserRow[] = [];
       const after = new Set<string>();
       for (const u of uses) {
@@ -265,7 +287,7 @@ export class ImageDb {
           unknown.push(u);
           continue;
         }
-        this.stmts.addUser.run(u.image_id, u.user_id, u.running ? 1 : 0);
+        this.stmts.addUser.run(u.image_id, u.user_id, u.running ? 1 : 0, node);
         after.add(key(u));
       }
       return { unknown, added: [...after].filter((k) => !before.has(k)).length, dropped: [...before].filter((k) => !after.has(k)).length };

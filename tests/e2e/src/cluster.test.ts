@@ -1,0 +1,189 @@
+// A cluster on this machine (`./stevedore cluster up`): three nodes, each in a
+// network namespace of its own, two API edges, through the real docker CLI:
+// what `docker info` shows through either edge; an image imported through one
+// edge running on every node, its layers fetched once per node; placement
+// (spread 3/3/3, constraints, affinities, dependencies, Swarm's refusals);
+// a container made through one edge driven through the other; names unique
+// across nodes; a node's death noticed within 10 s while the API answers
+// throughout, its return; and `cluster down` leaving nothing.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { processesMentioning, REPO, runCommand, shortTempDir, sleep } from './harness';
+import { busyboxRootfsTar } from './images-fixtures';
+
+const STEVEDORE = path.join(REPO, 'stevedore');
+
+interface Cluster {
+  root: string;
+  hosts: string[];
+  layout: { bridge: string; subnet: string; nodes: Array<{ name: string; address: string; netns: string; root: string }> };
+}
+
+function docker(host: string, args: string[], timeoutMs = 30_000) {
+  return runCommand('docker', args, { env: { ...process.env, DOCKER_HOST: host, DOCKER_CONFIG: path.join(host.slice('unix://'.length), '..', 'cli') }, timeoutMs });
+}
+
+/** The nodes as `docker info` lists them (Swarm classic's DriverStatus): name → status. */
+async function nodeStatus(host: string): Promise<Record<string, string>> {
+  const r = await docker(host, ['info', '--format', '{{json .DriverStatus}}']);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as Array<[string, string]>;
+  const out: Record<string, string> = {};
+  rows.forEach(([k], i) => {
+    if (/^node-\d+$/.test(k)) out[k] = rows[i + 1][1];
+  });
+  return out;
+}
+
+async function stevedore(args: string[], timeoutMs = 240_000) {
+  return runCommand(STEVEDORE, args, { env: { ...process.env, STEVEDORE_SKIP_SETUP: '1' }, timeoutMs });
+}
+
+describe('a cluster on one machine (stevedore cluster up)', () => {
+  let cluster: Cluster;
+  before(async () => {
+    const root = shortTempDir('sdc-');
+    const up = await stevedore(['cluster', 'up', '--root', root, '--nodes', '3', '--edges', '2']);
+    assert.equal(up.code, 0, up.stderr);
+    const hosts = up.stdout.trim().split('\n').map((l) => l.replace(/^DOCKER_HOST=/, ''));
+    cluster = { root, hosts, layout: JSON.parse(fs.readFileSync(path.join(root, 'cluster.json'), 'utf8')) };
+  });
+  after(async () => {
+    if (!cluster) return;
+    const down = await stevedore(['cluster', 'down', '--root', cluster.root]);
+    assert.equal(down.code, 0, down.stderr);
+    const l = cluster.layout;
+    for (const n of l.nodes) assert.equal(fs.existsSync(`/run/netns/${n.netns}`), false, `namespace ${n.netns} left`);
+    assert.equal((await runCommand('ip', ['link', 'show', l.bridge])).code !== 0, true, `bridge ${l.bridge} left`);
+    assert.deepEqual(processesMentioning(cluster.root), [], 'a process of the cluster outlived down');
+  });
+
+  test('one DOCKER_HOST per edge; through either, docker info lists the three nodes, healthy, at their addresses', async () => {
+    assert.equal(cluster.hosts.length, 2);
+    for (const host of cluster.hosts) {
+      assert.match(host, /^unix:\/\/.*\/edges\/edge-\d\/stevedore\.sock$/);
+      assert.deepEqual(await nodeStatus(host), { 'node-1': 'Healthy', 'node-2': 'Healthy', 'node-3': 'Healthy' });
+      const r = await docker(host, ['info', '--format', '{{json .DriverStatus}}']);
+      const rows = JSON.parse(r.stdout) as Array<[string, string]>;
+      assert.deepEqual(rows.slice(0, 3), [['\bStrategy', 'spread'], ['\bFilters', 'health, dependency, affinity, constraint'], ['\bNodes', '3']]);
+      for (const n of cluster.layout.nodes) assert.deepEqual(rows.find(([k]) => k === n.name), [n.name, n.address]);
+    }
+    // Each node's services are in its own network namespace, reached at its own address.
+    const n2 = cluster.layout.nodes[1];
+    const state = JSON.parse(fs.readFileSync(path.join(n2.root, 'run', 'state.json'), 'utf8')) as { processes: Array<{ name: string; pid: number }> };
+    const runtime = state.processes.find((p) => p.name === 'container-runtime')!;
+    assert.notEqual(fs.readlinkSync(`/proc/${runtime.pid}/ns/net`), fs.readlinkSync('/proc/self/ns/net'));
+  });
+
+  test('an image imported through edge 1 runs on every node through edge 2; each node fetches its layer once', async () => {
+    const [a, b] = cluster.hosts;
+    const imported = await docker(a, ['import', busyboxRootfsTar(), 'busybox:latest']);
+    assert.equal(imported.code, 0, imported.stderr);
+    for (const n of cluster.layout.nodes) {
+      const r = await docker(b, ['run', '--rm', '-e', `constraint:node==${n.name}`, 'busybox', 'sh', '-c', 'echo hello from $(hostname)']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^hello from [0-9a-f]{12}\n$/);
+    }
+    // Again: nothing fetched a second time.
+    for (const n of cluster.layout.nodes) assert.equal((await docker(a, ['run', '--rm', '-e', `constraint:node==${n.name}`, 'busybox', 'true'])).code, 0);
+    for (const n of cluster.layout.nodes) {
+      const fetched = fs.readFileSync(path.join(n.root, 'logs', 'container-runtime.log'), 'utf8').split('\n').filter((l) => l.includes('layer fetched from the image store'));
+      assert.equal(fetched.length, 1, `${n.name} fetched ${fetched.length} layers`);
+      assert.equal(fs.readdirSync(path.join(n.root, 'layers')).filter((d) => /^[0-9a-f]{64}$/.test(d)).length, 1);
+    }
+  });
+
+  test('spread places 9 containers 3/3/3; ps through either edge lists them as node/name; a container made through one edge is driven through the other', async () => {
+    const [a, b] = cluster.hosts;
+    for (let i = 1; i <= 9; i++) assert.equal((await docker(i % 2 ? a : b, ['run', '-d', '--name', `web${i}`, 'busybox', 'sleep', '300'])).code, 0);
+    const ps = await docker(b, ['ps', '--format', '{{.Names}}']);
+    const names = ps.stdout.trim().split('\n').sort();
+    assert.equal(names.length, 9);
+    const perNode = new Map<string, number>();
+    for (const n of names) perNode.set(n.split('/')[0], (perNode.get(n.split('/')[0]) ?? 0) + 1);
+    assert.deepEqual([...perNode.entries()].sort(), [['node-1', 3], ['node-2', 3], ['node-3', 3]]);
+    assert.deepEqual((await docker(a, ['ps', '-q'])).stdout.trim().split('\n').length, 9);
+    // Newest first across nodes, limit over the whole.
+    assert.deepEqual((await docker(a, ['ps', '-n', '2', '--format', '{{.Names}}'])).stdout.trim().split('\n').map((n) => n.split('/')[1]), ['web9', 'web8']);
+
+    // Inspect shows the node; logs, stop and rm through the other edge.
+    const node = JSON.parse((await docker(b, ['inspect', '-f', '{{json .Node}}', 'web1'])).stdout);
+    assert.deepEqual(Object.keys(node).sort(), ['Addr', 'Cpus', 'ID', 'IP', 'Labels', 'Memory', 'Name']);
+    assert.equal(node.IP, cluster.layout.nodes.find((n) => n.name === node.Name)!.address);
+    assert.equal((await docker(a, ['run', '-d', '--name', 'talker', 'busybox', 'sh', '-c', 'echo said-it; sleep 300'])).code, 0);
+    for (let i = 0; i < 50 && !(await docker(b, ['logs', 'talker'])).stdout.includes('said-it'); i++) await sleep(100);
+    assert.equal((await docker(b, ['logs', 'talker'])).stdout, 'said-it\n');
+    assert.equal((await docker(b, ['stop', '-t', '1', 'talker'])).code, 0);
+    assert.equal((await docker(a, ['inspect', '-f', '{{.State.Running}}', 'talker'])).stdout.trim(), 'false');
+    assert.equal((await docker(b, ['rm', 'talker'])).code, 0);
+    assert.match((await docker(a, ['inspect', 'talker'])).stderr, /No such (container|object): talker/);
+
+    // Names are unique across the cluster.
+    const dup = await docker(b, ['create', '--name', 'web1', '-e', `constraint:node!=${node.Name}`, 'busybox', 'true']);
+    assert.notEqual(dup.code, 0);
+    assert.match(dup.stderr, /Conflict, The name web1 is already assigned to [0-9a-f]{12}/);
+    assert.equal((await docker(a, ['rm', '-f', ...Array.from({ length: 9 }, (_, i) => `web${i + 1}`)])).code, 0);
+    assert.equal((await docker(b, ['ps', '-aq'])).stdout.trim(), '');
+  });
+
+  test('constraints, affinities and dependencies place a container, and an impossible one is refused with Swarm\'s words', async () => {
+    const [a, b] = cluster.hosts;
+    const nodeOf = async (name: string) => (await docker(b, ['inspect', '-f', '{{.Node.Name}}', name])).stdout.trim();
+    assert.equal((await docker(a, ['run', '-d', '--name', 'anchor', '-e', 'constraint:node==node-2', 'busybox', 'sleep', '300'])).code, 0);
+    assert.equal(await nodeOf('anchor'), 'node-2');
+    assert.equal((await docker(a, ['inspect', '-f', '{{range .Config.Env}}{{.}} {{end}}', 'anchor'])).stdout.includes('constraint:'), false, 'the filter left the environment');
+    assert.equal((await docker(b, ['run', '-d', '--name', 'near', '-e', 'affinity:container==anchor', 'busybox', 'sleep', '300'])).code, 0);
+    assert.equal(await nodeOf('near'), 'node-2');
+    assert.equal((await docker(b, ['run', '-d', '--name', 'linked', '--link', 'anchor:a', 'busybox', 'sleep', '300'])).code, 0);
+    assert.equal(await nodeOf('linked'), 'node-2');
+    assert.equal((await docker(a, ['run', '-d', '--name', 'away', '-e', 'affinity:container!=anchor', '-e', 'constraint:node!=node-1', 'busybox', 'sleep', '300'])).code, 0);
+    assert.equal(await nodeOf('away'), 'node-3');
+    const impossible = await docker(a, ['run', '-d', '-e', 'constraint:node==node-9', 'busybox', 'true']);
+    assert.notEqual(impossible.code, 0);
+    assert.match(impossible.stderr, /unable to find a node that satisfies node==node-9/);
+    const split = await docker(a, ['create', '--link', 'anchor:a', '--volumes-from', 'away', 'busybox', 'true']);
+    assert.match(split.stderr, /Unable to find a node fulfilling all dependencies: --link=anchor:a --volumes-from=away/);
+    assert.equal((await docker(b, ['rm', '-f', 'anchor', 'near', 'linked', 'away'])).code, 0);
+  });
+
+  test('a node whose processes are killed is marked down within 10 s, the API answering throughout; back once it is up again', async () => {
+    const n3 = cluster.layout.nodes[2];
+    const state = JSON.parse(fs.readFileSync(path.join(n3.root, 'run', 'state.json'), 'utf8')) as { supervisorPid: number; processes: Array<{ pid: number | null }> };
+    let pings = 0;
+    let failures = 0;
+    let pinging = true;
+    const pinger = (async () => {
+      while (pinging) {
+        const r = await docker(cluster.hosts[1], ['version', '--format', '{{.Server.Version}}'], 10_000);
+        pings++;
+        if (r.code !== 0) failures++;
+      }
+    })();
+    const killedAt = Date.now();
+    process.kill(state.supervisorPid, 'SIGKILL');
+    for (const p of state.processes) if (p.pid) process.kill(p.pid, 'SIGKILL');
+    let downAfterMs = -1;
+    while (Date.now() - killedAt < 15_000) {
+      if ((await nodeStatus(cluster.hosts[1]))['node-3'] === 'Unhealthy') {
+        downAfterMs = Date.now() - killedAt;
+        break;
+      }
+      await sleep(250);
+    }
+    pinging = false;
+    await pinger;
+    assert.ok(downAfterMs >= 0 && downAfterMs <= 10_000, `node-3 marked down after ${downAfterMs} ms`);
+    assert.deepEqual(await nodeStatus(cluster.hosts[0]), { 'node-1': 'Healthy', 'node-2': 'Healthy', 'node-3': 'Unhealthy' });
+    assert.ok(pings > 0 && failures === 0, `${failures} of ${pings} requests failed while the node was down`);
+
+    // `cluster up` again starts only what is not running: the node comes back.
+    const up = await stevedore(['cluster', 'up', '--root', cluster.root, '--nodes', '3', '--edges', '2']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.deepEqual(up.stdout.trim().split('\n'), cluster.hosts.map((h) => `DOCKER_HOST=${h}`));
+    const back = Date.now();
+    while ((await nodeStatus(cluster.hosts[0]))['node-3'] !== 'Healthy' && Date.now() - back < 10_000) await sleep(250);
+    assert.deepEqual(await nodeStatus(cluster.hosts[0]), { 'node-1': 'Healthy', 'node-2': 'Healthy', 'node-3': 'Healthy' });
+  });
+});
