@@ -12,7 +12,7 @@ import type { Logger } from '@stevedore/logging';
 import { removeTree, removeTreeSoon } from '@stevedore/archive';
 import { privateDir } from '@stevedore/service-kit';
 import type { Attachments } from './attachments';
-import type { ClusterPlace } from './cluster-place';
+import { clusterSummary, type ClusterPlace } from './cluster-place';
 import { writeEtcFiles } from './container-files';
 import type { ContainerImages } from './container-images';
 import type { ContainerNetwork } from './container-network';
@@ -162,7 +162,9 @@ export class ContainerLifecycle {
     } finally {
       endChange();
     }
-    this.publish('create', db.get(id)!);
+    const row = db.get(id)!;
+    await this.p.cluster?.index.describe(id, clusterSummary(row)).catch((err: Error) => this.p.log.warn({ err: err.message }, 'describing the container to the cluster failed'));
+    this.publish('create', row);
     return { id, warnings };
   }
 

@@ -30,7 +30,7 @@ test('the monitor\'s connection closing records the exit from exit.json, sends i
     assert.equal(row.exit_code, 3);
     assert.equal(rt.exits.isWatched(id), false);
     assert.equal(fs.existsSync(state), false, 'the monitor\'s state is gone');
-    assert.deepEqual(rt.store.requests('useImage'), [{ image: busybox.id, user: id, running: false }]);
+    assert.deepEqual(rt.store.requests('useImage'), [{ image: busybox.id, user: id, running: false, node: '', byDigest: false }]);
     const events = await rt.events();
     assert.deepEqual(events.map((e) => [e.action, e.id, e.attributes?.exitCode]), [['die', id, '3']]);
     assert.deepEqual(rt.db.queuedEvents(), [], 'the outbox kept nothing once the log took it');

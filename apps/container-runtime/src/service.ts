@@ -25,6 +25,7 @@ import { ExitMonitor } from './exit-monitor';
 import { ContainerFreezer } from './freezer';
 import { cgroupFacts, chooseOciRuntime, enableIpv4Forwarding, ipv4Forwarding } from './host-facts';
 import { InterContainerPolicy } from './icc';
+import { clusterSummary } from './cluster-place';
 import { LayerCache } from './layer-cache';
 import { hostCapabilities } from './oci-spec';
 import { OciRuntimeRunner } from './oci-runtime';
@@ -86,7 +87,7 @@ export const start = grpcServiceStart({
     containerImages.start();
     if (cluster) {
       // The cluster's index of this node's containers, rewritten from the records (a change lost with a crash is righted).
-      const lost = await cluster.index.rewriteNode(cluster.node, db.all().map((r) => ({ id: r.id, name: r.name, active: r.status === 'running' || !r.started_at })));
+      const lost = await cluster.index.rewriteNode(cluster.node, db.all().map((r) => ({ id: r.id, name: r.name, active: r.status === 'running' || !r.started_at, summary: clusterSummary(r) })));
       if (lost.length) log.warn({ names: lost }, 'names another node\'s container took while this node was away');
     }
 

@@ -42,10 +42,19 @@ test('a node rewritten from its records: what it no longer has goes, what it has
   await x.claim('/gone', id('1'), 'node-1');
   await x.claim('/kept', id('2'), 'node-1');
   await x.claim('/elsewhere', id('3'), 'node-2');
-  const lost = await x.rewriteNode('node-1', [{ id: id('2'), name: '/kept', active: false }, { id: id('4'), name: '/new', active: true }, { id: id('5'), name: '/elsewhere', active: true }]);
+  const summary = (name: string) => ({ name, image: 'busybox:latest', imageId: id('f'), command: ['sleep', '9'], created: '2026-12-03T19:00:00.000Z' });
+  const lost = await x.rewriteNode('node-1', [
+    { id: id('2'), name: '/kept', active: false, summary: summary('/kept') },
+    { id: id('4'), name: '/new', active: true, summary: summary('/new') },
+    { id: id('5'), name: '/elsewhere', active: true, summary: summary('/elsewhere') },
+  ]);
   assert.deepEqual(lost, ['/elsewhere']);
   assert.equal(await x.locate('gone'), undefined);
   assert.deepEqual(await x.locate('new'), { id: id('4'), node: 'node-1' });
   assert.deepEqual(await x.locate('elsewhere'), { id: id('3'), node: 'node-2' });
   assert.deepEqual([...(await x.activeCounts(['node-1'])).values()], [1]);
+  // What shows of them if node-1 goes down.
+  assert.deepEqual((await x.containersOn('node-1')).sort((a, b) => a.id.localeCompare(b.id)).map((c) => [c.id[0], c.active, c.summary?.name]), [['2', false, '/kept'], ['4', true, '/new']]);
+  await x.release(id('4'), 'node-1');
+  assert.deepEqual((await x.containersOn('node-1')).map((c) => c.summary?.name), ['/kept']);
 });

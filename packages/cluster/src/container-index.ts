@@ -25,8 +25,18 @@ if entry then
 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 return 1
 `;
+
+/** What a cluster shows of a container whose node is down (its last word on it). */
+export interface ContainerSummary {
+  name: string;
+  image: string;
+  imageId: string;
+  command: string[];
+  created: string;
+}
 
 /**
  * A reference (a name, a full ID or a unique ID prefix, as Docker resolves
@@ -75,6 +85,10 @@ export class ContainerIndex {
     return `${this.prefix}container-nodes`;
   }
 
+  private get info(): string {
+    return `${this.prefix}container-info`;
+  }
+
   private active(node: string): string {
     return `${this.prefix}node:${node}:active`;
   }
@@ -86,7 +100,21 @@ export class ContainerIndex {
   }
 
   async release(id: string, node: string): Promise<void> {
-    await this.redis.eval(RELEASE, 3, this.names, this.ids, this.active(node), id);
+    await this.redis.eval(RELEASE, 4, this.names, this.ids, this.active(node), this.info, id);
+  }
+
+  /** What the cluster shows of the container should its node go down. */
+  async describe(id: string, summary: ContainerSummary): Promise<void> {
+    await this.redis.hset(this.info, id, JSON.stringify(summary));
+  }
+
+  /** A node's containers as the index knows them: whether each counts as active, and its summary (if it has one). */
+  async containersOn(node: string): Promise<Array<{ id: string; active: boolean; summary?: ContainerSummary }>> {
+    const ids = Object.entries(await this.redis.hgetall(this.ids)).filter(([, entry]) => entry.startsWith(`${node} `)).map(([id]) => id);
+    if (!ids.length) return [];
+    const [summaries, active] = await Promise.all([this.redis.hmget(this.info, ...ids), this.redis.smembers(this.active(node))]);
+    const on = new Set(active);
+    return ids.map((id, i) => ({ id, active: on.has(id), summary: summaries[i] ? (JSON.parse(summaries[i]!) as ContainerSummary) : undefined }));
   }
 
   /** A container that runs, or will (created): it counts for placement. Stopped, it does not. */
@@ -125,7 +153,7 @@ export class ContainerIndex {
    * whether they count), nothing else. Returns the names another container
    * held meanwhile (left to it).
    */
-  async rewriteNode(node: string, containers: Array<{ id: string; name: string; active: boolean }>): Promise<string[]> {
+  async rewriteNode(node: string, containers: Array<{ id: string; name: string; active: boolean; summary: ContainerSummary }>): Promise<string[]> {
     const known = new Set(containers.map((c) => c.id));
     const listed = await this.redis.smembers(this.active(node));
     const mine = Object.entries(await this.redis.hgetall(this.ids)).filter(([, entry]) => entry.startsWith(`${node} `)).map(([id]) => id);
@@ -133,7 +161,10 @@ export class ContainerIndex {
     const lost: string[] = [];
     for (const c of containers) {
       if (await this.claim(c.name, c.id, node)) lost.push(c.name);
-      else await this.setActive(c.id, node, c.active);
+      else {
+        await this.setActive(c.id, node, c.active);
+        await this.describe(c.id, c.summary);
+      }
     }
     return lost;
   }

@@ -1,5 +1,5 @@
 export { ALIVE_MS, HEARTBEAT_MS, Membership, type Member, type NodeCounts, type NodeRecord } from './membership';
 export { NodeHeartbeat } from './heartbeat';
-export { ContainerIndex, type Located } from './container-index';
+export { ContainerIndex, type ContainerSummary, type Located } from './container-index';
 export { chooseNode, PlacementError, takeFilters, valueMatches, type Filter, type PlacementRequest, type Strategy } from './placement';
 export { layerBlobDigest, layerBlobPath } from './layer-blobs';

@@ -18,7 +18,7 @@ const STEVEDORE = path.join(REPO, 'stevedore');
 interface Cluster {
   root: string;
   hosts: string[];
-  layout: { bridge: string; subnet: string; nodes: Array<{ name: string; address: string; netns: string; root: string }> };
+  layout: { bridge: string; subnet: string; nodes: Array<{ name: string; address: string; netns: string; veth: string; root: string }> };
 }
 
 function docker(host: string, args: string[], timeoutMs = 30_000) {
@@ -148,8 +148,27 @@ describe('a cluster on one machine (stevedore cluster up)', () => {
     assert.equal((await docker(b, ['rm', '-f', 'anchor', 'near', 'linked', 'away'])).code, 0);
   });
 
+  test('docker events --since shows every node\'s events in one order, each naming its node', async () => {
+    const [a, b] = cluster.hosts;
+    const since = Math.floor(Date.now() / 1000) - 1;
+    for (const n of ['node-1', 'node-2', 'node-3']) assert.equal((await docker(a, ['run', '--rm', '--name', `ev-${n}`, '-e', `constraint:node==${n}`, 'busybox', 'true'])).code, 0);
+    await sleep(1100);
+    const r = await docker(b, ['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000)), '--format', '{{json .}}']);
+    assert.equal(r.code, 0, r.stderr);
+    // (`since` counts in seconds: earlier tests' events may come first.)
+    const starts = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.status === 'start' && /^ev-/.test(e.Actor.Attributes.name));
+    assert.deepEqual(starts.map((e) => e.Actor.Attributes['node.name']), ['node-1', 'node-2', 'node-3']);
+    assert.deepEqual(starts.map((e) => e.from), ['busybox:latest node:node-1', 'busybox:latest node:node-2', 'busybox:latest node:node-3']);
+    const times = starts.map((e) => Number(e.timeNano));
+    assert.deepEqual(times, [...times].sort((x, y) => x - y));
+  });
+
   test('a node whose processes are killed is marked down within 10 s, the API answering throughout; back once it is up again', async () => {
     const n3 = cluster.layout.nodes[2];
+    const [a, b] = cluster.hosts;
+    // On node-3: one that goes on running while its node is away, one that exits meanwhile.
+    assert.equal((await docker(a, ['run', '-d', '--name', 'on3', '-e', 'constraint:node==node-3', 'busybox', 'sleep', '300'])).code, 0);
+    assert.equal((await docker(a, ['run', '-d', '--name', 'ends3', '-e', 'constraint:node==node-3', 'busybox', 'sh', '-c', 'sleep 4; exit 7'])).code, 0);
     const state = JSON.parse(fs.readFileSync(path.join(n3.root, 'run', 'state.json'), 'utf8')) as { supervisorPid: number; processes: Array<{ pid: number | null }> };
     let pings = 0;
     let failures = 0;
@@ -178,6 +197,20 @@ describe('a cluster on one machine (stevedore cluster up)', () => {
     assert.deepEqual(await nodeStatus(cluster.hosts[0]), { 'node-1': 'Healthy', 'node-2': 'Healthy', 'node-3': 'Unhealthy' });
     assert.ok(pings > 0 && failures === 0, `${failures} of ${pings} requests failed while the node was down`);
 
+    // Its containers show the node's state; a request for one is refused at once, naming the node; new ones go elsewhere.
+    const ps = (await docker(b, ['ps', '-a', '--format', '{{.Names}} {{.Status}}'])).stdout.trim().split('\n').sort();
+    assert.deepEqual(ps, ['node-3/ends3 Host Down', 'node-3/on3 Host Down']);
+    const asked = Date.now();
+    const refused = await docker(a, ['inspect', 'on3']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /Container on3 running on unhealthy node node-3/);
+    assert.ok(Date.now() - asked < 5000, 'the refusal came at once');
+    for (let i = 0; i < 3; i++) {
+      const id = (await docker(b, ['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim();
+      assert.notEqual((await docker(a, ['inspect', '-f', '{{.Node.Name}}', id])).stdout.trim(), 'node-3');
+      assert.equal((await docker(a, ['rm', '-f', id])).code, 0);
+    }
+
     // `cluster up` again starts only what is not running: the node comes back.
     const up = await stevedore(['cluster', 'up', '--root', cluster.root, '--nodes', '3', '--edges', '2']);
     assert.equal(up.code, 0, up.stderr);
@@ -185,5 +218,34 @@ describe('a cluster on one machine (stevedore cluster up)', () => {
     const back = Date.now();
     while ((await nodeStatus(cluster.hosts[0]))['node-3'] !== 'Healthy' && Date.now() - back < 10_000) await sleep(250);
     assert.deepEqual(await nodeStatus(cluster.hosts[0]), { 'node-1': 'Healthy', 'node-2': 'Healthy', 'node-3': 'Healthy' });
+    // Back, its containers are as they really are: one still running (adopted), one exited with its own code.
+    assert.equal((await docker(b, ['inspect', '-f', '{{.State.Running}}', 'on3'])).stdout.trim(), 'true');
+    assert.equal((await docker(b, ['inspect', '-f', '{{.State.Running}} {{.State.ExitCode}}', 'ends3'])).stdout.trim(), 'false 7');
+    assert.equal((await docker(a, ['rm', '-f', 'on3', 'ends3'])).code, 0);
+  });
+
+  test('a node whose link goes down is marked down within 10 s, and up again once its link is back', async () => {
+    const n2 = cluster.layout.nodes[1];
+    const veth = n2.veth;
+    assert.equal((await runCommand('ip', ['link', 'set', veth, 'down'])).code, 0);
+    const cut = Date.now();
+    try {
+      while ((await nodeStatus(cluster.hosts[0]))[n2.name] !== 'Unhealthy' && Date.now() - cut < 15_000) await sleep(250);
+      assert.ok(Date.now() - cut <= 10_000, `marked down after ${Date.now() - cut} ms`);
+    } finally {
+      assert.equal((await runCommand('ip', ['link', 'set', veth, 'up'])).code, 0);
+    }
+    const back = Date.now();
+    while ((await nodeStatus(cluster.hosts[0]))[n2.name] !== 'Healthy' && Date.now() - back < 20_000) await sleep(250);
+    assert.equal((await nodeStatus(cluster.hosts[0]))[n2.name], 'Healthy');
+  });
+
+  test('an edge\'s death costs only the requests it was serving: the other edge serves the cluster meanwhile, and the edge is back', async () => {
+    const edge1 = JSON.parse(fs.readFileSync(path.join(cluster.root, 'edges', 'edge-1', 'run', 'state.json'), 'utf8')) as { processes: Array<{ name: string; pid: number }> };
+    const api = edge1.processes.find((p) => p.name === 'api-edge')!;
+    process.kill(api.pid, 'SIGKILL');
+    assert.equal((await docker(cluster.hosts[1], ['run', '--rm', 'busybox', 'echo', 'still here'])).stdout, 'still here\n');
+    // The killed edge's supervisor starts it again; its socket held meanwhile.
+    assert.equal((await docker(cluster.hosts[0], ['run', '--rm', 'busybox', 'echo', 'back'])).stdout, 'back\n');
   });
 });

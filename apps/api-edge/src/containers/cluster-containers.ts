@@ -3,9 +3,9 @@
 // container's node (Docker Swarm classic's filters and the strategy), and how
 // a container shows its node (names as `/node/name` in lists, a `Node` object
 // in inspect, published ports on the node's address).
-import { chooseNode, PlacementError, takeFilters, type Member, type PlacementRequest } from '@stevedore/cluster';
+import { chooseNode, PlacementError, takeFilters, type ContainerSummary, type Member, type PlacementRequest } from '@stevedore/cluster';
 import type { StevedoreConfig } from '@stevedore/config';
-import type { containers } from '@stevedore/contracts';
+import { containers as containersMessages, type containers } from '@stevedore/contracts';
 import type { ContainerConfig, HostConfig } from '@stevedore/docker-api';
 import { refused } from '@stevedore/errors';
 import type { ContainerRouter, RuntimeClient } from '../backends/container-router';
@@ -20,11 +20,22 @@ export function onNode(c: containers.Container, node: Member): containers.Contai
   return { ...c, ports: c.ports.map((p) => (p.hostIp === '' || p.hostIp === '0.0.0.0' ? { ...p, hostIp: node.address } : p)) };
 }
 
-/** GET /containers/json over every node that is up; on a single host, the one runtime's list. */
-export async function listAcrossNodes(router: ContainerRouter, requestId: string, q: containers.ListRequest): Promise<containers.Container[]> {
+/** A listed container whose node is down: what the cluster's index keeps of it. */
+function fromIndex(node: Member, id: string, s: ContainerSummary): containers.Container {
+  return containersMessages.Container.fromPartial({ id, name: `/${node.name}${s.name}`, created: s.created, path: s.command[0] ?? '', args: s.command.slice(1), image: s.imageId, imageName: s.image });
+}
+
+export interface ClusterList {
+  containers: containers.Container[];
+  /** Those on a node that is down (their status is the node's: `Host Down`, as Swarm showed it). */
+  onDownNodes: Set<string>;
+}
+
+/** GET /containers/json over every node; on a single host, the one runtime's list. */
+export async function listAcrossNodes(router: ContainerRouter, requestId: string, q: containers.ListRequest): Promise<ClusterList> {
   const targets = await router.all();
-  const single = targets.length === 1 && !targets[0].node;
-  if (single) return (await targets[0].rt.list(q, { requestId })).containers;
+  const members = await router.cluster.members();
+  if (!members.length) return { containers: (await targets[0].rt.list(q, { requestId })).containers, onDownNodes: new Set() };
   // `since` and `before` name a container on one node: each node is given its creation time instead.
   const createdOf = async (ref: string) => {
     if (!ref) return '';
@@ -38,9 +49,18 @@ export async function listAcrossNodes(router: ContainerRouter, requestId: string
       return r.containers.map((c) => ({ ...onNode(c, node!), name: `/${node!.name}${c.name}`, linkNames: c.linkNames.map((n) => `/${node!.name}${n}`) }));
     }),
   );
+  // A node that is down: its containers as the index last knew them (without -a, those that ran or were to run).
+  const onDownNodes = new Set<string>();
+  const all = q.all || q.limit > 0 || Boolean(q.since || q.before);
+  for (const node of members.filter((m) => !m.up)) {
+    const known = (await router.cluster.index.containersOn(node.name)).filter((c) => c.summary && (all || c.active));
+    const inBounds = known.filter((c) => (!beforeCreated || c.summary!.created < beforeCreated) && (!sinceCreated || c.summary!.created > sinceCreated));
+    for (const c of inBounds) onDownNodes.add(c.id);
+    lists.push(inBounds.map((c) => fromIndex(node, c.id, c.summary!)));
+  }
   // Newest first, as one engine lists them.
   const merged = lists.flat().sort((a, b) => (a.created === b.created ? b.id.localeCompare(a.id) : a.created < b.created ? 1 : -1));
-  return q.limit > 0 ? merged.slice(0, q.limit) : merged;
+  return { containers: q.limit > 0 ? merged.slice(0, q.limit) : merged, onDownNodes };
 }
 
 /** The containers a new one needs (links, volumes from, a container's network), as Swarm named them. */

@@ -132,7 +132,13 @@ export class ContainersHandlers {
   list = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const size = req.bool('size');
     const listed = await listAcrossNodes(this.router, req.requestId, { all: req.bool('all'), limit: req.int('limit'), since: req.string('since'), before: req.string('before'), size, sinceCreated: '', beforeCreated: '' });
-    res.list(200, listed.map((c) => (req.below('1.5') ? toContainerListV1_0(c, size) : toContainerListV1_5(c, size))));
+    res.list(
+      200,
+      listed.containers.map((c) => {
+        const entry = req.below('1.5') ? toContainerListV1_0(c, size) : toContainerListV1_5(c, size);
+        return listed.onDownNodes.has(c.id) ? { ...entry, Status: 'Host Down' } : entry;
+      }),
+    );
   };
 
   /** DELETE /containers/(id); with `link=1` the path names a link (`parent/alias`) and only that name goes. */
