@@ -123,7 +123,8 @@ export class ImageStoreRpc {
         const running = this.pulling.get(key);
         if (running) {
           await progress({ status: `Repository ${repo} already being pulled by another client. Waiting.` });
-          await running.catch(() => undefined);
+          // Until the first ends, or this one's client goes.
+          await Promise.race([running.catch(() => undefined), new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }))]);
           return;
         }
         const pullTag = (t: string) => pullImage(this.images.layerImages, session, repo, t, progress, ctx.signal);

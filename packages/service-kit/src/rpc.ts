@@ -169,6 +169,8 @@ export function headerThenBytes<Req>(call: grpc.ServerDuplexStream<Req, unknown>
  * reader slows the writer instead of growing a buffer. Rejects if the call ends.
  */
 export function writeWithBackpressure<T>(stream: grpc.ServerWritableStream<unknown, T> | grpc.ServerDuplexStream<unknown, T>, message: T, signal: AbortSignal): Promise<void> | undefined {
+  // A call already cancelled takes nothing and will never drain: waiting for it hung its handler for good.
+  if (signal.aborted) return Promise.reject(new Error('call cancelled'));
   if (stream.write(message)) return undefined;
   return new Promise((resolve, reject) => {
     const done = () => {

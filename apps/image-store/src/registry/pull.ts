@@ -89,7 +89,8 @@ export async function pullImage(store: LayerImages, session: RegistryAccess, nam
       let work = inflight.get(id);
       if (w.has(id)) work = Promise.resolve(progress({ status: 'Already exists', id: sid, perLayer: true }));
       else if (work) {
-        void progress({ status: 'Waiting', id: sid, perLayer: true });
+        // Said in passing: a client gone meanwhile is this pull's to notice at its next awaited step.
+        progress({ status: 'Waiting', id: sid, perLayer: true })?.catch(() => undefined);
         // Another pull registers it: this one counts on it from then on.
         work = work.then(() => {
           if (!w.has(id)) throw refused(`Layer ${layer.digest} was removed while this pull waited for it`);
