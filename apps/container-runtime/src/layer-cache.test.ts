@@ -79,7 +79,7 @@ const left = (cacheDir: string) => fs.readdirSync(cacheDir).sort();
 
 test('a layer is fetched once however many ask at once, and kept', async () => {
   const cacheDir = path.join(dir, 'cache-1');
-  const cache = new LayerCache(cacheDir, address, tls('node'), log);
+  const cache = new LayerCache('node-t', cacheDir, address, tls('node'), log);
   const layer = await blobOf({ hello: 'world\n' });
   const ref = { imageId: 'a'.repeat(64), ...layer };
   const before = requests;
@@ -95,7 +95,7 @@ test('a layer is fetched once however many ask at once, and kept', async () => {
 
 test('bytes that do not match the digest, or fall short of the size, are refused and leave nothing', async () => {
   const cacheDir = path.join(dir, 'cache-2');
-  const cache = new LayerCache(cacheDir, address, tls('node'), log);
+  const cache = new LayerCache('node-t', cacheDir, address, tls('node'), log);
   const real = await blobOf({ a: 'the real one\n' });
   const other = await blobOf({ a: 'something else\n' });
   lies.set(real.digest, blobs.get(other.digest)!);
@@ -112,7 +112,7 @@ test('bytes that do not match the digest, or fall short of the size, are refused
 test('a server whose certificate is not of the cluster\'s CA is not spoken to', async () => {
   const impostor = await serve('other-store');
   const cacheDir = path.join(dir, 'cache-3');
-  const cache = new LayerCache(cacheDir, `127.0.0.1:${(impostor.address() as AddressInfo).port}`, tls('node'), log);
+  const cache = new LayerCache('node-t', cacheDir, `127.0.0.1:${(impostor.address() as AddressInfo).port}`, tls('node'), log);
   const layer = await blobOf({ x: 'y' });
   await assert.rejects(cache.dirs([{ imageId: 'd'.repeat(64), ...layer }]), /certificate/);
   assert.deepEqual(left(cacheDir), []);
@@ -123,7 +123,7 @@ test('a server whose certificate is not of the cluster\'s CA is not spoken to', 
 test('what a killed runtime was extracting is removed when the cache opens', () => {
   const cacheDir = path.join(dir, 'cache-4');
   fs.mkdirSync(path.join(cacheDir, 'tmp-abc', 'half'), { recursive: true });
-  const cache = new LayerCache(cacheDir, address, tls('node'), log);
+  const cache = new LayerCache('node-t', cacheDir, address, tls('node'), log);
   assert.deepEqual(left(cacheDir), []);
   cache.close();
 });

@@ -15,9 +15,13 @@ import { layerBlobPath } from '@stevedore/cluster';
 import type { TlsFiles } from '@stevedore/config';
 import type { images } from '@stevedore/contracts';
 import { StevedoreError } from '@stevedore/errors';
+import { Counter, once } from '@stevedore/metrics';
 import type { Logger } from '@stevedore/logging';
 
 const FETCH_TIMEOUT_MS = 60_000;
+
+const fetchedBytes = once('stevedore_layer_bytes_fetched_total', () => new Counter({ name: 'stevedore_layer_bytes_fetched_total', help: 'Layer bytes a node fetched from the image store (what crossed the network to it)', labelNames: ['node'] }));
+const fetchedLayers = once('stevedore_layers_fetched_total', () => new Counter({ name: 'stevedore_layers_fetched_total', help: 'Layers a node fetched from the image store, by outcome', labelNames: ['node', 'outcome'] }));
 
 export class LayerCache {
   private readonly fetching = new Map<string, Promise<string>>();
@@ -27,6 +31,8 @@ export class LayerCache {
   layersFetched = 0;
 
   constructor(
+    /** The node's name, for its metrics. */
+    private readonly node: string,
     private readonly dir: string,
     /** The image store's layer blobs, IPv4:port. */
     private readonly address: string,
@@ -81,10 +87,13 @@ export class LayerCache {
       fs.renameSync(tmp, final);
       this.bytesFetched += size;
       this.layersFetched++;
+      fetchedBytes.inc({ node: this.node }, size);
+      fetchedLayers.inc({ node: this.node, outcome: 'fetched' });
       this.log.info({ image: ref.imageId, digest: ref.digest, bytes: size, ms: Date.now() - started }, 'layer fetched from the image store');
       return final;
     } catch (err) {
       removeTree(tmp);
+      fetchedLayers.inc({ node: this.node, outcome: 'failed' });
       throw new StevedoreError('internal', `Fetching layer ${ref.digest.slice(7, 19)} of image ${ref.imageId.slice(0, 12)} from the image store failed: ${(err as Error).message}`);
     }
   }

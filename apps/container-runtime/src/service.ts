@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { ContainerIndex, Membership, NodeHeartbeat, type NodeRecord } from '@stevedore/cluster';
 import type { StevedoreConfig } from '@stevedore/config';
 import { containers, images } from '@stevedore/contracts';
+import { Gauge, once } from '@stevedore/metrics';
 import { connectRedis, EventLog } from '@stevedore/redis';
 import { connectService, grpcServiceStart, privateDatabase, requireTls, serve } from '@stevedore/service-kit';
 import { adoptContainers } from './adoption';
@@ -69,7 +70,7 @@ export const start = grpcServiceStart({
     const imageStore = connectService(images.ImageStoreService, config, 'image-store');
     // A cluster's node fetches the layers its containers need from the store's layer blobs, by digest.
     const node = config.node && config.layerBlobsAddress
-      ? { name: config.node.name, layers: new LayerCache(path.join(config.root, 'layers'), config.layerBlobsAddress, requireTls(config.layerBlobsAddress, config.grpcTls), log) }
+      ? { name: config.node.name, layers: new LayerCache(config.node.name, path.join(config.root, 'layers'), config.layerBlobsAddress, requireTls(config.layerBlobsAddress, config.grpcTls), log) }
       : undefined;
     const containerImages = new ContainerImages(imageStore, () => imageUseAccount(db, (id) => freezer.isStarting(id)), log, node);
     const bridge = new BridgeNetwork({ bridge: config.bridge.name, subnet: config.bridge.subnet, root: config.root });
@@ -92,6 +93,17 @@ export const start = grpcServiceStart({
     }
 
     const rpc = new ContainerRuntimeRpc({ lifecycle, queries, exits, copies, freezer, attachments, logs, paths, runner });
+    // Containers by state, read from the records when scraped.
+    once('stevedore_containers', () => new Gauge({
+      name: 'stevedore_containers', help: 'Containers of this runtime (a cluster\'s node), by state', labelNames: ['node', 'state'],
+      collect() {
+        const c = db.counts();
+        const node = record?.name ?? '';
+        this.set({ node, state: 'running' }, c.running - c.paused);
+        this.set({ node, state: 'paused' }, c.paused);
+        this.set({ node, state: 'stopped' }, c.total - c.running);
+      },
+    }));
     const heartbeat = record && new NodeHeartbeat(new Membership(redis, config.redisPrefix), record, () => {
       const c = db.counts();
       return { containers: c.total, running: c.running, paused: c.paused };

@@ -12,9 +12,12 @@ import { layerBlobDigest } from '@stevedore/cluster';
 import type { TlsFiles } from '@stevedore/config';
 import type { images } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
+import { Counter, once } from '@stevedore/metrics';
 import type { ImageDb, ImageRow } from './store/image-db';
 import type { LayerStore } from './store/layer-store';
 
+
+const servedBytes = once('stevedore_layer_blob_bytes_served_total', () => new Counter({ name: 'stevedore_layer_blob_bytes_served_total', help: 'Layer bytes the image store sent to the cluster\'s nodes' }));
 
 export class LayerBlobs {
   private readonly computing = new Map<string, Promise<images.LayerRef>>();
@@ -82,6 +85,7 @@ export class LayerBlobs {
     }
     res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': row.layer_tar_size, 'Docker-Content-Digest': digest });
     if (method === 'HEAD') return void res.end();
+    res.once('finish', () => servedBytes.inc(row.layer_tar_size ?? 0));
     // Streamed from the directory; a layer removed meanwhile cuts the answer short, which the node's digest check refuses.
     await pipeline(layerTar(this.layers.path(row.layer)), res).catch((err: Error) => this.log.warn({ digest, err: err.message }, 'a layer blob was cut short'));
   }

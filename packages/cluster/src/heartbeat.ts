@@ -1,7 +1,10 @@
 // A node's heartbeat: it joins as its runtime starts, beats every second with
 // its counts while the runtime runs, and leaves as the runtime stops.
 import type { Logger } from '@stevedore/logging';
+import { Counter, once } from '@stevedore/metrics';
 import { HEARTBEAT_MS, type Membership, type NodeCounts, type NodeRecord } from './membership';
+
+const beats = once('stevedore_node_heartbeats_total', () => new Counter({ name: 'stevedore_node_heartbeats_total', help: 'Heartbeats a node sent to the cluster, by node and whether Redis took them', labelNames: ['node', 'outcome'] }));
 
 export class NodeHeartbeat {
   private timer?: NodeJS.Timeout;
@@ -24,10 +27,12 @@ export class NodeHeartbeat {
   private async beat(): Promise<void> {
     try {
       await this.membership.beat(this.record, this.counts());
+      beats.inc({ node: this.record.name, outcome: 'sent' });
       if (this.failing) this.log.info({ node: this.record.name }, 'heartbeats reach Redis again');
       this.failing = false;
     } catch (err) {
       // Redis away: the node shows as down until a beat gets through.
+      beats.inc({ node: this.record.name, outcome: 'failed' });
       if (!this.failing) this.log.warn({ err: (err as Error).message }, 'a heartbeat did not reach Redis');
       this.failing = true;
     }

@@ -56,6 +56,7 @@ test('a cluster role: the services it runs, the node it joins as, the TLS listen
     STEVEDORE_REDIS_TLS_KEY: '/c/redis-key.pem',
     STEVEDORE_LAYER_BLOBS_ADDR: '10.213.7.1:7005',
     STEVEDORE_PLACEMENT: 'binpack',
+    STEVEDORE_CONTAINER_RUNTIME_METRICS_ADDR: '10.213.7.12:9103',
   };
   const config = loadConfig(env);
   assert.deepEqual(config.services, ['image-store', 'container-runtime', 'build-worker'], 'in the order they start');
@@ -71,5 +72,8 @@ test('a cluster role: the services it runs, the node it joins as, the TLS listen
   assert.throws(() => loadConfig({ ...env, STEVEDORE_REDIS_PASSWORD: 'short' }), /at least 16/);
   assert.throws(() => loadConfig({ STEVEDORE_LAYER_BLOBS_ADDR: 'store:7005' }), /STEVEDORE_LAYER_BLOBS_ADDR must be IPv4:port/);
   assert.equal(loadConfig({}).placement, 'spread');
+  assert.equal(again.metricsAddress('container-runtime'), '10.213.7.12:9103');
+  assert.equal(again.metricsAddress('api-edge'), undefined, 'none unless set');
+  assert.throws(() => loadConfig({ STEVEDORE_API_EDGE_METRICS_ADDR: ':9100' }), /STEVEDORE_API_EDGE_METRICS_ADDR must be IPv4:port/);
   assert.throws(() => loadConfig({ STEVEDORE_PLACEMENT: 'random' }), /spread or binpack/);
 });

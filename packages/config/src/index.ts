@@ -92,6 +92,8 @@ export interface StevedoreConfig {
    * HTTPS with the services' mutual TLS); set on the store and on the nodes.
    */
   layerBlobsAddress?: string;
+  /** Where a service serves its Prometheus metrics (`GET /metrics`, host:port); none unless set. */
+  metricsAddress(name: ServiceName): string | undefined;
   /** Where a cluster's edges put a new container: spread (the node with the fewest containers that run or will) or binpack (the most). */
   placement: 'spread' | 'binpack';
   /** The services (and so the processes) this host's `stevedore up` runs: every one, or a cluster role's. */
@@ -114,6 +116,10 @@ export const DEFAULT_APPARMOR_TEMPLATE = '/usr/local/share/stevedore/apparmor-te
 
 function list(raw: string | undefined, separator: string | RegExp): string[] {
   return (raw ?? '').split(separator).map((s) => s.trim()).filter(Boolean);
+}
+
+function metricsEnvName(service: ServiceName): string {
+  return `STEVEDORE_${service.toUpperCase().replace(/-/g, '_')}_METRICS_ADDR`;
 }
 
 function envName(service: GrpcServiceName): string {
@@ -262,6 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
     serviceAddress: (name) => env[envName(name)] || `unix:${path.join(runDir, `${name}.sock`)}`,
     layerBlobsAddress: addressOf(env, 'STEVEDORE_LAYER_BLOBS_ADDR'),
     placement: placementOf(env.STEVEDORE_PLACEMENT),
+    metricsAddress: ((addresses) => (name: ServiceName) => addresses.get(name))(new Map(SERVICES.map((n) => [n, addressOf(env, metricsEnvName(n))]))),
     services: servicesOf(env.STEVEDORE_SERVICES),
     node: nodeOf(env),
     redisTls: redisTlsOf(env),
@@ -305,6 +312,10 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
   for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);
   env.STEVEDORE_SERVICES = config.services.join(',');
   env.STEVEDORE_PLACEMENT = config.placement;
+  for (const name of SERVICES) {
+    const metrics = config.metricsAddress(name);
+    if (metrics) env[metricsEnvName(name)] = metrics;
+  }
   if (config.layerBlobsAddress) env.STEVEDORE_LAYER_BLOBS_ADDR = config.layerBlobsAddress;
   if (config.node) {
     env.STEVEDORE_NODE_NAME = config.node.name;

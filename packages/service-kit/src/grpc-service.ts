@@ -6,6 +6,7 @@ import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { loadConfig, type GrpcServiceName, type StevedoreConfig } from '@stevedore/config';
 import { createLogger, type Logger } from '@stevedore/logging';
+import { serveMetrics } from '@stevedore/metrics';
 import { health } from '@stevedore/contracts';
 import { HealthState } from './health';
 import { isUnixAddress, serverCredentials } from './credentials';
@@ -78,11 +79,13 @@ async function runGrpcService(options: GrpcServiceOptions & { signals: boolean }
   widenFlowControlWindow(server);
   healthState.setServing(true);
   log.info({ address }, 'serving');
+  const metrics = await serveMetrics(config.metricsAddress(options.name), log);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       healthState.setServing(false);
+      metrics?.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 5000);
         server.tryShutdown(() => {

@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { GrpcServiceName, StevedoreConfig } from '@stevedore/config';
 import { asStevedoreError, StevedoreError, toHttpError } from '@stevedore/errors';
 import { REQUEST_ID_HEADER, type Logger } from '@stevedore/logging';
+import { observeMade, observeServed } from './grpc-metrics';
 import { channelCredentials } from './credentials';
 import { answer, contextOf, finishStream, FLOW_CONTROL_WINDOW, type CallContext } from './rpc';
 import type { GrpcBinding } from './grpc-service';
@@ -145,20 +146,20 @@ export function connectService<D extends Definition>(definition: D, config: Stev
     if (!m.requestStream && !m.responseStream) {
       methods[name] = (request: unknown, call: CallSettings) =>
         new Promise((resolve, reject) => {
-          cancelledBy(call, client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request, metadataOf(call), optionsOf(call, DEFAULT_UNARY_TIMEOUT_MS), (err, res) => (err ? failed(reject)(err) : resolve(res))));
+          observeMade(m.path, cancelledBy(call, client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request, metadataOf(call), optionsOf(call, DEFAULT_UNARY_TIMEOUT_MS), (err, res) => (err ? failed(reject)(err) : resolve(res)))));
         });
     } else if (!m.requestStream) {
-      methods[name] = (request: unknown, call: CallSettings) => cancelledBy(call, client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, request, metadataOf(call), optionsOf(call)));
+      methods[name] = (request: unknown, call: CallSettings) => observeMade(m.path, cancelledBy(call, client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, request, metadataOf(call), optionsOf(call))));
     } else if (!m.responseStream) {
       methods[name] = (call: CallSettings) => {
         let stream!: grpc.ClientWritableStream<unknown>;
         const response = new Promise((resolve, reject) => {
-          stream = cancelledBy(call, uploads().makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, metadataOf(call), optionsOf(call), (err, res) => (err ? failed(reject)(err) : resolve(res))));
+          stream = observeMade(m.path, cancelledBy(call, uploads().makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, metadataOf(call), optionsOf(call), (err, res) => (err ? failed(reject)(err) : resolve(res)))));
         });
         return { stream, response };
       };
     } else {
-      methods[name] = (call: CallSettings) => cancelledBy(call, uploads().makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, metadataOf(call), optionsOf(call)));
+      methods[name] = (call: CallSettings) => observeMade(m.path, cancelledBy(call, uploads().makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, metadataOf(call), optionsOf(call))));
     }
   }
   return methods as ServiceClient<D>;
@@ -172,22 +173,22 @@ export function serve<D extends Definition>(definition: D, log: Logger, handlers
     if (!m.requestStream && !m.responseStream) {
       implementation[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const ctx = contextOf(call, log, name);
-        answer(ctx, handler(call.request, ctx), callback);
+        answer(ctx, observeServed(m.path, handler(call.request, ctx)), callback);
       };
     } else if (!m.requestStream) {
       implementation[name] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
         const ctx = contextOf(call, log, name);
-        finishStream(call, ctx, handler(call.request, call, ctx) as Promise<void>);
+        finishStream(call, ctx, observeServed(m.path, handler(call.request, call, ctx) as Promise<void>));
       };
     } else if (!m.responseStream) {
       implementation[name] = (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const ctx = contextOf(call, log, name);
-        answer(ctx, handler(call, ctx), callback);
+        answer(ctx, observeServed(m.path, handler(call, ctx)), callback);
       };
     } else {
       implementation[name] = (call: grpc.ServerDuplexStream<unknown, unknown>) => {
         const ctx = contextOf(call, log, name);
-        finishStream(call, ctx, handler(call, ctx) as Promise<void>);
+        finishStream(call, ctx, observeServed(m.path, handler(call, ctx) as Promise<void>));
       };
     }
   }

@@ -9,6 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { processesMentioning, REPO, runCommand, shortTempDir, sleep } from './harness';
 import { busyboxRootfsTar } from './images-fixtures';
@@ -161,6 +162,37 @@ describe('a cluster on one machine (stevedore cluster up)', () => {
     assert.deepEqual(starts.map((e) => e.from), ['busybox:latest node:node-1', 'busybox:latest node:node-2', 'busybox:latest node:node-3']);
     const times = starts.map((e) => Number(e.timeNano));
     assert.deepEqual(times, [...times].sort((x, y) => x - y));
+  });
+
+  test('every service serves Prometheus metrics on its address: API requests by route and status, gRPC calls, containers per node, layer bytes moved, heartbeats', async (t) => {
+    const head = cluster.layout.nodes[0].address.replace(/\.\d+$/, '.1');
+    const scrape = (host: string, port: number) =>
+      new Promise<string>((resolve, reject) => {
+        http.get({ host, port, path: '/metrics' }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${host}:${port} answered ${res.statusCode}`))));
+        }).on('error', reject);
+      });
+    const value = (text: string, metric: string, labels: Record<string, string>) => {
+      const line = text.split('\n').find((l) => (l.startsWith(`${metric}{`) || l.startsWith(`${metric} `)) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+      return line === undefined ? undefined : Number(line.split(' ').pop());
+    };
+    assert.equal((await docker(cluster.hosts[0], ['run', '-d', '--name', 'metered', '-e', 'constraint:node==node-1', 'busybox', 'sleep', '300'])).code, 0);
+    t.after(() => docker(cluster.hosts[1], ['rm', '-f', 'metered']).then(() => undefined));
+    assert.equal((await docker(cluster.hosts[0], ['inspect', 'metered'])).code, 0);
+    const edge = await scrape(head, 9111);
+    assert.ok(value(edge, 'stevedore_api_requests_total', { method: 'GET', route: '/containers/{id}/json', status: '200' })! >= 1);
+    assert.ok(value(edge, 'stevedore_api_request_duration_seconds_count', { method: 'POST', route: '/containers/create' })! >= 1);
+    assert.ok(value(edge, 'stevedore_grpc_client_handled_total', { method: '/stevedore.containers.v1.ContainerRuntime/Create', code: 'OK' })! >= 1);
+    const node1 = await scrape(cluster.layout.nodes[0].address, 9103);
+    assert.equal(value(node1, 'stevedore_containers', { node: 'node-1', state: 'running' }), 1);
+    assert.ok(value(node1, 'stevedore_node_heartbeats_total', { node: 'node-1', outcome: 'sent' })! > 5);
+    assert.ok(value(node1, 'stevedore_layer_bytes_fetched_total', { node: 'node-1' })! > 100_000, 'the busybox layer crossed to node-1');
+    assert.ok(value(node1, 'stevedore_grpc_server_handled_total', { method: '/stevedore.containers.v1.ContainerRuntime/Start', code: 'OK' })! >= 1);
+    const store = await scrape(head, 9102);
+    assert.ok(value(store, 'stevedore_layer_blob_bytes_served_total', {})! > 300_000, 'a layer served to each of three nodes');
+    for (const [host, port] of [[head, 9101], [cluster.layout.nodes[2].address, 9104], [head, 9112]] as const) assert.match(await scrape(host, port), /process_cpu_seconds_total/);
   });
 
   test('a node whose processes are killed is marked down within 10 s, the API answering throughout; back once it is up again', async () => {

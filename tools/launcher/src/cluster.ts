@@ -15,6 +15,8 @@ import * as path from 'node:path';
 
 /** The ports every node and the cluster's services listen on (each on its own address). */
 const PORTS = { redis: 6379, events: 7001, imageStore: 7002, runtime: 7003, layerBlobs: 7005 } as const;
+/** Where each service serves its Prometheus metrics, on its host's address (an edge's: 9110 + its number). */
+const METRICS_PORTS = { events: 9101, imageStore: 9102, runtime: 9103, buildWorker: 9104, edges: 9110 } as const;
 
 export interface ClusterLayout {
   root: string;
@@ -154,6 +156,8 @@ export function clusterStacks(l: ClusterLayout): RoleStack[] {
     env: {
       ...commonEnv(l, certs.ca, head),
       STEVEDORE_SERVICES: 'events,image-store',
+      STEVEDORE_EVENTS_METRICS_ADDR: `${l.head}:${METRICS_PORTS.events}`,
+      STEVEDORE_IMAGE_STORE_METRICS_ADDR: `${l.head}:${METRICS_PORTS.imageStore}`,
       STEVEDORE_PRIVATE_REDIS: '1',
       STEVEDORE_REDIS_TLS_LISTEN: `${l.head}:${PORTS.redis}`,
       STEVEDORE_REDIS_PASSWORD: l.redisPassword,
@@ -172,6 +176,8 @@ export function clusterStacks(l: ClusterLayout): RoleStack[] {
         STEVEDORE_NODE_NAME: n.name,
         STEVEDORE_NODE_ADDR: n.address,
         STEVEDORE_CONTAINER_RUNTIME_ADDR: `${n.address}:${PORTS.runtime}`,
+        STEVEDORE_CONTAINER_RUNTIME_METRICS_ADDR: `${n.address}:${METRICS_PORTS.runtime}`,
+        STEVEDORE_BUILD_WORKER_METRICS_ADDR: `${n.address}:${METRICS_PORTS.buildWorker}`,
       },
     });
   }
@@ -183,6 +189,7 @@ export function clusterStacks(l: ClusterLayout): RoleStack[] {
         ...commonEnv(l, certs.ca, head),
         STEVEDORE_SERVICES: 'api-edge',
         STEVEDORE_HOST: `unix://${e.socket}`,
+        STEVEDORE_API_EDGE_METRICS_ADDR: `${l.head}:${METRICS_PORTS.edges + l.edges.indexOf(e) + 1}`,
       },
     });
   }

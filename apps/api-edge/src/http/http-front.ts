@@ -11,6 +11,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { ListenOptions, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { Counter, Histogram, once, serveMetrics } from '@stevedore/metrics';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { StevedoreConfig } from '@stevedore/config';
 import { STEVEDORE_VERSION } from '@stevedore/config';
@@ -31,9 +32,20 @@ const CORS_HEADERS = Object.entries({
 
 export const ROUTER = Symbol('DockerRouter');
 
+const apiRequests = once('stevedore_api_requests_total', () => new Counter({ name: 'stevedore_api_requests_total', help: 'Docker API requests answered, by method, route and status', labelNames: ['method', 'route', 'status'] }));
+const apiSeconds = once('stevedore_api_request_duration_seconds', () => new Histogram({ name: 'stevedore_api_request_duration_seconds', help: 'Time to answer a Docker API request (to the end of its answer), by method and route', labelNames: ['method', 'route'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 300] }));
+
+function observeRequest(method: string, route: string, status: number, seconds: number): void {
+  apiRequests.inc({ method, route, status: String(status) });
+  apiSeconds.observe({ method, route }, seconds);
+}
+
 @Injectable()
 export class HttpFront implements OnApplicationShutdown {
   private readonly servers: http.Server[] = [];
+  /** Requests are counted and timed only where metrics are served (a listener per request costs the pings). */
+  private metered = false;
+  private metrics?: http.Server;
 
   constructor(
     @Inject(CONFIG) private readonly config: StevedoreConfig,
@@ -42,6 +54,8 @@ export class HttpFront implements OnApplicationShutdown {
   ) {}
 
   async listen(): Promise<void> {
+    this.metrics = await serveMetrics(this.config.metricsAddress('api-edge'), this.log);
+    this.metered = Boolean(this.metrics);
     const inherited = inheritedApiListeners();
     for (const host of this.config.hosts) await this.listenOn(host, inherited.get(host));
   }
@@ -124,6 +138,7 @@ export class HttpFront implements OnApplicationShutdown {
     // The route is known once dispatch returns (it resolves before its first await), and
     // 'finish' comes later: a request whose level is off (pings, usually) costs no listener.
     const level = ctx.logLevel;
+    if (this.metered) res.on('finish', () => observeRequest(req.method ?? '', ctx.route ?? 'unmatched', res.statusCode, Number(process.hrtime.bigint() - started) / 1e9));
     if (log.isLevelEnabled(level)) {
       res.on('finish', () =>
         log[level](
@@ -158,6 +173,7 @@ export class HttpFront implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.metrics?.close();
     await Promise.all(
       this.servers.map(
         (s) =>

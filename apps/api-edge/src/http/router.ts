@@ -112,6 +112,7 @@ export class DockerRouter {
 
     const { route, params, versionText } = resolution.match;
     if (route.logLevel) ctx.logLevel = route.logLevel;
+    ctx.route = route.path;
     const request = new ApiRequest(req, res, versionText, params, search, ctx.requestId, ctx.log, ctx.hijack);
     if (route.gate && gateRefuses(route.gate, request)) return out.text(route.gate.status, `${route.gate.message}\n`);
     try {
@@ -130,6 +131,8 @@ export interface DispatchContext {
   log: Logger;
   hijack?: Hijack;
   logLevel: 'info' | 'debug';
+  /** The route's path as declared (`/containers/{id}/json`), once matched: what metrics count by. */
+  route?: string;
 }
 
 /** Go's path.Clean as Docker's router applied it (a trailing slash is kept). */
