@@ -37,9 +37,10 @@ export function row(figure: string, unit: string, stevedore: number, docker: num
   return { figure, unit, stevedore, docker, ratio: stevedore / docker, better, detail };
 }
 
-export function markdownTable(rows: Row[]): string {
+/** The two columns compared: Stevedore and Docker unless a benchmark compares others (the cluster with one host). */
+export function markdownTable(rows: Row[], columns: [string, string] = ['Stevedore', 'Docker 20.10']): string {
   const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 1 ? n.toFixed(2) : n.toFixed(3));
-  const lines = ['| figure | Stevedore | Docker 20.10 | Stevedore/Docker | better is |', '|---|---|---|---|---|'];
+  const lines = [`| figure | ${columns[0]} | ${columns[1]} | ${columns[0]}/${columns[1]} | better is |`, '|---|---|---|---|---|'];
   for (const r of rows) lines.push(`| ${r.figure} | ${fmt(r.stevedore)} ${r.unit} | ${fmt(r.docker)} ${r.unit} | ${r.ratio.toFixed(2)} | ${r.better} |`);
   return lines.join('\n');
 }
@@ -56,7 +57,7 @@ export function option(name: string, fallback: number): number {
  * prints the Markdown): the date, the machine, both engines' versions, what
  * was measured (`about`), the figures, and `extra` (settings, samples) in the JSON.
  */
-export function writeReport(benchmark: string, title: string, engines: { stevedore: string; docker: string }, about: string, rows: Row[], extra: Record<string, unknown> = {}): void {
+export function writeReport(benchmark: string, title: string, engines: { stevedore: string; docker: string }, about: string, rows: Row[], extra: Record<string, unknown> = {}, columns?: [string, string]): void {
   const report = {
     benchmark,
     date: new Date().toISOString(),
@@ -69,7 +70,7 @@ export function writeReport(benchmark: string, title: string, engines: { stevedo
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, `${benchmark}.json`), `${JSON.stringify(report, null, 2)}\n`);
   const { machine } = report;
-  const md = `# ${title}\n\n${report.date}, ${machine.cores} cores, ${machine.memoryGiB} GiB, kernel ${machine.kernel}; ${engines.stevedore} vs ${engines.docker}. ${about}\n\n${markdownTable(rows)}\n`;
+  const md = `# ${title}\n\n${report.date}, ${machine.cores} cores, ${machine.memoryGiB} GiB, kernel ${machine.kernel}; ${engines.stevedore} vs ${engines.docker}. ${about}\n\n${markdownTable(rows, columns)}\n`;
   fs.writeFileSync(path.join(dir, `${benchmark}.md`), md);
   process.stdout.write(md);
 }
