@@ -38,6 +38,17 @@ async function nodeStatus(host: string): Promise<Record<string, string>> {
   return out;
 }
 
+/** GET on an edge's socket: the body. */
+function rawGet(host: string, urlPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get({ socketPath: host.slice('unix://'.length), path: urlPath }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${urlPath}: ${res.statusCode} ${text}`))));
+    }).on('error', reject);
+  });
+}
+
 async function stevedore(args: string[], timeoutMs = 240_000) {
   return runCommand(STEVEDORE, args, { env: { ...process.env, STEVEDORE_SKIP_SETUP: '1' }, timeoutMs });
 }
@@ -121,12 +132,51 @@ describe('a cluster on one machine (stevedore cluster up)', () => {
     assert.equal((await docker(b, ['rm', 'talker'])).code, 0);
     assert.match((await docker(a, ['inspect', 'talker'])).stderr, /No such (container|object): talker/);
 
+    // since and before name a container on one node; the list spans them all.
+    const listed = async (query: string) => JSON.parse(await rawGet(b, `/v1.12/containers/json?${query}`)).map((c: { Names: string[] }) => c.Names[0].split('/')[2]);
+    assert.deepEqual(await listed('all=1&since=web6'), ['web9', 'web8', 'web7']);
+    assert.deepEqual(await listed('all=1&before=web3'), ['web2', 'web1']);
+    assert.deepEqual(await listed('all=1&before=web8&limit=2'), ['web7', 'web6']);
+
+    // Attached through the other edge; a published port shows its node's address.
+    assert.equal((await docker(a, ['run', '-d', '--name', 'ticker', '-p', '8080', 'busybox', 'sh', '-c', 'while true; do echo tick; sleep 0.2; done'])).code, 0);
+    const attached = await docker(b, ['attach', '--no-stdin', 'ticker'], 1500);
+    assert.match(attached.stdout, /tick\ntick\n/);
+    const tickerNode = (await docker(a, ['inspect', '-f', '{{.Node.IP}}', 'ticker'])).stdout.trim();
+    assert.match((await docker(b, ['port', 'ticker', '8080'])).stdout.trim(), new RegExp(`^${tickerNode.replace(/\./g, '\\.')}:\\d+$`));
+    assert.equal((await docker(a, ['rm', '-f', 'ticker'])).code, 0);
+
     // Names are unique across the cluster.
     const dup = await docker(b, ['create', '--name', 'web1', '-e', `constraint:node!=${node.Name}`, 'busybox', 'true']);
     assert.notEqual(dup.code, 0);
     assert.match(dup.stderr, /Conflict, The name web1 is already assigned to [0-9a-f]{12}/);
     assert.equal((await docker(a, ['rm', '-f', ...Array.from({ length: 9 }, (_, i) => `web${i + 1}`)])).code, 0);
     assert.equal((await docker(b, ['ps', '-aq'])).stdout.trim(), '');
+  });
+
+  test('a build through one edge runs on a node, and its image runs on every node through the other; tags and rmi racing on two edges never leave a tag on a deleted image', async () => {
+    const [a, b] = cluster.hosts;
+    const context = fs.mkdtempSync(path.join(cluster.root, 'ctx-'));
+    fs.writeFileSync(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN echo built-here > /built\n');
+    const built = await runCommand('docker', ['build', '--force-rm', '-t', 'built:1', context], { env: { ...process.env, DOCKER_HOST: a, DOCKER_BUILDKIT: '0' }, timeoutMs: 120_000 });
+    assert.equal(built.code, 0, built.stderr);
+    for (const n of cluster.layout.nodes) {
+      const r = await docker(b, ['run', '--rm', '-e', `constraint:node==${n.name}`, 'built:1', 'cat', '/built']);
+      assert.equal(r.stdout, 'built-here\n', `${n.name}: ${r.stderr}`);
+    }
+    assert.equal((await docker(a, ['ps', '-aq'])).stdout.trim(), '', '--force-rm left no container on any node');
+    const races = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => {
+        await docker(a, ['tag', 'built:1', `race:${i}`]);
+        return Promise.all([docker(b, ['rmi', `race:${i}`]), docker(a, ['tag', 'busybox', `race:${i}`])]);
+      }),
+    );
+    assert.equal(races.length, 10);
+    const images = JSON.parse(await rawGet(b, '/v1.12/images/json')) as Array<{ Id: string; RepoTags: string[] }>;
+    for (const tag of images.flatMap((i) => i.RepoTags).filter((t) => t.startsWith('race:'))) {
+      assert.equal((await docker(a, ['inspect', '-f', '{{.Id}}', tag])).code, 0, `${tag} names an image that exists`);
+    }
+    assert.equal((await docker(b, ['rmi', 'built:1', ...images.flatMap((i) => i.RepoTags).filter((t) => t.startsWith('race:'))])).code, 0);
   });
 
   test('constraints, affinities and dependencies place a container, and an impossible one is refused with Swarm\'s words', async () => {

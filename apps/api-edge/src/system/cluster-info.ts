@@ -14,6 +14,18 @@ export interface ClusterTotals {
   memoryBytes: number;
 }
 
+/** Bytes as Go's units.BytesSize wrote them (Swarm's memory figures): 1.888 GiB. */
+export function binarySize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let i = 0;
+  let v = bytes;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${Number(v.toPrecision(4))} ${units[i]}`;
+}
+
 export function clusterDriverStatus(members: Member[], strategy: string): Array<[string, string]> {
   const rows: Array<[string, string]> = [
     ['\bStrategy', strategy],
@@ -26,6 +38,8 @@ export function clusterDriverStatus(members: Member[], strategy: string): Array<
       [m.name, m.address],
       [' └ Status', m.up ? 'Healthy' : 'Unhealthy'],
       [' └ Containers', String(m.counts.containers)],
+      [' └ CPUs', String(m.cpus)],
+      [' └ Memory', binarySize(m.memoryBytes)],
       [' └ Labels', labels],
       [' └ Error', m.up ? '(none)' : 'no heartbeat for more than 5 s'],
       [' └ UpdatedAt', m.beatAt],
