@@ -5,6 +5,7 @@
 //   node bench/dist/api.js [--requests N] [--block B] [--seconds S] [--rounds R]
 import * as http from 'node:http';
 import { startDocker, startStevedore, type Engine } from './engines';
+import { getOk } from './http-client';
 import { option, row, summarize, writeReport, type Row } from './stats';
 
 const REQUESTS = option('--requests', 2000);
@@ -14,23 +15,13 @@ const ROUNDS = option('--rounds', 3);
 const BLOCK = option('--block', 100);
 const PATHS = ['/_ping', '/v1.12/version'];
 
-function request(agent: http.Agent, socket: string, urlPath: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath: socket, path: urlPath, agent }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${urlPath}: ${res.statusCode}`))));
-      })
-      .on('error', reject);
-  });
-}
 
 /** Sequential requests on one keep-alive connection, each timed. */
 async function latencies(agent: http.Agent, engine: Engine, urlPath: string, n: number): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = process.hrtime.bigint();
-    await request(agent, engine.socket, urlPath);
+    await getOk(agent, engine.socket, urlPath);
     out.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
   return out;
@@ -43,7 +34,7 @@ async function throughput(engine: Engine, urlPath: string, clients: number, seco
   await Promise.all(
     Array.from({ length: clients }, async () => {
       while (Date.now() < end) {
-        await request(agent, engine.socket, urlPath);
+        await getOk(agent, engine.socket, urlPath);
         done++;
       }
     }),

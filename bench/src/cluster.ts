@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { busyboxTar, importBusybox, REPO, startStevedore, type Engine } from './engines';
-import { json } from './http-client';
+import { getOk, json } from './http-client';
 import { option, summarize, writeReport, type Row } from './stats';
 
 const CONTAINERS = option('--containers', 900);
@@ -24,16 +24,6 @@ interface Target {
   socket: string;
 }
 
-function get(agent: http.Agent, socket: string, urlPath: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath: socket, path: urlPath, agent }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${urlPath}: ${res.statusCode}`))));
-      })
-      .on('error', reject);
-  });
-}
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = process.hrtime.bigint();
@@ -86,11 +76,11 @@ async function main(): Promise<void> {
     const probes = new Map<string, string>();
     for (const t of targets) probes.set(t.name, (await create(t, 1))[0]);
     const agents = new Map(targets.map((t) => [t.name, new http.Agent({ keepAlive: true, maxSockets: 1 })]));
-    for (const t of targets) for (let i = 0; i < 50; i++) await get(agents.get(t.name)!, t.socket, `/v1.12/containers/${probes.get(t.name)}/json`);
+    for (const t of targets) for (let i = 0; i < 50; i++) await getOk(agents.get(t.name)!, t.socket, `/v1.12/containers/${probes.get(t.name)}/json`);
     for (let block = 0; block < REQUESTS / BLOCK; block++) {
       for (const t of block % 2 ? [...targets].reverse() : targets) {
         const out: number[] = [];
-        for (let i = 0; i < BLOCK; i++) out.push(await timed(() => get(agents.get(t.name)!, t.socket, `/v1.12/containers/${probes.get(t.name)}/json`)));
+        for (let i = 0; i < BLOCK; i++) out.push(await timed(() => getOk(agents.get(t.name)!, t.socket, `/v1.12/containers/${probes.get(t.name)}/json`)));
         add(`${t.name} inspect`, out);
       }
     }
@@ -99,7 +89,7 @@ async function main(): Promise<void> {
     // ps -a over N containers: spread 3 × N/3 on the cluster, N on one host.
     for (const t of targets) await create(t, CONTAINERS - 1);
     for (let i = 0; i < 20; i++) {
-      for (const t of i % 2 ? [...targets].reverse() : targets) add(`${t.name} ps -a`, [await timed(() => get(agents.get(t.name)!, t.socket, '/v1.12/containers/json?all=1'))]);
+      for (const t of i % 2 ? [...targets].reverse() : targets) add(`${t.name} ps -a`, [await timed(() => getOk(agents.get(t.name)!, t.socket, '/v1.12/containers/json?all=1'))]);
     }
     for (const a of agents.values()) a.destroy();
   } finally {

@@ -68,3 +68,15 @@ export function json(socket: string, method: string, p: string, body?: unknown, 
     req.end(text);
   });
 }
+
+/** A GET on a kept-alive agent that must answer 200; its body is discarded. */
+export function getOk(agent: http.Agent, socket: string, urlPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath: socket, path: urlPath, agent }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${urlPath}: ${res.statusCode}`))));
+      })
+      .on('error', reject);
+  });
+}

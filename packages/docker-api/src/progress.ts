@@ -18,16 +18,25 @@ export interface ProgressMessage {
   errorCode?: number;
 }
 
-/** `%.4g` with SI units: 2.433 MB, 524.3 kB, 512 B. */
-export function humanSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+/** `%.4g` in units of `base`: 2.433 MB, 524.3 kB, 512 B. */
+function scaled(bytes: number, base: number, units: string[]): string {
   let i = 0;
   let v = bytes;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
+  while (v >= base && i < units.length - 1) {
+    v /= base;
     i++;
   }
   return `${Number(v.toPrecision(4))} ${units[i]}`;
+}
+
+/** Go's units.HumanSize (powers of 1000), as Docker wrote sizes: 2.433 MB. */
+export function humanSize(bytes: number): string {
+  return scaled(bytes, 1000, ['B', 'kB', 'MB', 'GB', 'TB', 'PB']);
+}
+
+/** Go's units.BytesSize (powers of 1024), as Docker Swarm wrote memory: 1.888 GiB. */
+export function binarySize(bytes: number): string {
+  return scaled(bytes, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']);
 }
 
 function goDuration(seconds: number): string {

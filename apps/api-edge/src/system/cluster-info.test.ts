@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Member } from '@stevedore/cluster';
-import { binarySize, clusterDriverStatus, clusterTotals } from './cluster-info';
+import { binarySize } from '@stevedore/docker-api';
+import { clusterDriverStatus, clusterTotals } from './cluster-info';
 
 function member(name: string, up: boolean, running: number): Member {
   return {

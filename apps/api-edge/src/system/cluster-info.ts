@@ -3,6 +3,7 @@
 // per node its address, then ` └ ` lines (status, containers, labels, the
 // last error, the time of its last heartbeat); the counts summed over nodes.
 import type { Member } from '@stevedore/cluster';
+import { binarySize } from '@stevedore/docker-api';
 
 export interface ClusterTotals {
   containers: number;
@@ -12,18 +13,6 @@ export interface ClusterTotals {
   stopped: number;
   cpus: number;
   memoryBytes: number;
-}
-
-/** Bytes as Go's units.BytesSize wrote them (Swarm's memory figures): 1.888 GiB. */
-export function binarySize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let i = 0;
-  let v = bytes;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${Number(v.toPrecision(4))} ${units[i]}`;
 }
 
 export function clusterDriverStatus(members: Member[], strategy: string): Array<[string, string]> {
