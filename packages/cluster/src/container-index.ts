@@ -39,25 +39,32 @@ export interface ContainerSummary {
 }
 
 /**
- * A reference (a name, a full ID or a unique ID prefix, as Docker resolves
- * them) to {id, node}; nil when none; 'ambiguous' for a prefix of several.
+ * A reference (a full ID, a name or a unique ID prefix, in the order Docker
+ * resolves them) to {id, node}; nil when none; 'ambiguous' for a prefix of several.
  */
 const LOCATE = `
 local ref = ARGV[1]
 local name = ref
 if string.sub(name, 1, 1) ~= '/' then name = '/' .. name end
-local id = redis.call('HGET', KEYS[1], name)
-if not id and redis.call('HEXISTS', KEYS[2], ref) == 1 then id = ref end
+local id = nil
+if redis.call('HEXISTS', KEYS[2], ref) == 1 then id = ref end
+if not id then id = redis.call('HGET', KEYS[1], name) end
 if not id and string.match(ref, '^[0-9a-f]+$') then
   local found = {}
+  local count = 0
   local cursor = '0'
   repeat
     local r = redis.call('HSCAN', KEYS[2], cursor, 'MATCH', ref .. '*', 'COUNT', 1000)
     cursor = r[1]
-    for i = 1, #r[2], 2 do found[#found + 1] = r[2][i] end
+    for i = 1, #r[2], 2 do
+      if not found[r[2][i]] then
+        found[r[2][i]] = true
+        count = count + 1
+        id = r[2][i]
+      end
+    end
   until cursor == '0'
-  if #found > 1 then return 'ambiguous' end
-  id = found[1]
+  if count > 1 then return 'ambiguous' end
 end
 if not id then return false end
 local entry = redis.call('HGET', KEYS[2], id)

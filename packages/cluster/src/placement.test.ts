@@ -53,3 +53,16 @@ test('a required node (what the container needs is there); down nodes never chos
   assert.throws(() => chooseNode(down, request({ requiredNode: 'node-1' })), /dependencies/);
   assert.throws(() => chooseNode([member('node-1', {}, false)], request()), /No healthy node available in the cluster/);
 });
+
+test('a hostile filter value cannot stall the edge: globs match in linear time, explosive regexps and overlong values are refused', () => {
+  const name = 'a'.repeat(5000);
+  const started = Date.now();
+  assert.equal(valueMatches('*a*a*a*a*a*a*a*a*a*b', name), false);
+  assert.equal(valueMatches('*a*a*a*a*a*a*a*a*a*a', name), true);
+  assert.ok(Date.now() - started < 100, 'bounded time');
+  assert.throws(() => takeFilters(['affinity:container==/(a+)+$/']), /repeated group/);
+  assert.throws(() => takeFilters(['affinity:container==/(a)\\1/']), /backreference/);
+  assert.throws(() => takeFilters([`constraint:node==${'x'.repeat(300)}`]), /limited to 256/);
+  assert.throws(() => takeFilters(Array.from({ length: 17 }, (_, i) => `constraint:k${i}==v`)), /at most 16/);
+  assert.ok(valueMatches('node-*-x', 'node-12-x') && !valueMatches('node-*-x', 'node-12-y') && valueMatches('a*', 'a') && !valueMatches('ab*ba', 'aba'));
+});

@@ -23,6 +23,8 @@ export interface Filter {
 export class PlacementError extends Error {}
 
 const FILTER = /^(constraint|affinity):([A-Za-z0-9_.\-/]+)(==|!=)(~?)(.*)$/;
+/** Filters taken from one create. */
+const MAX_FILTERS = 16;
 
 /** The filters among a container's environment entries, and the entries left (Swarm kept none of them in the container). */
 export function takeFilters(env: string[]): { env: string[]; filters: Filter[] } {
@@ -37,22 +39,61 @@ export function takeFilters(env: string[]): { env: string[]; filters: Filter[] }
     if (!m || !m[5]) throw new PlacementError(`invalid filter ${JSON.stringify(entry)}: expected ${entry.split(':')[0]}:KEY==VALUE or KEY!=VALUE`);
     const kind = m[1] as Filter['kind'];
     if (kind === 'affinity' && m[2] !== 'container' && m[2] !== 'image') throw new PlacementError(`invalid affinity ${JSON.stringify(entry)}: it names a container or an image`);
+    checkPattern(m[5]);
     filters.push({ kind, key: m[2], negate: m[3] === '!=', soft: m[4] === '~', value: m[5], text: entry.slice(m[1].length + 1) });
   }
+  if (filters.length > MAX_FILTERS) throw new PlacementError(`at most ${MAX_FILTERS} filters are taken`);
   return { env: rest, filters };
 }
 
-/** A value against a filter's: /regexp/, or a glob where `*` is anything (the whole value must match). */
+/** Longest filter value taken (a pattern runs on the edge's one thread, against every container's name). */
+const MAX_PATTERN = 256;
+/** A group repeated (`(a+)+`), a backreference: the shapes whose matching time explodes with the input. */
+const EXPLOSIVE = /\)[*+?{]|\\[1-9]/;
+
+/** Whether a filter's value can be matched in bounded time; refused otherwise. */
+function checkPattern(pattern: string): void {
+  if (pattern.length > MAX_PATTERN) throw new PlacementError(`a filter's value is limited to ${MAX_PATTERN} characters`);
+  if (isRegExp(pattern)) {
+    if (EXPLOSIVE.test(pattern)) throw new PlacementError(`invalid filter value ${pattern}: a repeated group or a backreference is not taken`);
+    try {
+      new RegExp(pattern.slice(1, -1));
+    } catch (err) {
+      throw new PlacementError(`invalid filter value ${pattern}: ${(err as Error).message}`);
+    }
+  }
+}
+
+function isRegExp(pattern: string): boolean {
+  return pattern.length > 1 && pattern.startsWith('/') && pattern.endsWith('/');
+}
+
+/** A glob where `*` is anything, matched in linear time (the whole value must match). */
+function globMatches(pattern: string, value: string): boolean {
+  const parts = pattern.split('*');
+  if (parts.length === 1) return pattern === value;
+  const [first, last] = [parts[0], parts[parts.length - 1]];
+  if (!value.startsWith(first) || !value.endsWith(last) || value.length < first.length + last.length) return false;
+  let at = first.length;
+  const end = value.length - last.length;
+  for (const middle of parts.slice(1, -1)) {
+    const found = value.indexOf(middle, at);
+    if (found < 0 || found + middle.length > end) return false;
+    at = found + middle.length;
+  }
+  return true;
+}
+
+/** A value against a filter's: /regexp/ (checked by checkPattern), or a glob where `*` is anything. */
 export function valueMatches(pattern: string, value: string): boolean {
-  if (pattern.length > 1 && pattern.startsWith('/') && pattern.endsWith('/')) {
+  if (isRegExp(pattern)) {
     try {
       return new RegExp(pattern.slice(1, -1)).test(value);
     } catch {
       return false;
     }
   }
-  const re = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`^${re}$`).test(value);
+  return globMatches(pattern, value);
 }
 
 export interface PlacementRequest {

@@ -44,8 +44,23 @@ function exists(command: string, args: string[]): boolean {
   }
 }
 
+/**
+ * A directory of the cluster's that holds its secrets (the Redis password,
+ * the CA's key): made 0700, or, when it exists, a real directory of this
+ * user's that nobody else can write (one another local user made first
+ * could hold a CA or a password of theirs, or links to files of root's).
+ */
+function ownDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0) {
+    throw new Error(`${dir} must be a directory of this user's that no one else can write (it holds the cluster's keys)`);
+  }
+}
+
 /** The layout of a cluster on `root`: kept in `cluster.json` once made, so `down` and a later `up` find the same one. */
 export function clusterLayout(root: string, nodes: number, edges: number): ClusterLayout {
+  ownDir(root);
   const file = path.join(root, 'cluster.json');
   const id = createHash('sha256').update(root).digest('hex').slice(0, 4);
   const previous = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as ClusterLayout) : undefined;
@@ -66,8 +81,9 @@ export function clusterLayout(root: string, nodes: number, edges: number): Clust
     })),
     redisPassword: previous?.redisPassword ?? randomBytes(24).toString('hex'),
   };
-  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(file, JSON.stringify(layout, null, 2), { mode: 0o600 });
+  // Replaced whole (a rename never follows a link).
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(layout, null, 2), { mode: 0o600, flag: 'w' });
+  fs.renameSync(`${file}.tmp`, file);
   return layout;
 }
 
@@ -107,7 +123,7 @@ export function networkDown(l: ClusterLayout): void {
 /** A CA, and a certificate per party for its addresses (server and client alike); made once, kept in `<root>/certs`. */
 function clusterCertificates(l: ClusterLayout): { dir: string; ca: string; cert(name: string): { cert: string; key: string } } {
   const dir = path.join(l.root, 'certs');
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  ownDir(dir);
   const at = (f: string) => path.join(dir, f);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   if (!fs.existsSync(at('ca.pem'))) sh('openssl', ['req', '-x509', ...ec, '-days', '825', '-subj', `/CN=stevedore-cluster-${l.id}`, '-keyout', at('ca-key.pem'), '-out', at('ca.pem')]);

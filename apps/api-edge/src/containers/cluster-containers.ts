@@ -63,6 +63,8 @@ export async function listAcrossNodes(router: ContainerRouter, requestId: string
   return { containers: q.limit > 0 ? merged.slice(0, q.limit) : merged, onDownNodes };
 }
 
+const MAX_DEPENDENCIES = 64;
+
 /** The containers a new one needs (links, volumes from, a container's network), as Swarm named them. */
 function dependencies(h: HostConfig | undefined): Array<{ ref: string; text: string }> {
   const deps: Array<{ ref: string; text: string }> = [];
@@ -83,6 +85,8 @@ export async function placeContainer(router: ContainerRouter, config: StevedoreC
     const { env, filters } = takeFilters(c.Env ?? []);
     if (c.Env) c.Env = env;
     const deps = dependencies(h);
+    // Each is a lookup in the cluster's index.
+    if (deps.length > MAX_DEPENDENCIES) throw new PlacementError(`at most ${MAX_DEPENDENCIES} links and volumes-from are taken`);
     const depNodes = new Set<string>();
     for (const d of deps) {
       const found = await router.cluster.index.locate(d.ref.replace(/^\//, ''));

@@ -309,6 +309,7 @@ export class ContainersHandlers {
     const done = attachment.run();
     // Stdin waits while the runtime has not taken the last message.
     peer.ws.on('message', (data: Buffer) => {
+      if (!req.bool('stdin')) return;
       if (!attachment.sendStdin(data)) {
         peer.ws.pause();
         attachment.whenDrained(() => peer.ws.resume());
@@ -354,7 +355,10 @@ export class ContainersHandlers {
       output.send(data);
     });
     const done = attachment.run();
+    const wantsStdin = req.bool('stdin');
+    // What a client sends without asking for stdin is read and dropped, never held.
     const sendStdin = (chunk: Buffer) => {
+      if (!wantsStdin) return;
       if (!attachment.sendStdin(chunk)) {
         socket.pause();
         attachment.whenDrained(() => socket.resume());

@@ -108,3 +108,14 @@ test('a runtime that keeps going away is given up on after five resumes, with th
   assert.match(String((await done)?.message), /Cannot reach the container-runtime service: Connection dropped/);
   assert.equal(calls.length, 6);
 });
+
+test('the stdin kept for a resume is bounded: past 4 MiB unconfirmed none is kept, so a client cannot grow the edge', async () => {
+  const { calls, attachment, done } = setUp();
+  const chunk = Buffer.alloc(1024 * 1024, 1);
+  for (let i = 0; i < 6; i++) attachment.sendStdin(chunk);
+  calls[0].fail(gone());
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(stdinOf(calls[1]), [], 'nothing replayed, nothing held');
+  attachment.cancel();
+  assert.equal(await done, undefined);
+});

@@ -14,6 +14,8 @@ const SERVICE = 'container-runtime';
 
 /** Resumes in one attachment before its failure is reported to the client. */
 const MAX_RESUMES = 5;
+/** Unconfirmed stdin kept for a resume; past it, none is kept (a resume then cannot promise the stdin sent before it). */
+const MAX_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
 /** How long a resumed call may wait for the runtime to answer its open. */
 const RESUME_WITHIN_MS = 60_000;
 
@@ -47,6 +49,7 @@ export class RuntimeAttachment {
   private call!: AttachCall;
   /** Stdin sent on the current call before the runtime said the monitor has it: lost if the runtime goes away. */
   private unconfirmed: Buffer[] = [];
+  private unconfirmedBytes = 0;
   private connected = false;
   private stdinEnded = false;
   private cancelled = false;
@@ -83,7 +86,14 @@ export class RuntimeAttachment {
 
   /** Sends stdin; false when the runtime is not taking more: wait for `whenDrained`. */
   sendStdin(chunk: Buffer): boolean {
-    if (!this.connected) this.unconfirmed.push(chunk);
+    if (!this.connected && this.unconfirmedBytes + chunk.length <= MAX_UNCONFIRMED_BYTES) {
+      this.unconfirmed.push(chunk);
+      this.unconfirmedBytes += chunk.length;
+    } else if (!this.connected) {
+      // Bounded memory: the edge holds no more for a container that does not start (the runtime holds the client back meanwhile).
+      this.unconfirmed = [];
+      this.unconfirmedBytes = MAX_UNCONFIRMED_BYTES + 1;
+    }
     return this.call.write({ part: { $case: 'stdin', stdin: chunk } });
   }
 
@@ -140,6 +150,7 @@ export class RuntimeAttachment {
         else if (part.$case === 'connected') {
           this.connected = true;
           this.unconfirmed = [];
+          this.unconfirmedBytes = 0;
         }
       });
       call.on('end', () => {
