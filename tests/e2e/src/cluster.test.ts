@@ -154,7 +154,7 @@ describe('a cluster on one machine (stevedore cluster up)', () => {
     assert.equal((await docker(b, ['ps', '-aq'])).stdout.trim(), '');
   });
 
-  test('a build through one edge runs on a node, and its image runs on every node through the other; tags and rmi racing on two edges never leave a tag on a deleted image', async () => {
+  test('a build through one edge runs on a node, and its image runs on every node through the other; a commit likewise; tags and rmi racing on two edges never leave a tag on a deleted image', async () => {
     const [a, b] = cluster.hosts;
     const context = fs.mkdtempSync(path.join(cluster.root, 'ctx-'));
     fs.writeFileSync(path.join(context, 'Dockerfile'), 'FROM busybox\nRUN echo built-here > /built\n');
@@ -165,6 +165,12 @@ describe('a cluster on one machine (stevedore cluster up)', () => {
       assert.equal(r.stdout, 'built-here\n', `${n.name}: ${r.stderr}`);
     }
     assert.equal((await docker(a, ['ps', '-aq'])).stdout.trim(), '', '--force-rm left no container on any node');
+    // A commit through one edge of a container on node-2: its image runs on node-3 through the other.
+    assert.equal((await docker(a, ['run', '--name', 'tocommit', '-e', 'constraint:node==node-2', 'busybox', 'sh', '-c', 'echo committed > /mark'])).code, 0);
+    assert.equal((await docker(b, ['commit', 'tocommit', 'committed:1'])).code, 0);
+    assert.equal((await docker(b, ['run', '--rm', '-e', 'constraint:node==node-3', 'committed:1', 'cat', '/mark'])).stdout, 'committed\n');
+    assert.equal((await docker(a, ['rm', 'tocommit'])).code, 0);
+    assert.equal((await docker(a, ['rmi', 'committed:1'])).code, 0);
     const races = await Promise.all(
       Array.from({ length: 10 }, async (_, i) => {
         await docker(a, ['tag', 'built:1', `race:${i}`]);
