@@ -48,9 +48,9 @@ export class ContainerRouter implements OnApplicationShutdown {
     const members = await this.cluster.members();
     if (!members.length) return { rt: this.backends.containers, ref };
     // `node/name`, as a cluster's ps shows it, names the container `name` on that node.
-    const slash = ref.indexOf('/', 1);
-    const onNode = slash > 0 ? members.find((m) => m.name === ref.replace(/^\//, '').slice(0, ref.replace(/^\//, '').indexOf('/'))) : undefined;
-    const bare = onNode ? ref.replace(/^\//, '').slice(onNode.name.length + 1) : ref;
+    const [first, ...rest] = ref.replace(/^\//, '').split('/');
+    const onNode = rest.length ? members.find((m) => m.name === first) : undefined;
+    const bare = onNode ? rest.join('/') : ref;
     const found = await this.cluster.index.locate(bare);
     if (found === undefined || found === 'ambiguous' || (onNode && found.node !== onNode.name)) throw notFound(`No such container: ${ref}`);
     const node = members.find((m) => m.name === found.node);
