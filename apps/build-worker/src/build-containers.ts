@@ -17,13 +17,19 @@ export interface ContainerRecords {
 
 export const shortId = (id: string) => id.slice(0, 12);
 
+/** The names of a build's containers begin with this: its ID's first 12 digits, and the attempt after the first. */
+export function containerNamePrefix(buildId: string, attempt: number): string {
+  return `build_${buildId.slice(0, 12)}_${attempt > 1 ? `r${attempt}_` : ''}`;
+}
+
 export class BuildContainers {
   /** Containers not removed yet: [ID, recorded name]. */
   private readonly made: Array<[string, string]> = [];
   private seq = 0;
 
   constructor(
-    private readonly buildId: string,
+    /** From containerNamePrefix(). */
+    private readonly namePrefix: string,
     private readonly runtime: BuildRuntime,
     private readonly records: ContainerRecords,
     /** Writes a line to the build's output. */
@@ -32,7 +38,7 @@ export class BuildContainers {
 
   /** Creates a container, its name recorded first; the runtime's warnings go to the output. */
   async create(config: ContainerConfig): Promise<string> {
-    const name = `build_${this.buildId.slice(0, 12)}_${++this.seq}`;
+    const name = `${this.namePrefix}${++this.seq}`;
     await this.records.record(name);
     const r = await this.runtime.create(name, config);
     this.made.push([r.id, name]);

@@ -1,18 +1,27 @@
 // Takes build jobs from the BullMQ queue and runs them; keeps the promise
-// that no intermediate container outlives its build unless the rules keep it:
-// - this worker says it is alive (a key with a short expiry, renewed);
-// - each build it runs is recorded with the worker's ID, and each of the
-//   build's containers by name before it is created (BuildContainers does that);
-// - a sweep, at start-up, every few seconds and when BullMQ reports a job
-//   stalled, finds the builds whose worker is no longer alive, removes their
-//   containers and ends their output with an error (their client is told);
+// that no intermediate container outlives its build unless the rules keep
+// it, and that a build whose worker or node stops runs again elsewhere:
+// - this worker says it is alive (a key with a short expiry, renewed); one
+//   that could not say so for LOST_AFTER_MS stops its builds itself (another
+//   worker is about to take them), and its output is fenced (farm.ts);
+// - a run claims its build (farm.ts), and records each container's name
+//   before creating it (BuildContainers); a claim that finds an earlier run
+//   hands that run's containers to its node, and tells the client the build
+//   starts again;
+// - BullMQ gives a build whose worker stopped renewing its lock back to the
+//   queue (MAX_FAILOVERS times at most: a build that keeps killing the
+//   workers that run it is then given up);
+// - a sweep, at start-up and every few seconds, hands the containers of
+//   runs whose worker is dead to their node, ends the output of builds the
+//   queue gave up, and removes the containers handed to this worker's node;
 // - a cancellation (the client went away) aborts the build, which then
 //   removes its containers.
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { Worker, type Job } from 'bullmq';
-import { appendOutput, BuildKeys, deleteContextStream, OutputWriter, QUEUE_NAME, WORKER_ALIVE_TTL_MS, type BuildJob, type OutputEntry } from '@stevedore/builds';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
+import { appendOutput, BuildKeys, BuildRuns, deleteContextStream, hostPlatform, OutputWriter, QUEUE_NAME, WORKER_ALIVE_TTL_MS, type BuildJob, type BuildRun, type OutputEntry } from '@stevedore/builds';
+import { HeldImages } from '@stevedore/cluster';
 import type { StevedoreConfig } from '@stevedore/config';
 import { asStevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
@@ -20,11 +29,23 @@ import type { BlockingConnections, Redis } from '@stevedore/redis';
 import { privateDir } from '@stevedore/service-kit';
 import { grpcBuildImageStore, grpcBuildRuntime, type RuntimeClient, type StoreClient } from './build-backends';
 import { BuildCache } from './build-cache';
-import { BuildContainers } from './build-containers';
+import { BuildContainers, containerNamePrefix } from './build-containers';
+import * as metrics from './build-metrics';
 import { BuildCancelled, Builder } from './builder';
-import { fetchContext, remoteContext } from './context';
+import { fetchContext, remoteContext, type BuildContext } from './context';
+import { parseDockerfile } from './dockerfile';
+import { FarmPlacement, HAND_OVER_MS } from './farm-placement';
+import { StepLeases } from './step-leases';
 
 const SWEEP_INTERVAL_MS = 3000;
+/** BullMQ's lock on a job a worker runs: renewed every half of it; a worker silent this long has lost the build. */
+const LOCK_MS = 10_000;
+/** A worker that could not renew its liveness this long stops its builds (before its lock is lost). */
+const LOST_AFTER_MS = 6000;
+/** How many times a build is taken again after its worker stopped. */
+const MAX_FAILOVERS = 2;
+/** How long a build a worker may not run waits before the queue offers it again. */
+const GIVE_BACK_MS = 150;
 
 /** The connections a runner works with: the composition root opens them, and closes them once the runner has stopped. */
 export interface BuildRunnerConnections {
@@ -40,27 +61,44 @@ export interface BuildRunnerConnections {
   store: StoreClient;
 }
 
+/** A build this worker runs: how to stop it, and why it was stopped. */
+interface ActiveBuild {
+  controller: AbortController;
+  /** Stopped because another run holds it now, or will: it ends without a word. */
+  lost: boolean;
+}
+
+/** How a run ended without a result of its own: it goes back to the queue. */
+class GivenBack extends Error {}
+
 export class BuildRunner {
-  readonly workerId = `${hostname()}:${process.pid}`;
+  readonly workerId: string;
   readonly concurrency: number;
+  private readonly node: string;
   private readonly contextMax: number;
   private readonly keys: BuildKeys;
+  private readonly runs: BuildRuns;
+  private readonly placement: FarmPlacement;
   private readonly redis: Redis;
   private readonly subscriber: Redis;
   private readonly queue: Redis;
   private readonly readers: BlockingConnections;
   private readonly runtime: RuntimeClient;
   private readonly store: StoreClient;
-  private readonly active = new Map<string, AbortController>();
+  private readonly active = new Map<string, ActiveBuild>();
   private readonly workDir: string;
   private worker?: Worker<BuildJob>;
+  private jobs?: Queue<BuildJob>;
   private timers: NodeJS.Timeout[] = [];
+  private lastBeat = Date.now();
 
   constructor(
     config: StevedoreConfig,
     private readonly log: Logger,
     connections: BuildRunnerConnections,
   ) {
+    this.node = config.node?.name ?? '';
+    this.workerId = `${this.node ? `${this.node}/` : ''}${hostname()}:${process.pid}`;
     this.concurrency = config.build.concurrency;
     this.contextMax = config.build.contextMaxBytes;
     this.keys = new BuildKeys(config.redisPrefix);
@@ -71,6 +109,14 @@ export class BuildRunner {
     this.runtime = connections.runtime;
     this.store = connections.store;
     this.workDir = path.join(config.root, 'builds');
+    this.runs = new BuildRuns(this.redis, this.keys);
+    this.placement = new FarmPlacement(this.redis, this.keys, this.runs, this.node ? new HeldImages(this.redis, config.redisPrefix) : undefined, {
+      worker: this.workerId,
+      node: this.node,
+      concurrency: this.concurrency,
+      labels: config.node?.labels ?? {},
+      platform: hostPlatform(),
+    });
   }
 
   get activeBuilds(): number {
@@ -85,19 +131,26 @@ export class BuildRunner {
     const running = await this.redis.hgetall(this.keys.running);
     for (const name of fs.readdirSync(this.workDir)) if (!running[name]) fs.rmSync(path.join(this.workDir, name), { recursive: true, force: true });
     await this.heartbeat();
+    await this.placement.register();
     this.timers.push(setInterval(() => void this.heartbeat().catch((err) => this.log.warn({ err }, 'heartbeat failed')), WORKER_ALIVE_TTL_MS / 3));
+    this.timers.push(setInterval(() => this.stopIfCutOff(), 1000));
     await this.subscriber.subscribe(this.keys.cancel);
-    this.subscriber.on('message', (_channel: string, buildId: string) => this.active.get(buildId)?.abort());
+    this.subscriber.on('message', (_channel: string, buildId: string) => this.active.get(buildId)?.controller.abort());
+    this.jobs = new Queue<BuildJob>(QUEUE_NAME, { connection: this.queue, prefix: this.keys.bull });
+    metrics.queueDepthGauge(async () => {
+      const counts = await this.jobs!.getJobCounts('wait', 'delayed', 'prioritized', 'paused');
+      return Object.values(counts).reduce((a, b) => a + b, 0);
+    });
     await this.sweep();
     this.timers.push(setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS));
-    this.worker = new Worker<BuildJob>(QUEUE_NAME, (job) => this.process(job), {
+    this.worker = new Worker<BuildJob>(QUEUE_NAME, (job, token) => this.process(job, token ?? ''), {
       connection: this.queue,
       prefix: this.keys.bull,
       concurrency: this.concurrency,
-      // A worker that died holds its job's lock for this long at most; the job then fails as stalled (never runs twice).
-      lockDuration: 10_000,
+      // A worker that died holds its job's lock for this long at most; the job then goes back to the queue (never runs twice at once).
+      lockDuration: LOCK_MS,
       stalledInterval: 5_000,
-      maxStalledCount: 0,
+      maxStalledCount: MAX_FAILOVERS,
     });
     this.worker.on('failed', (job, err) => {
       if (/stalled/i.test(err.message)) void this.sweep();
@@ -109,38 +162,75 @@ export class BuildRunner {
   /** Takes no more builds, cancels those it runs, and says it is gone. Its connections stay open. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    for (const c of this.active.values()) c.abort();
+    for (const a of this.active.values()) a.controller.abort();
     await this.worker?.close();
+    await this.jobs?.close();
+    await this.placement.unregister().catch(() => undefined);
     await this.redis.del(this.keys.alive(this.workerId)).catch(() => undefined);
   }
 
   private async heartbeat(): Promise<void> {
+    const sent = Date.now();
     await this.redis.set(this.keys.alive(this.workerId), '1', 'PX', WORKER_ALIVE_TTL_MS);
+    this.lastBeat = sent;
+    metrics.buildsRunning.set({ node: this.node }, this.active.size);
   }
 
-  private async process(job: Job<BuildJob>): Promise<void> {
+  /** Cut off from Redis for too long: the builds are another worker's soon; stopped here, their containers removed. */
+  private stopIfCutOff(): void {
+    if (Date.now() - this.lastBeat < LOST_AFTER_MS || !this.active.size) return;
+    this.log.warn({ builds: [...this.active.keys()], silentMs: Date.now() - this.lastBeat }, 'cut off from Redis: stopping the builds this worker runs');
+    for (const a of this.active.values()) this.lose(a);
+  }
+
+  private lose(a: ActiveBuild): void {
+    a.lost = true;
+    a.controller.abort();
+  }
+
+  private async process(job: Job<BuildJob>, token: string): Promise<void> {
     const o = job.data;
+    const pass = await this.placement.passOver(o);
+    if (pass === 'wait') return this.giveBack(job, token, GIVE_BACK_MS);
+    if (pass === 'refuse') {
+      const asked = [...o.constraints, ...(o.platform ? [`platform ${o.platform}`] : [])].join(', ');
+      await appendOutput(this.redis, this.keys, o.buildId, { kind: 'error', text: `No node of the cluster that runs builds meets ${asked} any more` });
+      return;
+    }
     const taken = Date.now();
-    const controller = new AbortController();
-    this.active.set(o.buildId, controller);
-    const [cancelled] = await Promise.all([this.redis.exists(this.keys.cancelled(o.buildId)), this.redis.hset(this.keys.running, o.buildId, this.workerId)]);
-    if (cancelled) controller.abort();
+    const a: ActiveBuild = { controller: new AbortController(), lost: false };
+    this.active.set(o.buildId, a);
+    metrics.buildsRunning.set({ node: this.node }, this.active.size);
+    const { run, fence, previous } = await this.runs.claim(o.buildId, this.workerId, this.node);
+    const cancelled = await this.redis.exists(this.keys.cancelled(o.buildId));
+    if (cancelled) a.controller.abort();
     const buildDir = path.join(this.workDir, o.buildId);
-    const log = this.log.child({ build: o.buildId, reqId: o.requestId });
-    const writer = new OutputWriter(this.redis, this.keys, o.buildId);
+    const log = this.log.child({ build: o.buildId, reqId: o.requestId, attempt: run.attempt });
+    const writer = new OutputWriter(this.runs, o.buildId, fence, () => this.lose(a));
     const output = (entry: OutputEntry): Promise<void> => writer.write(entry);
+    let outcome = 'failed';
+    let keepContext = false;
     try {
+      if (previous) await this.failedOver(previous, run, output);
+      // A run of this build that stopped on this host left its directory: this run holds the build now.
+      await fs.promises.rm(buildDir, { recursive: true, force: true });
       fs.mkdirSync(buildDir, { mode: 0o700 });
-      const context = o.remote
-        ? await remoteContext(o.remote, buildDir, this.contextMax)
-        : await this.readers.use((redis) =>
-            fetchContext({ redis, keys: this.keys, buildId: o.buildId, store: this.store, requestId: o.requestId, signal: controller.signal }, buildDir, this.contextMax),
-          );
+      const context = await this.context(o, buildDir, a.controller.signal);
       context.applyDockerignore();
       log.debug({ queuedMs: taken - job.timestamp, contextMs: Date.now() - taken }, 'context ready');
       const store = grpcBuildImageStore(this.store, this.runtime, o.requestId);
+      const to = run.attempt === 1 ? await this.handOverTo(o, context, store) : undefined;
+      if (to) {
+        await job.updateData({ ...o, handedTo: { node: to, until: Date.now() + HAND_OVER_MS } });
+        metrics.handovers.inc({ node: this.node });
+        log.info({ to }, "handed to a node that holds FROM's layers");
+        keepContext = true;
+        outcome = 'moved';
+        await this.runs.release(o.buildId, fence);
+        throw new GivenBack();
+      }
       const buildContainers = new BuildContainers(
-        o.buildId,
+        containerNamePrefix(o.buildId, run.attempt),
         grpcBuildRuntime(this.runtime, o.requestId),
         {
           record: async (name) => void (await this.redis.sadd(this.keys.containers(o.buildId), name)),
@@ -148,56 +238,110 @@ export class BuildRunner {
         },
         (text) => output({ kind: 'out', text }),
       );
-      const cache = new BuildCache(store, o.nocache);
-      const builder = new Builder({ ...o, context, workDir: buildDir }, { store, containers: buildContainers, cache, output }, controller.signal);
+      const counts = {
+        hit: () => metrics.cacheLookups.inc({ node: this.node, result: 'hit' }),
+        miss: () => metrics.cacheLookups.inc({ node: this.node, result: 'miss' }),
+        waited: () => metrics.sharedStepWaits.inc({ node: this.node }),
+      };
+      const leases = new StepLeases(this.redis, this.keys);
+      const cache = new BuildCache(store, o.nocache, { leases, signal: a.controller.signal, say: (text) => output({ kind: 'out', text }), counts });
+      const stepTook = (instruction: string, seconds: number) => metrics.stepDuration.observe({ node: this.node, instruction }, seconds);
+      const builder = new Builder({ ...o, context, workDir: buildDir }, { store, containers: buildContainers, cache, output, stepTook }, a.controller.signal);
       const started = Date.now();
-      const image = await builder.run();
+      const image = await builder.run().finally(() => leases.release());
       log.info({ image, tag: o.tag, stepsMs: Date.now() - started }, 'built');
       await output({ kind: 'done', text: image });
+      outcome = 'built';
     } catch (err) {
+      if (err instanceof GivenBack) return this.giveBack(job, token, 0);
+      if (a.lost) {
+        // Another run takes it (or BullMQ gives it back once the lock is gone); its claim tells the client.
+        keepContext = true;
+        outcome = 'moved';
+        log.warn('build stopped: another worker takes it');
+        return this.giveBack(job, token, 0);
+      }
       const e = asStevedoreError(err);
-      log.info({ err: e.message, cancelled: err instanceof BuildCancelled }, 'build failed');
-      await output({ kind: 'error', text: e.message });
+      outcome = err instanceof BuildCancelled ? 'cancelled' : 'failed';
+      log.info({ err: e.message, cancelled: outcome === 'cancelled' }, 'build failed');
+      await output({ kind: 'error', text: e.message }).catch(() => undefined);
     } finally {
       this.active.delete(o.buildId);
+      metrics.buildsRunning.set({ node: this.node }, this.active.size);
+      metrics.buildDuration.observe({ node: this.node, outcome }, (Date.now() - taken) / 1000);
       await fs.promises.rm(buildDir, { recursive: true, force: true });
-      if (!o.remote) await deleteContextStream(this.redis, this.keys, o.buildId).catch(() => undefined);
-      await this.redis.hdel(this.keys.running, o.buildId);
+      if (!o.remote && !keepContext) await deleteContextStream(this.redis, this.keys, o.buildId).catch(() => undefined);
+      if (!a.lost && outcome !== 'moved') await this.runs.release(o.buildId, fence);
     }
   }
 
+  /** The job goes back to the queue (after `ms`), for another worker. */
+  private async giveBack(job: Job<BuildJob>, token: string, ms: number): Promise<never> {
+    await job.moveToDelayed(Date.now() + ms, token);
+    throw new DelayedError();
+  }
+
+  private async context(o: BuildJob, buildDir: string, signal: AbortSignal): Promise<BuildContext> {
+    if (o.remote) return remoteContext(o.remote, buildDir, this.contextMax);
+    return this.readers.use((redis) => fetchContext({ redis, keys: this.keys, buildId: o.buildId, store: this.store, requestId: o.requestId, signal }, buildDir, this.contextMax));
+  }
+
+  /** The worker or node that ran the build before stopped: the client is told, the count kept. */
+  private async failedOver(previous: BuildRun, run: BuildRun, output: (entry: OutputEntry) => Promise<void>): Promise<void> {
+    metrics.failovers.inc({ node: this.node });
+    const where = (r: BuildRun) => (r.node ? `node ${r.node}` : `worker ${r.worker}`);
+    this.log.warn({ previous, run }, 'build taken again after its worker stopped');
+    await output({ kind: 'out', text: ` ---> The ${where(previous)} running this build stopped: the build starts again from its first step on ${where(run)}\n` });
+  }
+
+  /** Before any step: a node to hand the build to because it holds FROM's layers and this one does not; undefined to build here. */
+  private async handOverTo(o: BuildJob, context: BuildContext, store: ReturnType<typeof grpcBuildImageStore>): Promise<string | undefined> {
+    const text = context.dockerfile();
+    if (!text || !this.node) return undefined;
+    const from = parseDockerfile(text)[0];
+    if (from?.instruction !== 'FROM') return undefined;
+    const base = await store.base(from.args).catch(() => undefined);
+    return base && this.placement.betterNode(o, base.id);
+  }
+
   /**
-   * Builds whose worker is not alive any more: their containers removed,
-   * their output ended. Claimed by deleting the build's record, so that two
-   * sweepers never both do it.
+   * Runs whose worker is dead: their containers handed to their node; those
+   * the queue gave up (or lost) end with an error. Then the containers
+   * handed to this node are removed.
    */
   async sweep(): Promise<void> {
     try {
-      const running = await this.redis.hgetall(this.keys.running);
-      for (const [buildId, workerId] of Object.entries(running)) {
-        if (this.active.has(buildId)) continue;
-        if (workerId === this.workerId || (await this.redis.exists(this.keys.alive(workerId)))) continue;
-        if ((await this.redis.hdel(this.keys.running, buildId)) !== 1) continue;
-        const names = await this.redis.smembers(this.keys.containers(buildId));
-        const runtime = grpcBuildRuntime(this.runtime, `sweep-${buildId}`);
-        try {
-          for (const name of names) {
-            await runtime.remove(name).catch((err) => {
-              if (asStevedoreError(err).kind !== 'notFound') throw err;
-            });
-            await this.redis.srem(this.keys.containers(buildId), name);
-          }
-        } catch (err) {
-          // Given back: the next sweep tries again.
-          await this.redis.hset(this.keys.running, buildId, workerId);
-          throw err;
-        }
+      for (const [buildId, { run, fence }] of await this.runs.all()) {
+        if (this.active.has(buildId) || run.worker === this.workerId) continue;
+        if (await this.redis.exists(this.keys.alive(run.worker))) continue;
+        const handed = await this.runs.orphan(buildId);
+        if (handed) this.log.warn({ build: buildId, worker: run.worker, node: run.node, containers: handed }, "a dead worker's build: its containers handed to their node for removal");
+        // A build the queue still holds runs again; one it gave up ends here.
+        if (await this.jobs?.getJob(buildId)) continue;
+        if (!(await this.runs.release(buildId, fence))) continue;
         fs.rmSync(path.join(this.workDir, buildId), { recursive: true, force: true });
-        await appendOutput(this.redis, this.keys, buildId, { kind: 'error', text: `The build worker running this build (${workerId}) stopped; its intermediate containers were removed` });
-        this.log.warn({ build: buildId, worker: workerId, containers: names.length }, 'swept the build of a dead worker');
+        const times = run.attempt === 1 ? 'once' : `${run.attempt} times`;
+        await appendOutput(this.redis, this.keys, buildId, { kind: 'error', text: `The build was given up: the workers running it stopped (${times}, the last ${run.worker}); its intermediate containers are removed` });
+        this.log.warn({ build: buildId, worker: run.worker }, 'a build given up after its workers stopped');
       }
+      await this.removeOrphans();
     } catch (err) {
       this.log.warn({ err }, 'sweep failed');
+    }
+  }
+
+  /** Removes the containers of ended runs handed to this node, whatever rm and forcerm said: no client waits for them. */
+  private async removeOrphans(): Promise<void> {
+    const key = this.keys.orphans(this.node);
+    const names = await this.redis.smembers(key);
+    if (!names.length) return;
+    const runtime = grpcBuildRuntime(this.runtime, 'sweep');
+    for (const name of names) {
+      await runtime.remove(name).catch((err) => {
+        if (asStevedoreError(err).kind !== 'notFound') throw err;
+      });
+      await this.redis.srem(key, name);
+      this.log.info({ container: name }, 'removed an intermediate container of a build that ran on');
     }
   }
 }

@@ -15,7 +15,7 @@ import type { ContainerConfig } from '@stevedore/docker-api';
 import { notFound } from '@stevedore/errors';
 import type { Attachment, BaseImage, BuildImageStore, BuildRuntime, ContainerOutput } from './build-backends';
 import { BuildCache } from './build-cache';
-import { BuildContainers } from './build-containers';
+import { BuildContainers, containerNamePrefix } from './build-containers';
 import { BuildCancelled, Builder, type BuildOptions } from './builder';
 import { BuildContext } from './context';
 
@@ -177,7 +177,7 @@ async function build(files: File[], runtime: FakeRuntime, store: FakeStore, opti
   const recorded = new Set<string>();
   const say = async (entry: OutputEntry) => void output.push(entry);
   const buildId = hex('build');
-  const containers = new BuildContainers(buildId, runtime, { record: async (n) => void recorded.add(n), forget: async (n) => void recorded.delete(n) }, (text) => say({ kind: 'out', text }));
+  const containers = new BuildContainers(containerNamePrefix(buildId, 1), runtime, { record: async (n) => void recorded.add(n), forget: async (n) => void recorded.delete(n) }, (text) => say({ kind: 'out', text }));
   const builder = new Builder(
     { buildId, context, workDir: dir, quiet: false, rm: true, forcerm: false, tag: '', heldCredentials: '', ...options },
     { store, containers, cache: new BuildCache(store, options.nocache ?? false), output: say },

@@ -39,6 +39,8 @@ export interface BuildParts {
   cache: BuildCache;
   /** Appends a line to the build's output. */
   output(entry: OutputEntry): Promise<void>;
+  /** Told how long each step took (the worker's metrics). */
+  stepTook?(instruction: string, seconds: number): void;
 }
 
 export class BuildCancelled extends StevedoreError {
@@ -91,10 +93,16 @@ export class Builder {
 
   private async step(n: string, step: Step): Promise<void> {
     if (this.signal.aborted) throw new BuildCancelled();
+    const started = process.hrtime.bigint();
     await this.out(`Step ${n} : ${step.line}\n`);
-    const shown = await this.dispatch(step);
-    if (shown) await this.out(` ---> ${short(this.image)}\n`);
+    try {
+      const shown = await this.dispatch(step);
+      if (shown) await this.out(` ---> ${short(this.image)}\n`);
+    } finally {
+      await this.parts.cache.stepEnded();
+    }
     if (this.o.rm) await this.parts.containers.removeAll();
+    this.parts.stepTook?.(step.instruction, Number(process.hrtime.bigint() - started) / 1e9);
   }
 
   /** Runs one instruction; false when the step shows no image (an unknown instruction). */
@@ -242,7 +250,7 @@ export class Builder {
       configJson: containerConfigText.encode({ ...this.config, Image: this.image }),
       exactConfig: true,
     });
-    this.parts.cache.committed();
+    await this.parts.cache.committed();
   }
 
   /** MAINTAINER, CMD, ENV, …: a commit of a container that never runs, its command a `#(nop)` summary. */

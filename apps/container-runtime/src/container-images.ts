@@ -1,6 +1,7 @@
 // The image store as containers use it: the image a container is made from
 // and its layers at each start, and the store's record of which container
 // uses which image (kept right by image-use.ts when a call is lost).
+import type { HeldImages } from '@stevedore/cluster';
 import type { images } from '@stevedore/contracts';
 import { asStevedoreError, StevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
@@ -25,8 +26,12 @@ export class ContainerImages {
     /** Every container's use of its image, from the records as they are now. */
     account: () => images.ImageUse[],
     log: Logger,
-    /** A cluster's node: its name, and its cache of the layers it fetches from the store (whose directories are on another host). */
-    private readonly node?: { name: string; layers: LayerCache },
+    /**
+     * A cluster's node: its name, its cache of the layers it fetches from
+     * the store (whose directories are on another host), and the record of
+     * the images whose layers it holds (for the build farm's placement).
+     */
+    private readonly node?: { name: string; layers: LayerCache; held?: Pick<HeldImages, 'add'> },
   ) {
     this.reconciler = new ImageUseReconciler(client, account, log, node?.name);
   }
@@ -56,7 +61,11 @@ export class ContainerImages {
   async use(image: string, user: string, running: boolean, requestId: string): Promise<images.UseImageResponse> {
     const node = this.node;
     const use = await this.answer(this.client.useImage({ image, user, running, node: node?.name ?? '', byDigest: Boolean(node) }, { requestId, timeoutMs: node ? 60_000 : undefined }));
-    return node ? { ...use, layers: await node.layers.dirs(use.layerRefs) } : use;
+    if (!node) return use;
+    const layers = await node.layers.dirs(use.layerRefs);
+    // Only a hint for placement: a lost record costs a build a fetch, not a failure.
+    void node.held?.add(node.name, use.id).catch(() => undefined);
+    return { ...use, layers };
   }
 
   async release(user: string, requestId: string): Promise<void> {

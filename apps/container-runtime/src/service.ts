@@ -3,7 +3,7 @@
 // adopted; and the order in which a graceful stop lets go of them.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ContainerIndex, Membership, NodeHeartbeat, type NodeRecord } from '@stevedore/cluster';
+import { ContainerIndex, HeldImages, Membership, NodeHeartbeat, type NodeRecord } from '@stevedore/cluster';
 import type { StevedoreConfig } from '@stevedore/config';
 import { containers, images } from '@stevedore/contracts';
 import { Gauge, once } from '@stevedore/metrics';
@@ -70,7 +70,11 @@ export const start = grpcServiceStart({
     const imageStore = connectService(images.ImageStoreService, config, 'image-store');
     // A cluster's node fetches the layers its containers need from the store's layer blobs, by digest.
     const node = config.node && config.layerBlobsAddress
-      ? { name: config.node.name, layers: new LayerCache(config.node.name, path.join(config.root, 'layers'), config.layerBlobsAddress, requireTls(config.layerBlobsAddress, config.grpcTls), log) }
+      ? {
+          name: config.node.name,
+          layers: new LayerCache(config.node.name, path.join(config.root, 'layers'), config.layerBlobsAddress, requireTls(config.layerBlobsAddress, config.grpcTls), log),
+          held: new HeldImages(redis, config.redisPrefix),
+        }
       : undefined;
     const containerImages = new ContainerImages(imageStore, () => imageUseAccount(db, (id) => freezer.isStarting(id)), log, node);
     const bridge = new BridgeNetwork({ bridge: config.bridge.name, subnet: config.bridge.subnet, root: config.root });

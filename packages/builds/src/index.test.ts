@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectRedis, startScratchRedis, type Redis, type ScratchRedis } from '@stevedore/redis';
-import { BuildKeys, CONTEXT_INLINE_BYTES, ContextSink, OutputWriter, readContextStream, readOutput, type OutputEntry } from './index';
+import { BuildKeys, BuildRuns, CONTEXT_INLINE_BYTES, ContextSink, OutputWriter, readContextStream, readOutput, type OutputEntry } from './index';
 
 let server: ScratchRedis;
 let writer: Redis;
@@ -68,7 +68,7 @@ test("the edge's failure and a cancellation end the reading with an error", asyn
 });
 
 test("the output lines of one turn go as one stream entry, read back in order up to the end", async () => {
-  const out = new OutputWriter(writer, keys, 'out');
+  const out = new OutputWriter(new BuildRuns(writer, keys), 'out', '', () => assert.fail('no fence'));
   for (let i = 0; i < 5; i++) void out.write({ kind: 'out', text: `line ${i}\n` });
   await out.write({ kind: 'done', text: 'image' });
   assert.equal(await writer.xlen(keys.output('out')), 1);

@@ -12,6 +12,9 @@
 //   container of a build, recorded before the container is created.
 import { Queue } from 'bullmq';
 import { connectRedis, type Redis } from '@stevedore/redis';
+import { OUTPUT_TTL_SECONDS, type BuildRuns } from './farm';
+
+export { BuildRuns, hostPlatform, liveWorkers, mayRun, OUTPUT_TTL_SECONDS, type BuildRun, type Claimed, type WorkerRecord } from './farm';
 
 export interface BuildJob {
   buildId: string;
@@ -29,6 +32,17 @@ export interface BuildJob {
    */
   heldCredentials: string;
   requestId: string;
+  /**
+   * Swarm classic's constraints the node running the build must meet, as
+   * written after `constraint:` (`node==NAME`, `KEY==VALUE` on the node's
+   * labels, `!=`; a `~` one is a preference only), from the request's
+   * `constraint:` build arguments.
+   */
+  constraints: string[];
+  /** The platform the build asks for (`linux/amd64`), '' for any. */
+  platform: string;
+  /** Set when a worker handed the build to a node that holds FROM's layers: until then (ms since the epoch) only that node takes it. */
+  handedTo?: { node: string; until: number };
 }
 
 /**
@@ -42,8 +56,6 @@ export interface OutputEntry {
 }
 
 export const QUEUE_NAME = 'builds';
-/** How long a build's output stays readable after it ended. */
-const OUTPUT_TTL_SECONDS = 3600;
 /** A worker that has not said it is alive for this long is dead. */
 export const WORKER_ALIVE_TTL_MS = 6000;
 
@@ -62,9 +74,24 @@ export class BuildKeys {
   containers(buildId: string): string {
     return `${this.prefix}build:${buildId}:containers`;
   }
-  /** Hash: build ID → the worker running it. */
+  /** Hash: build ID → the run holding it (farm.ts). */
   get running(): string {
     return `${this.prefix}builds:running`;
+  }
+  /** Hash: worker ID → its node and how many builds it runs at once. */
+  get workers(): string {
+    return `${this.prefix}build-workers`;
+  }
+  /** Set: names of intermediate containers the node's workers remove (their run ended elsewhere). */
+  orphans(node: string): string {
+    return `${this.orphansPrefix}${node}`;
+  }
+  get orphansPrefix(): string {
+    return `${this.prefix}build-orphans:`;
+  }
+  /** The lease of a step being built (the hash of its parent and config): others wait for its result. */
+  step(hash: string): string {
+    return `${this.prefix}build-step:${hash}`;
   }
   alive(workerId: string): string {
     return `${this.prefix}build-worker:${workerId}:alive`;
@@ -207,9 +234,12 @@ export class OutputWriter {
   private failure: unknown;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly keys: BuildKeys,
+    private readonly runs: BuildRuns,
     private readonly buildId: string,
+    /** The run's record as stored: nothing is written once another run holds the build. */
+    private readonly fence: string,
+    /** Called once when a write was refused because another run holds the build. */
+    private readonly onLost: () => void,
   ) {}
 
   write(entry: OutputEntry): Promise<void> {
@@ -220,7 +250,15 @@ export class OutputWriter {
   private flush(): void {
     const batch = this.batch;
     this.batch = [];
-    this.sent = this.sent.then(() => appendOutput(this.redis, this.keys, this.buildId, batch)).catch((err) => void (this.failure ??= err));
+    this.sent = this.sent
+      .then(async () => {
+        if (this.failure) return;
+        if (!(await this.runs.append(this.buildId, this.fence, batch))) {
+          this.failure = new Error('another run holds this build now');
+          this.onLost();
+        }
+      })
+      .catch((err) => void (this.failure ??= err));
   }
 
   /** Resolves when every line written so far is stored; rejects with the first failure. */

@@ -109,12 +109,22 @@ export interface PlacementRequest {
   active(node: string): number;
 }
 
+/** A constraint on a node's name (`node`) or one of its labels. */
+function constraintHolds(node: Pick<Member, 'name' | 'labels'>, f: Filter): boolean {
+  const value = f.key === 'node' ? node.name : node.labels[f.key];
+  const hit = value !== undefined && valueMatches(f.value, value);
+  return f.negate ? !hit : hit;
+}
+
+/** Whether a node meets every hard constraint among `filters` (a build's: preferences and affinities do not bind it). */
+export function meetsConstraints(node: Pick<Member, 'name' | 'labels'>, filters: Filter[]): boolean {
+  return filters.every((f) => f.kind !== 'constraint' || f.soft || constraintHolds(node, f));
+}
+
 function satisfies(m: Member, f: Filter, r: PlacementRequest): boolean {
+  if (f.kind === 'constraint') return constraintHolds(m, f);
   let hit: boolean;
-  if (f.kind === 'constraint') {
-    const value = f.key === 'node' ? m.name : m.labels[f.key];
-    hit = value !== undefined && valueMatches(f.value, value);
-  } else if (f.key === 'container') {
+  if (f.key === 'container') {
     hit = r.containersOn(m.name).some((c) => valueMatches(f.value, c.name) || c.id.startsWith(f.value));
   } else {
     hit = r.imagesOn(m.name).some((image) => valueMatches(f.value, image) || valueMatches(`${f.value}:latest`, image) || (f.value.length >= 4 && image.startsWith(f.value)));

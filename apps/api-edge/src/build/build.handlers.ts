@@ -10,12 +10,13 @@ import { once } from 'node:events';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { StevedoreConfig } from '@stevedore/config';
 import type { images } from '@stevedore/contracts';
-import { appendOutput, BuildKeys, buildQueue, cancelBuild, ContextSink, deleteContextStream, queueConnection, readOutput, type BuildJob, type OutputEntry } from '@stevedore/builds';
+import { appendOutput, BuildKeys, buildQueue, cancelBuild, ContextSink, deleteContextStream, liveWorkers, mayRun, queueConnection, readOutput, type BuildJob, type OutputEntry } from '@stevedore/builds';
+import { takeFilters } from '@stevedore/cluster';
 import { jsonMessage, textMessage, type ProgressMessage } from '@stevedore/docker-api';
 import { BlockingConnections, connectRedis, type Redis } from '@stevedore/redis';
 import { gatherChunks } from '@stevedore/service-kit';
 import { CONFIG } from '../nest-context';
-import { asStevedoreError, StevedoreError } from '@stevedore/errors';
+import { asStevedoreError, refused, StevedoreError } from '@stevedore/errors';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { authConfig, registryAuth } from '../http/registry-auth';
@@ -49,6 +50,37 @@ export function registryConfig(req: Pick<ApiRequest, 'header' | 'atLeast'>): Rec
   }
   if (Object.keys(out).length === 0 && !req.atLeast('1.9') && req.header('x-registry-auth')) out[''] = registryAuth(req);
   return out;
+}
+
+/**
+ * Where a build may run: the `constraint:` build arguments (Swarm classic
+ * took a container's from its environment: `--build-arg
+ * constraint:storage==ssd` comes as the key `constraint:storage` and the
+ * value `=ssd`), and `platform`. Other build arguments are ignored, as
+ * Docker 1.0 had none.
+ */
+export function buildPlacement(req: Pick<ApiRequest, 'string'>): { constraints: string[]; platform: string } {
+  let args: Record<string, unknown> = {};
+  const raw = req.string('buildargs');
+  if (raw) {
+    try {
+      args = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      throw refused('buildargs is not a JSON object');
+    }
+    if (!args || typeof args !== 'object' || Array.isArray(args)) throw refused('buildargs is not a JSON object');
+  }
+  const constraints = Object.entries(args)
+    .filter(([key]) => key.startsWith('constraint:'))
+    .map(([key, value]) => `${key.slice('constraint:'.length)}=${typeof value === 'string' ? value : ''}`);
+  try {
+    takeFilters(constraints.map((c) => `constraint:${c}`));
+  } catch (err) {
+    throw refused((err as Error).message);
+  }
+  const platform = req.string('platform');
+  if (platform && !/^[a-z0-9_]{1,32}(\/[a-z0-9_]{1,32}){0,2}$/i.test(platform)) throw refused(`invalid platform ${JSON.stringify(platform.slice(0, 100))}: expected os[/arch[/variant]]`);
+  return { constraints, platform };
 }
 
 /** One entry of a build's output in the format of the request's version (gate G6). */
@@ -138,8 +170,16 @@ export class BuildHandlers implements OnApplicationShutdown {
       forcerm,
       heldCredentials: '',
       requestId: req.requestId,
+      ...buildPlacement(req),
     };
     const { buildId } = job;
+    if (job.constraints.length || job.platform) {
+      const workers = await liveWorkers(this.redis, this.keys);
+      if (!workers.some((w) => mayRun(w, job))) {
+        const asked = [...job.constraints, ...(job.platform ? [`platform ${job.platform}`] : [])].join(', ');
+        throw refused(`unable to find a node that runs builds and satisfies ${asked}`);
+      }
+    }
     // The credentials stay in the image store's memory for the build, never in the job (Redis).
     const configs = registryConfig(req);
     if (Object.keys(configs).length > 0) {
