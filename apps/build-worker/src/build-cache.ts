@@ -53,16 +53,17 @@ export class BuildCache {
 
   /** The image made before from `containerConfig` on top of `parent`, or '' for a miss (the step is then this build's to make). */
   async find(parent: string, containerConfig: ContainerConfig): Promise<string> {
-    if (this.disabled || this.madeHere) return '';
-    const id = await this.look(parent, containerConfig);
-    if (id || !this.shared) return this.counted(id);
+    if (this.disabled) return '';
+    if (!this.shared) return this.madeHere ? '' : this.look(parent, containerConfig);
+    // Shared: even on top of an image this build made, another build that found that image in the cache may be ahead.
     const { leases, signal, say, counts } = this.shared;
-    const waited = await leases.take(stepHash(parent, containerConfigText.encode(containerConfig)), signal, async () => {
+    const found = await this.look(parent, containerConfig);
+    if (found) return this.counted(found);
+    await leases.take(stepHash(parent, containerConfigText.encode(containerConfig)), signal, async () => {
       counts.waited();
       await say(' ---> Waiting for another build that is building this same step\n');
     });
-    if (!waited) return this.counted('');
-    // The other build's result, unless its step failed: then this one builds it (holding the lease).
+    // Held now. The holder before, if any, made it (unless its step failed); or one made it between the look and the take.
     const after = await this.look(parent, containerConfig);
     if (after) await leases.release();
     return this.counted(after);

@@ -13,15 +13,37 @@
 //   workers that run it is then given up);
 // - a sweep, at start-up and every few seconds, hands the containers of
 //   runs whose worker is dead to their node, ends the output of builds the
-//   queue gave up, and removes the containers handed to this worker's node;
+//   queues gave up, queues elsewhere the builds waiting in the queue of a
+//   node without a live worker, and removes the containers handed to this
+//   worker's node;
+// - builds come from the shared queue and this node's own (build-queues.ts),
+//   at most `concurrency` at once from both;
 // - a cancellation (the client went away) aborts the build, which then
 //   removes its containers.
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { DelayedError, Queue, Worker, type Job } from 'bullmq';
-import { appendOutput, BuildKeys, BuildRuns, deleteContextStream, hostPlatform, OutputWriter, QUEUE_NAME, WORKER_ALIVE_TTL_MS, type BuildJob, type BuildRun, type OutputEntry } from '@stevedore/builds';
-import { HeldImages } from '@stevedore/cluster';
+import { DelayedError, Worker, type Job } from 'bullmq';
+import {
+  appendOutput,
+  askedOf,
+  BuildKeys,
+  BuildQueues,
+  BuildRuns,
+  deleteContextStream,
+  hostPlatform,
+  liveWorkers,
+  mayRun,
+  NoNodeForBuild,
+  nodeQueueName,
+  OutputWriter,
+  QUEUE_NAME,
+  WORKER_ALIVE_TTL_MS,
+  type BuildJob,
+  type BuildRun,
+  type OutputEntry,
+} from '@stevedore/builds';
+import { HeldImages, Membership } from '@stevedore/cluster';
 import type { StevedoreConfig } from '@stevedore/config';
 import { asStevedoreError } from '@stevedore/errors';
 import type { Logger } from '@stevedore/logging';
@@ -34,7 +56,7 @@ import * as metrics from './build-metrics';
 import { BuildCancelled, Builder } from './builder';
 import { fetchContext, remoteContext, type BuildContext } from './context';
 import { parseDockerfile } from './dockerfile';
-import { FarmPlacement, HAND_OVER_MS } from './farm-placement';
+import { FarmPlacement } from './farm-placement';
 import { StepLeases } from './step-leases';
 
 const SWEEP_INTERVAL_MS = 3000;
@@ -44,8 +66,6 @@ const LOCK_MS = 10_000;
 const LOST_AFTER_MS = 6000;
 /** How many times a build is taken again after its worker stopped. */
 const MAX_FAILOVERS = 2;
-/** How long a build a worker may not run waits before the queue offers it again. */
-const GIVE_BACK_MS = 150;
 
 /** The connections a runner works with: the composition root opens them, and closes them once the runner has stopped. */
 export interface BuildRunnerConnections {
@@ -68,8 +88,30 @@ interface ActiveBuild {
   lost: boolean;
 }
 
-/** How a run ended without a result of its own: it goes back to the queue. */
-class GivenBack extends Error {}
+/** Build slots shared by the worker's queues: `onChange(true)` when all are taken, `onChange(false)` when one is free again. */
+class Slots {
+  private busy = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(
+    private readonly size: number,
+    private readonly onChange: (full: boolean) => void,
+  ) {}
+
+  async take(): Promise<void> {
+    if (this.busy < this.size) {
+      if (++this.busy === this.size) this.onChange(true);
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) return next();
+    if (this.busy-- === this.size) this.onChange(false);
+  }
+}
 
 export class BuildRunner {
   readonly workerId: string;
@@ -87,8 +129,10 @@ export class BuildRunner {
   private readonly store: StoreClient;
   private readonly active = new Map<string, ActiveBuild>();
   private readonly workDir: string;
-  private worker?: Worker<BuildJob>;
-  private jobs?: Queue<BuildJob>;
+  private readonly queues: BuildQueues;
+  private readonly slots: Slots;
+  private readonly membership?: Membership;
+  private workers: Array<Worker<BuildJob>> = [];
   private timers: NodeJS.Timeout[] = [];
   private lastBeat = Date.now();
 
@@ -110,7 +154,15 @@ export class BuildRunner {
     this.store = connections.store;
     this.workDir = path.join(config.root, 'builds');
     this.runs = new BuildRuns(this.redis, this.keys);
-    this.placement = new FarmPlacement(this.redis, this.keys, this.runs, this.node ? new HeldImages(this.redis, config.redisPrefix) : undefined, {
+    this.queues = new BuildQueues(this.queue, this.redis, this.keys);
+    // The shared queue's worker stops taking builds while every slot is busy (a node's own builds wait for a slot).
+    this.slots = new Slots(this.concurrency, (full) => {
+      const shared = this.workers[0];
+      if (full) void shared?.pause(true);
+      else shared?.resume();
+    });
+    if (this.node) this.membership = new Membership(this.redis, config.redisPrefix);
+    this.placement = new FarmPlacement(this.redis, this.keys, this.node ? new HeldImages(this.redis, config.redisPrefix) : undefined, {
       worker: this.workerId,
       node: this.node,
       concurrency: this.concurrency,
@@ -136,35 +188,37 @@ export class BuildRunner {
     this.timers.push(setInterval(() => this.stopIfCutOff(), 1000));
     await this.subscriber.subscribe(this.keys.cancel);
     this.subscriber.on('message', (_channel: string, buildId: string) => this.active.get(buildId)?.controller.abort());
-    this.jobs = new Queue<BuildJob>(QUEUE_NAME, { connection: this.queue, prefix: this.keys.bull });
     metrics.queueDepthGauge(async () => {
-      const counts = await this.jobs!.getJobCounts('wait', 'delayed', 'prioritized', 'paused');
-      return Object.values(counts).reduce((a, b) => a + b, 0);
+      const counts = await Promise.all(['', this.node].map((n) => this.queues.queue(n).getJobCounts('wait', 'delayed', 'prioritized', 'paused')));
+      return counts.flatMap((c) => Object.values(c)).reduce((a, b) => a + b, 0);
     });
     await this.sweep();
     this.timers.push(setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS));
-    this.worker = new Worker<BuildJob>(QUEUE_NAME, (job, token) => this.process(job, token ?? ''), {
-      connection: this.queue,
-      prefix: this.keys.bull,
-      concurrency: this.concurrency,
-      // A worker that died holds its job's lock for this long at most; the job then goes back to the queue (never runs twice at once).
-      lockDuration: LOCK_MS,
-      stalledInterval: 5_000,
-      maxStalledCount: MAX_FAILOVERS,
-    });
-    this.worker.on('failed', (job, err) => {
-      if (/stalled/i.test(err.message)) void this.sweep();
-      this.log.info({ build: job?.data.buildId, err: err.message }, 'build job failed');
-    });
-    this.worker.on('error', (err) => this.log.warn({ err }, 'build queue error'));
+    for (const name of this.node ? [QUEUE_NAME, nodeQueueName(this.node)] : [QUEUE_NAME]) {
+      const worker = new Worker<BuildJob>(name, (job, token) => this.process(job, token ?? ''), {
+        connection: this.queue,
+        prefix: this.keys.bull,
+        concurrency: this.concurrency,
+        // A worker that died holds its job's lock for this long at most; the job then goes back to the queue (never runs twice at once).
+        lockDuration: LOCK_MS,
+        stalledInterval: 5_000,
+        maxStalledCount: MAX_FAILOVERS,
+      });
+      worker.on('failed', (job, err) => {
+        if (/stalled/i.test(err.message)) void this.sweep();
+        this.log.info({ build: job?.data.buildId, err: err.message }, 'build job failed');
+      });
+      worker.on('error', (err) => this.log.warn({ err }, 'build queue error'));
+      this.workers.push(worker);
+    }
   }
 
   /** Takes no more builds, cancels those it runs, and says it is gone. Its connections stay open. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     for (const a of this.active.values()) a.controller.abort();
-    await this.worker?.close();
-    await this.jobs?.close();
+    await Promise.all(this.workers.map((w) => w.close()));
+    await this.queues.close();
     await this.placement.unregister().catch(() => undefined);
     await this.redis.del(this.keys.alive(this.workerId)).catch(() => undefined);
   }
@@ -189,14 +243,18 @@ export class BuildRunner {
   }
 
   private async process(job: Job<BuildJob>, token: string): Promise<void> {
-    const o = job.data;
-    const pass = await this.placement.passOver(o);
-    if (pass === 'wait') return this.giveBack(job, token, GIVE_BACK_MS);
-    if (pass === 'refuse') {
-      const asked = [...o.constraints, ...(o.platform ? [`platform ${o.platform}`] : [])].join(', ');
-      await appendOutput(this.redis, this.keys, o.buildId, { kind: 'error', text: `No node of the cluster that runs builds meets ${asked} any more` });
-      return;
+    await this.slots.take();
+    try {
+      await this.runJob(job, token);
+    } finally {
+      this.slots.give();
     }
+  }
+
+  private async runJob(job: Job<BuildJob>, token: string): Promise<void> {
+    const o = job.data;
+    // Not for this node (the nodes' labels changed since it was queued): to one that may run it.
+    if (!mayRun(this.placement.self, o)) return this.requeue(o);
     const taken = Date.now();
     const a: ActiveBuild = { controller: new AbortController(), lost: false };
     this.active.set(o.buildId, a);
@@ -221,13 +279,13 @@ export class BuildRunner {
       const store = grpcBuildImageStore(this.store, this.runtime, o.requestId);
       const to = run.attempt === 1 ? await this.handOverTo(o, context, store) : undefined;
       if (to) {
-        await job.updateData({ ...o, handedTo: { node: to, until: Date.now() + HAND_OVER_MS } });
         metrics.handovers.inc({ node: this.node });
         log.info({ to }, "handed to a node that holds FROM's layers");
         keepContext = true;
         outcome = 'moved';
         await this.runs.release(o.buildId, fence);
-        throw new GivenBack();
+        await this.queues.add({ ...o, handedTo: to }, to);
+        return;
       }
       const buildContainers = new BuildContainers(
         containerNamePrefix(o.buildId, run.attempt),
@@ -253,13 +311,13 @@ export class BuildRunner {
       await output({ kind: 'done', text: image });
       outcome = 'built';
     } catch (err) {
-      if (err instanceof GivenBack) return this.giveBack(job, token, 0);
       if (a.lost) {
         // Another run takes it (or BullMQ gives it back once the lock is gone); its claim tells the client.
         keepContext = true;
         outcome = 'moved';
         log.warn('build stopped: another worker takes it');
-        return this.giveBack(job, token, 0);
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
       }
       const e = asStevedoreError(err);
       outcome = err instanceof BuildCancelled ? 'cancelled' : 'failed';
@@ -275,10 +333,14 @@ export class BuildRunner {
     }
   }
 
-  /** The job goes back to the queue (after `ms`), for another worker. */
-  private async giveBack(job: Job<BuildJob>, token: string, ms: number): Promise<never> {
-    await job.moveToDelayed(Date.now() + ms, token);
-    throw new DelayedError();
+  /** A build this node may not run, queued for one that may; ended with an error when none may any more. */
+  private async requeue(o: BuildJob): Promise<void> {
+    try {
+      await this.queues.add({ ...o, handedTo: undefined });
+    } catch (err) {
+      if (!(err instanceof NoNodeForBuild)) throw err;
+      await appendOutput(this.redis, this.keys, o.buildId, { kind: 'error', text: `No node of the cluster that runs builds meets ${askedOf(o)} any more` });
+    }
   }
 
   private async context(o: BuildJob, buildDir: string, signal: AbortSignal): Promise<BuildContext> {
@@ -316,17 +378,33 @@ export class BuildRunner {
         if (await this.redis.exists(this.keys.alive(run.worker))) continue;
         const handed = await this.runs.orphan(buildId);
         if (handed) this.log.warn({ build: buildId, worker: run.worker, node: run.node, containers: handed }, "a dead worker's build: its containers handed to their node for removal");
-        // A build the queue still holds runs again; one it gave up ends here.
-        if (await this.jobs?.getJob(buildId)) continue;
+        // A build a queue still holds runs again; one they gave up ends here.
+        if (await this.queues.holds(buildId, [run.node])) continue;
         if (!(await this.runs.release(buildId, fence))) continue;
         fs.rmSync(path.join(this.workDir, buildId), { recursive: true, force: true });
         const times = run.attempt === 1 ? 'once' : `${run.attempt} times`;
         await appendOutput(this.redis, this.keys, buildId, { kind: 'error', text: `The build was given up: the workers running it stopped (${times}, the last ${run.worker}); its intermediate containers are removed` });
         this.log.warn({ build: buildId, worker: run.worker }, 'a build given up after its workers stopped');
       }
+      await this.emptyDeadQueues();
       await this.removeOrphans();
     } catch (err) {
       this.log.warn({ err }, 'sweep failed');
+    }
+  }
+
+  /** The builds in the queues of nodes without a live worker, queued again (each by the sweeper that removed it). */
+  private async emptyDeadQueues(): Promise<void> {
+    if (!this.membership) return;
+    const live = new Set((await liveWorkers(this.redis, this.keys)).map((w) => w.node));
+    for (const { name } of await this.membership.members()) {
+      if (live.has(name)) continue;
+      for (const job of await this.queues.queue(name).getJobs(['wait', 'delayed', 'prioritized', 'paused', 'active'])) {
+        // Still locked: its worker may be alive after all; removed by another sweeper: theirs.
+        if (!(await job.remove().then(() => true, () => false))) continue;
+        this.log.warn({ build: job.data.buildId, node: name }, 'a build queued for a node without a live worker: queued again');
+        await this.requeue(job.data);
+      }
     }
   }
 

@@ -83,6 +83,16 @@ test("a step whose builder failed is built by the one that waited; a dead holder
   await survivor.stepEnded();
 });
 
+test('after its own commit a build still finds the step another build made on top of it meanwhile', async () => {
+  const s = store();
+  const quiet = { leases: new StepLeases(redis, keys), signal: new AbortController().signal, say: async () => undefined, counts: { hit() {}, miss() {}, waited() {} } };
+  const slow = new BuildCache(s, false, quiet);
+  await slow.committed(); // it made 'mine'; a faster build took 'mine' from the cache and built the next step
+  const next = { Cmd: ['/bin/sh', '-c', 'next'], Image: 'mine' };
+  s.made.set('mine' + containerConfigText.encode(next), 'made-by-the-fast-one');
+  assert.equal(await slow.find('mine', next), 'made-by-the-fast-one');
+});
+
 test('a cancelled build stops waiting', async () => {
   const s = store();
   const holder = new BuildCache(s, false, { leases: new StepLeases(redis, keys), signal: new AbortController().signal, say: async () => undefined, counts: { hit() {}, miss() {}, waited() {} } });

@@ -209,11 +209,13 @@ export class ContainerLifecycle {
   /** Mounts the root filesystem, makes the bundle and has the monitor run it; a failure after the mount is recorded as an exit. */
   private async run(row: ContainerRow, config: ContainerConfig, hostConfig: HostConfig, requestId: string): Promise<void> {
     const { paths, images } = this.p;
-    const image = await images.change(() => images.use(row.image_id, row.id, true, requestId));
     let rootfs: string;
     try {
+      const image = await images.change(() => images.use(row.image_id, row.id, true, requestId));
       rootfs = (await mountRootfs(paths.dir(row.id), image.layers)).merged;
     } catch (err) {
+      // Its layers could not be had or mounted: an exit too (a `run --rm` waits for its die).
+      await this.undoStart(row, err);
       throw startFailure(row, config, err);
     }
     try {

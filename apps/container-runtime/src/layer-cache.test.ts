@@ -93,6 +93,15 @@ test('a layer is fetched once however many ask at once, and kept', async () => {
   cache.close();
 });
 
+test('a layer of no entries (a commit that changed nothing, as every #(nop) build step makes) is a layer like any', async () => {
+  const cache = new LayerCache('node-t', path.join(dir, 'cache-empty'), address, tls('node'), log);
+  const empty = await blobOf({});
+  assert.equal(empty.digest, 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef');
+  const [layer] = await cache.dirs([{ imageId: 'e'.repeat(64), ...empty }]);
+  assert.deepEqual(fs.readdirSync(layer), []);
+  cache.close();
+});
+
 test('bytes that do not match the digest, or fall short of the size, are refused and leave nothing', async () => {
   const cacheDir = path.join(dir, 'cache-2');
   const cache = new LayerCache('node-t', cacheDir, address, tls('node'), log);

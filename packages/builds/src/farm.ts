@@ -159,3 +159,19 @@ export async function liveWorkers(redis: Redis, keys: BuildKeys): Promise<Worker
   if (dead.length) await redis.hdel(keys.workers, ...dead);
   return records.filter((_, i) => alive[i]);
 }
+
+/** Per node, the build slots of its live workers that pass `filter` and the builds it runs. */
+export async function nodeLoads(redis: Redis, keys: BuildKeys, filter: (w: WorkerRecord) => boolean = () => true): Promise<Map<string, { slots: number; running: number }>> {
+  const loads = new Map<string, { slots: number; running: number }>();
+  for (const w of await liveWorkers(redis, keys)) {
+    if (!filter(w)) continue;
+    const load = loads.get(w.node) ?? { slots: 0, running: 0 };
+    load.slots += w.concurrency;
+    loads.set(w.node, load);
+  }
+  for (const { run } of (await new BuildRuns(redis, keys).all()).values()) {
+    const load = loads.get(run.node);
+    if (load) load.running++;
+  }
+  return loads;
+}

@@ -10,11 +10,11 @@
 // - the records the forcerm promise stands on: which worker runs which build
 //   (and whether that worker is alive), and the names of every intermediate
 //   container of a build, recorded before the container is created.
-import { Queue } from 'bullmq';
 import { connectRedis, type Redis } from '@stevedore/redis';
 import { OUTPUT_TTL_SECONDS, type BuildRuns } from './farm';
 
-export { BuildRuns, hostPlatform, liveWorkers, mayRun, OUTPUT_TTL_SECONDS, type BuildRun, type Claimed, type WorkerRecord } from './farm';
+export { BuildRuns, hostPlatform, liveWorkers, mayRun, nodeLoads, OUTPUT_TTL_SECONDS, type BuildRun, type Claimed, type WorkerRecord } from './farm';
+export { askedOf, BuildQueues, NoNodeForBuild, nodeQueueName, QUEUE_NAME } from './build-queues';
 
 export interface BuildJob {
   buildId: string;
@@ -41,8 +41,8 @@ export interface BuildJob {
   constraints: string[];
   /** The platform the build asks for (`linux/amd64`), '' for any. */
   platform: string;
-  /** Set when a worker handed the build to a node that holds FROM's layers: until then (ms since the epoch) only that node takes it. */
-  handedTo?: { node: string; until: number };
+  /** Set when a worker handed the build to a node that holds FROM's layers (it is handed once at most). */
+  handedTo?: string;
 }
 
 /**
@@ -55,7 +55,6 @@ export interface OutputEntry {
   text: string;
 }
 
-export const QUEUE_NAME = 'builds';
 /** A worker that has not said it is alive for this long is dead. */
 export const WORKER_ALIVE_TTL_MS = 6000;
 
@@ -114,10 +113,6 @@ export function queueConnection(url: string): Redis {
   return connectRedis(url, { enableAutoPipelining: false });
 }
 
-/** The queue, on a connection from queueConnection(). */
-export function buildQueue(redis: Redis, keys: BuildKeys): Queue<BuildJob> {
-  return new Queue<BuildJob>(QUEUE_NAME, { connection: redis, prefix: keys.bull });
-}
 
 /**
  * How much of a context goes through Redis: a typical context fits (and

@@ -11,66 +11,16 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { processesMentioning, REPO, runCommand, shortTempDir, sleep } from './harness';
+import { docker, killNode, nodeStatus, rawGet, restartCluster, startCluster, stopCluster, type Cluster } from './cluster-fixtures';
+import { runCommand, sleep } from './harness';
 import { busyboxRootfsTar } from './images-fixtures';
-
-const STEVEDORE = path.join(REPO, 'stevedore');
-
-interface Cluster {
-  root: string;
-  hosts: string[];
-  layout: { bridge: string; subnet: string; nodes: Array<{ name: string; address: string; netns: string; veth: string; root: string }> };
-}
-
-function docker(host: string, args: string[], timeoutMs = 30_000) {
-  return runCommand('docker', args, { env: { ...process.env, DOCKER_HOST: host, DOCKER_CONFIG: path.join(host.slice('unix://'.length), '..', 'cli') }, timeoutMs });
-}
-
-/** The nodes as `docker info` lists them (Swarm classic's DriverStatus): name → status. */
-async function nodeStatus(host: string): Promise<Record<string, string>> {
-  const r = await docker(host, ['info', '--format', '{{json .DriverStatus}}']);
-  assert.equal(r.code, 0, r.stderr);
-  const rows = JSON.parse(r.stdout) as Array<[string, string]>;
-  const out: Record<string, string> = {};
-  rows.forEach(([k], i) => {
-    if (/^node-\d+$/.test(k)) out[k] = rows[i + 1][1];
-  });
-  return out;
-}
-
-/** GET on an edge's socket: the body. */
-function rawGet(host: string, urlPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ socketPath: host.slice('unix://'.length), path: urlPath }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${urlPath}: ${res.statusCode} ${text}`))));
-    }).on('error', reject);
-  });
-}
-
-async function stevedore(args: string[], timeoutMs = 240_000) {
-  return runCommand(STEVEDORE, args, { env: { ...process.env, STEVEDORE_SKIP_SETUP: '1' }, timeoutMs });
-}
 
 describe('a cluster on one machine (stevedore cluster up)', () => {
   let cluster: Cluster;
   before(async () => {
-    const root = shortTempDir('sdc-');
-    const up = await stevedore(['cluster', 'up', '--root', root, '--nodes', '3', '--edges', '2']);
-    assert.equal(up.code, 0, up.stderr);
-    const hosts = up.stdout.trim().split('\n').map((l) => l.replace(/^DOCKER_HOST=/, ''));
-    cluster = { root, hosts, layout: JSON.parse(fs.readFileSync(path.join(root, 'cluster.json'), 'utf8')) };
+    cluster = await startCluster();
   });
-  after(async () => {
-    if (!cluster) return;
-    const down = await stevedore(['cluster', 'down', '--root', cluster.root]);
-    assert.equal(down.code, 0, down.stderr);
-    const l = cluster.layout;
-    for (const n of l.nodes) assert.equal(fs.existsSync(`/run/netns/${n.netns}`), false, `namespace ${n.netns} left`);
-    assert.equal((await runCommand('ip', ['link', 'show', l.bridge])).code !== 0, true, `bridge ${l.bridge} left`);
-    assert.deepEqual(processesMentioning(cluster.root), [], 'a process of the cluster outlived down');
-  });
+  after(() => stopCluster(cluster));
 
   test('one DOCKER_HOST per edge; through either, docker info lists the three nodes, healthy, at their addresses', async () => {
     assert.equal(cluster.hosts.length, 2);
@@ -257,7 +207,6 @@ describe('a cluster on one machine (stevedore cluster up)', () => {
     // On node-3: one that goes on running while its node is away, one that exits meanwhile.
     assert.equal((await docker(a, ['run', '-d', '--name', 'on3', '-e', 'constraint:node==node-3', 'busybox', 'sleep', '300'])).code, 0);
     assert.equal((await docker(a, ['run', '-d', '--name', 'ends3', '-e', 'constraint:node==node-3', 'busybox', 'sh', '-c', 'sleep 4; exit 7'])).code, 0);
-    const state = JSON.parse(fs.readFileSync(path.join(n3.root, 'run', 'state.json'), 'utf8')) as { supervisorPid: number; processes: Array<{ pid: number | null }> };
     let pings = 0;
     let failures = 0;
     let pinging = true;
@@ -269,8 +218,7 @@ describe('a cluster on one machine (stevedore cluster up)', () => {
       }
     })();
     const killedAt = Date.now();
-    process.kill(state.supervisorPid, 'SIGKILL');
-    for (const p of state.processes) if (p.pid) process.kill(p.pid, 'SIGKILL');
+    killNode(n3);
     let downAfterMs = -1;
     while (Date.now() - killedAt < 15_000) {
       if ((await nodeStatus(cluster.hosts[1]))['node-3'] === 'Unhealthy') {
@@ -300,9 +248,7 @@ describe('a cluster on one machine (stevedore cluster up)', () => {
     }
 
     // `cluster up` again starts only what is not running: the node comes back.
-    const up = await stevedore(['cluster', 'up', '--root', cluster.root, '--nodes', '3', '--edges', '2']);
-    assert.equal(up.code, 0, up.stderr);
-    assert.deepEqual(up.stdout.trim().split('\n'), cluster.hosts.map((h) => `DOCKER_HOST=${h}`));
+    await restartCluster(cluster);
     const back = Date.now();
     while ((await nodeStatus(cluster.hosts[0]))['node-3'] !== 'Healthy' && Date.now() - back < 10_000) await sleep(250);
     assert.deepEqual(await nodeStatus(cluster.hosts[0]), { 'node-1': 'Healthy', 'node-2': 'Healthy', 'node-3': 'Healthy' });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiRequest } from '../http/api-request';
-import { registryConfig, removalRules } from './build.handlers';
+import { buildPlacement, registryConfig, removalRules } from './build.handlers';
 
 /** A request with a version and a query, as removalRules reads it. */
 function req(version: string, query: string) {
@@ -45,4 +45,19 @@ test('gate G5: FROM\'s credentials from X-Registry-Config, else X-Registry-Auth 
   const bare = Buffer.from(JSON.stringify({ 'reg.example:5000': { username: 'bare' } })).toString('base64url');
   assert.deepEqual(users(registryConfig(withHeaders('1.12', { 'x-registry-config': bare }))), { 'reg.example:5000': 'bare' });
   assert.deepEqual(users(registryConfig(withHeaders('1.12', { 'x-registry-config': 'not base64 json' }))), {}, 'unreadable: no credentials');
+});
+
+test("a build's placement: constraint: build arguments as the CLI splits them, platform; bad ones refused", () => {
+  const placement = (query: Record<string, string>) => buildPlacement({ string: (name: string) => query[name] ?? '' });
+  const args = (o: Record<string, string | null>) => ({ buildargs: JSON.stringify(o) });
+  // `--build-arg constraint:storage==ssd` arrives split at its first '='.
+  assert.deepEqual(placement(args({ 'constraint:storage': '=ssd', 'constraint:node!': 'node-1', HTTP_PROXY: 'x' })), { constraints: ['storage==ssd', 'node!=node-1'], platform: '' });
+  assert.deepEqual(placement({}), { constraints: [], platform: '' });
+  assert.deepEqual(placement({ platform: 'linux/amd64' }), { constraints: [], platform: 'linux/amd64' });
+  assert.throws(() => placement({ buildargs: '[1]' }), /buildargs is not a JSON object/);
+  assert.throws(() => placement({ buildargs: '{' }), /buildargs is not a JSON object/);
+  assert.throws(() => placement(args({ 'constraint:node': '~x' })), /invalid filter/);
+  assert.throws(() => placement(args({ 'constraint:node': '=/(a+)+/' })), /repeated group/);
+  assert.throws(() => placement({ platform: 'linux/amd64/v2/x' }), /invalid platform/);
+  assert.throws(() => placement({ platform: '../../etc' }), /invalid platform/);
 });

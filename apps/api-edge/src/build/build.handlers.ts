@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { StevedoreConfig } from '@stevedore/config';
 import type { images } from '@stevedore/contracts';
-import { appendOutput, BuildKeys, buildQueue, cancelBuild, ContextSink, deleteContextStream, liveWorkers, mayRun, queueConnection, readOutput, type BuildJob, type OutputEntry } from '@stevedore/builds';
+import { appendOutput, BuildKeys, BuildQueues, cancelBuild, ContextSink, deleteContextStream, NoNodeForBuild, queueConnection, readOutput, type BuildJob, type OutputEntry } from '@stevedore/builds';
 import { takeFilters } from '@stevedore/cluster';
 import { jsonMessage, textMessage, type ProgressMessage } from '@stevedore/docker-api';
 import { BlockingConnections, connectRedis, type Redis } from '@stevedore/redis';
@@ -106,7 +106,7 @@ export class BuildHandlers implements OnApplicationShutdown {
   private readonly keys: BuildKeys;
   private readonly redis: Redis;
   private readonly queueRedis: Redis;
-  private readonly queue: ReturnType<typeof buildQueue>;
+  private readonly queues: BuildQueues;
   /** Connections for reading outputs (each read blocks its connection). */
   private readonly readers: BlockingConnections;
 
@@ -117,12 +117,12 @@ export class BuildHandlers implements OnApplicationShutdown {
     this.keys = new BuildKeys(config.redisPrefix);
     this.redis = connectRedis(config.redisUrl);
     this.queueRedis = queueConnection(config.redisUrl);
-    this.queue = buildQueue(this.queueRedis, this.keys);
+    this.queues = new BuildQueues(this.queueRedis, this.redis, this.keys);
     this.readers = new BlockingConnections(config.redisUrl);
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.queue.close();
+    await this.queues.close();
     this.queueRedis.disconnect();
     this.redis.disconnect();
     this.readers.close();
@@ -173,13 +173,6 @@ export class BuildHandlers implements OnApplicationShutdown {
       ...buildPlacement(req),
     };
     const { buildId } = job;
-    if (job.constraints.length || job.platform) {
-      const workers = await liveWorkers(this.redis, this.keys);
-      if (!workers.some((w) => mayRun(w, job))) {
-        const asked = [...job.constraints, ...(job.platform ? [`platform ${job.platform}`] : [])].join(', ');
-        throw refused(`unable to find a node that runs builds and satisfies ${asked}`);
-      }
-    }
     // The credentials stay in the image store's memory for the build, never in the job (Redis).
     const configs = registryConfig(req);
     if (Object.keys(configs).length > 0) {
@@ -188,7 +181,10 @@ export class BuildHandlers implements OnApplicationShutdown {
     }
     const json = req.atLeast('1.8');
     // Queued before the context is in: the worker that takes the job reads the context as it arrives.
-    await this.queue.add('build', job, { jobId: buildId, removeOnComplete: true, removeOnFail: true });
+    await this.queues.add(job).catch(async (err) => {
+      if (job.heldCredentials) await this.backends.images.releaseCredentials({ ref: buildId }, { requestId: req.requestId }).catch(() => undefined);
+      throw err instanceof NoNodeForBuild ? refused(err.message) : err;
+    });
     const t1 = Date.now();
     let contextBlob = '';
     try {
