@@ -1,6 +1,6 @@
 // The build farm under faults, on a stack of two build workers running one
 // build each and a context limit of 1 MiB: a worker SIGKILLed mid-RUN (its
-// build taken again), a client that goes away, two workers sharing four builds, a context over the
+// build taken again), Redis killed mid-build, a client that goes away, two workers sharing four builds, a context over the
 // limit, a gzip bomb of a context.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,6 +44,18 @@ describe('the build farm under faults', () => {
     assert.match(result.stdout, /Successfully built/);
     await noContainersWithin(20_000);
     assert.equal(redis('scard', 'stevedore:build-orphans:').trim(), '0', 'the first run\'s containers were removed');
+  });
+
+  test('Redis killed and started again in the middle of a RUN: the build is delayed, not lost', async () => {
+    const dir = context({ Dockerfile: 'FROM busybox\nRUN echo before; sleep 4; echo after\nRUN echo next\n' });
+    const build = stack.docker(['build', dir], { timeoutMs: 120_000 });
+    for (let i = 0; i < 100 && !(await containerNames(stack)).some((n) => n.endsWith('_1')); i++) await sleep(100);
+    process.kill(stack.state().processes.find((p) => p.name === 'redis')!.pid!, 'SIGKILL');
+    const result = await build;
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.match(result.stdout, /Successfully built/);
+    assert.match(result.stdout, /after\n/);
+    await noContainersWithin(20_000);
   });
 
   test('a client that goes away stops its build, which leaves nothing', async () => {
