@@ -35,3 +35,10 @@ export function queueDepthGauge(read: () => Promise<number>): Gauge {
     return gauge;
   });
 }
+
+const INSTRUCTIONS = new Set(['FROM', 'MAINTAINER', 'RUN', 'CMD', 'ENTRYPOINT', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'VOLUME', 'USER', 'WORKDIR', 'ONBUILD']);
+
+/** A step's instruction as a label: one a Dockerfile made up is `OTHER` (a label per made-up word would grow without end). */
+export function instructionLabel(instruction: string): string {
+  return INSTRUCTIONS.has(instruction) ? instruction : 'OTHER';
+}

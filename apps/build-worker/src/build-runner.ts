@@ -20,6 +20,7 @@
 //   at most `concurrency` at once from both;
 // - a cancellation (the client went away) aborts the build, which then
 //   removes its containers.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
@@ -57,6 +58,7 @@ import { BuildCancelled, Builder } from './builder';
 import { fetchContext, remoteContext, type BuildContext } from './context';
 import { parseDockerfile } from './dockerfile';
 import { FarmPlacement } from './farm-placement';
+import { Slots } from './slots';
 import { StepLeases } from './step-leases';
 
 const SWEEP_INTERVAL_MS = 3000;
@@ -64,8 +66,15 @@ const SWEEP_INTERVAL_MS = 3000;
 const LOCK_MS = 10_000;
 /** A worker that could not renew its liveness this long stops its builds (before its lock is lost). */
 const LOST_AFTER_MS = 6000;
-/** How many times a build is taken again after its worker stopped. */
+/** How many times BullMQ gives a build whose worker stopped back to its queue. */
 const MAX_FAILOVERS = 2;
+/** Runs of one build at most, whichever way it came back (BullMQ's stalls, a node's queue emptied, a worker cut off). */
+const MAX_ATTEMPTS = 4;
+
+/** The node a queue is for ('' for the shared one). */
+function queueNode(queueName: string): string {
+  return queueName === QUEUE_NAME ? '' : queueName.slice(QUEUE_NAME.length + 1);
+}
 
 /** The connections a runner works with: the composition root opens them, and closes them once the runner has stopped. */
 export interface BuildRunnerConnections {
@@ -86,31 +95,6 @@ interface ActiveBuild {
   controller: AbortController;
   /** Stopped because another run holds it now, or will: it ends without a word. */
   lost: boolean;
-}
-
-/** Build slots shared by the worker's queues: `onChange(true)` when all are taken, `onChange(false)` when one is free again. */
-class Slots {
-  private busy = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(
-    private readonly size: number,
-    private readonly onChange: (full: boolean) => void,
-  ) {}
-
-  async take(): Promise<void> {
-    if (this.busy < this.size) {
-      if (++this.busy === this.size) this.onChange(true);
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  give(): void {
-    const next = this.waiting.shift();
-    if (next) return next();
-    if (this.busy-- === this.size) this.onChange(false);
-  }
 }
 
 export class BuildRunner {
@@ -134,7 +118,7 @@ export class BuildRunner {
   private readonly membership?: Membership;
   private workers: Array<Worker<BuildJob>> = [];
   private timers: NodeJS.Timeout[] = [];
-  private lastBeat = Date.now();
+  private lastBeat = performance.now();
 
   constructor(
     config: StevedoreConfig,
@@ -142,7 +126,8 @@ export class BuildRunner {
     connections: BuildRunnerConnections,
   ) {
     this.node = config.node?.name ?? '';
-    this.workerId = `${this.node ? `${this.node}/` : ''}${hostname()}:${process.pid}`;
+    // The nonce: a worker started again may have its predecessor's PID (in a container, say).
+    this.workerId = `${this.node ? `${this.node}/` : ''}${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.concurrency = config.build.concurrency;
     this.contextMax = config.build.contextMaxBytes;
     this.keys = new BuildKeys(config.redisPrefix);
@@ -183,7 +168,6 @@ export class BuildRunner {
     const running = await this.redis.hgetall(this.keys.running);
     for (const name of fs.readdirSync(this.workDir)) if (!running[name]) fs.rmSync(path.join(this.workDir, name), { recursive: true, force: true });
     await this.heartbeat();
-    await this.placement.register();
     this.timers.push(setInterval(() => void this.heartbeat().catch((err) => this.log.warn({ err }, 'heartbeat failed')), WORKER_ALIVE_TTL_MS / 3));
     this.timers.push(setInterval(() => this.stopIfCutOff(), 1000));
     await this.subscriber.subscribe(this.keys.cancel);
@@ -223,17 +207,17 @@ export class BuildRunner {
     await this.redis.del(this.keys.alive(this.workerId)).catch(() => undefined);
   }
 
+  /** Says it is alive, and registers again (another worker drops the record of one whose beat expired: a long Redis outage). */
   private async heartbeat(): Promise<void> {
-    const sent = Date.now();
-    await this.redis.set(this.keys.alive(this.workerId), '1', 'PX', WORKER_ALIVE_TTL_MS);
+    const sent = performance.now();
+    await Promise.all([this.redis.set(this.keys.alive(this.workerId), '1', 'PX', WORKER_ALIVE_TTL_MS), this.placement.register()]);
     this.lastBeat = sent;
-    metrics.buildsRunning.set({ node: this.node }, this.active.size);
   }
 
   /** Cut off from Redis for too long: the builds are another worker's soon; stopped here, their containers removed. */
   private stopIfCutOff(): void {
-    if (Date.now() - this.lastBeat < LOST_AFTER_MS || !this.active.size) return;
-    this.log.warn({ builds: [...this.active.keys()], silentMs: Date.now() - this.lastBeat }, 'cut off from Redis: stopping the builds this worker runs');
+    if (performance.now() - this.lastBeat < LOST_AFTER_MS || !this.active.size) return;
+    this.log.warn({ builds: [...this.active.keys()], silentMs: Math.round(performance.now() - this.lastBeat) }, 'cut off from Redis: stopping the builds this worker runs');
     for (const a of this.active.values()) this.lose(a);
   }
 
@@ -246,6 +230,11 @@ export class BuildRunner {
     await this.slots.take();
     try {
       await this.runJob(job, token);
+    } catch (err) {
+      if (err instanceof DelayedError) throw err;
+      // Not the build's own failure (Redis refused a record): its client is told, rather than left waiting.
+      this.log.warn({ build: job.data.buildId, err }, 'build could not be run');
+      await appendOutput(this.redis, this.keys, job.data.buildId, { kind: 'error', text: `The build could not be run: ${asStevedoreError(err).message}` }).catch(() => undefined);
     } finally {
       this.slots.give();
     }
@@ -253,15 +242,28 @@ export class BuildRunner {
 
   private async runJob(job: Job<BuildJob>, token: string): Promise<void> {
     const o = job.data;
+    // A copy left where the build was before it was handed over or queued again: the build is elsewhere.
+    if (await this.queues.stale(o.buildId, queueNode(job.queueName))) return;
     // Not for this node (the nodes' labels changed since it was queued): to one that may run it.
     if (!mayRun(this.placement.self, o)) return this.requeue(o);
     const taken = Date.now();
     const a: ActiveBuild = { controller: new AbortController(), lost: false };
+    // Active before its claim: this worker's sweep leaves its record alone.
     this.active.set(o.buildId, a);
+    const claimed = await this.runs.claim(o.buildId, this.workerId, this.node).catch((err) => {
+      this.active.delete(o.buildId);
+      throw err;
+    });
+    const { run, fence, previous } = claimed;
+    if (run.attempt > MAX_ATTEMPTS) {
+      this.active.delete(o.buildId);
+      await this.runs.release(o.buildId, fence);
+      await this.queues.ended(o.buildId);
+      await appendOutput(this.redis, this.keys, o.buildId, { kind: 'error', text: `The build was given up: the workers running it stopped ${run.attempt - 1} times (the last ${previous?.worker})` });
+      return;
+    }
     metrics.buildsRunning.set({ node: this.node }, this.active.size);
-    const { run, fence, previous } = await this.runs.claim(o.buildId, this.workerId, this.node);
-    const cancelled = await this.redis.exists(this.keys.cancelled(o.buildId));
-    if (cancelled) a.controller.abort();
+    if (await this.redis.exists(this.keys.cancelled(o.buildId)).catch(() => 0)) a.controller.abort();
     const buildDir = path.join(this.workDir, o.buildId);
     const log = this.log.child({ build: o.buildId, reqId: o.requestId, attempt: run.attempt });
     const writer = new OutputWriter(this.runs, o.buildId, fence, () => this.lose(a));
@@ -303,7 +305,7 @@ export class BuildRunner {
       };
       const leases = new StepLeases(this.redis, this.keys);
       const cache = new BuildCache(store, o.nocache, { leases, signal: a.controller.signal, say: (text) => output({ kind: 'out', text }), counts });
-      const stepTook = (instruction: string, seconds: number) => metrics.stepDuration.observe({ node: this.node, instruction }, seconds);
+      const stepTook = (instruction: string, seconds: number) => metrics.stepDuration.observe({ node: this.node, instruction: metrics.instructionLabel(instruction) }, seconds);
       const builder = new Builder({ ...o, context, workDir: buildDir }, { store, containers: buildContainers, cache, output, stepTook }, a.controller.signal);
       const started = Date.now();
       const image = await builder.run().finally(() => leases.release());
@@ -329,7 +331,10 @@ export class BuildRunner {
       metrics.buildDuration.observe({ node: this.node, outcome }, (Date.now() - taken) / 1000);
       await fs.promises.rm(buildDir, { recursive: true, force: true });
       if (!o.remote && !keepContext) await deleteContextStream(this.redis, this.keys, o.buildId).catch(() => undefined);
-      if (!a.lost && outcome !== 'moved') await this.runs.release(o.buildId, fence);
+      if (!a.lost && outcome !== 'moved') {
+        await this.runs.release(o.buildId, fence).catch((err) => log.warn({ err }, 'releasing the build failed (the sweep will)'));
+        await this.queues.ended(o.buildId).catch(() => undefined);
+      }
     }
   }
 
@@ -374,13 +379,15 @@ export class BuildRunner {
   async sweep(): Promise<void> {
     try {
       for (const [buildId, { run, fence }] of await this.runs.all()) {
-        if (this.active.has(buildId) || run.worker === this.workerId) continue;
-        if (await this.redis.exists(this.keys.alive(run.worker))) continue;
-        const handed = await this.runs.orphan(buildId);
+        // This worker's own record of a build it does not run is one it failed to release.
+        if (this.active.has(buildId)) continue;
+        if (run.worker !== this.workerId && (await this.redis.exists(this.keys.alive(run.worker)))) continue;
+        const handed = await this.runs.orphan(buildId, fence);
         if (handed) this.log.warn({ build: buildId, worker: run.worker, node: run.node, containers: handed }, "a dead worker's build: its containers handed to their node for removal");
         // A build a queue still holds runs again; one they gave up ends here.
-        if (await this.queues.holds(buildId, [run.node])) continue;
+        if (await this.queues.holds(buildId)) continue;
         if (!(await this.runs.release(buildId, fence))) continue;
+        await this.queues.ended(buildId);
         fs.rmSync(path.join(this.workDir, buildId), { recursive: true, force: true });
         const times = run.attempt === 1 ? 'once' : `${run.attempt} times`;
         await appendOutput(this.redis, this.keys, buildId, { kind: 'error', text: `The build was given up: the workers running it stopped (${times}, the last ${run.worker}); its intermediate containers are removed` });
@@ -399,11 +406,18 @@ export class BuildRunner {
     const live = new Set((await liveWorkers(this.redis, this.keys)).map((w) => w.node));
     for (const { name } of await this.membership.members()) {
       if (live.has(name)) continue;
-      for (const job of await this.queues.queue(name).getJobs(['wait', 'delayed', 'prioritized', 'paused', 'active'])) {
-        // Still locked: its worker may be alive after all; removed by another sweeper: theirs.
-        if (!(await job.remove().then(() => true, () => false))) continue;
+      const queue = this.queues.queue(name);
+      for (const job of await queue.getJobs(['wait', 'delayed', 'prioritized', 'paused', 'active'])) {
+        // Still locked: its worker may be alive after all.
+        if (await this.redis.exists(`${this.keys.bull}:${queue.name}:${job.id}:lock`)) continue;
+        if (await this.queues.stale(job.data.buildId, name)) {
+          await job.remove().catch(() => undefined);
+          continue;
+        }
         this.log.warn({ build: job.data.buildId, node: name }, 'a build queued for a node without a live worker: queued again');
+        // Queued elsewhere first (the copy left here is stale from then on), then removed here.
         await this.requeue(job.data);
+        await job.remove().catch(() => undefined);
       }
     }
   }

@@ -18,8 +18,17 @@ export function imageUseAccount(db: ContainerDb, starting: (id: string) => boole
 /** The image store's client, as far as containers use it (connectService's, or a fake in tests). */
 export type ImageStoreCalls = Pick<ServiceClient<typeof images.ImageStoreService>, 'useImage' | 'releaseImage' | 'imageNames' | 'inspect' | 'close'> & ImageUseCalls;
 
-/** The digest of a layer tar of no entries (1024 zero bytes). */
-const EMPTY_LAYER_DIGEST = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
+/**
+ * The layers (top first) with each digest kept at its topmost place only:
+ * overlayfs refuses a directory twice among its lower ones, and a layer of
+ * no entries is in most chains many times (every #(nop) build step commits
+ * one, all of one digest). Leaving out a lower copy changes nothing: every
+ * path it holds, whiteouts too, the upper copy holds the same and hides.
+ */
+export function topmostOfEach(refs: images.LayerRef[]): images.LayerRef[] {
+  const seen = new Set<string>();
+  return refs.filter((r) => !seen.has(r.digest) && Boolean(seen.add(r.digest)));
+}
 
 export class ContainerImages {
   private readonly reconciler: ImageUseReconciler;
@@ -65,10 +74,7 @@ export class ContainerImages {
     const node = this.node;
     const use = await this.answer(this.client.useImage({ image, user, running, node: node?.name ?? '', byDigest: Boolean(node) }, { requestId, timeoutMs: node ? 60_000 : undefined }));
     if (!node) return use;
-    // A layer of no entries changes nothing (every #(nop) build step commits one, all of one digest):
-    // left out, since overlayfs refuses a directory twice among its lower ones.
-    const refs = use.layerRefs.filter((r) => r.digest !== EMPTY_LAYER_DIGEST);
-    const layers = await node.layers.dirs(refs.length ? refs : use.layerRefs.slice(0, 1));
+    const layers = await node.layers.dirs(topmostOfEach(use.layerRefs));
     // Only a hint for placement: a lost record costs a build a fetch, not a failure.
     void node.held?.add(node.name, use.id).catch(() => undefined);
     return { ...use, layers };

@@ -19,6 +19,9 @@ export function nodeQueueName(node: string): string {
   return `${QUEUE_NAME}@${node}`;
 }
 
+/** How long the record of where a build was queued is kept (a build ends long before). */
+const QUEUED_TTL_SECONDS = 24 * 3600;
+
 /** No live worker may run the build (its constraints or platform). */
 export class NoNodeForBuild extends Error {}
 
@@ -58,8 +61,25 @@ export class BuildQueues {
    */
   async add(job: BuildJob, to?: string): Promise<string> {
     const node = to ?? (job.constraints.length || job.platform ? await this.choose(job) : '');
+    // First the pointer: a copy left in the queue it comes from is stale from now on (see stale()).
+    await this.redis.set(this.keys.queued(job.buildId), node, 'EX', QUEUED_TTL_SECONDS);
     await this.queue(node).add('build', job, { jobId: job.buildId, removeOnComplete: true, removeOnFail: true });
     return node;
+  }
+
+  /**
+   * Whether a job taken from `node`'s queue is a stale copy: the build was
+   * queued elsewhere since (handed over, or queued again by a sweep) and the
+   * worker that moved it died before its own copy was done with.
+   */
+  async stale(buildId: string, node: string): Promise<boolean> {
+    const queued = await this.redis.get(this.keys.queued(buildId));
+    return queued !== null && queued !== node;
+  }
+
+  /** The build has ended: no queue holds it any more. */
+  async ended(buildId: string): Promise<void> {
+    await this.redis.del(this.keys.queued(buildId));
   }
 
   private async choose(job: BuildJob): Promise<string> {
@@ -70,10 +90,10 @@ export class BuildQueues {
     return best[0];
   }
 
-  /** Whether a queue (the shared one, or a node's) still holds the build. */
-  async holds(buildId: string, nodes: string[]): Promise<boolean> {
-    for (const node of new Set(['', ...nodes])) if (await this.queue(node).getJob(buildId)) return true;
-    return false;
+  /** Whether the queue the build was last added to still holds it. */
+  async holds(buildId: string): Promise<boolean> {
+    const node = await this.redis.get(this.keys.queued(buildId));
+    return node !== null && Boolean(await this.queue(node).getJob(buildId));
   }
 
   async close(): Promise<void> {

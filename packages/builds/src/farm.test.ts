@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectRedis, startScratchRedis, type Redis, type ScratchRedis } from '@stevedore/redis';
-import { BuildKeys, BuildRuns, mayRun, OutputWriter, readOutput, type OutputEntry } from './index';
+import { BuildKeys, BuildQueues, BuildRuns, mayRun, NoNodeForBuild, OutputWriter, readOutput, type OutputEntry } from './index';
 
 let server: ScratchRedis;
 let redis: Redis;
@@ -64,10 +64,12 @@ test("a late worker's output is refused once another run holds the build; the ho
 test("orphan(): a dead worker's containers go to its node at once; its record stays for the next claim", async () => {
   await runs.claim('b3', 'w3', 'node-3');
   await redis.sadd(keys.containers('b3'), 'build_b3_1');
-  assert.equal(await runs.orphan('b3'), 1);
+  const held = (await runs.all()).get('b3')!.fence;
+  assert.equal(await runs.orphan('b3', 'an older run'), 0, 'not while another run holds it');
+  assert.equal(await runs.orphan('b3', held), 1);
   assert.deepEqual(await redis.smembers(keys.orphans('node-3')), ['build_b3_1']);
   assert.equal((await runs.claim('b3', 'w4', 'node-1')).previous?.worker, 'w3');
-  assert.equal(await runs.orphan('nothing'), 0);
+  assert.equal(await runs.orphan('nothing', ''), 0);
 });
 
 test('mayRun: constraints on the node name and labels, preferences ignored, the platform by OS and architecture', () => {
@@ -84,4 +86,39 @@ test('mayRun: constraints on the node name and labels, preferences ignored, the 
   assert.equal(mayRun(w, job([], 'LINUX/AMD64/v3')), true);
   assert.equal(mayRun(w, job([], 'linux/arm64')), false);
   assert.equal(mayRun(w, job([], 'windows/amd64')), false);
+});
+
+test('release: the names of containers its run could not remove go to its node; output appended in parts of any size', async () => {
+  const c = await runs.claim('b4', 'w5', 'node-5');
+  await redis.sadd(keys.containers('b4'), 'build_b4_7');
+  assert.equal(await runs.release('b4', c.fence), true);
+  assert.deepEqual(await redis.smembers(keys.orphans('node-5')), ['build_b4_7']);
+  assert.equal(await redis.exists(keys.containers('b4')), 0);
+
+  const d = await runs.claim('b5', 'w6', 'node-6');
+  const many: OutputEntry[] = Array.from({ length: 5000 }, (_, i) => ({ kind: 'out', text: `${i}\n` }));
+  assert.equal(await runs.append('b5', d.fence, [...many, { kind: 'done', text: 'img' }]), true);
+  const read = await output('b5');
+  assert.equal(read.length, 5001);
+  assert.deepEqual(read.at(-1), { kind: 'done', text: 'img' });
+});
+
+test('a build queued elsewhere since: the copy left in the queue it was in is stale; the queue holding it is known', async () => {
+  const queues = new BuildQueues(redis, redis, keys);
+  const job = { buildId: 'b6', remote: '', tag: '', quiet: false, nocache: false, rm: true, forcerm: false, heldCredentials: '', requestId: 'r', constraints: [], platform: '' };
+  try {
+    assert.equal(await queues.add(job), '');
+    assert.equal(await queues.stale('b6', ''), false);
+    assert.equal(await queues.holds('b6'), true);
+    await queues.add({ ...job, handedTo: 'node-2' }, 'node-2');
+    assert.equal(await queues.stale('b6', ''), true, 'the shared copy is stale');
+    assert.equal(await queues.stale('b6', 'node-2'), false);
+    await (await queues.queue('node-2').getJob('b6'))!.remove();
+    assert.equal(await queues.holds('b6'), false, 'node-2 held it, and does not any more');
+    await queues.ended('b6');
+    assert.equal(await queues.stale('b6', ''), false);
+    await assert.rejects(queues.add({ ...job, buildId: 'b7', constraints: ['node==nowhere'] }), NoNodeForBuild);
+  } finally {
+    await queues.close();
+  }
 });

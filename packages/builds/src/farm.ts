@@ -44,10 +44,10 @@ redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(run))
 return { prev or false, cjson.encode(run) }
 `;
 
-/** KEYS: running, containers(build). ARGV: build ID, orphans key prefix. Hands the containers of a run whose worker is gone to its node; the record stays. */
+/** KEYS: running, containers(build). ARGV: build ID, orphans key prefix, the run's record. Hands the containers of a run whose worker is gone to its node; the record stays. */
 const ORPHAN = `
 local prev = redis.call('HGET', KEYS[1], ARGV[1])
-if not prev then return 0 end
+if prev ~= ARGV[3] then return 0 end
 local names = redis.call('SMEMBERS', KEYS[2])
 if #names > 0 then redis.call('SADD', ARGV[2] .. cjson.decode(prev).node, unpack(names)) end
 redis.call('DEL', KEYS[2])
@@ -62,11 +62,22 @@ if ARGV[3] == '1' then redis.call('EXPIRE', KEYS[2], ${OUTPUT_TTL_SECONDS}) end
 return 1
 `;
 
-/** KEYS: running. ARGV: build ID, the run's record as stored. Deletes it only while it is that run's. */
+/**
+ * KEYS: running, containers(build). ARGV: build ID, the run's record as
+ * stored, orphans key prefix. Deletes it only while it is that run's; the
+ * names of containers its run could not remove go to its node's orphans.
+ */
 const RELEASE = `
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
-return 0
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+if prev ~= ARGV[2] then return 0 end
+local names = redis.call('SMEMBERS', KEYS[2])
+if #names > 0 then redis.call('SADD', ARGV[3] .. cjson.decode(prev).node, unpack(names)) end
+redis.call('DEL', KEYS[2])
+return redis.call('HDEL', KEYS[1], ARGV[1])
 `;
+
+/** Entries appended by one call (Lua's unpack has a limit of a few thousand values). */
+const APPEND_BATCH = 256;
 
 /** The run that took a build, and the one before it if a worker had run it already. */
 export interface Claimed {
@@ -88,9 +99,9 @@ export class BuildRuns {
     return { run: JSON.parse(fence) as BuildRun, fence, previous: prev ? (JSON.parse(prev) as BuildRun) : undefined };
   }
 
-  /** Ends a run's hold on its build; false when another run holds it now (or none). */
+  /** Ends a run's hold on its build (containers it left go to its node's orphans); false when another run holds it now (or none). */
   async release(buildId: string, fence: string): Promise<boolean> {
-    return (await this.redis.eval(RELEASE, 1, this.keys.running, buildId, fence)) === 1;
+    return (await this.redis.eval(RELEASE, 2, this.keys.running, this.keys.containers(buildId), buildId, fence, this.keys.orphansPrefix)) === 1;
   }
 
   /** Every run held, by build ID. */
@@ -106,17 +117,20 @@ export class BuildRuns {
     return out;
   }
 
-  /** The containers of a run whose worker is gone, handed to its node; how many. */
-  async orphan(buildId: string): Promise<number> {
-    return Number(await this.redis.eval(ORPHAN, 2, this.keys.running, this.keys.containers(buildId), buildId, this.keys.orphansPrefix));
+  /** The containers of a run whose worker is gone, handed to its node (while `fence` still holds the build); how many. */
+  async orphan(buildId: string, fence: string): Promise<number> {
+    return Number(await this.redis.eval(ORPHAN, 2, this.keys.running, this.keys.containers(buildId), buildId, this.keys.orphansPrefix, fence));
   }
 
   /** Appends entries to the build's output while `fence` is still its run ('' for none); false when it is not. */
   async append(buildId: string, fence: string, entries: OutputEntry[]): Promise<boolean> {
-    if (!entries.length) return true;
-    const ends = entries.some((e) => e.kind === 'error' || e.kind === 'done');
-    const stored = await this.redis.eval(APPEND, 2, this.keys.running, this.keys.output(buildId), buildId, fence, ends ? '1' : '0', ...entries.flatMap((e) => ['k', e.kind, 't', e.text]));
-    return stored === 1;
+    for (let at = 0; at < entries.length; at += APPEND_BATCH) {
+      const part = entries.slice(at, at + APPEND_BATCH);
+      const ends = part.some((e) => e.kind === 'error' || e.kind === 'done');
+      const stored = await this.redis.eval(APPEND, 2, this.keys.running, this.keys.output(buildId), buildId, fence, ends ? '1' : '0', ...part.flatMap((e) => ['k', e.kind, 't', e.text]));
+      if (stored !== 1) return false;
+    }
+    return true;
   }
 }
 

@@ -88,6 +88,10 @@ export class BuildKeys {
   get orphansPrefix(): string {
     return `${this.prefix}build-orphans:`;
   }
+  /** The queue a build was last added to ('' for the shared one): a copy of it in another queue is stale. */
+  queued(buildId: string): string {
+    return `${this.prefix}build:${buildId}:queue`;
+  }
   /** The lease of a step being built (the hash of its parent and config): others wait for its result. */
   step(hash: string): string {
     return `${this.prefix}build-step:${hash}`;
@@ -233,7 +237,7 @@ export class OutputWriter {
     private readonly buildId: string,
     /** The run's record as stored: nothing is written once another run holds the build. */
     private readonly fence: string,
-    /** Called once when a write was refused because another run holds the build. */
+    /** Called once when a write was refused (another run holds the build, or Redis refused it). */
     private readonly onLost: () => void,
   ) {}
 
@@ -253,7 +257,12 @@ export class OutputWriter {
           this.onLost();
         }
       })
-      .catch((err) => void (this.failure ??= err));
+      .catch((err) => {
+        // Redis refused the write (a failover's READONLY…): this run cannot say what it does; another takes the build.
+        if (this.failure) return;
+        this.failure = err;
+        this.onLost();
+      });
   }
 
   /** Resolves when every line written so far is stored; rejects with the first failure. */

@@ -50,12 +50,17 @@ export function takeFilters(env: string[]): { env: string[]; filters: Filter[] }
 const MAX_PATTERN = 256;
 /** A group repeated (`(a+)+`), a backreference: the shapes whose matching time explodes with the input. */
 const EXPLOSIVE = /\)[*+?{]|\\[1-9]/;
+/** Quantifiers (`*`, `+`, `?`, `{n}`) not escaped; `(?` opens a group. */
+const QUANTIFIER = /(?<![\\(])[*+?]|(?<!\\)\{\d/g;
+/** At most this many in one regexp: each can multiply the matching time by the value's length (`/.*.*.*x/` is cubic). */
+const MAX_QUANTIFIERS = 2;
 
 /** Whether a filter's value can be matched in bounded time; refused otherwise. */
 function checkPattern(pattern: string): void {
   if (pattern.length > MAX_PATTERN) throw new PlacementError(`a filter's value is limited to ${MAX_PATTERN} characters`);
   if (isRegExp(pattern)) {
     if (EXPLOSIVE.test(pattern)) throw new PlacementError(`invalid filter value ${pattern}: a repeated group or a backreference is not taken`);
+    if ((pattern.match(QUANTIFIER) ?? []).length > MAX_QUANTIFIERS) throw new PlacementError(`invalid filter value ${pattern}: at most ${MAX_QUANTIFIERS} quantifiers are taken`);
     try {
       new RegExp(pattern.slice(1, -1));
     } catch (err) {

@@ -35,7 +35,8 @@ describe('the build farm under faults', () => {
     for (let i = 0; i < 100 && !(await containerNames(stack)).some((n) => n.endsWith('_2')); i++) await sleep(100);
     const runs = redis('hvals', 'stevedore:builds:running').trim().split('\n').filter(Boolean);
     assert.equal(runs.length, 1, 'one build is running');
-    const pid = Number((JSON.parse(runs[0]) as { worker: string }).worker.split(':').pop());
+    // A worker's ID: host:pid:nonce.
+    const pid = Number(/:(\d+):/.exec((JSON.parse(runs[0]) as { worker: string }).worker)![1]);
     process.kill(pid, 'SIGKILL');
     const result = await build;
     assert.equal(result.code, 0, result.stderr);
