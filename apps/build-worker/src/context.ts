@@ -305,7 +305,7 @@ export interface StoredContext {
   redis: Redis;
   keys: BuildKeys;
   buildId: string;
-  store: Pick<StoreClient, 'getBlob' | 'deleteBlob'>;
+  store: Pick<StoreClient, 'getBlob'>;
   requestId: string;
   signal: AbortSignal;
 }
@@ -323,9 +323,8 @@ export async function fetchContext(from: StoredContext, dir: string, maxBytes: n
       if (!blob) return;
       call = from.store.getBlob({ id: blob }, { requestId: from.requestId });
       const chunks: AsyncIterable<images.DataChunk> = call;
+      // Kept: a second run of the build (its first one's node died) reads it again; the edge deletes it once the build has ended.
       for await (const c of chunks) yield c.data;
-      // Read whole: the blob has served (the edge deletes it too, in case this worker dies first).
-      await from.store.deleteBlob({ id: blob }, { requestId: from.requestId }).catch(() => undefined);
     })(),
     { objectMode: false },
   );

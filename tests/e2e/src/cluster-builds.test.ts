@@ -69,6 +69,16 @@ describe('the build farm across a cluster', () => {
     assert.equal((again.stdout.match(/Using cache/g) ?? []).length, 4, again.stdout);
     assert.equal((again.stdout.match(/Running in/g) ?? []).length, 0);
     assert.equal(again.image, first.image);
+
+    // --no-cache refreshes the entry for every node; two such builds at once both make a valid image, and the cache answers with one.
+    const twins = await Promise.all(['node-1', 'node-3'].map((n) => build(n === 'node-1' ? a : b, ['--no-cache', '--build-arg', `constraint:node==${n}`], files)));
+    for (const t of twins) assert.equal(t.code, 0, t.stderr);
+    assert.notEqual(twins[0].image, twins[1].image);
+    const after = await build(a, ['--build-arg', 'constraint:node==node-2'], files);
+    assert.equal((after.stdout.match(/Using cache/g) ?? []).length, 4, after.stdout);
+    assert.ok(twins.some((t) => t.image === after.image), 'the newest entry is one of the two');
+    assert.notEqual(after.image, first.image);
+    for (const t of twins) assert.equal((await docker(b, ['run', '--rm', '-e', 'constraint:node==node-2', t.image])).stdout, `${token}\ncarried\n`);
   });
 
   test("a build without constraints goes to the node that holds its base image's layers", async () => {
@@ -111,7 +121,9 @@ describe('the build farm across a cluster', () => {
   test('kill -9 of the node running a build: the client sees it start again elsewhere and finish; once the node is back no build_ container is left', async () => {
     const token = randomBytes(4).toString('hex');
     // Queued on the own queue of node-2 or node-3 (its constraint): that queue's node dies, the others' sweep queues it again.
-    const running = build(a, ['--build-arg', 'constraint:node!=node-1'], { Dockerfile: `FROM busybox\nRUN echo ${token}; sleep 30\nCMD ["true"]\n` }, 180_000);
+    // Its context is larger than what goes through Redis (1 MiB): its rest, in the image store's blob store, is read again by the second run.
+    const big = randomBytes(3 * 1024 * 1024).toString('base64');
+    const running = build(a, ['--build-arg', 'constraint:node!=node-1'], { Dockerfile: `FROM busybox\nADD big.txt /big.txt\nRUN echo ${token}; sleep 30\nCMD ["true"]\n`, 'big.txt': big }, 180_000);
     let names: string[] = [];
     for (let i = 0; i < 100 && !names.length; i++) {
       names = (await docker(b, ['ps', '--format', '{{.Names}}'])).stdout.split('\n').filter((n) => /\/build_/.test(n));
@@ -127,6 +139,7 @@ describe('the build farm across a cluster', () => {
       assert.match(r.stdout, new RegExp(`The node ${nodeName} running this build stopped: the build starts again from its first step on node node-\\d`));
       assert.equal((r.stdout.match(/Step 0 : FROM busybox/g) ?? []).length, 2);
       assert.deepEqual(builtOn(r.image), [nodeName === 'node-2' ? 'node-3' : 'node-2'], 'built on the other node its constraint allows');
+      assert.equal((await docker(b, ['run', '--rm', r.image, 'wc', '-c', '/big.txt'])).stdout.trim(), `${big.length} /big.txt`);
       // Down, its container shows as such; back, it is removed whatever rm said.
       assert.deepEqual(await buildContainers(b), [names[0]]);
     } finally {
