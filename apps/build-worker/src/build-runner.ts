@@ -54,7 +54,7 @@ import { grpcBuildImageStore, grpcBuildRuntime, type RuntimeClient, type StoreCl
 import { BuildCache } from './build-cache';
 import { BuildContainers, containerNamePrefix } from './build-containers';
 import * as metrics from './build-metrics';
-import { BuildCancelled, Builder } from './builder';
+import { BuildCancelled, Builder, StepFailed } from './builder';
 import { fetchContext, remoteContext, type BuildContext } from './context';
 import { parseDockerfile } from './dockerfile';
 import { FarmPlacement } from './farm-placement';
@@ -324,7 +324,7 @@ export class BuildRunner {
       const e = asStevedoreError(err);
       outcome = err instanceof BuildCancelled ? 'cancelled' : 'failed';
       log.info({ err: e.message, cancelled: outcome === 'cancelled' }, 'build failed');
-      await output({ kind: 'error', text: e.message }).catch(() => undefined);
+      await output({ kind: 'error', text: e.message, code: err instanceof StepFailed ? err.code : undefined }).catch(() => undefined);
     } finally {
       this.active.delete(o.buildId);
       metrics.buildsRunning.set({ node: this.node }, this.active.size);

@@ -43,6 +43,16 @@ export interface BuildParts {
   stepTook?(instruction: string, seconds: number): void;
 }
 
+/** A RUN whose command failed: its exit status goes to the client (`errorDetail.code`, today's CLI exits with it). */
+export class StepFailed extends StevedoreError {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super('refused', message);
+  }
+}
+
 export class BuildCancelled extends StevedoreError {
   constructor() {
     super('refused', 'The build was cancelled: its client went away');
@@ -275,7 +285,7 @@ export class Builder {
       if (!this.o.quiet) await this.parts.output({ kind: stream, text: data.toString('utf8') });
     });
     if (this.signal.aborted) throw new BuildCancelled();
-    if (status !== 0) throw refused(`The command ${goList(cmd)} returned a non-zero code: ${status}`);
+    if (status !== 0) throw new StepFailed(`The command ${goList(cmd)} returned a non-zero code: ${status}`, status);
     await this.commit(id, containerConfig);
   }
 

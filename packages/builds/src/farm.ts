@@ -21,6 +21,11 @@ export interface BuildRun {
   attempt: number;
 }
 
+/** An output entry's fields in a stream entry: `k` kind, `t` text, `c` code when there is one. */
+export function entryFields(e: OutputEntry): string[] {
+  return e.code === undefined ? ['k', e.kind, 't', e.text] : ['k', e.kind, 't', e.text, 'c', String(e.code)];
+}
+
 /** How long a build's output stays readable after it ended. */
 export const OUTPUT_TTL_SECONDS = 3600;
 
@@ -127,7 +132,7 @@ export class BuildRuns {
     for (let at = 0; at < entries.length; at += APPEND_BATCH) {
       const part = entries.slice(at, at + APPEND_BATCH);
       const ends = part.some((e) => e.kind === 'error' || e.kind === 'done');
-      const stored = await this.redis.eval(APPEND, 2, this.keys.running, this.keys.output(buildId), buildId, fence, ends ? '1' : '0', ...part.flatMap((e) => ['k', e.kind, 't', e.text]));
+      const stored = await this.redis.eval(APPEND, 2, this.keys.running, this.keys.output(buildId), buildId, fence, ends ? '1' : '0', ...part.flatMap(entryFields));
       if (stored !== 1) return false;
     }
     return true;

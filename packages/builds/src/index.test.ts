@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectRedis, startScratchRedis, type Redis, type ScratchRedis } from '@stevedore/redis';
-import { BuildKeys, BuildRuns, CONTEXT_INLINE_BYTES, ContextSink, OutputWriter, readContextStream, readOutput, type OutputEntry } from './index';
+import { appendOutput, BuildKeys, BuildRuns, CONTEXT_INLINE_BYTES, ContextSink, OutputWriter, readContextStream, readOutput, type OutputEntry } from './index';
 
 let server: ScratchRedis;
 let writer: Redis;
@@ -75,4 +75,11 @@ test("the output lines of one turn go as one stream entry, read back in order up
   const read: OutputEntry[][] = [];
   for await (const batch of readOutput(reader, keys, 'out', new AbortController().signal)) read.push(batch);
   assert.deepEqual(read.flat(), [...[0, 1, 2, 3, 4].map((i) => ({ kind: 'out', text: `line ${i}\n` })), { kind: 'done', text: 'image' }]);
+});
+
+test("an error's exit status is kept with it, and ends the output", async () => {
+  await appendOutput(writer, keys, 'coded', [{ kind: 'out', text: 'Step 1 : RUN exit 3\n' }, { kind: 'error', text: 'failed', code: 3 }, { kind: 'out', text: 'never read' }]);
+  const read: OutputEntry[] = [];
+  for await (const batch of readOutput(reader, keys, 'coded', new AbortController().signal)) read.push(...batch);
+  assert.deepEqual(read, [{ kind: 'out', text: 'Step 1 : RUN exit 3\n' }, { kind: 'error', text: 'failed', code: 3 }]);
 });

@@ -11,7 +11,7 @@
 //   (and whether that worker is alive), and the names of every intermediate
 //   container of a build, recorded before the container is created.
 import { connectRedis, type Redis } from '@stevedore/redis';
-import { OUTPUT_TTL_SECONDS, type BuildRuns } from './farm';
+import { entryFields, OUTPUT_TTL_SECONDS, type BuildRuns } from './farm';
 
 export { BuildRuns, hostPlatform, liveWorkers, mayRun, nodeLoads, OUTPUT_TTL_SECONDS, type BuildRun, type Claimed, type WorkerRecord } from './farm';
 export { askedOf, BuildQueues, NoNodeForBuild, nodeQueueName, QUEUE_NAME } from './build-queues';
@@ -53,6 +53,8 @@ export interface BuildJob {
 export interface OutputEntry {
   kind: 'out' | 'err' | 'raw' | 'error' | 'done';
   text: string;
+  /** An `error`'s exit status of the command that failed (a RUN), for `errorDetail.code`. */
+  code?: number;
 }
 
 /** A worker that has not said it is alive for this long is dead. */
@@ -217,7 +219,7 @@ export async function appendOutput(redis: Redis, keys: BuildKeys, buildId: strin
   const list = Array.isArray(entries) ? entries : [entries];
   if (!list.length) return;
   const key = keys.output(buildId);
-  await redis.xadd(key, '*', ...list.flatMap((e) => ['k', e.kind, 't', e.text]));
+  await redis.xadd(key, '*', ...list.flatMap(entryFields));
   if (list.some((e) => e.kind === 'error' || e.kind === 'done')) await redis.expire(key, OUTPUT_TTL_SECONDS);
 }
 
@@ -289,10 +291,15 @@ export async function* readOutput(redis: Redis, keys: BuildKeys, buildId: string
       let ended = false;
       for (const [id, fields] of stored) {
         last = id;
-        for (let i = 0; i + 3 < fields.length && !ended; i += 4) {
-          const entry: OutputEntry = { kind: fields[i + 1] as OutputEntry['kind'], text: fields[i + 3] };
-          batch.push(entry);
-          ended = entry.kind === 'error' || entry.kind === 'done';
+        for (let i = 0; i + 1 < fields.length && !ended; i += 2) {
+          const [field, value] = [fields[i], fields[i + 1]];
+          if (field === 'k') batch.push({ kind: value as OutputEntry['kind'], text: '' });
+          else if (field === 't' && batch.length) batch[batch.length - 1].text = value;
+          else if (field === 'c' && batch.length) batch[batch.length - 1].code = Number(value);
+          // An entry ends the output once its fields are read (its code comes after its text).
+          const next = fields[i + 2];
+          const current = batch[batch.length - 1];
+          if (current && (next === undefined || next === 'k') && (current.kind === 'error' || current.kind === 'done')) ended = true;
         }
         if (ended) break;
       }

@@ -143,7 +143,7 @@ describe('docker build', () => {
 
     const failing = context({ Dockerfile: 'FROM busybox\nRUN echo first\nRUN echo oops >&2; exit 3\nRUN echo never\n' });
     const failed = await stack.docker(['build', failing], { timeoutMs: 60_000 });
-    assert.notEqual(failed.code, 0);
+    assert.equal(failed.code, 3, 'the CLI exits with the failed command\'s status');
     assert.match(failed.stderr + failed.stdout, /The command \[\/bin\/sh -c echo oops >&2; exit 3\] returned a non-zero code: 3/);
     assert.doesNotMatch(failed.stdout, /never/);
     const left = await containerNames(stack);
@@ -176,7 +176,8 @@ describe('docker build', () => {
     const bad = contextTar({ Dockerfile: 'FROM busybox\nRUN echo a\nRUN exit 2\n' });
     const jsonError = await stack.request('POST', '/v1.12/build?nocache=1&forcerm=1', { body: bad });
     const last = JSON.parse(jsonError.text.trim().split('\r\n').pop()!);
-    assert.deepEqual(last, { errorDetail: { message: 'The command [/bin/sh -c exit 2] returned a non-zero code: 2' }, error: 'The command [/bin/sh -c exit 2] returned a non-zero code: 2' });
+    // errorDetail.code: the failed command's exit status (API 1.8: "it returns the exit status of the failed command").
+    assert.deepEqual(last, { errorDetail: { code: 2, message: 'The command [/bin/sh -c exit 2] returned a non-zero code: 2' }, error: 'The command [/bin/sh -c exit 2] returned a non-zero code: 2' });
     const textError = await stack.request('POST', '/v1.7/build?nocache=1&forcerm=1', { body: bad });
     assert.match(textError.text, /\rError: The command \[\/bin\/sh -c exit 2\] returned a non-zero code: 2\r\n$/);
     assert.deepEqual(await containerNames(stack), [], 'forcerm=1 is honoured at v1.7 and v1.12');

@@ -95,7 +95,7 @@ function renderEntry(entry: OutputEntry, json: boolean): string {
       // A pull's progress message, already JSON; text clients get its status.
       return json ? `${entry.text}\r\n` : textMessage(JSON.parse(entry.text) as ProgressMessage);
     case 'error':
-      return render({ error: entry.text });
+      return render({ error: entry.text, errorCode: entry.code });
     default:
       return '';
   }
@@ -194,8 +194,11 @@ export class BuildHandlers implements OnApplicationShutdown {
         for await (const batch of readOutput(reader, this.keys, buildId, req.signal)) {
           if (batch[0].kind === 'error' && !res.started) throw new StevedoreError('refused', batch[0].text);
           if (!res.started) res.startStream(200, json ? 'application/json' : undefined);
-          const text = batch.map((entry) => renderEntry(entry, json)).join('');
-          if (text) await res.write(text);
+          // One message per write, so one per HTTP chunk, as Docker 1.0 flushed them (docker-py 0.5 reads one line per chunk).
+          for (const entry of batch) {
+            const text = renderEntry(entry, json);
+            if (text) await res.write(text);
+          }
         }
       });
       if (req.signal.aborted) {
