@@ -216,7 +216,8 @@ export class BuildHandlers implements OnApplicationShutdown {
       if (job.heldCredentials) this.backends.images.releaseCredentials({ ref: buildId }, { requestId: req.requestId }).catch(() => undefined);
       // The worker deletes the context when it is done; a worker that died cannot, the edge that stored it can.
       if (!remote) void deleteContextStream(this.redis, this.keys, buildId).catch(() => undefined);
-      if (contextBlob) this.backends.images.deleteBlob({ id: contextBlob }, { requestId: req.requestId }).catch(() => undefined);
+      // Before the answer ends: the blob is kept while the build may run again (a node died), and goes with it.
+      if (contextBlob) await this.backends.images.deleteBlob({ id: contextBlob }, { requestId: req.requestId }).catch(() => undefined);
     }
     res.end();
   };
