@@ -6,6 +6,8 @@ import { ContainersModule } from './containers/containers.module';
 import { ContainersRoutes } from './containers/containers.routes';
 import { EventsModule } from './events/events.module';
 import { EventsRoutes } from './events/events.routes';
+import { ExecModule } from './exec/exec.module';
+import { ExecRoutes } from './exec/exec.routes';
 import { ImagesModule } from './images/images.module';
 import { ImagesRoutes } from './images/images.routes';
 import { HttpFront, ROUTER } from './http/http-front';
@@ -14,10 +16,10 @@ import { SystemModule } from './system/system.module';
 import { SystemRoutes } from './system/system.routes';
 
 /** Every domain's route table, in one router. */
-const ROUTE_TABLES = [SystemRoutes, EventsRoutes, ImagesRoutes, ContainersRoutes, BuildRoutes];
+const ROUTE_TABLES = [SystemRoutes, EventsRoutes, ImagesRoutes, ContainersRoutes, ExecRoutes, BuildRoutes];
 
 @Module({
-  imports: [BackendsModule, SystemModule, EventsModule, ImagesModule, ContainersModule, BuildModule],
+  imports: [BackendsModule, SystemModule, EventsModule, ImagesModule, ContainersModule, ExecModule, BuildModule],
   providers: [
     { provide: ROUTER, useFactory: (...tables: SystemRoutes[]) => new DockerRouter(tables), inject: ROUTE_TABLES },
     HttpFront,

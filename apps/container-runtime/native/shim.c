@@ -28,6 +28,16 @@
  *        --log FILE [--log-max-size BYTES] [--log-max-files N]
  * On success it prints "ok <container pid>" and exits, leaving the monitor
  * running; on failure "error <message>" and exits 1.
+ *
+ * With --exec PROCESS_JSON (and no --log) it monitors one process run in the
+ * already running container ID (docker exec): it prints "ok 0" once its
+ * socket listens, and START runs `runtime exec --detach --process
+ * PROCESS_JSON` with the process's stdio held here, as a container's is. The
+ * process is this monitor's child through PR_SET_CHILD_SUBREAPER once the
+ * runtime has left. A start that fails is answered with 9 error and the
+ * runtime's message, and recorded as exit 127 (the command was not found)
+ * or 126 (it could not be run), as Docker reports them. A monitor that is
+ * not told to START within START_WITHIN_MS goes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,11 +75,13 @@
 /* Once the container has exited, how long clients that take none of their
  * remaining output are waited for. */
 #define EXIT_LINGER_MS 10000
+/* How long an exec's monitor waits for its START. */
+#define START_WITHIN_MS 60000
 
 enum { FR_STDIN = 0, FR_STDOUT = 1, FR_STDERR = 2, FR_EXIT = 3, FR_STDIN_CLOSE = 4, FR_RESIZE = 5,
        FR_START = 6, FR_OK = 8, FR_ERROR = 9, FR_SUBSCRIBE = 10 };
 
-static const char *opt_id, *opt_bundle, *opt_state, *opt_runtime, *opt_runtime_root, *opt_log;
+static const char *opt_id, *opt_bundle, *opt_state, *opt_runtime, *opt_runtime_root, *opt_log, *opt_exec;
 static int opt_tty, opt_stdin, opt_stdin_once;
 static long long opt_log_max = 10 * 1024 * 1024;
 static int opt_log_files = 5;
@@ -77,6 +89,13 @@ static int opt_log_files = 5;
 static int log_fd = -1;
 static long long log_size;
 static pid_t container_pid = -1;
+
+/* An exec's state between its monitor's start-up and its START. */
+static int exec_started, exec_failed, exec_failed_code;
+static int exec_in = -1, exec_out = -1, exec_err = -1, exec_console = -1, exec_runtime_err = -1, exec_message = -1;
+static char exec_console_path[4096];
+/* A size asked for before the exec's terminal exists, applied when it comes. */
+static struct winsize pending_size;
 
 /* Bytes waiting for a non-blocking descriptor: a ring of cap bytes, len of them from head. */
 struct backlog {
@@ -337,6 +356,8 @@ static int client_readable(const struct client *cl) {
   return !(cl->sends_stdin && stdin_full());
 }
 
+static int receive_console(int listen_fd);
+
 static int run_runtime(char *const argv[]) {
   pid_t pid = fork();
   if (pid < 0) return -1;
@@ -351,10 +372,98 @@ static int run_runtime(char *const argv[]) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Runs the runtime with the given stdio (-1: /dev/null); returns its exit status. */
+static int run_runtime_stdio(char *const argv[], int in, int out, int err) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(in >= 0 ? in : null, 0);
+    dup2(out >= 0 ? out : null, 1);
+    dup2(err >= 0 ? err : null, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 static void runtime_argv(const char **argv, int *n, const char *verb) {
   argv[(*n)++] = opt_runtime;
   if (opt_runtime_root) { argv[(*n)++] = "--root"; argv[(*n)++] = opt_runtime_root; }
   argv[(*n)++] = verb;
+}
+
+/* What the runtime said when an exec could not start: its stderr, on one line. */
+static void runtime_message(int fd, char *err, size_t errlen) {
+  char buf[1024];
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  ssize_t got = read(fd, buf, sizeof buf - 1);
+  if (got <= 0) return;
+  buf[got] = 0;
+  while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == ' ')) buf[--got] = 0;
+  for (char *c = buf; *c; c++) if (*c == '\n') *c = ' ';
+  /* A logrus line (time="..." level=error msg="..."): its message alone. */
+  char *msg = strstr(buf, "msg=\"");
+  if (msg) {
+    msg += 5;
+    char *out = msg;
+    for (char *c = msg; *c && *c != '"'; c++) {
+      if (*c == '\\' && c[1]) c++;
+      *out++ = *c;
+    }
+    *out = 0;
+    snprintf(err, errlen, "%s", msg);
+    return;
+  }
+  snprintf(err, errlen, "%s", buf);
+}
+
+/*
+ * Runs the exec's process. Its stdio is the monitor's pipes, or the terminal
+ * the runtime sends over the console socket; the runtime's own stderr is
+ * where a failure to start is read from (with pipes, the process's stderr).
+ */
+static int start_exec(char *err, size_t errlen) {
+  char pid_path[4096];
+  snprintf(pid_path, sizeof pid_path, "%s/exec.pid", opt_state);
+  const char *argv[16];
+  int n = 0;
+  runtime_argv(argv, &n, "exec");
+  argv[n++] = "--detach";
+  argv[n++] = "--pid-file";
+  argv[n++] = pid_path;
+  argv[n++] = "--process";
+  argv[n++] = opt_exec;
+  if (opt_tty) { argv[n++] = "--console-socket"; argv[n++] = exec_console_path; }
+  argv[n++] = opt_id;
+  argv[n] = NULL;
+  int rc = opt_tty ? run_runtime_stdio((char *const *)argv, -1, exec_runtime_err, exec_runtime_err)
+                   : run_runtime_stdio((char *const *)argv, exec_in, exec_out, exec_err);
+  if (exec_in >= 0) close(exec_in);
+  if (exec_out >= 0) close(exec_out);
+  if (exec_err >= 0) close(exec_err);
+  if (exec_runtime_err >= 0) close(exec_runtime_err);
+  exec_in = exec_out = exec_err = exec_runtime_err = -1;
+  if (rc != 0) runtime_message(exec_message, err, errlen);
+  /* With pipes it is the process's stderr, read by the main loop from here on. */
+  if (opt_tty && exec_message >= 0) close(exec_message);
+  exec_message = -1;
+  if (rc == 0 && opt_tty) {
+    struct pollfd p = {exec_console, POLLIN, 0};
+    if (poll(&p, 1, 10000) > 0) pty = receive_console(exec_console);
+    if (pty < 0) { rc = -1; snprintf(err, errlen, "no terminal received from the runtime"); }
+    else if (pending_size.ws_row || pending_size.ws_col) ioctl(pty, TIOCSWINSZ, &pending_size);
+  }
+  if (exec_console >= 0) { close(exec_console); unlink(exec_console_path); exec_console = -1; }
+  FILE *pf = rc == 0 ? fopen(pid_path, "r") : NULL;
+  if (rc == 0 && (!pf || fscanf(pf, "%d", &container_pid) != 1)) { rc = -1; snprintf(err, errlen, "no pid from the runtime"); }
+  if (pf) fclose(pf);
+  return rc;
 }
 
 static int start_container(char *err, size_t errlen) {
@@ -431,7 +540,7 @@ static const char *handle_frame(struct client *cl, int type, const unsigned char
       }
       break;
     case FR_RESIZE:
-      if (pty >= 0) {
+      if (pty >= 0 || (opt_exec && opt_tty)) {
         char text[64] = {0};
         memcpy(text, data, len < sizeof text - 1 ? len : sizeof text - 1);
         struct winsize ws = {0};
@@ -439,7 +548,8 @@ static const char *handle_frame(struct client *cl, int type, const unsigned char
         if (sscanf(text, "%u %u", &rows, &cols) == 2) {
           ws.ws_row = (unsigned short)rows;
           ws.ws_col = (unsigned short)cols;
-          ioctl(pty, TIOCSWINSZ, &ws);
+          if (pty >= 0) ioctl(pty, TIOCSWINSZ, &ws);
+          else pending_size = ws;
         }
       }
       break;
@@ -448,8 +558,18 @@ static const char *handle_frame(struct client *cl, int type, const unsigned char
       cl->subscribed = 1;
       return client_send(cl, FR_OK, NULL, 0, &quiet);
     case FR_START: {
-      char err[512] = {0};
-      if (start_container(err, sizeof err) == 0) return client_send(cl, FR_OK, NULL, 0, &quiet);
+      char err[1024] = {0};
+      if (!opt_exec) {
+        if (start_container(err, sizeof err) == 0) return client_send(cl, FR_OK, NULL, 0, &quiet);
+        return client_send(cl, FR_ERROR, err, strlen(err), &quiet);
+      }
+      if (exec_started) return client_send(cl, FR_ERROR, "the exec has already started", 28, &quiet);
+      exec_started = 1;
+      if (start_exec(err, sizeof err) == 0) return client_send(cl, FR_OK, NULL, 0, &quiet);
+      if (!err[0]) snprintf(err, sizeof err, "%s exec failed", opt_runtime);
+      /* Docker's codes for a process that never ran: 127 not found, 126 not runnable. */
+      exec_failed = 1;
+      exec_failed_code = (strstr(err, "not found") || strstr(err, "no such file")) ? 127 : 126;
       return client_send(cl, FR_ERROR, err, strlen(err), &quiet);
     }
   }
@@ -494,7 +614,8 @@ static int read_client(struct client *cl, const char **why) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: stevedore-shim --id ID --bundle DIR --state DIR --runtime PATH [--runtime-root DIR] [--tty] [--stdin] [--stdin-once] --log FILE [--log-max-size N] [--log-max-files N]\n");
+  fprintf(stderr, "usage: stevedore-shim --id ID --bundle DIR --state DIR --runtime PATH [--runtime-root DIR] [--tty] [--stdin] [--stdin-once] --log FILE [--log-max-size N] [--log-max-files N]\n"
+                  "       stevedore-shim --id ID --state DIR --runtime PATH [--runtime-root DIR] [--tty] [--stdin] --exec PROCESS_JSON\n");
   exit(2);
 }
 
@@ -508,6 +629,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--runtime") && v) { opt_runtime = v; i++; }
     else if (!strcmp(a, "--runtime-root") && v) { opt_runtime_root = v; i++; }
     else if (!strcmp(a, "--log") && v) { opt_log = v; i++; }
+    else if (!strcmp(a, "--exec") && v) { opt_exec = v; i++; }
     else if (!strcmp(a, "--log-max-size") && v) { opt_log_max = atoll(v); i++; }
     else if (!strcmp(a, "--log-max-files") && v) { opt_log_files = atoi(v); i++; }
     else if (!strcmp(a, "--tty")) opt_tty = 1;
@@ -515,7 +637,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--stdin-once")) opt_stdin_once = 1;
     else usage();
   }
-  if (!opt_id || !opt_bundle || !opt_state || !opt_runtime || !opt_log) usage();
+  if (!opt_id || !opt_state || !opt_runtime || (opt_exec ? opt_log != NULL : !opt_bundle || !opt_log)) usage();
 
   /* The parent waits for the monitor to report the container created, then leaves. */
   int report[2];
@@ -544,8 +666,10 @@ int main(int argc, char **argv) {
   dup2(diag >= 0 ? diag : devnull, 1);
   dup2(diag >= 0 ? diag : devnull, 2);
 
-  open_log();
-  if (log_fd < 0) die_to(report[1], "cannot open the log %s: %s", opt_log, strerror(errno));
+  if (opt_log) {
+    open_log();
+    if (log_fd < 0) die_to(report[1], "cannot open the log %s: %s", opt_log, strerror(errno));
+  }
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -560,6 +684,32 @@ int main(int argc, char **argv) {
 
   /* The container's stdio: three pipes, or a pty from the runtime. */
   int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+  int out_fd = -1, err_fd = -1;
+  if (opt_exec) {
+    /* The process starts at START; its stdio is made ready now. */
+    if (opt_tty) {
+      int rt_err[2];
+      snprintf(exec_console_path, sizeof exec_console_path, "%s/console.sock", opt_state);
+      exec_console = listen_unix(exec_console_path);
+      if (exec_console < 0) die_to(report[1], "cannot listen on %s: %s", exec_console_path, strerror(errno));
+      if (pipe2(rt_err, O_CLOEXEC) < 0) die_to(report[1], "pipe: %s", strerror(errno));
+      exec_message = rt_err[0];
+      exec_runtime_err = rt_err[1];
+    } else {
+      if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(in_pipe, O_CLOEXEC) < 0) die_to(report[1], "pipe: %s", strerror(errno));
+      exec_out = out_pipe[1];
+      exec_err = err_pipe[1];
+      exec_in = opt_stdin ? in_pipe[0] : -1;
+      if (!opt_stdin) close(in_pipe[0]);
+      stdin_fd = opt_stdin ? in_pipe[1] : -1;
+      if (!opt_stdin) close(in_pipe[1]);
+      out_fd = out_pipe[0];
+      err_fd = err_pipe[0];
+      exec_message = err_fd;
+    }
+    if (stdin_fd >= 0) fcntl(stdin_fd, F_SETFL, fcntl(stdin_fd, F_GETFL) | O_NONBLOCK);
+    goto monitor;
+  }
   int console_listen = -1;
   char console_path[4096];
   const char *cargv[16];
@@ -633,7 +783,6 @@ int main(int argc, char **argv) {
   if (!pf || fscanf(pf, "%d", &container_pid) != 1) die_to(report[1], "no pid from the runtime");
   fclose(pf);
 
-  int out_fd = -1, err_fd = -1;
   if (opt_tty) {
     out_fd = pty;
     stdin_fd = opt_stdin ? pty : -1;
@@ -648,15 +797,17 @@ int main(int argc, char **argv) {
   }
   /* Stdin is written as the container takes it (the pty's reads are poll-driven too). */
   if (stdin_fd >= 0) fcntl(stdin_fd, F_SETFL, fcntl(stdin_fd, F_GETFL) | O_NONBLOCK);
+monitor:
   for (int i = 0; i < MAX_CLIENTS; i++) clients[i].fd = -1;
   snprintf(path, sizeof path, "%s/shim.pid", opt_state);
   int sp = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (sp >= 0) { dprintf(sp, "%d\n", (int)getpid()); close(sp); }
 
-  dprintf(report[1], "ok %d\n", (int)container_pid);
+  dprintf(report[1], "ok %d\n", opt_exec ? 0 : (int)container_pid);
   close(report[1]);
 
   int exited = 0, exit_code = 0;
+  long long start_deadline = now_ms() + START_WITHIN_MS;
   /* Once the container has exited, what is left in its pipes is drained until they close or stay quiet this long. */
   long long quiet_until = 0;
   for (;;) {
@@ -675,6 +826,11 @@ int main(int argc, char **argv) {
       fds[5 + i] = (struct pollfd){clients[i].fd, events, 0};
     }
     int timeout = -1;
+    if (opt_exec && !exec_started) {
+      long long left = start_deadline - now_ms();
+      if (left <= 0) break;
+      timeout = (int)left;
+    }
     if (exited) {
       long long left = quiet_until - now_ms();
       timeout = left > 0 ? (int)left : 0;
@@ -732,6 +888,16 @@ int main(int argc, char **argv) {
       if ((fds[5 + i].events & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR))) {
         const char *why;
         if (read_client(&clients[i], &why) < 0) drop_client(i, why);
+        if (opt_exec && exec_started && pty >= 0 && out_fd < 0) {
+          /* The exec's terminal came with its START. */
+          out_fd = pty;
+          if (opt_stdin) { stdin_fd = pty; fcntl(pty, F_SETFL, fcntl(pty, F_GETFL) | O_NONBLOCK); }
+        }
+        if (exec_failed && !exited) {
+          exited = 1;
+          exit_code = exec_failed_code;
+          quiet_until = now_ms();
+        }
       } else if (rev & (POLLHUP | POLLERR)) {
         drop_client(i, NULL); /* gone while held back: the stdin it had sent and we had not read goes with it */
       }
@@ -741,7 +907,8 @@ int main(int argc, char **argv) {
 
   log_bytes(&out_line, NULL, 0, 1);
   log_bytes(&err_line, NULL, 0, 1);
-  write_exit_file(exit_code);
+  /* An exec never started has no exit to record. */
+  if (!opt_exec || exec_started) write_exit_file(exit_code);
   /* No new clients; the socket's name may soon be a new monitor's (a restart). */
   close(attach_fd);
   snprintf(path, sizeof path, "%s/attach.sock", opt_state);
@@ -749,13 +916,15 @@ int main(int argc, char **argv) {
   stdin_end();
   /* The OCI runtime's state goes before anyone hears of the exit: once the runtime has recorded it, the
    * same container may be started again, and a late delete would then end the new run. */
-  const char *dargv[8];
-  int dn = 0;
-  runtime_argv(dargv, &dn, "delete");
-  dargv[dn++] = "--force";
-  dargv[dn++] = opt_id;
-  dargv[dn] = NULL;
-  run_runtime((char *const *)dargv);
+  if (!opt_exec) {
+    const char *dargv[8];
+    int dn = 0;
+    runtime_argv(dargv, &dn, "delete");
+    dargv[dn++] = "--force";
+    dargv[dn++] = opt_id;
+    dargv[dn] = NULL;
+    run_runtime((char *const *)dargv);
+  }
   snprintf(path, sizeof path, "%s/shim.pid", opt_state);
   unlink(path);
   char code[16];

@@ -68,14 +68,27 @@ export class Attachments {
   async resize(req: containers.ResizeRequest): Promise<void> {
     const row = this.db.resolve(req.id);
     if (row.status !== 'running') throw refused(`Cannot resize container ${row.id}: it is not running`);
-    const conn = await ShimConnection.connect(this.paths.attachSocket(row.id));
-    conn.send(Frame.resize, `${req.height} ${req.width}`);
+    await this.resizeSocket(this.paths.attachSocket(row.id), req.height, req.width);
+  }
+
+  /** Resizes the terminal of the process a monitor's socket serves. */
+  async resizeSocket(socket: string, height: number, width: number): Promise<void> {
+    const conn = await ShimConnection.connect(socket);
+    conn.send(Frame.resize, `${height} ${width}`);
     conn.socket.end();
   }
 
   /** Connects an attachment to a running container's monitor. */
-  private async connect(id: string, a: Attachment): Promise<void> {
-    const conn = await ShimConnection.connect(this.paths.attachSocket(id));
+  private connect(id: string, a: Attachment): Promise<void> {
+    return this.connectSocket(this.paths.attachSocket(id), a);
+  }
+
+  /**
+   * Connects an attachment to a monitor's socket: subscribed to the output,
+   * then `beforeInput` (an exec's start), then the stdin held for it.
+   */
+  async connectSocket(socket: string, a: Attachment, beforeInput?: () => Promise<void>): Promise<void> {
+    const conn = await ShimConnection.connect(socket);
     a.connection = conn;
     conn.on('frame', (type: number, payload: Buffer) => {
       if (type === Frame.stdout && a.wantStdout) a.onOutput(1, payload);
@@ -83,6 +96,7 @@ export class Attachments {
     });
     conn.on('close', () => a.onEnd());
     if (a.wantStdout || a.wantStderr) await conn.subscribe();
+    await beforeInput?.();
     for (const chunk of a.pendingStdin) conn.send(Frame.stdin, chunk);
     a.pendingStdin = [];
     if (a.stdinClosed) conn.send(Frame.stdinClosed);

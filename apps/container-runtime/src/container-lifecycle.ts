@@ -339,6 +339,8 @@ export class ContainerLifecycle {
     // Attachments waiting for a start that will not come end now.
     attachments.endPending(row.id);
     fs.rmSync(paths.stateDir(row.id), { recursive: true, force: true });
+    // Its execs' records go with it (their processes ended with it).
+    fs.rmSync(paths.execsDir(row.id), { recursive: true, force: true });
     // rm -v: the data volumes no other container uses go too (binds never do).
     if (req.volumes) for (const dir of orphans) if (path.dirname(dir) === paths.volumes) removeTree(dir);
     // The directory is moved aside at once and deleted while the answer goes out.

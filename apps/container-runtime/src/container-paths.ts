@@ -66,9 +66,24 @@ export class ContainerPaths {
 
   /** The monitor's state: short, since the attach socket's path must fit a unix socket address. */
   stateDir(id: string): string {
-    const preferred = path.join(this.runDir, 's', id.slice(0, 12));
-    if (`${preferred}/attach.sock`.length < 100) return preferred;
-    return path.join('/run/stevedore', createHash('sha256').update(this.dataRoot).digest('hex').slice(0, 8), id.slice(0, 12));
+    return this.short('s', id.slice(0, 12));
+  }
+
+  /** A container's execs: a directory each, named by the exec ID's digits after the container's 16. */
+  execsDir(containerId: string): string {
+    return this.short('x', containerId.slice(0, 12));
+  }
+
+  /** An exec's record, and its monitor's state (its sockets, pid and exit). */
+  execDir(execId: string): string {
+    return path.join(this.execsDir(execId.slice(0, 12)), execId.slice(16, 32));
+  }
+
+  /** Under the run directory, or under /run when that would make a socket's path too long. */
+  private short(...parts: string[]): string {
+    const preferred = path.join(this.runDir, ...parts);
+    if (`${preferred}/console.sock`.length < 100) return preferred;
+    return path.join('/run/stevedore', createHash('sha256').update(this.dataRoot).digest('hex').slice(0, 8), ...parts);
   }
 
   /** The monitor's socket: output, stdin, resize, and its close when the container has exited. */

@@ -51,6 +51,11 @@ export function dirSize(dir: string): number {
 export class ContainerQueries {
   constructor(private readonly p: QueryParts) {}
 
+  /** By full ID; undefined once removed. */
+  byId(id: string): ContainerRow | undefined {
+    return this.p.db.get(id);
+  }
+
   /** By name (with or without '/'), full ID, or unique ID prefix. */
   resolve(ref: string): ContainerRow {
     return this.p.db.resolve(ref);

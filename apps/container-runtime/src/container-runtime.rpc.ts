@@ -13,6 +13,8 @@ import type { ContainerLifecycle } from './container-lifecycle';
 import type { ContainerLogs } from './container-logs';
 import type { ContainerPaths } from './container-paths';
 import type { ContainerQueries } from './container-queries';
+import { streamStats } from './container-stats';
+import type { Execs } from './execs';
 import type { ExitMonitor } from './exit-monitor';
 import type { ContainerFreezer } from './freezer';
 import { cgroupFacts, ipv4Forwarding } from './host-facts';
@@ -31,6 +33,7 @@ export interface RuntimeParts {
   freezer: ContainerFreezer;
   attachments: Attachments;
   logs: ContainerLogs;
+  execs: Execs;
   paths: ContainerPaths;
   runner: OciRuntimeRunner;
 }
@@ -147,6 +150,26 @@ export class ContainerRuntimeRpc {
         await logs.stream(row.id, req, (o) => writeWithBackpressure(call, o, ctx.signal), ctx.signal);
       },
       attach: (call, ctx) => this.attach(call, ctx.signal),
+      execCreate: async (req) => ({ id: this.parts.execs.create(req) }),
+      execStart: async (req) => {
+        await this.parts.execs.start(req.id);
+        return {};
+      },
+      execResize: async (req) => {
+        await this.parts.execs.resize(req);
+        return {};
+      },
+      execInspect: async (req) => this.parts.execs.inspect(req.id),
+      stats: async (req, call, ctx) => {
+        const id = queries.resolve(req.id).id;
+        const current = () => {
+          const row = queries.byId(id);
+          return row && { id: row.id, name: row.name, running: row.status === 'running', pid: row.pid };
+        };
+        await streamStats(current, req.stream, async (sample) => {
+          await writeWithBackpressure(call, { json: JSON.stringify(sample) }, ctx.signal);
+        }, ctx.signal);
+      },
     };
   }
 
@@ -187,7 +210,7 @@ export class ContainerRuntimeRpc {
         if (attachment) attachments.detach(id, attachment);
         resolve();
       };
-      const { attachments, logs, queries } = this.parts;
+      const { attachments, logs, queries, execs } = this.parts;
       signal.addEventListener('abort', end, { once: true });
       call.on('data', (req: containers.AttachRequest) => {
         const part = req.part;
@@ -197,21 +220,33 @@ export class ContainerRuntimeRpc {
           hold('opening');
           void (async () => {
             const o = part.open;
-            const row = queries.resolve(o.id);
-            id = row.id;
-            const config = JSON.parse(row.config) as ContainerConfig;
-            call.write({ part: { $case: 'tty', tty: Boolean(config.Tty) } });
-            call.write({ part: { $case: 'startedAt', startedAt: row.started_at } });
-            // A resumed attachment whose container ran and stopped while the runtime was away has nothing left to wait for.
-            if (o.resume && row.status !== 'running' && row.started_at !== o.resumeAfter) return end();
-            if (o.logs) {
-              await logs.stream(row.id, { stdout: o.stdout, stderr: o.stderr, timestamps: false, follow: false }, (out) => writeWithBackpressure(call, { part: { $case: 'output', output: out } }, signal), signal);
+            let tty: boolean;
+            let openStdin: boolean;
+            if (o.exec) {
+              // An exec's streams: its record says what it has.
+              const exec = execs.inspect(o.id);
+              tty = Boolean(exec.config?.tty);
+              openStdin = Boolean(exec.config?.attachStdin);
+              call.write({ part: { $case: 'tty', tty } });
+            } else {
+              const row = queries.resolve(o.id);
+              id = row.id;
+              const config = JSON.parse(row.config) as ContainerConfig;
+              tty = Boolean(config.Tty);
+              openStdin = Boolean(config.OpenStdin);
+              call.write({ part: { $case: 'tty', tty } });
+              call.write({ part: { $case: 'startedAt', startedAt: row.started_at } });
+              // A resumed attachment whose container ran and stopped while the runtime was away has nothing left to wait for.
+              if (o.resume && row.status !== 'running' && row.started_at !== o.resumeAfter) return end();
+              if (o.logs) {
+                await logs.stream(row.id, { stdout: o.stdout, stderr: o.stderr, timestamps: false, follow: false }, (out) => writeWithBackpressure(call, { part: { $case: 'output', output: out } }, signal), signal);
+              }
+              if (!o.stream) return end();
             }
-            if (!o.stream) return end();
             attachment = {
               wantStdout: o.stdout,
               wantStderr: o.stderr,
-              wantStdin: o.stdin && Boolean(config.OpenStdin),
+              wantStdin: o.stdin && openStdin,
               pendingStdin: [],
               stdinClosed: false,
               onOutput: (stream, data) => {
@@ -235,8 +270,13 @@ export class ContainerRuntimeRpc {
               onEnd: end,
             };
             release('opening');
-            const how = await attachments.attach(row.id, attachment);
-            if (how === 'not-running') end();
+            if (o.exec && o.resume) {
+              if (!(await execs.reattach(o.id, attachment))) end();
+            } else if (o.exec) {
+              await execs.startAttached(o.id, attachment);
+            } else if ((await attachments.attach(id, attachment)) === 'not-running') {
+              end();
+            }
           })().catch((err) => {
             ended = true;
             reject(err);

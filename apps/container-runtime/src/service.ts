@@ -22,6 +22,7 @@ import { ContainerPaths } from './container-paths';
 import { ContainerQueries } from './container-queries';
 import { ContainerRuntimeRpc } from './container-runtime.rpc';
 import { EventOutbox } from './event-outbox';
+import { Execs } from './execs';
 import { ExitMonitor } from './exit-monitor';
 import { ContainerFreezer } from './freezer';
 import { cgroupFacts, chooseOciRuntime, enableIpv4Forwarding, ipv4Forwarding } from './host-facts';
@@ -87,8 +88,10 @@ export const start = grpcServiceStart({
     const queries = new ContainerQueries({ db, paths, images: containerImages, runner, network, freezer });
     const copies = new ContainerCopies({ db, paths, images: containerImages, exits, freezer, outbox });
     const logs = new ContainerLogs(db, paths, config.containerLogs.maxFiles);
+    const execs = new Execs({ db, paths, runner, outbox, attachments, hostCaps: host.caps, log });
 
     await adoptContainers({ db, paths, runner, exits, freezer, network, outbox, log });
+    execs.adopt();
     containerImages.start();
     if (cluster) {
       // The cluster's index of this node's containers, rewritten from the records (a change lost with a crash is righted).
@@ -96,7 +99,7 @@ export const start = grpcServiceStart({
       if (lost.length) log.warn({ names: lost }, 'names another node\'s container took while this node was away');
     }
 
-    const rpc = new ContainerRuntimeRpc({ lifecycle, queries, exits, copies, freezer, attachments, logs, paths, runner });
+    const rpc = new ContainerRuntimeRpc({ lifecycle, queries, exits, copies, freezer, attachments, logs, execs, paths, runner });
     // Containers by state, read from the records when scraped.
     once('stevedore_containers', () => new Gauge({
       name: 'stevedore_containers', help: 'Containers of this runtime (a cluster\'s node), by state', labelNames: ['node', 'state'],
@@ -121,6 +124,7 @@ export const start = grpcServiceStart({
         await freezer.copiesEnded(5000);
         await lifecycle.stopAll();
         exits.close();
+        execs.close();
         await outbox.flushed(2000);
         outbox.close();
         containerImages.close();

@@ -21,23 +21,34 @@ export const Frame = {
   subscribe: 10,
 } as const;
 
-export interface ShimOptions {
+interface MonitorOptions {
   id: string;
-  bundle: string;
   state: string;
   runtime: string;
   runtimeRoot: string;
   tty: boolean;
   stdin: boolean;
   stdinOnce: boolean;
+}
+
+/** A container's monitor: it creates the container from its bundle and writes its log. */
+export interface ShimOptions extends MonitorOptions {
+  bundle: string;
   log: string;
   logMaxSize: number;
   logMaxFiles: number;
 }
 
-/** Starts the monitor; resolves with the container's pid once the runtime has created it. */
-export function spawnShim(o: ShimOptions): Promise<number> {
-  const args = ['--id', o.id, '--bundle', o.bundle, '--state', o.state, '--runtime', o.runtime, '--runtime-root', o.runtimeRoot, '--log', o.log, '--log-max-size', String(o.logMaxSize), '--log-max-files', String(o.logMaxFiles)];
+/** An exec's monitor: it runs the process described by `exec` (an OCI process JSON file) in the running container `id` at START. */
+export interface ExecShimOptions extends MonitorOptions {
+  exec: string;
+}
+
+/** Starts the monitor; resolves with the container's pid once the runtime has created it (0 for an exec, which starts at START). */
+export function spawnShim(o: ShimOptions | ExecShimOptions): Promise<number> {
+  const args = ['--id', o.id, '--state', o.state, '--runtime', o.runtime, '--runtime-root', o.runtimeRoot];
+  if ('exec' in o) args.push('--exec', o.exec);
+  else args.push('--bundle', o.bundle, '--log', o.log, '--log-max-size', String(o.logMaxSize), '--log-max-files', String(o.logMaxFiles));
   if (o.tty) args.push('--tty');
   if (o.stdin) args.push('--stdin');
   if (o.stdinOnce) args.push('--stdin-once');

@@ -246,6 +246,7 @@ async function conformanceTable(): Promise<string> {
     ['events', 'EventsRoutes'],
     ['images', 'ImagesRoutes'],
     ['containers', 'ContainersRoutes'],
+    ['exec', 'ExecRoutes'],
     ['build', 'BuildRoutes'],
   ].map(([dir, name]) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- the edge's compiled route modules, by a path computed at run time

@@ -17,6 +17,7 @@ import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
 import { acceptWebSocket } from '../http/websocket';
 import { AttachOutput } from '../http/attach-output';
+import { muxFrame, relayHijacked } from './hijacked-stream';
 import { RuntimeAttachment, type AttachTarget } from './runtime-attachment';
 import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
 
@@ -24,14 +25,6 @@ const SERVICE = 'container-runtime';
 
 /** How long a start whose runtime went away is made again while the runtime has no record of it. */
 const START_RETRY_WITHIN_MS = 60_000;
-
-/** The 8-byte header of a multiplexed frame (STREAMS.md §4). */
-function muxFrame(stream: number, data: Uint8Array): Buffer {
-  const head = Buffer.alloc(8);
-  head[0] = stream;
-  head.writeUInt32BE(data.byteLength, 4);
-  return Buffer.concat([head, data]);
-}
 
 @Injectable()
 export class ContainersHandlers {
@@ -293,6 +286,30 @@ export class ContainersHandlers {
   };
 
   /**
+   * GET /containers/(id)/stats (today's CLI: docker stats): a JSON sample a
+   * second while the container runs (`stream`, the default), or one; each
+   * sample its own chunk.
+   */
+  stats = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
+    const { c, rt } = await this.inspectOf(req, req.params.id);
+    const call = rt.stats({ id: c.id, stream: req.bool('stream', true) }, { requestId: req.requestId });
+    req.signal.addEventListener('abort', () => call.cancel(), { once: true });
+    res.startStream(200, 'application/json');
+    await new Promise<void>((resolve) => {
+      call.on('data', (r: containers.StatsReply) => {
+        const wait = res.write(`${r.json}\n`);
+        if (wait) {
+          call.pause();
+          void wait.then(() => call.resume());
+        }
+      });
+      call.on('end', resolve);
+      call.on('error', () => resolve());
+    });
+    res.end();
+  };
+
+  /**
    * GET /containers/(id)/attach/ws: WebSocket attach. Refused (403) without
    * an Origin header, as Docker's WebSocket library refused it; output as
    * text frames, never multiplexed, whatever the version.
@@ -341,52 +358,10 @@ export class ContainersHandlers {
   attach = async (req: ApiRequest, _res: ApiResponse): Promise<void> => {
     const { c, rt } = await this.inspectOf(req, req.params.id);
     const tty = Boolean(containerConfigText.decode(c.configJson)?.Tty);
-    const multiplex = req.atLeast('1.6') && !tty;
-    const head = req.hijack
-      ? 'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n'
-      : 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n';
-    // From here the connection is a raw pipe.
-    const socket = req.takeOver();
-    socket.write(head);
-
-    let stream = 1;
-    const attachment = new RuntimeAttachment(rt, this.attachTarget(req, c), req.requestId, req.log, (from, data) => {
-      stream = from;
-      output.send(data);
+    await relayHijacked(req, {
+      rt, target: this.attachTarget(req, c), multiplex: req.atLeast('1.6') && !tty, backlogBytes: this.config.attachBacklogBytes,
+      failureText: (message) => `Error attaching: ${message}\n`,
     });
-    const done = attachment.run();
-    const wantsStdin = req.bool('stdin');
-    // What a client sends without asking for stdin is read and dropped, never held.
-    const sendStdin = (chunk: Buffer) => {
-      if (!wantsStdin) return;
-      if (!attachment.sendStdin(chunk)) {
-        socket.pause();
-        attachment.whenDrained(() => socket.resume());
-      }
-    };
-    if (req.hijack?.head.length) sendStdin(req.hijack.head);
-    socket.on('data', sendStdin);
-    // A half-close is the end of the client's input; output keeps flowing.
-    socket.on('end', () => attachment.closeStdin());
-    socket.on('error', () => attachment.cancel());
-    socket.on('close', () => attachment.cancel());
-    const output = new AttachOutput(
-      socket,
-      this.config.attachBacklogBytes,
-      (data) => socket.write(multiplex ? muxFrame(stream, data) : data),
-      (text) => socket.write(multiplex ? muxFrame(2, text) : text),
-      () => socket.end(),
-      (queued) => {
-        req.log.warn({ queued }, 'attach client cut off: it fell behind the container\'s output');
-        attachment.cancel();
-      },
-    );
-    const failure = await done;
-    if (failure && !socket.destroyed && socket.writable) {
-      const text = Buffer.from(`Error attaching: ${failure.message}\n`);
-      socket.write(multiplex ? muxFrame(1, text) : text);
-    }
-    output.finish();
   };
 }
 

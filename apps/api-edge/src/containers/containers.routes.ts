@@ -23,6 +23,7 @@ export class ContainersRoutes implements RouteTable {
       route('POST', '/containers/{id}/restart', h.restart, { since: '1.0' }),
       route('POST', '/containers/{id}/pause', h.pause, { since: '1.12', addedFor: 'served by Docker 1.0, documented from v1.13' }),
       route('POST', '/containers/{id}/unpause', h.unpause, { since: '1.12', addedFor: 'served by Docker 1.0, documented from v1.13' }),
+      route('GET', '/containers/{id}/stats', h.stats, { since: '1.17', addedFor: 'docker stats of today\'s CLI' }),
       route('GET', '/containers/{id}/top', h.top, { since: '1.3', gate: { below: '1.4', status: 500, message: 'top was improved a lot since 1.3, Please upgrade your docker client.' } }),
       route('POST', '/containers/{id}/attach', h.attach, { since: '1.0', shapes: 'G10, as logs' }),
       route('GET', '/containers/{id}/attach/ws', h.attachWebSocket, { since: '1.4', addedFor: 'served by Docker from 0.6, never documented' }),

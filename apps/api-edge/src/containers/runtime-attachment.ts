@@ -43,6 +43,8 @@ export interface AttachTarget {
   stderr: boolean;
   /** The container's StartedAt when the client asked. */
   startedAt: string;
+  /** `id` names an exec, whose process starts once attached (not again on a resume). */
+  exec?: boolean;
 }
 
 export class RuntimeAttachment {
@@ -126,7 +128,7 @@ export class RuntimeAttachment {
     this.connected = false;
     const t = this.target;
     // The output the client already has is not asked for again.
-    call.write({ part: { $case: 'open', open: { id: t.id, logs: t.logs && !resume, stream: t.stream, stdin: t.stdin, stdout: t.stdout, stderr: t.stderr, resume, resumeAfter: this.startedAt } } });
+    call.write({ part: { $case: 'open', open: { id: t.id, logs: t.logs && !resume, stream: t.stream, stdin: t.stdin, stdout: t.stdout, stderr: t.stderr, resume, resumeAfter: this.startedAt, exec: Boolean(t.exec) } } });
     let open = true;
     for (const chunk of this.unconfirmed) open = call.write({ part: { $case: 'stdin', stdin: chunk } });
     if (this.stdinEnded) call.write({ part: { $case: 'stdinClosed', stdinClosed: true } });

@@ -146,6 +146,43 @@ export class ApiRequest {
     return Buffer.concat(chunks).toString('utf8');
   }
 
+  /**
+   * The body of a request whose connection is taken over (exec start's
+   * JSON). Through the upgrade path, the parser left it unread: its
+   * Content-Length bytes are taken from what followed the headers, then from
+   * the socket, and the rest is left in `hijack.head` (the client's first
+   * stdin), the socket paused.
+   */
+  async bodyBeforeTakeOver(): Promise<string> {
+    const h = this.hijack;
+    if (!h) return this.text();
+    const length = Number(this.header('content-length') ?? 0);
+    if (!Number.isSafeInteger(length) || length < 0 || length > MAX_JSON_BODY) throw invalid(`Invalid Content-Length for an upgraded request: ${this.header('content-length')}`);
+    if (h.head.length < length) {
+      await new Promise<void>((resolve, reject) => {
+        const onData = (chunk: Buffer) => {
+          h.head = Buffer.concat([h.head, chunk]);
+          if (h.head.length >= length) done();
+        };
+        const onEnd = () => done(invalid('The client went away before sending its request body'));
+        const done = (err?: Error) => {
+          h.socket.off('data', onData);
+          h.socket.off('end', onEnd);
+          h.socket.off('close', onEnd);
+          h.socket.pause();
+          if (err) reject(err);
+          else resolve();
+        };
+        h.socket.on('data', onData);
+        h.socket.once('end', onEnd);
+        h.socket.once('close', onEnd);
+      });
+    }
+    const body = h.head.subarray(0, length).toString('utf8');
+    h.head = h.head.subarray(length);
+    return body;
+  }
+
   /** Reads a small JSON body; malformed JSON is a 400. */
   async json<T>(): Promise<T> {
     const text = await this.text();
