@@ -63,6 +63,8 @@
 
 #define MAX_CLIENTS 64
 #define LINE_MAX_BYTES (16 * 1024)
+/* A log file's size on disk, at most, as a multiple of the output it holds. */
+#define LOG_FILE_FACTOR 3
 /* Output one client may have waiting before it is dropped: a few seconds of a
  * fast container, far more than a reading client ever lags. */
 #define CLIENT_BACKLOG_MAX (4 * 1024 * 1024)
@@ -87,7 +89,8 @@ static long long opt_log_max = 10 * 1024 * 1024;
 static int opt_log_files = 5;
 
 static int log_fd = -1;
-static long long log_size;
+/* The current file's size, and the container's output in it (what --log-max-size counts). */
+static long long log_size, log_output;
 static pid_t container_pid = -1;
 
 /* An exec's state between its monitor's start-up and its START. */
@@ -172,12 +175,14 @@ static void open_log(void) {
   log_fd = open(opt_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   struct stat st;
   log_size = (log_fd >= 0 && fstat(log_fd, &st) == 0) ? st.st_size : 0;
+  /* A file kept from an earlier run: its output is not known, so all of it is counted as output. */
+  log_output = log_size;
 }
 
 /* json.log -> json.log.1 -> ... -> json.log.<files-1>; the oldest goes. */
 static void rotate_log(void) {
   if (opt_log_files <= 1) {
-    if (ftruncate(log_fd, 0) == 0) log_size = 0;
+    if (ftruncate(log_fd, 0) == 0) log_size = log_output = 0;
     return;
   }
   char from[4096], to[4096];
@@ -209,8 +214,16 @@ static void log_entry(const char *stream, const char *data, size_t len) {
   char ts[64];
   now_rfc3339(ts, sizeof ts);
   o += (size_t)snprintf(buf + o, sizeof buf - o, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream, ts);
-  if (opt_log_max > 0 && log_size + (long long)o > opt_log_max && log_size > 0) rotate_log();
-  if (write_all(log_fd, buf, o) == 0) log_size += (long long)o;
+  /*
+   * A file holds --log-max-size bytes of output, whatever the JSON around
+   * them costs; output that escapes badly (control bytes: 6 bytes each) is
+   * bounded too, at LOG_FILE_FACTOR times that on disk.
+   */
+  if (opt_log_max > 0 && log_size > 0 && (log_output + (long long)len > opt_log_max || log_size + (long long)o > opt_log_max * LOG_FILE_FACTOR)) rotate_log();
+  if (write_all(log_fd, buf, o) == 0) {
+    log_size += (long long)o;
+    log_output += (long long)len;
+  }
 }
 
 /* Lines go to the log whole; a line longer than the buffer is cut. */

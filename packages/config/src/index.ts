@@ -71,7 +71,11 @@ export interface StevedoreConfig {
    * supervisor kills it and starts it again, as if it had died.
    */
   healthRestartAfterMs: number;
-  /** Container logs (Docker's json-file format): bytes per file, and files kept, the current one included. */
+  /**
+   * Container logs (Docker's json-file format): the container's output per
+   * file (its bytes, not the JSON's), and files kept, the current one
+   * included. The default keeps at least the last 100 MiB of output.
+   */
   containerLogs: { maxSizeBytes: number; maxFiles: number };
   /** A build worker: builds it runs at once, and the largest context it accepts (bytes, decompressed). */
   build: { concurrency: number; contextMaxBytes: number };
@@ -253,8 +257,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
     processes,
     healthRestartAfterMs: positiveInt(env, 'STEVEDORE_HEALTH_RESTART_AFTER', 30_000),
     containerLogs: {
-      maxSizeBytes: positiveInt(env, 'STEVEDORE_LOG_MAX_SIZE', 10 * 1024 * 1024),
-      maxFiles: positiveInt(env, 'STEVEDORE_LOG_MAX_FILES', 5),
+      maxSizeBytes: positiveInt(env, 'STEVEDORE_LOG_MAX_SIZE', 20 * 1024 * 1024),
+      maxFiles: positiveInt(env, 'STEVEDORE_LOG_MAX_FILES', 6),
     },
     build: {
       concurrency: positiveInt(env, 'STEVEDORE_BUILD_CONCURRENCY', 2),
