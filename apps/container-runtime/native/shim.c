@@ -16,9 +16,14 @@
  *                 never sends it, such as one that only resizes, gets no output)
  *
  * Every consumer is written to without blocking. Output a client has not
- * taken waits in a backlog of its own; a client whose backlog would pass
- * CLIENT_BACKLOG_MAX is dropped (its connection closed), so one that stops
- * reading never holds up the container, its log or the other clients.
+ * taken waits in a backlog of its own. While a client's backlog is past
+ * CLIENT_BACKLOG_MAX the container's output is not read (the container waits
+ * on its pipe, as a writer to a pipe does): the clients are the container
+ * runtime's relays, which fall behind only when the machine is busy, and
+ * whose own clients are cut off by the API edge when they lag. A client that
+ * takes none of its backlog for CLIENT_STUCK_MS is dropped (its connection
+ * closed), so one that stops reading holds up the container, its log and
+ * the other clients for that long at most.
  * Stdin the container has not read waits too, up to STDIN_BACKLOG_MAX; past
  * that, clients that send stdin are not read until it drains, which holds the
  * writer back through its socket instead of growing memory anywhere.
@@ -65,18 +70,27 @@
 #define LINE_MAX_BYTES (16 * 1024)
 /* A log file's size on disk, at most, as a multiple of the output it holds. */
 #define LOG_FILE_FACTOR 3
-/* Output one client may have waiting before it is dropped: a few seconds of a
- * fast container, far more than a reading client ever lags. */
+/* Output one client may have waiting before the container's output is held. */
 #define CLIENT_BACKLOG_MAX (4 * 1024 * 1024)
+/* How long a client past CLIENT_BACKLOG_MAX may take nothing before it is dropped. */
+#define CLIENT_STUCK_MS 1000
+/* The size of the pipes of a container's output (the kernel's default is 64 KiB). */
+#define PIPE_BYTES (1024 * 1024)
 /* Stdin waiting for the container; past it, stdin senders are not read. */
 #define STDIN_BACKLOG_MAX (1024 * 1024)
 /* The largest frame a client may send. */
 #define FRAME_MAX (1024 * 1024)
 /* A backlog's first allocation; a drained one larger than this is freed. */
 #define BACKLOG_MIN (64 * 1024)
+/* A drained backlog keeps up to this much memory (a client of a fast container drains it many times a second). */
+#define BACKLOG_KEEP (2 * 1024 * 1024)
+/* A client's socket buffer: a fast container's output is written to it, not copied into a backlog. */
+#define CLIENT_SNDBUF (4 * 1024 * 1024)
 /* Once the container has exited, how long clients that take none of their
  * remaining output are waited for. */
 #define EXIT_LINGER_MS 10000
+/* How long an exec's output is read after its process ended, at most (Docker waits 2 s for an exec's streams). */
+#define EXEC_DRAIN_MS 2000
 /* How long an exec's monitor waits for its START. */
 #define START_WITHIN_MS 60000
 
@@ -115,6 +129,7 @@ struct client {
   unsigned char *body;
   size_t body_len, body_want;
   struct backlog out;
+  long long progress_ms; /* when it last took any of its backlog */
 };
 static struct client clients[MAX_CLIENTS];
 
@@ -196,41 +211,86 @@ static void rotate_log(void) {
   open_log();
 }
 
+/*
+ * The log is written a chunk of the container's output at a time: its
+ * entries are gathered here and written with one write(2), all stamped with
+ * the time the chunk was read (one clock reading, not one per line).
+ */
+#define LOG_PENDING_MAX (1024 * 1024)
+static char log_pending[LOG_PENDING_MAX];
+static size_t log_pending_len;
+/* The end of every entry of the chunk being logged: `","stream":"stdout","time":"..."}\n`. */
+static char log_suffix[128];
+static size_t log_suffix_len;
+
+static void log_flush(void) {
+  if (log_fd >= 0 && log_pending_len && write_all(log_fd, log_pending, log_pending_len) == 0) log_size += (long long)log_pending_len;
+  log_pending_len = 0;
+}
+
 /* One json-file entry: {"log":"...","stream":"stdout","time":"..."} */
 static void log_entry(const char *stream, const char *data, size_t len) {
   if (log_fd < 0) return;
-  static char buf[LINE_MAX_BYTES * 6 + 256];
+  static const char hex[] = "0123456789abcdef";
+  size_t most = len * 6 + 128;
+  if (log_pending_len + most > sizeof log_pending) log_flush();
+  char *buf = log_pending + log_pending_len;
   size_t o = 0;
-  o += (size_t)snprintf(buf + o, sizeof buf - o, "{\"log\":\"");
+  memcpy(buf, "{\"log\":\"", 8);
+  o = 8;
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)data[i];
-    if (c == '"' || c == '\\') { buf[o++] = '\\'; buf[o++] = (char)c; }
-    else if (c == '\n') { buf[o++] = '\\'; buf[o++] = 'n'; }
-    else if (c == '\r') { buf[o++] = '\\'; buf[o++] = 'r'; }
-    else if (c == '\t') { buf[o++] = '\\'; buf[o++] = 't'; }
-    else if (c < 0x20) o += (size_t)snprintf(buf + o, sizeof buf - o, "\\u%04x", c);
-    else buf[o++] = (char)c;
+    if (c >= 0x20 && c != '"' && c != '\\') { buf[o++] = (char)c; continue; }
+    buf[o++] = '\\';
+    if (c == '"' || c == '\\') buf[o++] = (char)c;
+    else if (c == '\n') buf[o++] = 'n';
+    else if (c == '\r') buf[o++] = 'r';
+    else if (c == '\t') buf[o++] = 't';
+    else { buf[o++] = 'u'; buf[o++] = '0'; buf[o++] = '0'; buf[o++] = hex[c >> 4]; buf[o++] = hex[c & 15]; }
   }
-  char ts[64];
-  now_rfc3339(ts, sizeof ts);
-  o += (size_t)snprintf(buf + o, sizeof buf - o, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream, ts);
+  (void)stream;
+  memcpy(buf + o, log_suffix, log_suffix_len);
+  o += log_suffix_len;
   /*
    * A file holds --log-max-size bytes of output, whatever the JSON around
    * them costs; output that escapes badly (control bytes: 6 bytes each) is
    * bounded too, at LOG_FILE_FACTOR times that on disk.
    */
-  if (opt_log_max > 0 && log_size > 0 && (log_output + (long long)len > opt_log_max || log_size + (long long)o > opt_log_max * LOG_FILE_FACTOR)) rotate_log();
-  if (write_all(log_fd, buf, o) == 0) {
-    log_size += (long long)o;
-    log_output += (long long)len;
+  long long size = log_size + (long long)log_pending_len;
+  if (opt_log_max > 0 && size > 0 && (log_output + (long long)len > opt_log_max || size + (long long)o > opt_log_max * LOG_FILE_FACTOR)) {
+    /* The entry goes to the next file: what was gathered before it is written to this one. */
+    char entry[LINE_MAX_BYTES * 6 + 128];
+    memcpy(entry, buf, o);
+    log_flush();
+    rotate_log();
+    memcpy(log_pending, entry, o);
   }
+  log_pending_len += o;
+  log_output += (long long)len;
 }
 
-/* Lines go to the log whole; a line longer than the buffer is cut. */
+/* Lines go to the log whole; a line longer than the buffer is cut. Written before returning. */
 static void log_bytes(struct line_buf *lb, const char *data, size_t len, int flush) {
-  for (size_t i = 0; i < len; i++) {
-    lb->data[lb->len++] = data[i];
-    if (data[i] == '\n' || lb->len == sizeof lb->data) {
+  char now[64];
+  now_rfc3339(now, sizeof now);
+  log_suffix_len = (size_t)snprintf(log_suffix, sizeof log_suffix, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", lb->stream, now);
+  size_t i = 0;
+  while (i < len) {
+    const char *nl = memchr(data + i, '\n', len - i);
+    size_t end = nl ? (size_t)(nl - data) + 1 : len;
+    size_t piece = end - i;
+    if (lb->len == 0 && nl && piece <= sizeof lb->data) {
+      /* A whole line in what was read: logged from where it is. */
+      log_entry(lb->stream, data + i, piece);
+      i = end;
+      continue;
+    }
+    size_t room = sizeof lb->data - lb->len;
+    size_t take = piece < room ? piece : room;
+    memcpy(lb->data + lb->len, data + i, take);
+    lb->len += take;
+    i += take;
+    if (lb->len == sizeof lb->data || (nl && i == end)) {
       log_entry(lb->stream, lb->data, lb->len);
       lb->len = 0;
     }
@@ -239,6 +299,7 @@ static void log_bytes(struct line_buf *lb, const char *data, size_t len, int flu
     log_entry(lb->stream, lb->data, lb->len);
     lb->len = 0;
   }
+  log_flush();
 }
 
 static long long now_ms(void) {
@@ -292,7 +353,7 @@ static int backlog_flush(struct backlog *b, int fd) {
     b->len -= (size_t)n;
   }
   b->head = 0;
-  if (b->cap > BACKLOG_MIN) backlog_free(b); /* a client that caught up gives the memory back */
+  if (b->cap > BACKLOG_KEEP) backlog_free(b); /* a client that caught up gives most of the memory back */
   return 0;
 }
 
@@ -327,7 +388,9 @@ static const char *client_send(struct client *cl, int type, const void *data, si
     }
     if (done == 5 + len) return NULL;
   }
-  if (cl->out.len + 5 + len - done > CLIENT_BACKLOG_MAX) return "it fell behind the container's output by more than CLIENT_BACKLOG_MAX";
+  /* Output is held once a backlog passes the bound: a read of it (256 KiB) goes past at most. */
+  if (cl->out.len + 5 + len - done > 2 * CLIENT_BACKLOG_MAX) return "it fell behind the container's output by more than twice CLIENT_BACKLOG_MAX";
+  if (cl->out.len == 0) cl->progress_ms = now_ms();
   if (done < 5 && backlog_push(&cl->out, hdr + done, 5 - done) < 0) return "out of memory";
   size_t from = done > 5 ? done - 5 : 0;
   if (backlog_push(&cl->out, (const unsigned char *)data + from, len - from) < 0) return "out of memory";
@@ -343,6 +406,21 @@ static void send_or_drop(int i, int type, const void *data, size_t len) {
 static void broadcast(int type, const void *data, size_t len) {
   for (int i = 0; i < MAX_CLIENTS; i++)
     if (clients[i].fd >= 0 && clients[i].subscribed) send_or_drop(i, type, data, len);
+}
+
+/*
+ * Whether the container's output waits for a client past the bound; one
+ * that has taken none of it for CLIENT_STUCK_MS is dropped instead.
+ */
+static int output_held(void) {
+  int held = 0;
+  long long now = now_ms();
+  for (int i = 0; i < MAX_CLIENTS; i++) {
+    if (clients[i].fd < 0 || clients[i].out.len <= CLIENT_BACKLOG_MAX) continue;
+    if (now - clients[i].progress_ms >= CLIENT_STUCK_MS) drop_client(i, "it took none of its output for CLIENT_STUCK_MS");
+    else held = 1;
+  }
+  return held;
 }
 
 /* The container takes no more stdin: what waits is discarded, later input ignored. */
@@ -710,6 +788,8 @@ int main(int argc, char **argv) {
       exec_runtime_err = rt_err[1];
     } else {
       if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(in_pipe, O_CLOEXEC) < 0) die_to(report[1], "pipe: %s", strerror(errno));
+      fcntl(out_pipe[0], F_SETPIPE_SZ, PIPE_BYTES);
+      fcntl(err_pipe[0], F_SETPIPE_SZ, PIPE_BYTES);
       exec_out = out_pipe[1];
       exec_err = err_pipe[1];
       exec_in = opt_stdin ? in_pipe[0] : -1;
@@ -745,6 +825,8 @@ int main(int argc, char **argv) {
 
   if (!opt_tty) {
     if (pipe2(out_pipe, 0) < 0 || pipe2(err_pipe, 0) < 0 || pipe2(in_pipe, 0) < 0) die_to(report[1], "pipe: %s", strerror(errno));
+    fcntl(out_pipe[0], F_SETPIPE_SZ, PIPE_BYTES);
+    fcntl(err_pipe[0], F_SETPIPE_SZ, PIPE_BYTES);
   }
   pid_t creator = fork();
   if (creator < 0) die_to(report[1], "fork: %s", strerror(errno));
@@ -820,7 +902,7 @@ monitor:
   close(report[1]);
 
   int exited = 0, exit_code = 0;
-  long long start_deadline = now_ms() + START_WITHIN_MS;
+  long long start_deadline = now_ms() + START_WITHIN_MS, drain_until = 0;
   /* Once the container has exited, what is left in its pipes is drained until they close or stay quiet this long. */
   long long quiet_until = 0;
   for (;;) {
@@ -828,8 +910,9 @@ monitor:
     struct pollfd fds[5 + MAX_CLIENTS];
     fds[0] = (struct pollfd){sfd, POLLIN, 0};
     fds[1] = (struct pollfd){attach_fd, POLLIN, 0};
-    fds[2] = (struct pollfd){out_fd, POLLIN, 0};
-    fds[3] = (struct pollfd){err_fd, POLLIN, 0};
+    int held = output_held();
+    fds[2] = (struct pollfd){held ? -1 : out_fd, POLLIN, 0};
+    fds[3] = (struct pollfd){held ? -1 : err_fd, POLLIN, 0};
     fds[4] = (struct pollfd){stdin_backlog.len ? stdin_fd : -1, POLLOUT, 0};
     for (int i = 0; i < MAX_CLIENTS; i++) {
       short events = 0;
@@ -845,9 +928,12 @@ monitor:
       timeout = (int)left;
     }
     if (exited) {
+      /* The quiet time after the exit counts from when output flows again. */
+      if (held) quiet_until = now_ms() + 200;
       long long left = quiet_until - now_ms();
       timeout = left > 0 ? (int)left : 0;
     }
+    if (held && (timeout < 0 || timeout > 1000)) timeout = 1000; /* to see a stuck client in time */
     int r = poll(fds, 5 + MAX_CLIENTS, timeout);
     if (r < 0 && errno != EINTR) break;
     if (r < 0) continue;
@@ -862,12 +948,15 @@ monitor:
             exited = 1;
             exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             quiet_until = now_ms() + 200;
+            drain_until = now_ms() + EXEC_DRAIN_MS;
           }
         }
       }
     }
     if (fds[1].revents & POLLIN) {
       int c = accept4(attach_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      int sndbuf = CLIENT_SNDBUF;
+      if (c >= 0 && setsockopt(c, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0) setsockopt(c, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
       if (c >= 0) {
         int placed = 0;
         for (int i = 0; i < MAX_CLIENTS && !placed; i++)
@@ -878,7 +967,8 @@ monitor:
     int streams[2] = {out_fd, err_fd};
     for (int s = 0; s < 2; s++) {
       if (streams[s] < 0 || !(fds[2 + s].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[32768];
+      /* Large reads from large pipes: fewer frames, log writes and wake-ups for a fast writer. */
+      static char buf[256 * 1024];
       ssize_t got = read(streams[s], buf, sizeof buf);
       if (got > 0) {
         log_bytes(s == 0 ? &out_line : &err_line, buf, (size_t)got, 0);
@@ -894,10 +984,12 @@ monitor:
     for (int i = 0; i < MAX_CLIENTS; i++) {
       short rev = fds[5 + i].revents;
       if (clients[i].fd < 0 || !rev) continue;
+      size_t before = clients[i].out.len;
       if (clients[i].out.len && (rev & (POLLOUT | POLLHUP | POLLERR)) && backlog_flush(&clients[i].out, clients[i].fd) < 0) {
         drop_client(i, NULL);
         continue;
       }
+      if (clients[i].out.len < before) clients[i].progress_ms = now_ms();
       if ((fds[5 + i].events & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR))) {
         const char *why;
         if (read_client(&clients[i], &why) < 0) drop_client(i, why);
@@ -916,6 +1008,8 @@ monitor:
       }
     }
     if (exited && ((out_fd < 0 && err_fd < 0) || now_ms() >= quiet_until)) break;
+    /* An exec's pipes may be held open by what it left running (or by any process of the container): its end waits this long for them at most. */
+    if (exited && opt_exec && now_ms() >= drain_until) break;
   }
 
   log_bytes(&out_line, NULL, 0, 1);

@@ -66,12 +66,12 @@ export class ContainerPaths {
 
   /** The monitor's state: short, since the attach socket's path must fit a unix socket address. */
   stateDir(id: string): string {
-    return this.short('s', id.slice(0, 12));
+    return path.join(this.short('s'), id.slice(0, 12));
   }
 
   /** A container's execs: a directory each, named by the exec ID's digits after the container's 16. */
   execsDir(containerId: string): string {
-    return this.short('x', containerId.slice(0, 12));
+    return path.join(this.short('x', 'e'.repeat(16)), containerId.slice(0, 12));
   }
 
   /** An exec's record, and its monitor's state (its sockets, pid and exit). */
@@ -79,11 +79,14 @@ export class ContainerPaths {
     return path.join(this.execsDir(execId.slice(0, 12)), execId.slice(16, 32));
   }
 
-  /** Under the run directory, or under /run when that would make a socket's path too long. */
-  private short(...parts: string[]): string {
-    const preferred = path.join(this.runDir, ...parts);
-    if (`${preferred}/console.sock`.length < 100) return preferred;
-    return path.join('/run/stevedore', createHash('sha256').update(this.dataRoot).digest('hex').slice(0, 8), ...parts);
+  /**
+   * `<run dir>/<kind>`, or its place under /run when a socket below it, in
+   * a directory `deeper` further down, would have a path too long.
+   */
+  private short(kind: string, deeper = ''): string {
+    const preferred = path.join(this.runDir, kind);
+    if (path.join(preferred, 'c'.repeat(12), deeper, 'console.sock').length < 100) return preferred;
+    return path.join('/run/stevedore', createHash('sha256').update(this.dataRoot).digest('hex').slice(0, 8), kind);
   }
 
   /** The monitor's socket: output, stdin, resize, and its close when the container has exited. */

@@ -22,6 +22,9 @@ import { resolveUser } from './oci-spec';
 import { Frame, ShimConnection, spawnShim } from './shim';
 import type { ContainerDb, ContainerRow } from './store/container-db';
 
+/** The longest command line an exec's events carry. */
+const MAX_EVENT_COMMAND = 1024;
+
 export interface ExecParts {
   db: ContainerDb;
   paths: ContainerPaths;
@@ -51,9 +54,11 @@ interface OciProcess {
   [key: string]: unknown;
 }
 
-/** The command line of an exec's events (`exec_create: ls /`). */
+/** The command line of an exec's events, as Docker writes it: `exec_create: ls /` (`ls ` without arguments). */
 function commandLine(config: containers.ExecConfig): string {
-  return config.cmd.join(' ');
+  const line = `${config.cmd[0]} ${config.cmd.slice(1).join(' ')}`;
+  // Events are kept by count: a command line of megabytes would cost that much in every copy of the log.
+  return line.length > MAX_EVENT_COMMAND ? `${line.slice(0, MAX_EVENT_COMMAND)}…` : line;
 }
 
 function readJson<T>(file: string): T | undefined {
@@ -110,7 +115,8 @@ export class Execs {
   async start(id: string): Promise<void> {
     const monitor = await this.launch(id);
     await monitor.start().catch((err) => {
-      throw this.notStarted(err);
+      // Docker answers a detached start whose process cannot run with a 400.
+      throw invalid(this.notStarted(err).message);
     });
   }
 
@@ -245,13 +251,13 @@ export class Execs {
     if (!spec) throw refused(`Container ${row.id} has no runtime configuration`);
     const base = spec.process;
     const env = new Map(base.env.map((e) => [e.split('=')[0], e]));
+    const user = c.user ? resolveUser(spec.root.path, c.user) : undefined;
+    // Another user's HOME is its own (from the container's passwd), unless the exec sets one.
+    if (user) env.set('HOME', `HOME=${user.home}`);
     for (const e of c.env) env.set(e.split('=')[0], e);
     const out: OciProcess = { ...base, args: c.cmd, terminal: c.tty, env: [...env.values()], cwd: c.workingDir || base.cwd };
     delete out.consoleSize;
-    if (c.user) {
-      const user = resolveUser(spec.root.path, c.user);
-      out.user = { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids };
-    }
+    if (user) out.user = { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids };
     if (c.privileged) out.capabilities = { bounding: this.p.hostCaps, effective: this.p.hostCaps, permitted: this.p.hostCaps, ambient: [] };
     if (!path.posix.isAbsolute(out.cwd)) throw invalid(`the working directory '${out.cwd}' is invalid, it needs to be an absolute path`);
     return out;

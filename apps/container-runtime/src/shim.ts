@@ -69,9 +69,18 @@ function encodeFrame(type: number, payload: Buffer | string = Buffer.alloc(0)): 
   return Buffer.concat([head, body]);
 }
 
-/** A connection to a monitor's attach socket, emitting `frame` (type, payload) and `close`. */
+/**
+ * A connection to a monitor's attach socket, emitting `frame` (type,
+ * payload) and `close`. Output (stdout, stderr) is a byte stream: a frame of
+ * it is passed on in the pieces the socket gives, as they come, never
+ * gathered; other frames are whole.
+ */
 export class ShimConnection extends EventEmitter {
-  private buffer: Buffer = Buffer.alloc(0);
+  /** The frame being read: its type, and how many payload bytes are still to come (-1: reading a head). */
+  private type = 0;
+  private left = -1;
+  private head: Buffer = Buffer.alloc(0);
+  private parts: Buffer[] = [];
 
   private constructor(readonly socket: net.Socket) {
     super();
@@ -89,15 +98,36 @@ export class ShimConnection extends EventEmitter {
   }
 
   private take(chunk: Buffer): void {
-    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
-    while (this.buffer.length >= 5) {
-      const len = this.buffer.readUInt32BE(1);
-      if (this.buffer.length < 5 + len) break;
-      const type = this.buffer[0];
-      const payload = this.buffer.subarray(5, 5 + len);
-      this.buffer = this.buffer.subarray(5 + len);
-      this.emit('frame', type, payload);
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.left < 0) {
+        const want = 5 - this.head.length;
+        this.head = Buffer.concat([this.head, chunk.subarray(at, at + want)]);
+        at += Math.min(want, chunk.length - at);
+        if (this.head.length < 5) return;
+        this.type = this.head[0];
+        this.left = this.head.readUInt32BE(1);
+        this.head = Buffer.alloc(0);
+        if (this.left === 0) this.finish(Buffer.alloc(0));
+        continue;
+      }
+      const piece = chunk.subarray(at, at + this.left);
+      at += piece.length;
+      this.left -= piece.length;
+      if (this.type === Frame.stdout || this.type === Frame.stderr) {
+        this.emit('frame', this.type, piece);
+        if (this.left === 0) this.left = -1;
+      } else {
+        this.parts.push(piece);
+        if (this.left === 0) this.finish(Buffer.concat(this.parts));
+      }
     }
+  }
+
+  private finish(payload: Buffer): void {
+    this.parts = [];
+    this.left = -1;
+    this.emit('frame', this.type, payload);
   }
 
   send(type: number, payload?: Buffer | string): boolean {

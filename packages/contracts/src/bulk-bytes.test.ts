@@ -51,3 +51,34 @@ test('a gathered payload is sent as it was laid out: encoded exactly, without an
   const load = images.ImageStoreService.load.requestSerialize({ data: payload });
   assert.deepEqual(load, Buffer.from(images.DataChunk.encode({ data: payload }).finish()));
 });
+
+test('output (logs, attach) and stdin are encoded as the generated codecs encode them, and read back as views of the message', () => {
+  const rt = containers.ContainerRuntimeService;
+  for (const size of [0, 1, 127, 128, 300_000]) {
+    for (const stream of [0, 1, 2]) {
+      const data = randomBytes(size);
+      const output: containers.Output = { stream, data };
+      const logWire = rt.logs.responseSerialize(output);
+      assert.deepEqual(logWire, Buffer.from(containers.Output.encode(output).finish()), `logs ${size}/${stream}`);
+      const back = rt.logs.responseDeserialize(logWire);
+      assert.equal(back.stream, stream);
+      assert.ok(Buffer.from(back.data).equals(data));
+      const reply: containers.AttachReply = { part: { $case: 'output', output } };
+      const attachWire = rt.attach.responseSerialize(reply);
+      assert.deepEqual(attachWire, Buffer.from(containers.AttachReply.encode(reply).finish()), `attach ${size}/${stream}`);
+      const r = rt.attach.responseDeserialize(attachWire);
+      assert.ok(r.part?.$case === 'output' && r.part.output.stream === stream && Buffer.from(r.part.output.data).equals(data));
+      if (size > 0) assert.equal((r.part.output.data as Buffer).buffer, attachWire.buffer, 'a view, not a copy');
+    }
+  }
+  // Other replies and requests: the generated codecs, both ways.
+  for (const reply of [{ part: { $case: 'tty', tty: true } }, { part: { $case: 'startedAt', startedAt: 'x' } }, { part: { $case: 'connected', connected: true } }] as containers.AttachReply[]) {
+    assert.deepEqual(rt.attach.responseDeserialize(rt.attach.responseSerialize(reply)), reply);
+  }
+  const stdin: containers.AttachRequest = { part: { $case: 'stdin', stdin: Buffer.from('typed') } };
+  const stdinWire = rt.attach.requestSerialize(stdin);
+  assert.deepEqual(stdinWire, Buffer.from(containers.AttachRequest.encode(stdin).finish()));
+  assert.deepEqual(rt.attach.requestDeserialize(stdinWire), stdin);
+  const open: containers.AttachRequest = { part: { $case: 'open', open: { id: 'c', logs: true, stream: true, stdin: false, stdout: true, stderr: true, resume: false, resumeAfter: '', exec: false } } };
+  assert.deepEqual(rt.attach.requestDeserialize(rt.attach.requestSerialize(open)), open);
+});

@@ -7,7 +7,7 @@
 // message. Any other message of the same type goes through the generated codec.
 import * as containers from './generated/stevedore/container_runtime.generated';
 import * as images from './generated/stevedore/image_store.generated';
-import { BYTES_FIELDS } from './generated/bytes-fields.generated';
+import { FIELD_NUMBERS } from './generated/field-numbers.generated';
 
 interface Codec {
   serialize(value: unknown): Buffer;
@@ -23,32 +23,38 @@ interface BulkField<M> {
   wrap(bytes: Buffer): M;
 }
 
-/** The length-delimited tag and length that lead a bytes field of `length` bytes. */
-export function bytesFieldHeader(field: number, length: number): Buffer {
-  const out = [(field << 3) | 2];
-  let n = length;
+function pushVarint(out: number[], value: number): number[] {
+  let n = value;
   while (n >= 0x80) {
     out.push((n & 0x7f) | 0x80);
     n = Math.floor(n / 128);
   }
   out.push(n);
-  return Buffer.from(out);
+  return out;
+}
+
+/** The length-delimited tag and length that lead a bytes field of `length` bytes. */
+export function bytesFieldHeader(field: number, length: number): Buffer {
+  return Buffer.from(pushVarint([(field << 3) | 2], length));
+}
+
+/** A varint at `at`: its value and the offset after it, or undefined past 5 bytes or the end. */
+function readVarint(buf: Buffer, at: number): { value: number; next: number } | undefined {
+  let value = 0;
+  let scale = 1;
+  for (let i = at; i < buf.length && i < at + 5; i++) {
+    value += (buf[i] & 0x7f) * scale;
+    if ((buf[i] & 0x80) === 0) return { value, next: i + 1 };
+    scale *= 128;
+  }
+  return undefined;
 }
 
 /** The payload of a message that is exactly one bytes field `field`, or undefined. */
 export function bytesFieldPayload(field: number, message: Buffer): Buffer | undefined {
   if (message.length === 0 || message[0] !== ((field << 3) | 2)) return undefined;
-  let length = 0;
-  let scale = 1;
-  let i = 1;
-  for (;;) {
-    if (i >= message.length || i > 5) return undefined;
-    const byte = message[i++];
-    length += (byte & 0x7f) * scale;
-    if ((byte & 0x80) === 0) break;
-    scale *= 128;
-  }
-  return i + length === message.length ? message.subarray(i) : undefined;
+  const length = readVarint(message, 1);
+  return length && length.next + length.value === message.length ? message.subarray(length.next) : undefined;
 }
 
 /** Room before a gathered payload for a tag and a length of up to 5 bytes. */
@@ -122,9 +128,9 @@ const dataOnly = <M extends { data: Buffer }>(field: number): BulkField<M> => ({
 
 const image = images.ImageStoreService as unknown as Record<string, MethodDefinition>;
 const IMAGES = 'stevedore.images.v1';
-useBulk<images.ImportRequest>(image.import, 'request', chunkPart(BYTES_FIELDS[`${IMAGES}.ImportRequest`].chunk));
-useBulk<images.CommitRequest>(image.commit, 'request', chunkPart(BYTES_FIELDS[`${IMAGES}.CommitRequest`].chunk));
-const imageData = dataOnly<images.DataChunk>(BYTES_FIELDS[`${IMAGES}.DataChunk`].data);
+useBulk<images.ImportRequest>(image.import, 'request', chunkPart(FIELD_NUMBERS[`${IMAGES}.ImportRequest`].chunk));
+useBulk<images.CommitRequest>(image.commit, 'request', chunkPart(FIELD_NUMBERS[`${IMAGES}.CommitRequest`].chunk));
+const imageData = dataOnly<images.DataChunk>(FIELD_NUMBERS[`${IMAGES}.DataChunk`].data);
 useBulk(image.load, 'request', imageData);
 useBulk(image.save, 'response', imageData);
 useBulk(image.putBlob, 'request', imageData);
@@ -132,6 +138,73 @@ useBulk(image.getBlob, 'response', imageData);
 
 const runtime = containers.ContainerRuntimeService as unknown as Record<string, MethodDefinition>;
 const CONTAINERS = 'stevedore.containers.v1';
-useBulk<containers.PutArchiveRequest>(runtime.putArchive, 'request', chunkPart(BYTES_FIELDS[`${CONTAINERS}.PutArchiveRequest`].chunk));
-const containerData = dataOnly<containers.Chunk>(BYTES_FIELDS[`${CONTAINERS}.Chunk`].data);
+useBulk<containers.PutArchiveRequest>(runtime.putArchive, 'request', chunkPart(FIELD_NUMBERS[`${CONTAINERS}.PutArchiveRequest`].chunk));
+const containerData = dataOnly<containers.Chunk>(FIELD_NUMBERS[`${CONTAINERS}.Chunk`].data);
 for (const name of ['export', 'getArchive', 'diff']) useBulk(runtime[name], 'response', containerData);
+
+/*
+ * A container's output (logs, attach): `Output { stream, data }`, alone or
+ * as the `output` of an AttachReply, written with one copy of the data and
+ * read as a view of the received message; and an attachment's stdin.
+ */
+const OUTPUT = FIELD_NUMBERS[`${CONTAINERS}.Output`];
+
+/** Output's encoding, and its data's place in it. */
+function outputWire(prefix: number[], stream: number, data: Uint8Array): Buffer {
+  const inner = stream ? pushVarint([OUTPUT.stream << 3], stream) : [];
+  // Empty data is left out, as proto3 leaves out a default.
+  if (data.length) inner.push(...pushVarint([(OUTPUT.data << 3) | 2], data.length));
+  const head = prefix.length ? pushVarint([...prefix], inner.length + data.length).concat(inner) : inner;
+  const out = Buffer.allocUnsafe(head.length + data.length);
+  out.set(head, 0);
+  out.set(data, head.length);
+  return out;
+}
+
+/** Output's fields read from `buf` (from `at` to its end): only `stream` and `data`, else undefined. */
+function readOutput(buf: Buffer, at: number): containers.Output | undefined {
+  let stream = 0;
+  let i = at;
+  if (buf[i] === ((OUTPUT.stream << 3) | 0)) {
+    const v = readVarint(buf, i + 1);
+    if (!v) return undefined;
+    stream = v.value;
+    i = v.next;
+  }
+  if (i === buf.length) return { stream, data: Buffer.alloc(0) };
+  if (buf[i] !== ((OUTPUT.data << 3) | 2)) return undefined;
+  const length = readVarint(buf, i + 1);
+  if (!length || length.next + length.value !== buf.length) return undefined;
+  return { stream, data: buf.subarray(length.next) };
+}
+
+function outputCodec(generated: Codec, wrapped?: number): Codec {
+  const prefix = wrapped === undefined ? [] : [(wrapped << 3) | 2];
+  return {
+    serialize(value) {
+      const v = value as { part?: { $case: string; output?: containers.Output } } & Partial<containers.Output>;
+      const output = wrapped === undefined ? (v as containers.Output) : v.part?.$case === 'output' ? v.part.output : undefined;
+      return output?.data ? outputWire(prefix, output.stream, output.data) : generated.serialize(value);
+    },
+    deserialize(message) {
+      if (wrapped === undefined) return readOutput(message, 0) ?? generated.deserialize(message);
+      if (message[0] !== prefix[0]) return generated.deserialize(message);
+      const length = readVarint(message, 1);
+      const output = length && length.next + length.value === message.length ? readOutput(message, length.next) : undefined;
+      return output ? { part: { $case: 'output', output } } : generated.deserialize(message);
+    },
+  };
+}
+
+function useOutput(method: MethodDefinition, wrapped?: number): void {
+  const codec = outputCodec({ serialize: method.responseSerialize, deserialize: method.responseDeserialize }, wrapped);
+  method.responseSerialize = codec.serialize;
+  method.responseDeserialize = codec.deserialize;
+}
+useOutput(runtime.logs);
+useOutput(runtime.attach, FIELD_NUMBERS[`${CONTAINERS}.AttachReply`].output);
+useBulk<containers.AttachRequest>(runtime.attach, 'request', {
+  field: FIELD_NUMBERS[`${CONTAINERS}.AttachRequest`].stdin,
+  bytesOf: (m) => (m.part?.$case === 'stdin' ? (m.part.stdin as Buffer) : undefined),
+  wrap: (stdin) => ({ part: { $case: 'stdin', stdin } }),
+});

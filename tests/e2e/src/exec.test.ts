@@ -93,6 +93,7 @@ describe('docker exec', () => {
   test('exec -u, and the container\'s environment and working directory by default', async () => {
     const nobody = await stack.docker(['exec', '-u', 'nobody', 'box', 'id']);
     assert.match(nobody.stdout, /^uid=65534\(nobody\) gid=65534\(nogroup\)/);
+    assert.equal((await stack.docker(['exec', '-u', 'nobody', 'box', 'sh', '-c', 'echo $HOME'])).stdout, '/nonexistent\n');
     const unknown = await stack.docker(['exec', '-u', 'nosuchuser', 'box', 'id']);
     assert.notEqual(unknown.code, 0);
     assert.equal(unknown.code, 126);
@@ -173,6 +174,20 @@ describe('docker exec', () => {
     assert.equal(died?.Actor.Attributes.exitCode, '137');
     const record = await execJson(stack, detached.Actor.Attributes.execID);
     assert.deepEqual([record.Running, record.ExitCode], [false, 137]);
+  });
+
+  test('attempts: a container named after another\'s full ID gets none of its execs; an exec whose output a process it left keeps open still ends, with its status', async () => {
+    const victim = (await stack.docker(['run', '-d', '--name', 'victim', 'busybox', 'sleep', '1000'])).stdout.trim();
+    const impostor = (await stack.docker(['run', '-d', '--name', victim, 'busybox', 'sleep', '1000'])).stdout.trim();
+    assert.match(impostor, /^[0-9a-f]{64}$/);
+    assert.equal((await stack.docker(['exec', 'victim', 'touch', '/in-victim'])).code, 0);
+    assert.equal((await stack.docker(['exec', victim, 'ls', '/in-victim'])).code, 0, 'the full ID names the victim');
+    assert.notEqual((await stack.docker(['exec', impostor, 'ls', '/in-victim'])).code, 0, 'the impostor has no such file');
+    const started = Date.now();
+    const left = await stack.docker(['exec', 'box', 'sh', '-c', '(while :; do echo tick; sleep 0.05; done) & exit 5']);
+    assert.equal(left.code, 5);
+    assert.ok(Date.now() - started < 6000, `${Date.now() - started} ms`);
+    assert.equal((await stack.docker(['rm', '-f', 'victim', impostor])).code, 0);
   });
 
   test('a client that goes away: the process keeps running; a SIGKILL of the runtime does not end an attached exec', async () => {

@@ -191,7 +191,8 @@ describe('slow consumers', () => {
     assert.ok(before > 200, `the container's pace: ${report}`);
     assert.ok(during >= before / 2, `the container and its log slowed down: ${report}`);
     assert.ok(peak < 12 * 1024, `the monitor grew: ${report}`);
-    assert.match(shimLog, /dropped an attach client: it fell behind/);
+    // Held for at most a second (a relay that takes nothing for that long is dropped), then the container goes on.
+    assert.match(shimLog, /dropped an attach client: it took none of its output for CLIENT_STUCK_MS/);
     // Thawed, the runtime reads what the monitor had sent before it dropped the attachment, then its end.
     const ended = await Promise.race([closed.then(() => true), sleep(10_000).then(() => false)]);
     assert.ok(ended, 'the dropped attachment ended for its client');

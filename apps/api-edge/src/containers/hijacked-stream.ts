@@ -1,16 +1,31 @@
 // A hijacked connection relaying an attachment (POST /containers/(id)/attach,
 // POST /exec/(id)/start): the answer's head, then output framed as the
 // version and the TTY want it, and the client's bytes as stdin.
+import type { Writable } from 'node:stream';
 import type { ApiRequest } from '../http/api-request';
 import { AttachOutput } from '../http/attach-output';
 import { RuntimeAttachment, type AttachRuntime, type AttachTarget } from './runtime-attachment';
 
 /** The 8-byte header of a multiplexed frame (STREAMS.md §4). */
-export function muxFrame(stream: number, data: Uint8Array): Buffer {
+function muxHeader(stream: number, length: number): Buffer {
   const head = Buffer.alloc(8);
   head[0] = stream;
-  head.writeUInt32BE(data.byteLength, 4);
-  return Buffer.concat([head, data]);
+  head.writeUInt32BE(length, 4);
+  return head;
+}
+
+/** A multiplexed frame as one buffer. */
+export function muxFrame(stream: number, data: Uint8Array): Buffer {
+  return Buffer.concat([muxHeader(stream, data.byteLength), data]);
+}
+
+/** Writes a multiplexed frame as its header and its data (one writev, the data not copied). */
+function writeMuxFrame(socket: Writable, stream: number, data: Uint8Array): boolean {
+  socket.cork();
+  socket.write(muxHeader(stream, data.byteLength));
+  const open = socket.write(data);
+  socket.uncork();
+  return open;
 }
 
 export interface HijackedRelay {
@@ -63,7 +78,7 @@ export async function relayHijacked(req: ApiRequest, o: HijackedRelay): Promise<
   const output = new AttachOutput(
     socket,
     o.backlogBytes,
-    (data) => socket.write(multiplex ? muxFrame(stream, data) : data),
+    (data) => (multiplex ? writeMuxFrame(socket, stream, data) : socket.write(data)),
     (text) => socket.write(multiplex ? muxFrame(2, text) : text),
     () => socket.end(),
     (queued) => {

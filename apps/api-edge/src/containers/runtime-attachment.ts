@@ -47,6 +47,11 @@ export interface AttachTarget {
   exec?: boolean;
 }
 
+/** The output's bytes as a Buffer, without a copy (the codec reads them as a view of the message). */
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
 export class RuntimeAttachment {
   private call!: AttachCall;
   /** Stdin sent on the current call before the runtime said the monitor has it: lost if the runtime goes away. */
@@ -147,7 +152,7 @@ export class RuntimeAttachment {
         const part = r.part;
         if (!part) return;
         clearTimeout(giveUp);
-        if (part.$case === 'output') this.onOutput(part.output.stream, Buffer.from(part.output.data));
+        if (part.$case === 'output') this.onOutput(part.output.stream, asBuffer(part.output.data));
         else if (part.$case === 'startedAt') this.startedAt = part.startedAt;
         else if (part.$case === 'connected') {
           this.connected = true;

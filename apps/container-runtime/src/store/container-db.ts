@@ -173,7 +173,8 @@ export class ContainerDb {
       const rows = /^[0-9a-f]+$/.test(ref) ? this.byPrefix(ref) : [];
       return rows.length === 1 ? rows[0] : undefined;
     };
-    const row = this.byName(ref.startsWith('/') ? ref : `/${ref}`) ?? this.get(ref) ?? uniquePrefix();
+    // A full ID first, as Docker looks: a container named after another's ID never stands in for it.
+    const row = this.get(ref) ?? this.byName(ref.startsWith('/') ? ref : `/${ref}`) ?? uniquePrefix();
     if (!row) throw notFound(`No such container: ${ref}`);
     return row;
   }
