@@ -2,8 +2,8 @@
 // `docker run --rm IMAGE true` latency (the real CLI), create→start→wait→remove
 // throughput at concurrency 1, 4 and 16, p99/p50 of 32 parallel runs,
 // GET /containers/json?all=1 with no and with 1,000 containers, reading back
-// 50 MB of logs, 50 MB through an attach, and the memory of the
-// per-container monitors.
+// 50 MB of logs, 50 MB through an attach, the memory of the per-container
+// monitors, `docker exec c true` latency, and the engine's CPU per stats sample.
 //
 //   node bench/dist/containers.js [--runs 20] [--containers 1000]
 import { spawnSync } from 'node:child_process';
@@ -69,6 +69,39 @@ function cliRun(e: Engine): number {
   return ms(t);
 }
 
+function cliExec(e: Engine, id: string): number {
+  const t = process.hrtime.bigint();
+  const r = spawnSync('docker', ['exec', id, 'true'], { env: { ...process.env, DOCKER_HOST: `unix://${e.socket}` } });
+  if (r.status !== 0) throw new Error(`${e.name} docker exec: ${r.stderr}`);
+  return ms(t);
+}
+
+/** CPU time (user and system, ms) the engine's processes used. */
+function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks * 10;
+}
+
+/** Streams the stats of every container for `ms`: the engine's CPU time per sample sent. */
+async function statsCost(e: Engine, ids: string[], ms: number): Promise<{ cpuMsPerSample: number; samples: number }> {
+  const pids = e.pids();
+  const before = cpuMs(pids);
+  let samples = 0;
+  const requests = ids.map((id) => http.get({ socketPath: e.socket, path: `/v1.12/containers/${id}/stats`, agent: false }, (res) => res.on('data', (c: Buffer) => (samples += c.toString().split('\n').filter((l) => l.startsWith('{')).length))));
+  for (const r of requests) r.on('error', () => undefined);
+  await new Promise((r) => setTimeout(r, ms));
+  for (const r of requests) r.destroy();
+  return { cpuMsPerSample: (cpuMs(pids) - before) / Math.max(1, samples), samples };
+}
+
 function pidsMatching(re: RegExp): number[] {
   return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
     try {
@@ -86,6 +119,7 @@ async function main(): Promise<void> {
   const docker = await startDocker();
   const engines = [stevedore, docker];
   const samples = new Map<string, number[]>();
+  const execTargets = new Map<string, string>();
   const add = (k: string, v: number) => samples.set(k, [...(samples.get(k) ?? []), v]);
   try {
     for (const e of engines) {
@@ -140,6 +174,30 @@ async function main(): Promise<void> {
       for (const id of ids) await json(e.socket, 'DELETE', `/v1.12/containers/${id}?force=1`);
     }
 
+    process.stderr.write('bench: docker exec c true\n');
+    for (const e of engines) {
+      const c = await json(e.socket, 'POST', '/v1.12/containers/create', { Image: 'busybox', Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none' } });
+      await json(e.socket, 'POST', `/v1.12/containers/${c.body.Id}/start`);
+      execTargets.set(e.name, c.body.Id);
+      cliExec(e, c.body.Id); // warm-up
+    }
+    for (let i = 0; i < RUNS; i++) for (const e of i % 2 ? [...engines].reverse() : engines) add(`${e.name} exec`, cliExec(e, execTargets.get(e.name)!));
+    for (const e of engines) await json(e.socket, 'DELETE', `/v1.12/containers/${execTargets.get(e.name)}?force=1`);
+
+    process.stderr.write('bench: stats of 10 containers, streamed for 5 s\n');
+    for (const e of engines) {
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const c = await json(e.socket, 'POST', '/v1.12/containers/create', { Image: 'busybox', Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none' } });
+        await json(e.socket, 'POST', `/v1.12/containers/${c.body.Id}/start`);
+        ids.push(c.body.Id);
+      }
+      const r = await statsCost(e, ids, 5000);
+      add(`${e.name} statsCpuMs`, r.cpuMsPerSample);
+      add(`${e.name} statsSamples`, r.samples);
+      for (const id of ids) await json(e.socket, 'DELETE', `/v1.12/containers/${id}?force=1`);
+    }
+
     process.stderr.write('bench: listing no containers\n');
     for (let round = 0; round < 3; round++) for (const e of engines) for (let i = 0; i < 10; i++) add(`${e.name} list0`, await listOnce(e));
     process.stderr.write(`bench: listing ${CONTAINERS} containers\n`);
@@ -174,6 +232,8 @@ async function main(): Promise<void> {
     row('reading back 50 MB of logs', 'MB/s', med('stevedore logsMBps'), med('docker logsMBps'), 'higher'),
     row('50 MB of output through an attach', 'MB/s', med('stevedore attachMBps'), med('docker attachMBps'), 'higher'),
     row('memory of the monitor per running container (RSS)', 'KiB', med('stevedore monitorKiB'), med('docker monitorKiB'), 'lower'),
+    row('docker exec c true, median', 'ms', med('stevedore exec'), med('docker exec'), 'lower'),
+    row('stats streamed for 10 containers: engine CPU per sample', 'ms', med('stevedore statsCpuMs'), med('docker statsCpuMs'), 'lower'),
   ];
   writeReport('containers', 'Container benchmark', { stevedore: stevedore.version, docker: docker.version }, `Both with --net=none (the network benchmark measures the bridge). Docker's monitor is containerd-shim.`, rows, { settings: { runs: RUNS, containers: CONTAINERS }, logBytes: { stevedore: med('stevedore logsBytes'), docker: med('docker logsBytes') } });
 }

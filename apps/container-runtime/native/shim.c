@@ -535,6 +535,7 @@ static int start_exec(char *err, size_t errlen) {
   argv[n] = NULL;
   int rc = opt_tty ? run_runtime_stdio((char *const *)argv, -1, exec_runtime_err, exec_runtime_err)
                    : run_runtime_stdio((char *const *)argv, exec_in, exec_out, exec_err);
+  unlink(opt_exec); /* read by the runtime: no longer needed */
   if (exec_in >= 0) close(exec_in);
   if (exec_out >= 0) close(exec_out);
   if (exec_err >= 0) close(exec_err);

@@ -2,14 +2,19 @@
 // (`{"log","stream","time"}`) in `json.log`, rotated by the monitor to
 // `json.log.1` and up. Read back for `docker logs` and for attach's `logs`.
 import * as fs from 'node:fs';
-import type { containers } from '@stevedore/contracts';
+import { OUTPUT_HEADER_ROOM, outputInPlace, type containers } from '@stevedore/contracts';
 import type { ContainerPaths } from './container-paths';
+import { LogLineReader } from './log-lines';
 import type { ContainerDb } from './store/container-db';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /** Bytes read from a log file at a time, and the most sent in one message. */
 const SLICE = 1024 * 1024;
+/** A timestamp before a line: `[Jan _2 15:04:05.000] `, always this long. */
+const STAMP_LENGTH = 22;
+/** Room past a full batch for one more line. */
+const LINE_ROOM = 128 * 1024;
 
 /** How often a followed log is looked at again while its container runs. */
 const FOLLOW_POLL_MS = 100;
@@ -19,12 +24,6 @@ export function stampMilli(iso: string): string {
   const d = new Date(iso);
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)}`;
-}
-
-interface LogEntry {
-  log: string;
-  stream: string;
-  time: string;
 }
 
 export interface LogsWanted {
@@ -57,44 +56,70 @@ export class ContainerLogs {
    * container runs. `emit` may hold the replay back (the caller's pace).
    */
   async stream(id: string, wanted: LogsWanted, emit: (o: containers.Output) => Promise<void> | undefined, signal: AbortSignal): Promise<void> {
-    let batch: Buffer[] = [];
-    let batchSize = 0;
+    // Decoded output is gathered in one buffer per message (a decoded line is never longer than its JSON).
+    // Each batch starts after room for its message's header, written in place when it is sent.
+    let batch = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + SLICE + LINE_ROOM);
+    let batchSize = OUTPUT_HEADER_ROOM;
     let batchStream = 0;
-    const flush = async () => {
-      if (!batchSize) return;
-      const data = Buffer.concat(batch, batchSize);
-      batch = [];
-      batchSize = 0;
-      await emit({ stream: batchStream, data });
+    /** Sends the batch; the caller waits for what it returns (the client's pace). */
+    const flush = (): Promise<void> | undefined => {
+      if (batchSize === OUTPUT_HEADER_ROOM) return undefined;
+      const output = outputInPlace(batch, OUTPUT_HEADER_ROOM, batchSize, batchStream);
+      batch = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + SLICE + LINE_ROOM);
+      batchSize = OUTPUT_HEADER_ROOM;
+      return emit(output);
     };
-    const take = async (line: string) => {
-      if (!line) return;
-      let e: LogEntry;
-      try {
-        e = JSON.parse(line) as LogEntry;
-      } catch {
-        return;
+    const stampLength = wanted.timestamps ? STAMP_LENGTH : 0;
+    const lines = new LogLineReader();
+    /**
+     * One line, `buf[start, end)`, decoded into the batch. Synchronous (a
+     * line costs no promise): what a batch sent meanwhile returns is waited
+     * for by the caller.
+     */
+    const take = (buf: Buffer, start: number, end: number): Promise<unknown> | undefined => {
+      const length = end - start;
+      if (!length) return undefined;
+      let sent: Promise<void> | undefined;
+      if (batchSize + stampLength + length > batch.length) sent = flush();
+      if (OUTPUT_HEADER_ROOM + stampLength + length > batch.length) batch = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + stampLength + length);
+      // Decoded in place, after room for its stamp.
+      let at = batchSize + stampLength;
+      const e = lines.decode(buf, start, end, batch, at);
+      if (!e || (e.stream === 1 && !wanted.stdout) || (e.stream === 2 && !wanted.stderr)) return sent;
+      let switched: Promise<void> | undefined;
+      if (batchSize > OUTPUT_HEADER_ROOM && e.stream !== batchStream) {
+        // Another stream: what came before goes as its own message, this line starts the next.
+        const old = batch;
+        switched = flush();
+        old.copy(batch, OUTPUT_HEADER_ROOM + stampLength, at, at + e.length);
+        at = OUTPUT_HEADER_ROOM + stampLength;
       }
-      const stream = e.stream === 'stderr' ? 2 : 1;
-      if ((stream === 1 && !wanted.stdout) || (stream === 2 && !wanted.stderr)) return;
-      if (stream !== batchStream || batchSize >= SLICE) await flush();
-      batchStream = stream;
-      const text = Buffer.from(wanted.timestamps ? `[${stampMilli(e.time)}] ${e.log}` : e.log);
-      batch.push(text);
-      batchSize += text.length;
+      if (stampLength) batch.write(`[${stampMilli(e.time())}] `, at - stampLength, 'latin1');
+      batchStream = e.stream;
+      batchSize = at + e.length;
+      return sent && switched ? Promise.all([sent, switched]) : sent ?? switched;
     };
     /** Reads a file from `offset` to its current end in slices; returns the new offset and the unfinished line. */
-    const readFrom = async (file: string, offset: number, rest: string): Promise<{ offset: number; rest: string }> => {
+    // One read buffer for the whole replay: the unfinished line of a slice is moved to its front, the next slice read after it.
+    let reading = Buffer.allocUnsafe(2 * SLICE);
+    const readFrom = async (file: string, offset: number, rest: Buffer): Promise<{ offset: number; rest: Buffer }> => {
       const fd = fs.openSync(file, 'r');
       try {
-        const buf = Buffer.alloc(SLICE);
         for (;;) {
-          const n = fs.readSync(fd, buf, 0, SLICE, offset);
+          if (rest.length + SLICE > reading.length) reading = Buffer.allocUnsafe(rest.length + SLICE);
+          rest.copy(reading, 0);
+          const n = fs.readSync(fd, reading, rest.length, SLICE, offset);
           if (n <= 0) break;
           offset += n;
-          const lines = (rest + buf.subarray(0, n).toString('utf8')).split('\n');
-          rest = lines.pop() ?? '';
-          for (const line of lines) await take(line);
+          const data = reading.subarray(0, rest.length + n);
+          let start = 0;
+          for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, start)) {
+            const sent = take(data, start, nl);
+            if (sent) await sent;
+            start = nl + 1;
+          }
+          // The unfinished line, kept apart (the buffer is read into again).
+          rest = Buffer.from(data.subarray(start));
           if (signal.aborted) break;
         }
       } finally {
@@ -104,15 +129,15 @@ export class ContainerLogs {
     };
     const files = this.files(id);
     const current = files[files.length - 1];
-    for (const file of files.slice(0, -1)) await readFrom(file, 0, '');
+    for (const file of files.slice(0, -1)) await readFrom(file, 0, Buffer.alloc(0));
     if (!current) return flush();
-    let position = { offset: 0, rest: '' };
+    let position: { offset: number; rest: Buffer } = { offset: 0, rest: Buffer.alloc(0) };
     let inode = fs.statSync(current).ino;
     for (;;) {
       const st = fs.existsSync(current) ? fs.statSync(current) : undefined;
       if (st && st.ino !== inode) {
         inode = st.ino; // rotated: the new file from its beginning
-        position = { offset: 0, rest: '' };
+        position = { offset: 0, rest: Buffer.alloc(0) };
       }
       if (st && st.size > position.offset) position = await readFrom(current, position.offset, position.rest);
       await flush();

@@ -24,6 +24,8 @@ import type { ContainerDb, ContainerRow } from './store/container-db';
 
 /** The longest command line an exec's events carry. */
 const MAX_EVENT_COMMAND = 1024;
+/** Ended execs kept per container for inspection (the oldest go first, as later ones are made). */
+const KEEP_ENDED = 256;
 
 export interface ExecParts {
   db: ContainerDb;
@@ -41,6 +43,8 @@ interface ExecRecord {
   id: string;
   containerId: string;
   config: containers.ExecConfig;
+  /** The container's run it belongs to (its StartedAt): an exec never started is gone with that run. */
+  startedAt: string;
 }
 
 interface OciProcess {
@@ -93,9 +97,10 @@ export class Execs {
     const config = req.config;
     if (!config?.cmd.length) throw invalid('No exec command specified');
     const id = row.id.slice(0, 16) + randomBytes(24).toString('hex');
+    this.prune(row);
     const dir = this.p.paths.execDir(id);
     privateDir(dir);
-    const record: ExecRecord = { id, containerId: row.id, config };
+    const record: ExecRecord = { id, containerId: row.id, config, startedAt: row.started_at };
     fs.writeFileSync(path.join(dir, 'exec.json'), JSON.stringify(record), { mode: 0o600 });
     this.p.outbox.publish(containerEvent(`exec_create: ${commandLine(config)}`, row, { execID: id }));
     return id;
@@ -202,6 +207,30 @@ export class Execs {
     this.watched.clear();
   }
 
+  /**
+   * Before a new exec: the records of the container's earlier runs that
+   * never started go, and ended ones past KEEP_ENDED, oldest first.
+   */
+  private prune(row: ContainerRow): void {
+    const dir = this.p.paths.execsDir(row.id);
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return;
+    }
+    const ended: Array<{ name: string; at: number }> = [];
+    for (const name of names) {
+      const at = (file: string) => fs.statSync(path.join(dir, name, file), { throwIfNoEntry: false });
+      const exit = at('exit.json');
+      const record = readJson<ExecRecord>(path.join(dir, name, 'exec.json'));
+      if (exit) ended.push({ name, at: exit.mtimeMs });
+      else if (!at('started') && record?.startedAt !== row.started_at) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    }
+    ended.sort((a, b) => a.at - b.at);
+    for (const e of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED))) fs.rmSync(path.join(dir, e.name), { recursive: true, force: true });
+  }
+
   private record(id: string): ExecRecord {
     const record = /^[0-9a-f]{64}$/.test(id) ? readJson<ExecRecord>(path.join(this.p.paths.execDir(id), 'exec.json')) : undefined;
     if (!record || record.id !== id) throw notFound(`No such exec instance: ${id}`);
@@ -219,6 +248,7 @@ export class Execs {
     const record = this.record(id);
     const row = db.resolve(record.containerId);
     this.mustRun(row);
+    if (row.started_at !== record.startedAt) throw notFound(`No such exec instance: ${id}`);
     const dir = paths.execDir(id);
     try {
       fs.writeFileSync(path.join(dir, 'started'), '', { flag: 'wx', mode: 0o600 });
@@ -281,6 +311,10 @@ export class Execs {
   private ended(id: string): void {
     try {
       const dir = this.p.paths.execDir(id);
+      // A monitor that died without recording the exit: the process went with it (as if SIGKILLed, Docker's 137).
+      if (!fs.existsSync(path.join(dir, 'exit.json')) && fs.existsSync(path.join(dir, 'started')) && !alive(path.join(dir, 'shim.pid'))) {
+        fs.writeFileSync(path.join(dir, 'exit.json'), JSON.stringify({ exitCode: 137, finishedAt: new Date().toISOString(), pid: 0 }), { mode: 0o600 });
+      }
       const exit = readJson<{ exitCode: number }>(path.join(dir, 'exit.json'));
       if (!exit) return;
       fs.writeFileSync(path.join(dir, 'die-told'), '', { flag: 'wx' });

@@ -87,6 +87,8 @@ export function resolveUser(rootfs: string, spec: string): ResolvedUser {
     if (!g && !/^\d+$/.test(groupPart)) throw refused(`Unable to find group ${groupPart}: no matching entries in group file`);
     gid = g ? Number(g[2]) : Number(groupPart);
   }
+  // Larger IDs wrap around in the kernel (4294967295 is -1, "unchanged": root's own).
+  for (const id of [uid, gid]) if (!Number.isSafeInteger(id) || id > 2147483647) throw refused('uids and gids must be in range 0-2147483647');
   const name = entry?.[0];
   const additionalGids = name ? groups.filter((g) => (g[3] ?? '').split(',').includes(name)).map((g) => Number(g[2])).filter((g) => g !== gid) : [];
   return { uid, gid, additionalGids, home: entry?.[5] || '/' };

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { bytesFieldPayload, containers, gatherPayload, images } from './index';
+import { bytesFieldPayload, containers, gatherPayload, images, OUTPUT_HEADER_ROOM, outputInPlace } from './index';
 
 const generatedImport = (m: images.ImportRequest) => Buffer.from(images.ImportRequest.encode(m).finish());
 
@@ -81,4 +81,16 @@ test('output (logs, attach) and stdin are encoded as the generated codecs encode
   assert.deepEqual(rt.attach.requestDeserialize(stdinWire), stdin);
   const open: containers.AttachRequest = { part: { $case: 'open', open: { id: 'c', logs: true, stream: true, stdin: false, stdout: true, stderr: true, resume: false, resumeAfter: '', exec: false } } };
   assert.deepEqual(rt.attach.requestDeserialize(rt.attach.requestSerialize(open)), open);
+});
+
+test('an output laid out in place is sent as it lies, encoded exactly as the generated codec encodes it', () => {
+  for (const [size, stream] of [[1, 1], [300_000, 2], [5, 0]] as const) {
+    const buffer = Buffer.alloc(OUTPUT_HEADER_ROOM + size);
+    const data = randomBytes(size);
+    data.copy(buffer, OUTPUT_HEADER_ROOM);
+    const output = outputInPlace(buffer, OUTPUT_HEADER_ROOM, OUTPUT_HEADER_ROOM + size, stream);
+    const wire = containers.ContainerRuntimeService.logs.responseSerialize(output);
+    assert.deepEqual(wire, Buffer.from(containers.Output.encode({ stream, data }).finish()));
+    assert.equal(wire.buffer, buffer.buffer, 'the buffer itself, not a copy');
+  }
 });

@@ -178,12 +178,33 @@ function readOutput(buf: Buffer, at: number): containers.Output | undefined {
   return { stream, data: buf.subarray(length.next) };
 }
 
+/** Room before an output's data for its Output header (tags, the stream, a length of up to 5 bytes). */
+export const OUTPUT_HEADER_ROOM = 8;
+/** Outputs laid out behind their header, and their encoding. */
+const outputsInPlace = new WeakMap<Uint8Array, Buffer>();
+
+/**
+ * An output whose data is `buffer[start, end)` and whose encoding is made
+ * in place, in the OUTPUT_HEADER_ROOM bytes before it: a log's replay sends
+ * it (alone, not in an AttachReply) without another copy of the data.
+ */
+export function outputInPlace(buffer: Buffer, start: number, end: number, stream: number): containers.Output {
+  const header = Buffer.from([...(stream ? pushVarint([OUTPUT.stream << 3], stream) : []), ...bytesFieldHeader(OUTPUT.data, end - start)]);
+  if (header.length > start || end === start) return { stream, data: buffer.subarray(start, end) };
+  header.copy(buffer, start - header.length);
+  const data = buffer.subarray(start, end);
+  outputsInPlace.set(data, buffer.subarray(start - header.length, end));
+  return { stream, data };
+}
+
 function outputCodec(generated: Codec, wrapped?: number): Codec {
   const prefix = wrapped === undefined ? [] : [(wrapped << 3) | 2];
   return {
     serialize(value) {
       const v = value as { part?: { $case: string; output?: containers.Output } } & Partial<containers.Output>;
       const output = wrapped === undefined ? (v as containers.Output) : v.part?.$case === 'output' ? v.part.output : undefined;
+      const inPlace = wrapped === undefined && output?.data ? outputsInPlace.get(output.data) : undefined;
+      if (inPlace) return inPlace;
       return output?.data ? outputWire(prefix, output.stream, output.data) : generated.serialize(value);
     },
     deserialize(message) {

@@ -55,7 +55,8 @@ describe('docker exec', () => {
     stack = await startStackWithBusybox();
     assert.equal((await stack.docker(['run', '-d', '--name', 'box', '-e', 'FROM_RUN=1', '-w', '/etc', 'busybox', 'sleep', '1000'])).code, 0);
   });
-  after(() => stopStack(stack));
+  // The last test kills container-runtime on purpose.
+  after(() => stopStack(stack, { allowRestarts: true }));
 
   test('output, and the exit status of the process: 0, 3, 127 for a command not found, 126 for one that cannot run', async () => {
     const ls = await stack.docker(['exec', 'box', 'ls', '/']);
@@ -146,7 +147,19 @@ describe('docker exec', () => {
     assert.equal(late.status, 409, late.text);
     const resize = await stack.request('POST', `/v1.12/exec/${id}/resize?h=10&w=10`);
     assert.equal(resize.status, 409, resize.text);
-    assert.equal((await stack.docker(['rm', 'later'])).code, 0);
+    // Started again, the container's earlier execs that never ran are gone (as in Docker).
+    assert.equal((await stack.docker(['start', 'later'])).code, 0);
+    const stale = await stack.request('POST', `/v1.12/exec/${id}/start`, { headers: { 'Content-Type': 'application/json' }, body: '{"Detach":true}' });
+    assert.equal(stale.status, 404, stale.text);
+    // A uid past 2^31-1 would wrap around to root's.
+    const wrapped = await stack.docker(['exec', '-u', '4294967295', 'later', 'id', '-u']);
+    assert.notEqual(wrapped.stdout.trim(), '0');
+    assert.match(wrapped.stdout + wrapped.stderr, /uids and gids must be in range 0-2147483647/);
+    // An upgraded start's body is read by its Content-Length only: a chunked one is refused before the connection is taken.
+    const chunked = await createExec(stack, 'later', { Cmd: ['cat'], AttachStdin: true, AttachStdout: true });
+    const raw = await stack.raw(`POST /v1.12/exec/${chunked}/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{"Detach":false}\r\n0\r\n\r\n`, 3000);
+    assert.match(raw, /^HTTP\/1.1 400 /);
+    assert.equal((await stack.docker(['rm', '-f', 'later'])).code, 0);
     const gone = await stack.request('GET', `/v1.12/exec/${id}/json`);
     assert.equal(gone.status, 404, gone.text);
   });

@@ -17,7 +17,7 @@ import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
 import { acceptWebSocket } from '../http/websocket';
 import { AttachOutput } from '../http/attach-output';
-import { muxFrame, relayHijacked } from './hijacked-stream';
+import { muxFrame, muxHeader, relayHijacked } from './hijacked-stream';
 import { RuntimeAttachment, type AttachTarget } from './runtime-attachment';
 import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
 
@@ -273,7 +273,7 @@ export class ContainersHandlers {
     req.signal.addEventListener('abort', () => stream.cancel(), { once: true });
     await new Promise<void>((resolve) => {
       stream.on('data', (o: containers.Output) => {
-        const wait = res.write(multiplex ? muxFrame(o.stream, o.data) : Buffer.from(o.data));
+        const wait = multiplex ? res.write(muxHeader(o.stream, o.data.byteLength), o.data) : res.write(Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength));
         if (wait) {
           stream.pause();
           void wait.then(() => stream.resume());

@@ -7,7 +7,7 @@ import { AttachOutput } from '../http/attach-output';
 import { RuntimeAttachment, type AttachRuntime, type AttachTarget } from './runtime-attachment';
 
 /** The 8-byte header of a multiplexed frame (STREAMS.md §4). */
-function muxHeader(stream: number, length: number): Buffer {
+export function muxHeader(stream: number, length: number): Buffer {
   const head = Buffer.alloc(8);
   head[0] = stream;
   head.writeUInt32BE(length, 4);

@@ -7,6 +7,8 @@ import type { Logger } from '@stevedore/logging';
 import { parseApiVersion, type ApiVersion, versionAtLeast, versionAbove, versionBelow } from '@stevedore/docker-api';
 
 const MAX_JSON_BODY = 1024 * 1024;
+/** How long the body of an upgraded request (exec start's JSON) may take to arrive. */
+const UPGRADED_BODY_WITHIN_MS = 30_000;
 
 export interface Hijack {
   socket: Duplex;
@@ -156,16 +158,23 @@ export class ApiRequest {
   async bodyBeforeTakeOver(): Promise<string> {
     const h = this.hijack;
     if (!h) return this.text();
+    if (this.header('transfer-encoding')) throw invalid('An upgraded request\'s body must have a Content-Length (it is not read chunked)');
     const length = Number(this.header('content-length') ?? 0);
     if (!Number.isSafeInteger(length) || length < 0 || length > MAX_JSON_BODY) throw invalid(`Invalid Content-Length for an upgraded request: ${this.header('content-length')}`);
     if (h.head.length < length) {
+      const chunks = [h.head];
+      let size = h.head.length;
       await new Promise<void>((resolve, reject) => {
         const onData = (chunk: Buffer) => {
-          h.head = Buffer.concat([h.head, chunk]);
-          if (h.head.length >= length) done();
+          chunks.push(chunk);
+          size += chunk.length;
+          if (size >= length) done();
         };
         const onEnd = () => done(invalid('The client went away before sending its request body'));
+        const timer = setTimeout(() => done(invalid(`The request body did not come within ${UPGRADED_BODY_WITHIN_MS / 1000} s`)), UPGRADED_BODY_WITHIN_MS);
         const done = (err?: Error) => {
+          clearTimeout(timer);
+          h.head = Buffer.concat(chunks, size);
           h.socket.off('data', onData);
           h.socket.off('end', onEnd);
           h.socket.off('close', onEnd);

@@ -50,11 +50,21 @@ export class ApiResponse {
     this.raw.flushHeaders();
   }
 
-  /** Writes one chunk; resolves when the client can take more. */
-  write(chunk: string | Buffer): Promise<void> | undefined {
+  /** Writes one chunk (of several parts, sent together without being joined); resolves when the client can take more. */
+  write(chunk: string | Buffer, ...more: Uint8Array[]): Promise<void> | undefined {
     // A client that went away takes nothing more, and will not say so again ('close' has been emitted).
     if (this.raw.destroyed || this.raw.closed) return undefined;
-    if (this.raw.write(chunk) || this.raw.destroyed || this.raw.closed) return undefined;
+    let open: boolean;
+    if (more.length) {
+      this.raw.cork();
+      this.raw.write(chunk);
+      for (const part of more.slice(0, -1)) this.raw.write(part);
+      open = this.raw.write(more[more.length - 1]);
+      this.raw.uncork();
+    } else {
+      open = this.raw.write(chunk);
+    }
+    if (open || this.raw.destroyed || this.raw.closed) return undefined;
     return new Promise((resolve) => {
       const done = () => {
         this.raw.off('drain', done);
