@@ -1,18 +1,18 @@
 // JSON streams as Docker 1.0 flushed them: one message per HTTP chunk (a
 // period client, docker-py 0.5, reads a chunk's size line and then exactly
 // one line of JSON). Read here from the raw socket, chunk by chunk: a build,
-// an import (the progress stream pull and push share), the events; and a
+// an import, a push and a pull (from Debian's docker-registry), the events; and a
 // failed RUN's exit status in errorDetail.code, which today's CLI exits with.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { context } from './build-fixtures';
-import { type Stack, startStackWithBusybox, stopStack } from './harness';
+import { type Stack, startRegistry, startStackWithBusybox, stopStack } from './harness';
 import { busyboxRootfsTar, makeTar } from './images-fixtures';
 
 /** The chunks of a chunked answer, as framed on the wire. */
-function chunksOf(socket: string, method: string, path: string, body?: Buffer): Promise<{ status: number; chunks: string[] }> {
+function chunksOf(socket: string, method: string, path: string, body?: Buffer, extraHeaders: Record<string, string> = {}): Promise<{ status: number; chunks: string[] }> {
   return new Promise((resolve, reject) => {
     const conn = net.connect(socket);
     let raw = Buffer.alloc(0);
@@ -32,16 +32,16 @@ function chunksOf(socket: string, method: string, path: string, body?: Buffer): 
       }
       resolve({ status, chunks });
     });
-    const headers = [`${method} ${path} HTTP/1.1`, 'Host: docker', 'Connection: close', ...(body ? ['Content-Type: application/x-tar', `Content-Length: ${body.length}`] : [])];
+    const headers = [`${method} ${path} HTTP/1.1`, 'Host: docker', 'Connection: close', ...(body ? ['Content-Type: application/x-tar', `Content-Length: ${body.length}`] : []), ...Object.entries(extraHeaders).map(([k, v]) => `${k}: ${v}`)];
     conn.write(`${headers.join('\r\n')}\r\n\r\n`);
     if (body) conn.write(body);
   });
 }
 
-/** Each chunk is one JSON message and its line end. */
+/** Each chunk is one JSON message and its line end (none after a layer's progress, as Docker 1.0 wrote it). */
 function oneMessageEach(chunks: string[]): Array<Record<string, unknown>> {
   return chunks.map((c, i) => {
-    assert.match(c, /^\{.*\}\r?\n$/s, `chunk ${i} is one line: ${JSON.stringify(c)}`);
+    assert.match(c, /^\{.*\}(\r?\n)?$/s, `chunk ${i} is one message: ${JSON.stringify(c)}`);
     assert.equal(c.trimEnd().split('\n').length, 1, `chunk ${i}: ${JSON.stringify(c)}`);
     return JSON.parse(c) as Record<string, unknown>;
   });
@@ -82,5 +82,24 @@ describe('JSON streams, one message per chunk', () => {
     const messages = oneMessageEach(events.chunks);
     assert.ok(messages.length >= 4, `${messages.length} events`);
     assert.ok(messages.some((m) => m.status === 'create') && messages.some((m) => m.status === 'destroy'));
+  });
+
+  test('a push and a pull: each progress message in a chunk of its own', async () => {
+    const registry = await startRegistry();
+    try {
+      const name = `${registry.address}/chunks/busybox`;
+      assert.equal((await stack.docker(['tag', 'busybox', name])).code, 0);
+      const push = await chunksOf(stack.socket, 'POST', `/v1.12/images/${name}/push`, undefined, { 'X-Registry-Auth': 'e30=' });
+      assert.equal(push.status, 200);
+      assert.ok(oneMessageEach(push.chunks).length >= 2);
+      assert.equal((await stack.docker(['rmi', name])).code, 0);
+      const pull = await chunksOf(stack.socket, 'POST', `/v1.12/images/create?fromImage=${encodeURIComponent(name)}&tag=latest`);
+      assert.equal(pull.status, 200);
+      const messages = oneMessageEach(pull.chunks);
+      assert.ok(messages.length >= 3, `${messages.length} messages`);
+      assert.ok(!messages.some((m) => m.error), JSON.stringify(messages.at(-1)));
+    } finally {
+      await registry.stop();
+    }
   });
 });
