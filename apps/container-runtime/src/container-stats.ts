@@ -169,9 +169,26 @@ function cgroupsOf(procRoot: string, pid: number): Map<string, string> {
  * `previous` becomes its precpu_stats (and preread).
  */
 export function readSample(src: StatsSources, c: { name: string; id: string; pid: number; cgroupPath: string }, previous?: StatsSample): StatsSample {
+  return statsReader(src, c)(previous);
+}
+
+/** Reads samples of one container: where its cgroup is, found once. */
+function statsReader(src: StatsSources, c: { name: string; id: string; pid: number; cgroupPath: string }): (previous?: StatsSample) => StatsSample {
   const groups = cgroupsOf(src.procRoot, c.pid);
   const v2 = fs.existsSync(path.join(src.cgroupRoot, 'cgroup.controllers'));
-  const dir = (controller: string) => (v2 ? path.join(src.cgroupRoot, groups.get('') ?? c.cgroupPath) : path.join(src.cgroupRoot, controller, groups.get(controller) ?? c.cgroupPath));
+  const dirs = new Map<string, string>();
+  const dir = (controller: string) => {
+    let d = dirs.get(controller);
+    if (d === undefined) {
+      d = v2 ? path.join(src.cgroupRoot, groups.get('') ?? c.cgroupPath) : path.join(src.cgroupRoot, controller, groups.get(controller) ?? c.cgroupPath);
+      dirs.set(controller, d);
+    }
+    return d;
+  };
+  return (previous) => sampleOf(src, c, v2, dir, previous);
+}
+
+function sampleOf(src: StatsSources, c: { name: string; id: string; pid: number }, v2: boolean, dir: (controller: string) => string, previous?: StatsSample): StatsSample {
   const sample = emptySample(c.name, c.id);
   sample.read = new Date().toISOString().replace('Z', '000000Z');
   if (previous) {
@@ -243,12 +260,12 @@ export async function streamStats(current: () => StatsTarget | undefined, stream
   if (!first) return;
   const name = `/${first.name.replace(/^\//, '')}`;
   if (!first.running) return send(emptySample(name, first.id));
-  const cgroupPath = `/stevedore/${first.id}`;
+  const read = statsReader(src, { name, id: first.id, pid: first.pid, cgroupPath: `/stevedore/${first.id}` });
   const sampleNow = (previous?: StatsSample): StatsSample | undefined => {
     const c = current();
     // The same run only: a restart between samples is another process.
     if (!c?.running || c.pid !== first.pid) return undefined;
-    return readSample(src, { name, id: first.id, pid: first.pid, cgroupPath }, previous);
+    return read(previous);
   };
   let previous = stream ? undefined : sampleNow();
   if (!stream) await pause(1000, signal);
