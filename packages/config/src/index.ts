@@ -42,11 +42,13 @@ export interface StevedoreConfig {
   /** How long a client may take to send a request's headers; a body (an upload) is bounded by size, never by time. */
   apiHeadersTimeoutMs: number;
   /**
-   * Output an attach client may leave untaken (held in the API edge's memory)
-   * before it is cut off: the container, its log and other clients never wait
-   * for one client.
+   * Output an attach client may leave untaken in the API edge's memory;
+   * past it, what comes next waits for the client in a spool file of up to
+   * `attachSpoolBytes`, and past that the client is cut off: the container,
+   * its log and other clients never wait for one client.
    */
   attachBacklogBytes: number;
+  attachSpoolBytes: number;
   /** Mutual TLS between services over TCP. */
   grpcTls: TlsFiles;
   events: { maxCount: number; maxAgeSeconds: number };
@@ -246,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StevedoreConfi
     apiTlsUnsafeNoClientCerts: truthy(env.STEVEDORE_TLS_UNSAFE_NO_CLIENT_CERTS),
     apiHeadersTimeoutMs: positiveInt(env, 'STEVEDORE_API_HEADERS_TIMEOUT', 60_000),
     attachBacklogBytes: positiveInt(env, 'STEVEDORE_ATTACH_BACKLOG', 16 * 1024 * 1024),
+    attachSpoolBytes: positiveInt(env, 'STEVEDORE_ATTACH_SPOOL', 256 * 1024 * 1024),
     grpcTls: { cert: env.STEVEDORE_GRPC_TLS_CERT, key: env.STEVEDORE_GRPC_TLS_KEY, ca: env.STEVEDORE_GRPC_TLS_CACERT },
     events: {
       maxCount: positiveInt(env, 'STEVEDORE_EVENTS_MAX_COUNT', 100_000),
@@ -313,6 +316,7 @@ export function configToEnv(config: StevedoreConfig): Record<string, string> {
   env.STEVEDORE_GIT_COMMIT = config.gitCommit;
   if (config.nodeArgs.length) env.STEVEDORE_NODE_ARGS = config.nodeArgs.join(' ');
   env.STEVEDORE_ATTACH_BACKLOG = String(config.attachBacklogBytes);
+  env.STEVEDORE_ATTACH_SPOOL = String(config.attachSpoolBytes);
   for (const name of GRPC_SERVICES) env[envName(name)] = config.serviceAddress(name);
   env.STEVEDORE_SERVICES = config.services.join(',');
   env.STEVEDORE_PLACEMENT = config.placement;

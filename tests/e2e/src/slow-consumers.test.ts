@@ -37,8 +37,8 @@ async function ratesOver(ms: number, counters: Received[]): Promise<number[]> {
 describe('slow consumers', () => {
   let stack: Stack;
   before(async () => {
-    // A smaller bound than the default 16 MiB, so that a stuck client at about 1 MB/s is cut off in seconds.
-    stack = await startStackWithBusybox({ STEVEDORE_ATTACH_BACKLOG: String(2 * MiB) });
+    // Smaller bounds than the defaults (16 MiB in memory, 256 MiB spooled), so that a stuck client at about 1 MB/s is cut off in seconds.
+    stack = await startStackWithBusybox({ STEVEDORE_ATTACH_BACKLOG: String(2 * MiB), STEVEDORE_ATTACH_SPOOL: String(6 * MiB) });
   });
   after(() => stopStack(stack));
 
@@ -138,6 +138,50 @@ describe('slow consumers', () => {
     reading.destroy();
     follower.destroy();
     assert.equal((await stack.docker(['rm', '-f', id])).code, 0);
+  });
+
+  test('a client that reads slower than the container gets all of its output, from a spool, without holding up the container or a fast client', async () => {
+    // Within the bounds of this stack: 2 MiB in memory, 6 MiB spooled.
+    const total = 6 * MiB;
+    const id = (await stack.docker(['create', 'busybox', 'sh', '-c', `head -c ${total} /dev/zero | tr "\\0" a`])).stdout.trim();
+    const slow = await attach(id, 'stream=1&stdout=1');
+    const fast = await attach(id, 'stream=1&stdout=1');
+    const slowChunks: Buffer[] = [];
+    const fastChunks: Buffer[] = [];
+    // About 1.3 MB/s: a chunk, then 50 ms without reading.
+    slow.on('data', (c: Buffer) => {
+      slowChunks.push(c);
+      slow.pause();
+      setTimeout(() => slow.resume(), 50);
+    });
+    fast.on('data', (c: Buffer) => fastChunks.push(c));
+    const slowEnded = new Promise<number>((r) => slow.once('close', () => r(Date.now())));
+    const fastEnded = new Promise<number>((r) => fast.once('close', () => r(Date.now())));
+    await sleep(300);
+    const started = Date.now();
+    assert.equal((await stack.docker(['start', id])).code, 0);
+    assert.equal((await stack.docker(['wait', id])).stdout.trim(), '0');
+    const exitedAfter = Date.now() - started;
+    const [fastAt, slowAt] = await Promise.all([fastEnded, slowEnded]);
+    /** The bytes of the frames after the answer's head. */
+    const payload = (chunks: Buffer[]): string => {
+      const all = Buffer.concat(chunks);
+      const body = all.subarray(all.indexOf('\r\n\r\n') + 4);
+      let out = '';
+      for (let i = 0; i + 8 <= body.length; i += 8 + body.readUInt32BE(i + 4)) out += body.subarray(i + 8, i + 8 + body.readUInt32BE(i + 4)).toString('latin1');
+      return out;
+    };
+    const report = `container exited after ${exitedAfter} ms, fast client done after ${fastAt - started} ms, slow after ${slowAt - started} ms`;
+    // Every byte, to both.
+    assert.equal(payload(fastChunks), 'a'.repeat(total), report);
+    assert.equal(payload(slowChunks), 'a'.repeat(total), report);
+    assert.ok(exitedAfter < 4000 && fastAt - started < 5000, `held up by the slow client: ${report}`);
+    assert.ok(slowAt - fastAt > 2000, `the slow client was not slow: ${report}`);
+    const edgeLog = fs.readFileSync(`${stack.root}/logs/api-edge.log`, 'utf8');
+    assert.equal(edgeLog.split('\n').filter((l) => l.includes('attach client cut off') && l.includes(id.slice(0, 12))).length, 0);
+    assert.equal((await stack.docker(['rm', id])).code, 0);
+    // Nothing is left of its spool.
+    assert.deepEqual(fs.readdirSync(`${stack.root}/run/attach-spools`), []);
   });
 
   test('with container-runtime frozen, the monitor goes on for the container and its log, and drops the attachment it cannot deliver to', async () => {
@@ -315,17 +359,17 @@ describe('slow consumers', () => {
     assert.equal(got.stdout.length, logged.stdout.length, 'every byte the log has');
     assert.equal(got.stderr, '', 'no notice');
 
-    // The same output to a client that takes nothing for a while: it falls past 2 MiB, is cut off, and
-    // on reading again gets what had been queued for it, then the notice, then the end.
-    const big = (await stack.docker(['create', 'busybox', 'sh', '-c', 'head -c 4500000 /dev/urandom | base64; echo the-end'])).stdout.trim();
+    // An output past the bounds to a client that takes nothing for a while: it falls past 2 MiB in memory
+    // and 6 MiB spooled, is cut off, and on reading again gets what had been queued for it, then the notice, then the end.
+    const big = (await stack.docker(['create', 'busybox', 'sh', '-c', 'head -c 9000000 /dev/urandom | base64; echo the-end'])).stdout.trim();
     const late = await attach(big, 'stream=1&stdout=1&stderr=1');
     late.pause();
     await sleep(300);
     assert.equal((await stack.docker(['start', big])).code, 0);
     await sleep(4000);
     const lateGot = demux(await readAll(late, 50 << 20));
-    assert.match(lateGot.stderr, /this client fell more than 2097152 bytes behind the container's output and was cut off/);
-    assert.ok(lateGot.stdout.length >= 2 * MiB && lateGot.stdout.length < 4 * MiB, `what had been queued: ${lateGot.stdout.length}`);
+    assert.match(lateGot.stderr, /this client fell more than 8388608 bytes behind the container's output and was cut off/);
+    assert.ok(lateGot.stdout.length >= 8 * MiB && lateGot.stdout.length < 11 * MiB, `what had been queued: ${lateGot.stdout.length}`);
     assert.ok(!lateGot.stdout.includes('the-end'), 'not the end of it');
     const bigLog = await stack.docker(['logs', big]);
     assert.ok(bigLog.stdout.endsWith('the-end\n'), 'the container went on: its log has all of it');

@@ -16,7 +16,7 @@ import { RemovalsInFlight } from '../backends/removals-in-flight';
 import { streamBytes } from '../http/byte-stream';
 import { pumpBody } from '../http/upload';
 import { acceptWebSocket } from '../http/websocket';
-import { AttachOutput } from '../http/attach-output';
+import { AttachOutput, attachBacklog } from '../http/attach-output';
 import { muxFrame, muxHeader, relayHijacked } from './hijacked-stream';
 import { RuntimeAttachment, type AttachTarget } from './runtime-attachment';
 import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
@@ -322,7 +322,7 @@ export class ContainersHandlers {
     res.raw.detachSocket(req.hijack.socket as Socket);
     const peer = await acceptWebSocket(req.raw, req.hijack.socket, req.hijack.head);
     if (!peer) return;
-    const attachment = new RuntimeAttachment(rt, this.attachTarget(req, c), req.requestId, req.log, (_stream, data) => output.send(data));
+    const attachment = new RuntimeAttachment(rt, this.attachTarget(req, c), req.requestId, req.log, (stream, data) => output.send(stream, data));
     const done = attachment.run();
     // Stdin waits while the runtime has not taken the last message.
     peer.ws.on('message', (data: Buffer) => {
@@ -334,17 +334,16 @@ export class ContainersHandlers {
     });
     peer.ws.on('close', () => attachment.cancel());
     peer.ws.on('error', () => attachment.cancel());
-    const output = new AttachOutput(
-      req.hijack.socket,
-      this.config.attachBacklogBytes,
-      (data) => peer.sendText(data),
-      (text) => peer.sendText(text),
-      () => peer.ws.close(1000),
-      (queued) => {
+    const output = new AttachOutput(req.hijack.socket, {
+      ...attachBacklog(this.config),
+      write: (_stream, data) => peer.sendText(data),
+      notice: (text) => peer.sendText(text),
+      end: () => peer.ws.close(1000),
+      onCut: (queued) => {
         req.log.warn({ queued }, 'attach client cut off: it fell behind the container\'s output');
         attachment.cancel();
       },
-    );
+    });
     await done;
     if (peer.ws.readyState === peer.ws.OPEN) output.finish();
   };
@@ -359,7 +358,7 @@ export class ContainersHandlers {
     const { c, rt } = await this.inspectOf(req, req.params.id);
     const tty = Boolean(containerConfigText.decode(c.configJson)?.Tty);
     await relayHijacked(req, {
-      rt, target: this.attachTarget(req, c), multiplex: req.atLeast('1.6') && !tty, backlogBytes: this.config.attachBacklogBytes,
+      rt, target: this.attachTarget(req, c), multiplex: req.atLeast('1.6') && !tty, backlog: attachBacklog(this.config),
       failureText: (message) => `Error attaching: ${message}\n`,
     });
   };

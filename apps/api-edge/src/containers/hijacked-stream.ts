@@ -3,7 +3,7 @@
 // version and the TTY want it, and the client's bytes as stdin.
 import type { Writable } from 'node:stream';
 import type { ApiRequest } from '../http/api-request';
-import { AttachOutput } from '../http/attach-output';
+import { AttachOutput, type AttachOutputOptions } from '../http/attach-output';
 import { RuntimeAttachment, type AttachRuntime, type AttachTarget } from './runtime-attachment';
 
 /** The 8-byte header of a multiplexed frame (STREAMS.md §4). */
@@ -33,8 +33,8 @@ export interface HijackedRelay {
   target: AttachTarget;
   /** Output in 8-byte frames (gate G10: from v1.6, without a TTY). */
   multiplex: boolean;
-  /** How far a client may fall behind before it is cut off. */
-  backlogBytes: number;
+  /** How far a client may fall behind in memory, and then in a spool, before it is cut off. */
+  backlog: Pick<AttachOutputOptions, 'limit' | 'spool'>;
   /** What the client reads when the attachment failed. */
   failureText(message: string): string;
 }
@@ -53,11 +53,7 @@ export async function relayHijacked(req: ApiRequest, o: HijackedRelay): Promise<
   const socket = req.takeOver();
   socket.write(head);
 
-  let stream = 1;
-  const attachment = new RuntimeAttachment(o.rt, o.target, req.requestId, req.log, (from, data) => {
-    stream = from;
-    output.send(data);
-  });
+  const attachment = new RuntimeAttachment(o.rt, o.target, req.requestId, req.log, (from, data) => output.send(from, data));
   const done = attachment.run();
   // What a client sends without asking for stdin is read and dropped, never held.
   const sendStdin = (chunk: Buffer) => {
@@ -75,17 +71,16 @@ export async function relayHijacked(req: ApiRequest, o: HijackedRelay): Promise<
   socket.on('end', () => attachment.closeStdin());
   socket.on('error', () => attachment.cancel());
   socket.on('close', () => attachment.cancel());
-  const output = new AttachOutput(
-    socket,
-    o.backlogBytes,
-    (data) => (multiplex ? writeMuxFrame(socket, stream, data) : socket.write(data)),
-    (text) => socket.write(multiplex ? muxFrame(2, text) : text),
-    () => socket.end(),
-    (queued) => {
+  const output = new AttachOutput(socket, {
+    ...o.backlog,
+    write: (stream, data) => (multiplex ? writeMuxFrame(socket, stream, data) : socket.write(data)),
+    notice: (text) => socket.write(multiplex ? muxFrame(2, text) : text),
+    end: () => socket.end(),
+    onCut: (queued) => {
       req.log.warn({ queued }, 'attach client cut off: it fell behind the output');
       attachment.cancel();
     },
-  );
+  });
   const failure = await done;
   if (failure && !socket.destroyed && socket.writable) {
     const text = Buffer.from(o.failureText(failure.message));

@@ -10,6 +10,7 @@ import { CONFIG } from '../nest-context';
 import type { ApiRequest } from '../http/api-request';
 import type { ApiResponse } from '../http/api-response';
 import { ContainerRouter, type Routed } from '../backends/container-router';
+import { attachBacklog } from '../http/attach-output';
 import { relayHijacked } from '../containers/hijacked-stream';
 
 /** Docker's ExecConfig, as clients send it. */
@@ -112,7 +113,7 @@ export class ExecHandlers {
       rt,
       target: { id, exec: true, logs: false, stream: true, stdin: Boolean(c?.attachStdin), stdout: Boolean(c?.attachStdout), stderr: Boolean(c?.attachStderr), startedAt: '' },
       multiplex: req.atLeast('1.6') && !c?.tty,
-      backlogBytes: this.config.attachBacklogBytes,
+      backlog: attachBacklog(this.config),
       failureText: (message) => `${message}\r\n`,
     });
   };
