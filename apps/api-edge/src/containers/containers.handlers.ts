@@ -14,6 +14,7 @@ import { ContainerRouter, type Routed } from '../backends/container-router';
 import { listAcrossNodes, nodeObject, onNode, placeContainer } from './cluster-containers';
 import { RemovalsInFlight } from '../backends/removals-in-flight';
 import { streamBytes } from '../http/byte-stream';
+import { relayStream } from '../http/relay';
 import { pumpBody } from '../http/upload';
 import { acceptWebSocket } from '../http/websocket';
 import { AttachOutput, attachBacklog } from '../http/attach-output';
@@ -270,19 +271,13 @@ export class ContainersHandlers {
       return res.end();
     }
     const stream = rt.logs({ id: c.id, stdout, stderr, timestamps: req.bool('timestamps'), follow: req.bool('follow') }, { requestId: req.requestId });
-    req.signal.addEventListener('abort', () => stream.cancel(), { once: true });
-    await new Promise<void>((resolve) => {
-      stream.on('data', (o: containers.Output) => {
-        const wait = multiplex ? res.write(muxHeader(o.stream, o.data.byteLength), o.data) : res.write(Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength));
-        if (wait) {
-          stream.pause();
-          void wait.then(() => stream.resume());
-        }
-      });
-      stream.on('end', resolve);
-      stream.on('error', () => resolve());
+    // The answer has started: a failure ends it.
+    await relayStream(req, res, stream, {
+      service: SERVICE,
+      start: () => undefined,
+      render: (o) => (multiplex ? [muxHeader(o.stream, o.data.byteLength), o.data] : Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength)),
+      lateFailure: () => undefined,
     });
-    res.end();
   };
 
   /**
@@ -293,20 +288,12 @@ export class ContainersHandlers {
   stats = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
     const { c, rt } = await this.inspectOf(req, req.params.id);
     const call = rt.stats({ id: c.id, stream: req.bool('stream', true) }, { requestId: req.requestId });
-    req.signal.addEventListener('abort', () => call.cancel(), { once: true });
-    res.startStream(200, 'application/json');
-    await new Promise<void>((resolve) => {
-      call.on('data', (r: containers.StatsReply) => {
-        const wait = res.write(`${r.json}\n`);
-        if (wait) {
-          call.pause();
-          void wait.then(() => call.resume());
-        }
-      });
-      call.on('end', resolve);
-      call.on('error', () => resolve());
+    await relayStream(req, res, call, {
+      service: SERVICE,
+      start: () => res.started || res.startStream(200, 'application/json'),
+      render: (r) => `${r.json}\n`,
+      lateFailure: () => undefined,
     });
-    res.end();
   };
 
   /**

@@ -12,7 +12,8 @@ export interface RelayOptions<M> {
   service: string;
   /** Sends the headers (once). */
   start(): void;
-  render(message: M): string | Buffer;
+  /** One chunk: a piece, or pieces sent together without being joined. */
+  render(message: M): string | Buffer | [Buffer, ...Uint8Array[]];
   lateFailure(err: Error): void;
 }
 
@@ -21,7 +22,8 @@ export async function relayStream<M>(req: ApiRequest, res: ApiResponse, call: Cl
   await new Promise<void>((resolve, reject) => {
     call.on('data', (m: M) => {
       o.start();
-      const wait = res.write(o.render(m));
+      const chunk = o.render(m);
+      const wait = Array.isArray(chunk) ? res.write(...chunk) : res.write(chunk);
       if (wait) {
         call.pause();
         void wait.then(() => call.resume());
