@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { OUTPUT_HEADER_ROOM, outputInPlace, type containers } from '@stevedore/contracts';
 import type { ContainerPaths } from './container-paths';
-import { LogLineReader } from './log-lines';
+import { DecodeState, Stop, parseLine } from './log-lines';
 import type { ContainerDb } from './store/container-db';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -13,8 +13,6 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 const SLICE = 1024 * 1024;
 /** A timestamp before a line: `[Jan _2 15:04:05.000] `, always this long. */
 const STAMP_LENGTH = 22;
-/** Room past a full batch for one more line. */
-const LINE_ROOM = 128 * 1024;
 
 /** How often a followed log is looked at again while its container runs. */
 const FOLLOW_POLL_MS = 100;
@@ -58,46 +56,58 @@ export class ContainerLogs {
   async stream(id: string, wanted: LogsWanted, emit: (o: containers.Output) => Promise<void> | undefined, signal: AbortSignal): Promise<void> {
     // Decoded output is gathered in one buffer per message (a decoded line is never longer than its JSON).
     // Each batch starts after room for its message's header, written in place when it is sent.
-    let batch = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + SLICE + LINE_ROOM);
+    let batch = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + SLICE);
     let batchSize = OUTPUT_HEADER_ROOM;
     let batchStream = 0;
     /** Sends the batch; the caller waits for what it returns (the client's pace). */
     const flush = (): Promise<void> | undefined => {
       if (batchSize === OUTPUT_HEADER_ROOM) return undefined;
       const output = outputInPlace(batch, OUTPUT_HEADER_ROOM, batchSize, batchStream);
-      batch = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + SLICE + LINE_ROOM);
+      batch = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + SLICE);
       batchSize = OUTPUT_HEADER_ROOM;
+      batchStream = 0;
       return emit(output);
     };
     const stampLength = wanted.timestamps ? STAMP_LENGTH : 0;
-    const lines = new LogLineReader();
-    /**
-     * One line, `buf[start, end)`, decoded into the batch. Synchronous (a
-     * line costs no promise): what a batch sent meanwhile returns is waited
-     * for by the caller.
-     */
-    const take = (buf: Buffer, start: number, end: number): Promise<unknown> | undefined => {
-      const length = end - start;
-      if (!length) return undefined;
-      let sent: Promise<void> | undefined;
-      if (batchSize + stampLength + length > batch.length) sent = flush();
-      if (OUTPUT_HEADER_ROOM + stampLength + length > batch.length) batch = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + stampLength + length);
-      // Decoded in place, after room for its stamp.
-      let at = batchSize + stampLength;
-      const e = lines.decode(buf, start, end, batch, at);
-      if (!e || (e.stream === 1 && !wanted.stdout) || (e.stream === 2 && !wanted.stderr)) return sent;
-      let switched: Promise<void> | undefined;
-      if (batchSize > OUTPUT_HEADER_ROOM && e.stream !== batchStream) {
-        // Another stream: what came before goes as its own message, this line starts the next.
-        const old = batch;
-        switched = flush();
-        old.copy(batch, OUTPUT_HEADER_ROOM + stampLength, at, at + e.length);
-        at = OUTPUT_HEADER_ROOM + stampLength;
-      }
-      if (stampLength) batch.write(`[${stampMilli(e.time())}] `, at - stampLength, 'latin1');
+    const state = new DecodeState();
+    /** Room in a batch for `length` more bytes: what it holds is sent first when they would not fit. */
+    const room = (length: number): Promise<void> | undefined => {
+      const sent = batchSize + length > batch.length ? flush() : undefined;
+      if (OUTPUT_HEADER_ROOM + length > batch.length) batch = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + length);
+      return sent;
+    };
+    /** A line in another shape than the monitor's, read with JSON.parse, added to the batch. */
+    const parsed = async (data: Buffer, start: number, end: number): Promise<void> => {
+      const e = parseLine(data.toString('utf8', start, end));
+      if (!e || (e.stream === 1 && !wanted.stdout) || (e.stream === 2 && !wanted.stderr)) return;
+      if (batchStream && e.stream !== batchStream) await flush();
+      const text = (stampLength ? `[${stampMilli(e.time)}] ` : '') + e.log;
+      await room(Buffer.byteLength(text));
+      batchSize += batch.write(text, batchSize);
       batchStream = e.stream;
-      batchSize = at + e.length;
-      return sent && switched ? Promise.all([sent, switched]) : sent ?? switched;
+    };
+    /**
+     * Takes the whole lines of `data` into batches, sent as they fill or
+     * switch streams (waiting for the caller's pace); returns where the
+     * unfinished line starts.
+     */
+    const takeLines = async (data: Buffer): Promise<number> => {
+      let position = 0;
+      for (;;) {
+        state.stream = batchStream;
+        state.decode(data, position, data.length, batch, batchSize, wanted);
+        position = state.position;
+        batchSize = state.outEnd;
+        batchStream = state.stream;
+        if (state.stop === Stop.ended) return position;
+        const nl = data.indexOf(0x0a, position);
+        if (state.stop === Stop.switched) await flush();
+        else if (state.stop === Stop.full) await room(stampLength + nl - position);
+        else {
+          await parsed(data, position, nl);
+          position = nl + 1;
+        }
+      }
     };
     /** Reads a file from `offset` to its current end in slices; returns the new offset and the unfinished line. */
     // One read buffer for the whole replay: the unfinished line of a slice is moved to its front, the next slice read after it.
@@ -112,14 +122,8 @@ export class ContainerLogs {
           if (n <= 0) break;
           offset += n;
           const data = reading.subarray(0, rest.length + n);
-          let start = 0;
-          for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, start)) {
-            const sent = take(data, start, nl);
-            if (sent) await sent;
-            start = nl + 1;
-          }
           // The unfinished line, kept apart (the buffer is read into again).
-          rest = Buffer.from(data.subarray(start));
+          rest = Buffer.from(data.subarray(await takeLines(data)));
           if (signal.aborted) break;
         }
       } finally {

@@ -26,6 +26,8 @@ import type { ContainerDb, ContainerRow } from './store/container-db';
 const MAX_EVENT_COMMAND = 1024;
 /** Ended execs kept per container for inspection (the oldest go first, as later ones are made). */
 const KEEP_ENDED = 256;
+/** Records past KEEP_ENDED before they are pruned: a create reads every record only once in this many. */
+const PRUNE_SLACK = 64;
 
 export interface ExecParts {
   db: ContainerDb;
@@ -208,8 +210,10 @@ export class Execs {
   }
 
   /**
-   * Before a new exec: the records of the container's earlier runs that
-   * never started go, and ended ones past KEEP_ENDED, oldest first.
+   * Before a new exec, once the container has more than KEEP_ENDED + PRUNE_SLACK
+   * records (looked at in bulk, not at every exec): the records of its
+   * earlier runs that never started go, and ended ones past KEEP_ENDED,
+   * oldest first.
    */
   private prune(row: ContainerRow): void {
     const dir = this.p.paths.execsDir(row.id);
@@ -219,6 +223,7 @@ export class Execs {
     } catch {
       return;
     }
+    if (names.length <= KEEP_ENDED + PRUNE_SLACK) return;
     const ended: Array<{ name: string; at: number }> = [];
     for (const name of names) {
       const at = (file: string) => fs.statSync(path.join(dir, name, file), { throwIfNoEntry: false });

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { refused } from '@stevedore/errors';
+import { outputCopy } from '@stevedore/contracts';
 
 export const SHIM_BINARY = path.resolve(__dirname, '..', 'native', 'build', 'stevedore-shim');
 
@@ -69,11 +70,16 @@ function encodeFrame(type: number, payload: Buffer | string = Buffer.alloc(0)): 
   return Buffer.concat([head, body]);
 }
 
+/** Bytes read from a monitor's socket at a time, into one buffer per connection. */
+const READ_SIZE = 1024 * 1024;
+
 /**
  * A connection to a monitor's attach socket, emitting `frame` (type,
  * payload) and `close`. Output (stdout, stderr) is a byte stream: a frame of
  * it is passed on in the pieces the socket gives, as they come, never
- * gathered; other frames are whole.
+ * gathered, each copied once out of the connection's read buffer into a
+ * message of its own (laid out for gRPC to send as it lies); other frames
+ * are whole.
  */
 export class ShimConnection extends EventEmitter {
   /** The frame being read: its type, and how many payload bytes are still to come (-1: reading a head). */
@@ -84,44 +90,66 @@ export class ShimConnection extends EventEmitter {
 
   private constructor(readonly socket: net.Socket) {
     super();
-    socket.on('data', (chunk: Buffer) => this.take(chunk));
     socket.on('close', () => this.emit('close'));
     socket.on('error', () => undefined);
   }
 
   static connect(socketPath: string): Promise<ShimConnection> {
     return new Promise((resolve, reject) => {
-      const s = net.connect(socketPath);
-      s.once('connect', () => resolve(new ShimConnection(s)));
+      let connection: ShimConnection | undefined;
+      // One buffer read into again and again: nothing read stays in it (see take), so reading allocates nothing.
+      const readBuffer = Buffer.allocUnsafe(READ_SIZE);
+      const take = (n: number): boolean => {
+        connection?.take(readBuffer.subarray(0, n));
+        return true;
+      };
+      const s = net.connect({ path: socketPath, onread: { buffer: readBuffer, callback: take } });
+      s.once('connect', () => resolve((connection = new ShimConnection(s))));
       s.once('error', reject);
     });
   }
 
   private take(chunk: Buffer): void {
+    // Output of one stream that came in one read goes on as one piece (one message), whatever frames it was sent in.
+    let output: Buffer[] = [];
+    let outputType = 0;
+    const passOutput = () => {
+      if (output.length) this.emit('frame', outputType, outputCopy(output));
+      output = [];
+    };
     let at = 0;
     while (at < chunk.length) {
       if (this.left < 0) {
         const want = 5 - this.head.length;
         this.head = Buffer.concat([this.head, chunk.subarray(at, at + want)]);
         at += Math.min(want, chunk.length - at);
-        if (this.head.length < 5) return;
+        if (this.head.length < 5) break;
         this.type = this.head[0];
         this.left = this.head.readUInt32BE(1);
         this.head = Buffer.alloc(0);
-        if (this.left === 0) this.finish(Buffer.alloc(0));
+        if (this.left === 0) {
+          passOutput();
+          this.finish(Buffer.alloc(0));
+        }
         continue;
       }
       const piece = chunk.subarray(at, at + this.left);
       at += piece.length;
       this.left -= piece.length;
       if (this.type === Frame.stdout || this.type === Frame.stderr) {
-        this.emit('frame', this.type, piece);
+        if (this.type !== outputType) passOutput();
+        outputType = this.type;
+        output.push(piece);
         if (this.left === 0) this.left = -1;
       } else {
-        this.parts.push(piece);
-        if (this.left === 0) this.finish(Buffer.concat(this.parts));
+        this.parts.push(Buffer.from(piece));
+        if (this.left === 0) {
+          passOutput();
+          this.finish(Buffer.concat(this.parts));
+        }
       }
     }
+    passOutput();
   }
 
   private finish(payload: Buffer): void {

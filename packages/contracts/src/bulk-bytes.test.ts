@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { bytesFieldPayload, containers, gatherPayload, images, OUTPUT_HEADER_ROOM, outputInPlace } from './index';
+import { bytesFieldPayload, containers, gatherPayload, images, OUTPUT_HEADER_ROOM, outputCopy, outputInPlace } from './index';
 
 const generatedImport = (m: images.ImportRequest) => Buffer.from(images.ImportRequest.encode(m).finish());
 
@@ -83,14 +83,31 @@ test('output (logs, attach) and stdin are encoded as the generated codecs encode
   assert.deepEqual(rt.attach.requestDeserialize(rt.attach.requestSerialize(open)), open);
 });
 
-test('an output laid out in place is sent as it lies, encoded exactly as the generated codec encodes it', () => {
-  for (const [size, stream] of [[1, 1], [300_000, 2], [5, 0]] as const) {
+test('an output laid out in place is sent as it lies, alone or in an AttachReply, framed for gRPC, encoded exactly as the generated codec encodes it', () => {
+  const service = containers.ContainerRuntimeService;
+  /** The message inside a gRPC frame, after checking the frame's header and mark. */
+  const unframed = (wire: Buffer) => {
+    assert.equal((wire as unknown as Record<symbol, unknown>)[Symbol.for('grpc-js.framed-message')], true);
+    assert.deepEqual([wire[0], wire.readUInt32BE(1)], [0, wire.length - 5]);
+    return wire.subarray(5);
+  };
+  for (const [size, stream] of [[1, 1], [300_000, 2], [5, 0], [20_000_000, 1]] as const) {
     const buffer = Buffer.alloc(OUTPUT_HEADER_ROOM + size);
     const data = randomBytes(size);
     data.copy(buffer, OUTPUT_HEADER_ROOM);
-    const output = outputInPlace(buffer, OUTPUT_HEADER_ROOM, OUTPUT_HEADER_ROOM + size, stream);
-    const wire = containers.ContainerRuntimeService.logs.responseSerialize(output);
-    assert.deepEqual(wire, Buffer.from(containers.Output.encode({ stream, data }).finish()));
-    assert.equal(wire.buffer, buffer.buffer, 'the buffer itself, not a copy');
+    for (const output of [outputInPlace(buffer, OUTPUT_HEADER_ROOM, OUTPUT_HEADER_ROOM + size, stream), { stream, data: outputCopy([data.subarray(0, 2), data.subarray(2)]) }]) {
+      const wire = service.logs.responseSerialize(output);
+      assert.deepEqual(unframed(wire), Buffer.from(containers.Output.encode({ stream, data }).finish()));
+      assert.equal(wire.buffer, output.data.buffer, 'the buffer itself, not a copy');
+      const reply: containers.AttachReply = { part: { $case: 'output', output } };
+      const replyWire = service.attach.responseSerialize(reply);
+      assert.deepEqual(unframed(replyWire), Buffer.from(containers.AttachReply.encode(reply).finish()));
+      assert.equal(replyWire.buffer, output.data.buffer, 'the buffer itself, not a copy');
+      assert.deepEqual(service.attach.responseDeserialize(unframed(replyWire)), { part: { $case: 'output', output: { stream, data } } });
+    }
   }
+  // Output not laid out so goes unframed, for gRPC to frame.
+  const plain = service.logs.responseSerialize({ stream: 1, data: Buffer.from('x') });
+  assert.deepEqual(plain, Buffer.from(containers.Output.encode({ stream: 1, data: Buffer.from('x') }).finish()));
 });
+

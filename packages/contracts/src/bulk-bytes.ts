@@ -178,23 +178,61 @@ function readOutput(buf: Buffer, at: number): containers.Output | undefined {
   return { stream, data: buf.subarray(length.next) };
 }
 
-/** Room before an output's data for its Output header (tags, the stream, a length of up to 5 bytes). */
-export const OUTPUT_HEADER_ROOM = 8;
-/** Outputs laid out behind their header, and their encoding. */
+/** gRPC's frame header before a message: a compression flag and a 4-byte length. */
+const GRPC_FRAME_HEADER = 5;
+/**
+ * A message marked so is sent by gRPC as it lies, its frame header already
+ * written (patches/@grpc__grpc-js: without it, gRPC copies every message
+ * into a new buffer behind its header).
+ */
+const FRAMED_MESSAGE = Symbol.for('grpc-js.framed-message');
+
+/**
+ * Room before an output's data for its headers: gRPC's frame header, an
+ * AttachReply's field (a tag and a length of up to 5 bytes) and Output's
+ * (the stream, a tag, a length of up to 5 bytes).
+ */
+export const OUTPUT_HEADER_ROOM = GRPC_FRAME_HEADER + 16;
+/** Outputs laid out behind room for their headers: the data → the buffer it lies in, from the room's start. */
 const outputsInPlace = new WeakMap<Uint8Array, Buffer>();
 
 /**
- * An output whose data is `buffer[start, end)` and whose encoding is made
- * in place, in the OUTPUT_HEADER_ROOM bytes before it: a log's replay sends
- * it (alone, not in an AttachReply) without another copy of the data.
+ * An output whose data is `buffer[start, end)`, with OUTPUT_HEADER_ROOM
+ * bytes free before it: its encoding and gRPC's frame header are written
+ * there when it is sent (alone for logs, in an AttachReply for attach), and
+ * gRPC sends it without another copy of the data.
  */
 export function outputInPlace(buffer: Buffer, start: number, end: number, stream: number): containers.Output {
-  const header = Buffer.from([...(stream ? pushVarint([OUTPUT.stream << 3], stream) : []), ...bytesFieldHeader(OUTPUT.data, end - start)]);
-  if (header.length > start || end === start) return { stream, data: buffer.subarray(start, end) };
-  header.copy(buffer, start - header.length);
   const data = buffer.subarray(start, end);
-  outputsInPlace.set(data, buffer.subarray(start - header.length, end));
+  if (start >= OUTPUT_HEADER_ROOM && end > start) outputsInPlace.set(data, buffer.subarray(start - OUTPUT_HEADER_ROOM, end));
   return { stream, data };
+}
+
+/** Output data copied from `pieces` (read into a buffer that is read into again), laid out behind room for its headers. */
+export function outputCopy(pieces: Uint8Array[]): Buffer {
+  const buffer = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + pieces.reduce((n, p) => n + p.length, 0));
+  let at = OUTPUT_HEADER_ROOM;
+  for (const p of pieces) {
+    buffer.set(p, at);
+    at += p.length;
+  }
+  return outputInPlace(buffer, OUTPUT_HEADER_ROOM, buffer.length, 0).data as Buffer;
+}
+
+/** The framed message of an output laid out in place, its headers written into its room; undefined for any other. */
+function encodeInPlace(prefix: number[], stream: number, data: Uint8Array): Buffer | undefined {
+  const laid = outputsInPlace.get(data);
+  if (!laid) return undefined;
+  const fields = stream ? pushVarint([OUTPUT.stream << 3], stream) : [];
+  pushVarint(fields, (OUTPUT.data << 3) | 2);
+  pushVarint(fields, data.length);
+  const head = prefix.length ? pushVarint([...prefix], fields.length + data.length).concat(fields) : fields;
+  const at = OUTPUT_HEADER_ROOM - head.length - GRPC_FRAME_HEADER;
+  const framed = laid.subarray(at);
+  framed[0] = 0; // not compressed
+  framed.writeUInt32BE(framed.length - GRPC_FRAME_HEADER, 1);
+  framed.set(head, GRPC_FRAME_HEADER);
+  return Object.assign(framed, { [FRAMED_MESSAGE]: true });
 }
 
 function outputCodec(generated: Codec, wrapped?: number): Codec {
@@ -203,9 +241,8 @@ function outputCodec(generated: Codec, wrapped?: number): Codec {
     serialize(value) {
       const v = value as { part?: { $case: string; output?: containers.Output } } & Partial<containers.Output>;
       const output = wrapped === undefined ? (v as containers.Output) : v.part?.$case === 'output' ? v.part.output : undefined;
-      const inPlace = wrapped === undefined && output?.data ? outputsInPlace.get(output.data) : undefined;
-      if (inPlace) return inPlace;
-      return output?.data ? outputWire(prefix, output.stream, output.data) : generated.serialize(value);
+      if (!output?.data) return generated.serialize(value);
+      return encodeInPlace(prefix, output.stream, output.data) ?? outputWire(prefix, output.stream, output.data);
     },
     deserialize(message) {
       if (wrapped === undefined) return readOutput(message, 0) ?? generated.deserialize(message);

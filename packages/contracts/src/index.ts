@@ -7,7 +7,7 @@ export * as images from './generated/stevedore/image_store.generated';
 export * as containers from './generated/stevedore/container_runtime.generated';
 
 import './bulk-bytes';
-export { bytesFieldHeader, bytesFieldPayload, gatherPayload, OUTPUT_HEADER_ROOM, outputInPlace } from './bulk-bytes';
+export { bytesFieldHeader, bytesFieldPayload, gatherPayload, OUTPUT_HEADER_ROOM, outputCopy, outputInPlace } from './bulk-bytes';
 
 /** Events: the response header of Subscribe naming the subscription's starting log position (see after_log_id). */
 export const EVENTS_LOG_POSITION_HEADER = 'x-log-position';

@@ -63,6 +63,31 @@ describe('log retention', () => {
     for (const f of files) assert.ok(f.output <= 20 * 1024 * 1024, `${f.name}: ${f.output} bytes of output`);
   });
 
+  test('every byte value, escaped or not, comes back from the log as it was written, on both streams, stamped or not', async () => {
+    // All 256 byte values, then a line where escapes fall at every offset of an 8-byte word, then a long clean line.
+    const bytes = Buffer.from([...Array(256).keys()]);
+    const mixed = Array.from({ length: 64 }, (_, i) => `${'a'.repeat(i % 9)}"${'b'.repeat(i % 7)}\\\t`).join('');
+    const script = [
+      'i=0; while [ $i -lt 256 ]; do printf "\\\\$(printf %o $i)"; i=$((i+1)); done',
+      `printf '%s\\n' '${mixed}'`,
+      `printf '%s\\n' '${mixed}' >&2`,
+      'head -c 100000 /dev/zero | tr "\\0" x; echo',
+    ].join('; ');
+    const run = await stack.docker(['run', '--name', 'bytes', 'busybox', 'sh', '-c', script]);
+    assert.equal(run.code, 0, run.stderr);
+    const env = { ...process.env, DOCKER_HOST: stack.dockerHost, DOCKER_CONFIG: stack.dockerConfig };
+    const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+    const mixedLine = Buffer.from(`${mixed}\n`);
+    const stdout = Buffer.concat([bytes, mixedLine, Buffer.from(`${'x'.repeat(100000)}\n`)]);
+    const read = await runCommand('sh', ['-c', 'docker logs bytes 2>/dev/null | md5sum; docker logs bytes 2>&1 >/dev/null | md5sum'], { env });
+    assert.deepEqual(read.stdout.trim().split('\n').map((l) => l.split(' ')[0]), [md5(stdout), md5(mixedLine)]);
+    // Stamped (Docker 1.0's form at v1.12), each line after its stamp, the same bytes.
+    const stamped = await stack.request('GET', `/v1.12/containers/bytes/logs?stderr=1&timestamps=1`);
+    assert.equal(stamped.status, 200);
+    assert.match(stamped.text.slice(8), /^\[[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d\.\d{3}\] /);
+    assert.equal(stamped.text.slice(8 + 22), mixedLine.toString());
+  });
+
   test('settings: 64 KiB of output × 3 files keep the last 128 to 192 KiB; output of control bytes is bounded on disk at 3 times', async () => {
     assert.equal((await small.docker(['run', '--name', 'lines', 'busybox', 'sh', '-c', `yes ${LINE.trim()} | head -c 1048576`])).code, 0);
     const files = logFiles(small, await idOf(small, 'lines'));
