@@ -3,12 +3,14 @@
 // throughput at concurrency 1, 4 and 16, p99/p50 of 32 parallel runs,
 // GET /containers/json?all=1 with no and with 1,000 containers, reading back
 // 50 MB of logs, 50 MB through an attach, the memory of the per-container
-// monitors, `docker exec c true` latency, and the engine's CPU per stats sample.
+// monitors, `docker exec c true` latency (and the CLI's own share of it), and
+// the engine's CPU per stats sample.
 //
 //   node bench/dist/containers.js [--runs 20] [--containers 1000]
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import { cliExecFloorMs } from './cli-floor';
 import { busyboxTar, importBusybox, rssKiB, startDocker, startStevedore, type Engine } from './engines';
 import { json, send } from './http-client';
 import { option, percentile, row, summarize, writeReport, type Row } from './stats';
@@ -190,6 +192,7 @@ async function main(): Promise<void> {
     }
     for (let i = 0; i < RUNS; i++) for (const e of i % 2 ? [...engines].reverse() : engines) add(`${e.name} exec`, cliExec(e, execTargets.get(e.name)!));
     for (const e of engines) await json(e.socket, 'DELETE', `/v1.12/containers/${execTargets.get(e.name)}?force=1`);
+    add('cliExecFloor', await cliExecFloorMs(RUNS));
 
     process.stderr.write('bench: stats of 10 containers, streamed for 5 s\n');
     for (const e of engines) {
@@ -242,7 +245,7 @@ async function main(): Promise<void> {
     row('docker exec c true, median', 'ms', med('stevedore exec'), med('docker exec'), 'lower'),
     row('stats streamed for 10 containers: engine CPU per sample (idle use subtracted)', 'ms', med('stevedore statsCpuMs'), med('docker statsCpuMs'), 'lower'),
   ];
-  writeReport('containers', 'Container benchmark', { stevedore: stevedore.version, docker: docker.version }, `Both with --net=none (the network benchmark measures the bridge). Docker's monitor is containerd-shim.`, rows, { settings: { runs: RUNS, containers: CONTAINERS }, logBytes: { stevedore: med('stevedore logsBytes'), docker: med('docker logsBytes') } });
+  writeReport('containers', 'Container benchmark', { stevedore: stevedore.version, docker: docker.version }, `Both with --net=none (the network benchmark measures the bridge). Docker's monitor is containerd-shim. The CLI alone takes ${med('cliExecFloor').toFixed(1)} ms of docker exec c true (against a server that answers at once).`, rows, { settings: { runs: RUNS, containers: CONTAINERS }, logBytes: { stevedore: med('stevedore logsBytes'), docker: med('docker logsBytes') }, cliExecFloorMs: med('cliExecFloor') });
 }
 
 main().catch((err) => {

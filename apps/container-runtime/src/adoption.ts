@@ -10,7 +10,7 @@ import { containerEvent, type EventOutbox } from './event-outbox';
 import type { ExitMonitor } from './exit-monitor';
 import type { ContainerFreezer } from './freezer';
 import type { OciRuntimeRunner } from './oci-runtime';
-import { ShimConnection } from './shim';
+import { ShimConnection } from '@stevedore/contracts';
 import { StartRecovery } from './start-recovery';
 import type { ContainerDb } from './store/container-db';
 

@@ -7,7 +7,7 @@ import { refused } from '@stevedore/errors';
 import type { containers } from '@stevedore/contracts';
 import type { ContainerPaths } from './container-paths';
 import type { ExitMonitor } from './exit-monitor';
-import { Frame, ShimConnection } from './shim';
+import { Frame, ShimConnection } from '@stevedore/contracts';
 import type { ContainerDb } from './store/container-db';
 
 /** An attachment: what it wants, where its output goes, and the stdin held until it is connected. */
@@ -22,6 +22,12 @@ export interface Attachment {
   connection?: ShimConnection;
   /** The monitor has been sent what was pending: stdin goes straight to it from now on. */
   onConnected?(): void;
+  /**
+   * Hands the monitor's socket to the API edge, which subscribes to the
+   * output there itself; resolves false when it did not (the output is then
+   * relayed here).
+   */
+  directOutput?(socket: string): Promise<boolean>;
 }
 
 export class Attachments {
@@ -95,7 +101,7 @@ export class Attachments {
       else if (type === Frame.stderr && a.wantStderr) a.onOutput(2, payload);
     });
     conn.on('close', () => a.onEnd());
-    if (a.wantStdout || a.wantStderr) await conn.subscribe();
+    if ((a.wantStdout || a.wantStderr) && !(await a.directOutput?.(socket))) await conn.subscribe();
     await beforeInput?.();
     for (const chunk of a.pendingStdin) conn.send(Frame.stdin, chunk);
     a.pendingStdin = [];

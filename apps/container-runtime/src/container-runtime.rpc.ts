@@ -19,7 +19,7 @@ import type { ExitMonitor } from './exit-monitor';
 import type { ContainerFreezer } from './freezer';
 import { cgroupFacts, ipv4Forwarding } from './host-facts';
 import type { OciRuntimeRunner } from './oci-runtime';
-import { Frame, type ShimConnection } from './shim';
+import { Frame, type ShimConnection } from '@stevedore/contracts';
 
 /** Stdin held for an attachment whose container has not started; past it, the edge is held back. */
 const PENDING_STDIN_BYTES = 1024 * 1024;
@@ -36,6 +36,12 @@ export interface RuntimeParts {
   execs: Execs;
   paths: ContainerPaths;
   runner: OciRuntimeRunner;
+  /**
+   * The data root an API edge names (AttachOpen.direct_root) to read a
+   * monitor's output itself: set on a single-host stack, where the edge runs
+   * beside this runtime; undefined on a cluster's node.
+   */
+  directRoot?: string;
 }
 
 export class ContainerRuntimeRpc {
@@ -189,6 +195,8 @@ export class ContainerRuntimeRpc {
       let connected = false;
       let pendingBytes = 0;
       let outputHeld = false;
+      /** The edge's answer to a monitor handed to it, awaited by the attachment's connection. */
+      let monitorAnswer: ((subscribed: boolean) => void) | undefined;
       /** Why the call is not read: while any reason holds, stdin waits in gRPC. */
       const holds = new Set<'opening' | 'pending' | 'monitor'>();
       const hold = (why: 'opening' | 'pending' | 'monitor') => {
@@ -207,6 +215,7 @@ export class ContainerRuntimeRpc {
       const end = () => {
         if (ended) return;
         ended = true;
+        monitorAnswer?.(false);
         if (attachment) attachments.detach(id, attachment);
         resolve();
       };
@@ -269,6 +278,14 @@ export class ContainerRuntimeRpc {
               },
               onEnd: end,
             };
+            // Output only (stdin goes through here, and the call is not read while stdin is held): an edge beside this
+            // runtime reads the output from the monitor itself, one copy and one process less for every byte.
+            if (this.parts.directRoot && o.directRoot === this.parts.directRoot && !attachment.wantStdin) {
+              attachment.directOutput = (monitor) => new Promise<boolean>((answer) => {
+                monitorAnswer = answer;
+                call.write({ part: { $case: 'monitor', monitor } });
+              });
+            }
             release('opening');
             if (o.exec && o.resume) {
               if (!(await execs.reattach(o.id, attachment))) end();
@@ -292,6 +309,10 @@ export class ContainerRuntimeRpc {
           attachment.pendingStdin.push(chunk);
           pendingBytes += chunk.length;
           if (pendingBytes >= PENDING_STDIN_BYTES) hold('pending');
+        } else if (part.$case === 'monitorSubscribed') {
+          const answer = monitorAnswer;
+          monitorAnswer = undefined;
+          answer?.(part.monitorSubscribed);
         } else if (part.$case === 'stdinClosed' && attachment) {
           if (!attachment.wantStdin) return;
           if (connected && attachment.connection) attachment.connection.send(Frame.stdinClosed);

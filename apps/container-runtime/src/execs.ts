@@ -19,7 +19,8 @@ import type { ContainerPaths } from './container-paths';
 import { containerEvent, type EventOutbox } from './event-outbox';
 import type { OciRuntimeRunner } from './oci-runtime';
 import { resolveUser } from './oci-spec';
-import { Frame, ShimConnection, spawnShim } from './shim';
+import { Frame, ShimConnection } from '@stevedore/contracts';
+import { spawnShim } from './shim';
 import type { ContainerDb, ContainerRow } from './store/container-db';
 
 /** The longest command line an exec's events carry. */

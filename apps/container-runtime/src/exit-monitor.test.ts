@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { ShimConnection } from './shim';
+import { ShimConnection } from '@stevedore/contracts';
 import { containerId, testRuntime, type FakeImage } from './test-runtime';
 
 const busybox: FakeImage = { id: 'b'.repeat(64), names: ['busybox:latest'], layers: [] };

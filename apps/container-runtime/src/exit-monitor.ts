@@ -13,7 +13,7 @@ import type { ContainerPaths } from './container-paths';
 import { containerEvent, type EventOutbox } from './event-outbox';
 import type { OciRuntimeRunner } from './oci-runtime';
 import { unmountRootfs } from './rootfs';
-import type { ShimConnection } from './shim';
+import type { ShimConnection } from '@stevedore/contracts';
 import type { ContainerDb, ContainerRow } from './store/container-db';
 
 /** Docker's exit code for a container whose monitor died without recording its exit (as if SIGKILLed). */

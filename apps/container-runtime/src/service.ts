@@ -99,7 +99,7 @@ export const start = grpcServiceStart({
       if (lost.length) log.warn({ names: lost }, 'names another node\'s container took while this node was away');
     }
 
-    const rpc = new ContainerRuntimeRpc({ lifecycle, queries, exits, copies, freezer, attachments, logs, execs, paths, runner });
+    const rpc = new ContainerRuntimeRpc({ lifecycle, queries, exits, copies, freezer, attachments, logs, execs, paths, runner, directRoot: config.node ? undefined : config.root });
     // Containers by state, read from the records when scraped.
     once('stevedore_containers', () => new Gauge({
       name: 'stevedore_containers', help: 'Containers of this runtime (a cluster\'s node), by state', labelNames: ['node', 'state'],

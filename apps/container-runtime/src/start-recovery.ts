@@ -13,7 +13,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '@stevedore/logging';
 import { isMounted, rootfsPaths, unmountRootfs } from './rootfs';
-import { runtimeCommand, ShimConnection, SHIM_BINARY } from './shim';
+import { ShimConnection } from '@stevedore/contracts';
+import { runtimeCommand, SHIM_BINARY } from './shim';
 
 export interface RecoveryPaths {
   /** The OCI runtime's binary and its state root (this stack's own). */

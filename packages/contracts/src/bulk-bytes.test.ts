@@ -79,7 +79,7 @@ test('output (logs, attach) and stdin are encoded as the generated codecs encode
   const stdinWire = rt.attach.requestSerialize(stdin);
   assert.deepEqual(stdinWire, Buffer.from(containers.AttachRequest.encode(stdin).finish()));
   assert.deepEqual(rt.attach.requestDeserialize(stdinWire), stdin);
-  const open: containers.AttachRequest = { part: { $case: 'open', open: { id: 'c', logs: true, stream: true, stdin: false, stdout: true, stderr: true, resume: false, resumeAfter: '', exec: false } } };
+  const open: containers.AttachRequest = { part: { $case: 'open', open: { id: 'c', logs: true, stream: true, stdin: false, stdout: true, stderr: true, resume: false, resumeAfter: '', exec: false, directRoot: '' } } };
   assert.deepEqual(rt.attach.requestDeserialize(rt.attach.requestSerialize(open)), open);
 });
 

@@ -13,3 +13,4 @@ export { bytesFieldHeader, bytesFieldPayload, gatherPayload, OUTPUT_HEADER_ROOM,
 export const EVENTS_LOG_POSITION_HEADER = 'x-log-position';
 export { containerConfigText, hostConfigText, imageMetadataText, type JsonText } from './json-text';
 export { toProgressMessage } from './progress';
+export { Frame, ShimConnection } from './monitor-connection';

@@ -184,9 +184,10 @@ describe('slow consumers', () => {
     assert.deepEqual(fs.readdirSync(`${stack.root}/run/attach-spools`), []);
   });
 
-  test('with container-runtime frozen, the monitor goes on for the container and its log, and drops the attachment it cannot deliver to', async () => {
+  test('with container-runtime frozen, the monitor goes on for the container, its log and an attach reading it directly, and drops the attachment relayed through the runtime', async () => {
     const script = 'p=x; for k in 1 2 3 4 5 6 7 8 9 10; do p=$p$p; done; i=0; while :; do i=$((i+1)); echo "$i $p"; if [ $((i % 20)) = 0 ]; then usleep 20000; fi; done';
-    const id = (await stack.docker(['run', '-d', 'busybox', 'sh', '-c', script])).stdout.trim();
+    // With stdin open: an attachment that takes stdin goes through the runtime; one that takes only output is read by the edge from the monitor.
+    const id = (await stack.docker(['run', '-d', '-i', 'busybox', 'sh', '-c', script])).stdout.trim();
     assert.match(id, /^[0-9a-f]{64}$/);
     const monitor = monitorPid(id);
     const args = fs.readFileSync(`/proc/${monitor}/cmdline`, 'utf8').split('\0');
@@ -212,12 +213,16 @@ describe('slow consumers', () => {
       return (lastLine() - from) / ((Date.now() - t0) / 1000);
     };
 
-    const reading = await attach(id, 'stream=1&stdout=1');
+    const reading = await attach(id, 'stream=1&stdout=1&stdin=1');
     const received = new Received();
     reading.on('data', (c: Buffer) => received.add(c));
     const closed = new Promise<void>((r) => reading.once('close', () => r()));
+    const direct = await attach(id, 'stream=1&stdout=1');
+    const directReceived = new Received();
+    direct.on('data', (c: Buffer) => directReceived.add(c));
     await sleep(1500);
     const before = await linesPerSecond(2000);
+    const directBefore = directReceived.bytes;
 
     const runtime = Number(stack.process('container-runtime').pid);
     let peak = rssKiB(monitor);
@@ -229,12 +234,17 @@ describe('slow consumers', () => {
     } finally {
       process.kill(runtime, 'SIGCONT');
     }
+    const directDuring = directReceived.bytes - directBefore;
     const shimLog = fs.readFileSync(`${stateDir}/shim.log`, 'utf8');
-    const report = `log ${Math.round(before)} -> ${Math.round(during)} lines/s with container-runtime frozen; monitor peak RSS ${peak} KiB`;
+    const report = `log ${Math.round(before)} -> ${Math.round(during)} lines/s with container-runtime frozen; monitor peak RSS ${peak} KiB; the direct attach got ${directDuring} bytes meanwhile`;
     process.stderr.write(`# frozen container-runtime: ${report}\n`);
     assert.ok(before > 200, `the container's pace: ${report}`);
     assert.ok(during >= before / 2, `the container and its log slowed down: ${report}`);
     assert.ok(peak < 12 * 1024, `the monitor grew: ${report}`);
+    // The attach reading the monitor itself did not notice: about as many bytes as the log got (a line is about 1 KiB).
+    assert.ok(directDuring > during * 10 * 1000 * 0.5, `the direct attach was held up: ${report}`);
+    assert.ok(!direct.destroyed, 'the direct attach goes on');
+    direct.destroy();
     // Held for at most a second (a relay that takes nothing for that long is dropped), then the container goes on.
     assert.match(shimLog, /dropped an attach client: it took none of its output for CLIENT_STUCK_MS/);
     // Thawed, the runtime reads what the monitor had sent before it dropped the attachment, then its end.

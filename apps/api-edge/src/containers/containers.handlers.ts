@@ -37,7 +37,7 @@ export class ContainersHandlers {
 
   /** What an attach request asks of the runtime. */
   private attachTarget(req: ApiRequest, c: containers.Container): AttachTarget {
-    return { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr'), startedAt: c.state?.startedAt ?? '' };
+    return { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr'), startedAt: c.state?.startedAt ?? '', directRoot: this.config.root };
   }
 
   /** The runtime a container's request goes to (its node's, in a cluster), and the reference to give it. */

@@ -5,8 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
-import type { containers } from '@stevedore/contracts';
+import { Frame, type containers } from '@stevedore/contracts';
 import { notFound, toGrpcError } from '@stevedore/errors';
 import { createLogger } from '@stevedore/logging';
 import { RuntimeAttachment, type AttachRuntime, type AttachTarget } from './runtime-attachment';
@@ -118,4 +122,59 @@ test('the stdin kept for a resume is bounded: past 4 MiB unconfirmed none is kep
   assert.deepEqual(stdinOf(calls[1]), [], 'nothing replayed, nothing held');
   attachment.cancel();
   assert.equal(await done, undefined);
+});
+
+/** A monitor's socket as the native helper serves it: SUBSCRIBE answered OK, then `frames`, then closed. */
+async function fakeMonitor(frames: Array<[number, string]>): Promise<{ socket: string; close(): void; subscribed: Promise<void> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attach-monitor-'));
+  const socket = path.join(dir, 'attach.sock');
+  const frame = (type: number, text: string) => {
+    const body = Buffer.from(text);
+    const head = Buffer.alloc(5);
+    head[0] = type;
+    head.writeUInt32BE(body.length, 1);
+    return Buffer.concat([head, body]);
+  };
+  let subscribed!: () => void;
+  const whenSubscribed = new Promise<void>((r) => (subscribed = r));
+  const server = net.createServer((c) => {
+    c.once('data', (d) => {
+      assert.equal(d[0], Frame.subscribe);
+      c.write(frame(Frame.ok, ''));
+      subscribed();
+      // The output comes a little later, after the runtime's call has ended: the attachment waits for it.
+      setTimeout(() => c.end(Buffer.concat(frames.map(([t, text]) => frame(t, text)))), 50);
+    });
+  });
+  await new Promise<void>((r) => server.listen(socket, r));
+  return { socket, subscribed: whenSubscribed, close: () => { server.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
+}
+
+test('a monitor handed over by the runtime is read directly: subscribed, answered, its output the client\'s until it closes', async () => {
+  const monitor = await fakeMonitor([[Frame.stdout, 'out\n'], [Frame.stderr, 'err\n'], [Frame.exit, '0']]);
+  try {
+    const { calls, output, done } = setUp({ stdin: false, stderr: false, directRoot: '/var/lib/stevedore' });
+    const open = opens(calls)[0];
+    assert.equal(open?.$case === 'open' && open.open.directRoot, '/var/lib/stevedore');
+    calls[0].reply({ $case: 'monitor', monitor: monitor.socket });
+    await monitor.subscribed;
+    await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(calls[0].sent.at(-1)?.part, { $case: 'monitorSubscribed', monitorSubscribed: true });
+    calls[0].end();
+    assert.equal(await done, undefined);
+    assert.deepEqual(output, ['out\n'], 'stdout only, as asked, and only once the monitor closed');
+  } finally {
+    monitor.close();
+  }
+});
+
+test('a monitor that cannot be read is answered false: the runtime relays the output', async () => {
+  const { calls, output, done } = setUp({ stdin: false, directRoot: '/var/lib/stevedore' });
+  calls[0].reply({ $case: 'monitor', monitor: path.join(os.tmpdir(), 'no-such-monitor', 'attach.sock') });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(calls[0].sent.at(-1)?.part, { $case: 'monitorSubscribed', monitorSubscribed: false });
+  calls[0].reply({ $case: 'output', output: { stream: 1, data: Buffer.from('relayed\n') } });
+  calls[0].end();
+  assert.equal(await done, undefined);
+  assert.deepEqual(output, ['relayed\n']);
 });

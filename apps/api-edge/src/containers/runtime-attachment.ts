@@ -6,7 +6,7 @@
 // runtime had not yet handed to the container's monitor is sent again. Without
 // it the client saw its output end cleanly and waited for an exit that a
 // container reading stdin would never make.
-import type { containers } from '@stevedore/contracts';
+import { Frame, ShimConnection, type containers } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
 import { backendError, isUnavailable, type CallSettings } from '@stevedore/service-kit';
 
@@ -45,6 +45,8 @@ export interface AttachTarget {
   startedAt: string;
   /** `id` names an exec, whose process starts once attached (not again on a resume). */
   exec?: boolean;
+  /** This edge's data root: a runtime beside it (a single-host stack) hands it the monitor to read the output from. */
+  directRoot?: string;
 }
 
 /** The output's bytes as a Buffer, without a copy (the codec reads them as a view of the message). */
@@ -63,6 +65,8 @@ export class RuntimeAttachment {
   private gaveUp = false;
   private drainWaiter?: () => void;
   private startedAt: string;
+  /** The monitor the output is read from directly (a runtime beside this edge handed it), and its closing. */
+  private monitor?: { socket: string; connection: ShimConnection; closed: Promise<void> };
 
   constructor(
     private readonly rt: AttachRuntime,
@@ -82,6 +86,8 @@ export class RuntimeAttachment {
   async run(): Promise<Error | undefined> {
     for (let resumes = 0; ; resumes++) {
       const failure = await this.attempt(resumes > 0);
+      // Read directly, the output is over once the monitor has closed (after the runtime's call has ended).
+      if (!failure && this.monitor && !this.cancelled) await this.monitor.closed;
       if (!failure || this.cancelled) return undefined;
       const err = backendError(failure, SERVICE);
       // Removed while the runtime was away (docker run --rm removes once it has seen the exit): its output is over.
@@ -118,6 +124,31 @@ export class RuntimeAttachment {
   cancel(): void {
     this.cancelled = true;
     this.call.cancel();
+    this.monitor?.connection.close();
+  }
+
+  /** Subscribes to the output at a monitor's socket (kept across a resume); false when it cannot be read. */
+  private async readMonitor(socket: string): Promise<boolean> {
+    const current = this.monitor && !this.monitor.connection.socket.destroyed ? this.monitor : undefined;
+    if (current) return current.socket === socket;
+    if (this.cancelled) return false;
+    let connection: ShimConnection | undefined;
+    try {
+      connection = await ShimConnection.connect(socket);
+      const c = connection;
+      const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+      c.on('frame', (type: number, payload: Buffer) => {
+        if ((type === Frame.stdout && this.target.stdout) || (type === Frame.stderr && this.target.stderr)) this.onOutput(type, payload);
+      });
+      await c.subscribe();
+      this.monitor = { socket, connection: c, closed };
+      if (this.cancelled) c.close();
+      return true;
+    } catch (err) {
+      connection?.close();
+      this.log.warn({ id: this.target.id, err: err instanceof Error ? err.message : String(err) }, 'the monitor\'s output could not be read directly: relayed by the runtime');
+      return false;
+    }
   }
 
   private drained(): void {
@@ -133,7 +164,7 @@ export class RuntimeAttachment {
     this.connected = false;
     const t = this.target;
     // The output the client already has is not asked for again.
-    call.write({ part: { $case: 'open', open: { id: t.id, logs: t.logs && !resume, stream: t.stream, stdin: t.stdin, stdout: t.stdout, stderr: t.stderr, resume, resumeAfter: this.startedAt, exec: Boolean(t.exec) } } });
+    call.write({ part: { $case: 'open', open: { id: t.id, logs: t.logs && !resume, stream: t.stream, stdin: t.stdin, stdout: t.stdout, stderr: t.stderr, resume, resumeAfter: this.startedAt, exec: Boolean(t.exec), directRoot: t.directRoot ?? '' } } });
     let open = true;
     for (const chunk of this.unconfirmed) open = call.write({ part: { $case: 'stdin', stdin: chunk } });
     if (this.stdinEnded) call.write({ part: { $case: 'stdinClosed', stdinClosed: true } });
@@ -154,6 +185,7 @@ export class RuntimeAttachment {
         clearTimeout(giveUp);
         if (part.$case === 'output') this.onOutput(part.output.stream, asBuffer(part.output.data));
         else if (part.$case === 'startedAt') this.startedAt = part.startedAt;
+        else if (part.$case === 'monitor') void this.readMonitor(part.monitor).then((subscribed) => call.write({ part: { $case: 'monitorSubscribed', monitorSubscribed: subscribed } }));
         else if (part.$case === 'connected') {
           this.connected = true;
           this.unconfirmed = [];

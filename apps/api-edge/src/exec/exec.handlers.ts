@@ -111,7 +111,7 @@ export class ExecHandlers {
     const c = exec.config;
     await relayHijacked(req, {
       rt,
-      target: { id, exec: true, logs: false, stream: true, stdin: Boolean(c?.attachStdin), stdout: Boolean(c?.attachStdout), stderr: Boolean(c?.attachStderr), startedAt: '' },
+      target: { id, exec: true, logs: false, stream: true, stdin: Boolean(c?.attachStdin), stdout: Boolean(c?.attachStdout), stderr: Boolean(c?.attachStderr), startedAt: '', directRoot: this.config.root },
       multiplex: req.atLeast('1.6') && !c?.tty,
       backlog: attachBacklog(this.config),
       failureText: (message) => `${message}\r\n`,
