@@ -28,6 +28,8 @@ export interface Attachment {
    * relayed here).
    */
   directOutput?(socket: string): Promise<boolean>;
+  /** Detached (its call ended): a connection made meanwhile is closed, and nothing more is asked of the monitor for it. */
+  detached?: boolean;
 }
 
 export class Attachments {
@@ -55,13 +57,15 @@ export class Attachments {
   }
 
   detach(id: string, a: Attachment): void {
+    a.detached = true;
     this.pending.get(id)?.delete(a);
     a.connection?.close();
   }
 
   /** A start: the attachments waiting for it are connected to the new monitor. */
   async connectPending(id: string): Promise<void> {
-    for (const a of this.pending.get(id) ?? []) await this.connect(id, a);
+    // One attachment that cannot be connected (its client went away meanwhile) ends alone: the start goes on.
+    for (const a of this.pending.get(id) ?? []) await this.connect(id, a).catch(() => a.onEnd());
     this.pending.delete(id);
   }
 
@@ -96,13 +100,15 @@ export class Attachments {
   async connectSocket(socket: string, a: Attachment, beforeInput?: () => Promise<void>): Promise<void> {
     const conn = await ShimConnection.connect(socket);
     a.connection = conn;
+    if (a.detached) conn.close();
     conn.on('frame', (type: number, payload: Buffer) => {
       if (type === Frame.stdout && a.wantStdout) a.onOutput(1, payload);
       else if (type === Frame.stderr && a.wantStderr) a.onOutput(2, payload);
     });
     conn.on('close', () => a.onEnd());
-    if ((a.wantStdout || a.wantStderr) && !(await a.directOutput?.(socket))) await conn.subscribe();
+    if ((a.wantStdout || a.wantStderr) && !a.detached && !(await a.directOutput?.(socket)) && !a.detached) await conn.subscribe();
     await beforeInput?.();
+    if (a.detached) return;
     for (const chunk of a.pendingStdin) conn.send(Frame.stdin, chunk);
     a.pendingStdin = [];
     if (a.stdinClosed) conn.send(Frame.stdinClosed);

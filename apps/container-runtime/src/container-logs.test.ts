@@ -30,3 +30,21 @@ test('the log is replayed from its rotated files on, one message per run of a st
     await rt.dispose();
   }
 });
+
+test('empty entries (of the monitor\'s shape or another writer\'s) before a switch of stream do not hold the replay', async () => {
+  const rt = testRuntime([busybox]);
+  try {
+    const id = containerId('d2');
+    rt.record(id, '/quiet', busybox, 'exited');
+    const time = '2026-12-04T03:24:37.123456789Z';
+    fs.writeFileSync(rt.paths.logFile(id), `{"log":"","stream":"stdout","time":"${time}"}\n{"log":"","stream":"stdout"}\n{"log":"err\\n","stream":"stderr","time":"${time}"}\n{"log":"out\\n","stream":"stdout","time":"${time}"}\n`);
+    const logs = new ContainerLogs(rt.db, rt.paths, 2);
+    const out: containers.Output[] = [];
+    const replay = logs.stream(id, { stdout: true, stderr: true, timestamps: false, follow: false }, async (o) => void out.push(o), new AbortController().signal);
+    const finished = await Promise.race([replay.then(() => true), new Promise((r) => setTimeout(() => r(false), 2000))]);
+    assert.equal(finished, true, 'the replay ended');
+    assert.deepEqual(out.map((o) => [o.stream, Buffer.from(o.data).toString()]), [[2, 'err\n'], [1, 'out\n']]);
+  } finally {
+    await rt.dispose();
+  }
+});

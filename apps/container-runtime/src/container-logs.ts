@@ -61,11 +61,13 @@ export class ContainerLogs {
     let batchStream = 0;
     /** Sends the batch; the caller waits for what it returns (the client's pace). */
     const flush = (): Promise<void> | undefined => {
+      const stream = batchStream;
+      // (An empty batch may have a stream, after empty lines: it has none once flushed, or a stream switch would never pass.)
+      batchStream = 0;
       if (batchSize === OUTPUT_HEADER_ROOM) return undefined;
-      const output = outputInPlace(batch, OUTPUT_HEADER_ROOM, batchSize, batchStream);
+      const output = outputInPlace(batch, OUTPUT_HEADER_ROOM, batchSize, stream);
       batch = Buffer.allocUnsafe(OUTPUT_HEADER_ROOM + SLICE);
       batchSize = OUTPUT_HEADER_ROOM;
-      batchStream = 0;
       return emit(output);
     };
     const stampLength = wanted.timestamps ? STAMP_LENGTH : 0;

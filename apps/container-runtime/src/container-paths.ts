@@ -2,9 +2,9 @@
 // data root (its bundle, layers, log and the files written into it), each
 // monitor's state directory, the OCI runtime's state root, data volumes, and
 // the directories of removed containers waiting for their deletion.
-import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { removeTree } from '@stevedore/archive';
+import { shortRunDir } from '@stevedore/config';
 import type { Logger } from '@stevedore/logging';
 import { privateDir } from '@stevedore/service-kit';
 
@@ -86,7 +86,7 @@ export class ContainerPaths {
   private short(kind: string, deeper = ''): string {
     const preferred = path.join(this.runDir, kind);
     if (path.join(preferred, 'c'.repeat(12), deeper, 'console.sock').length < 100) return preferred;
-    return path.join('/run/stevedore', createHash('sha256').update(this.dataRoot).digest('hex').slice(0, 8), kind);
+    return path.join(shortRunDir(this.dataRoot), kind);
   }
 
   /** The monitor's socket: output, stdin, resize, and its close when the container has exited. */

@@ -282,6 +282,7 @@ export class ContainerRuntimeRpc {
             // runtime reads the output from the monitor itself, one copy and one process less for every byte.
             if (this.parts.directRoot && o.directRoot === this.parts.directRoot && !attachment.wantStdin) {
               attachment.directOutput = (monitor) => new Promise<boolean>((answer) => {
+                if (ended) return answer(false);
                 monitorAnswer = answer;
                 call.write({ part: { $case: 'monitor', monitor } });
               });

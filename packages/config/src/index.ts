@@ -1,5 +1,6 @@
 // Settings shared by every Stevedore process. Each setting has one
 // environment name (scripts rely on them) and, in the launcher, a flag.
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 
 export const STEVEDORE_VERSION = '0.1.0';
@@ -116,6 +117,14 @@ export interface StevedoreConfig {
 }
 
 export const DEFAULT_ROOT = '/var/lib/stevedore';
+
+/**
+ * Where a data root's sockets go when a path below its run directory would
+ * be too long for a unix socket: /run/stevedore/<8 hex digits of the root's hash>.
+ */
+export function shortRunDir(dataRoot: string): string {
+  return path.join('/run/stevedore', createHash('sha256').update(dataRoot).digest('hex').slice(0, 8));
+}
 /** Where `./stevedore setup` puts Docker's seccomp profile and AppArmor template. */
 export const DEFAULT_SECCOMP_PROFILE = '/usr/local/share/stevedore/seccomp-default.json';
 export const DEFAULT_APPARMOR_TEMPLATE = '/usr/local/share/stevedore/apparmor-template.go';

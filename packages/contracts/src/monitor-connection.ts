@@ -29,14 +29,18 @@ function encodeFrame(type: number, payload: Buffer | string = Buffer.alloc(0)): 
   return Buffer.concat([head, body]);
 }
 
-/** Bytes read from a monitor's socket at a time, into one buffer per connection. */
-const READ_SIZE = 1024 * 1024;
+/**
+ * Every monitor's socket is read into this one buffer, 1 MiB at a time:
+ * nothing read stays in it (take copies what it keeps before returning, and
+ * a read's callback runs before the next read), so reading allocates nothing.
+ */
+const readBuffer = Buffer.allocUnsafe(1024 * 1024);
 
 /**
  * A connection to a monitor's attach socket, emitting `frame` (type,
  * payload) and `close`. Output (stdout, stderr) is a byte stream: a frame of
  * it is passed on in the pieces the socket gives, as they come, never
- * gathered, each copied once out of the connection's read buffer into a
+ * gathered, each copied once out of the shared read buffer into a
  * message of its own (laid out for gRPC to send as it lies); other frames
  * are whole.
  */
@@ -56,8 +60,6 @@ export class ShimConnection extends EventEmitter {
   static connect(socketPath: string): Promise<ShimConnection> {
     return new Promise((resolve, reject) => {
       let connection: ShimConnection | undefined;
-      // One buffer read into again and again: nothing read stays in it (see take), so reading allocates nothing.
-      const readBuffer = Buffer.allocUnsafe(READ_SIZE);
       const take = (n: number): boolean => {
         connection?.take(readBuffer.subarray(0, n));
         return true;

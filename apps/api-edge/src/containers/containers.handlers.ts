@@ -19,7 +19,7 @@ import { pumpBody } from '../http/upload';
 import { acceptWebSocket } from '../http/websocket';
 import { AttachOutput, attachBacklog } from '../http/attach-output';
 import { muxFrame, muxHeader, relayHijacked } from './hijacked-stream';
-import { RuntimeAttachment, type AttachTarget } from './runtime-attachment';
+import { directOutput, RuntimeAttachment, type AttachTarget } from './runtime-attachment';
 import { toContainerInspectV1_0, toContainerInspectV1_12, toContainerListV1_0, toContainerListV1_5 } from './container-shapes';
 
 const SERVICE = 'container-runtime';
@@ -36,8 +36,8 @@ export class ContainersHandlers {
   ) {}
 
   /** What an attach request asks of the runtime. */
-  private attachTarget(req: ApiRequest, c: containers.Container): AttachTarget {
-    return { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr'), startedAt: c.state?.startedAt ?? '', directRoot: this.config.root };
+  private attachTarget(req: ApiRequest, c: containers.Container, routed: Routed): AttachTarget {
+    return { id: c.id, logs: req.bool('logs'), stream: req.bool('stream'), stdin: req.bool('stdin'), stdout: req.bool('stdout'), stderr: req.bool('stderr'), startedAt: c.state?.startedAt ?? '', ...directOutput(this.config, routed) };
   }
 
   /** The runtime a container's request goes to (its node's, in a cluster), and the reference to give it. */
@@ -302,14 +302,15 @@ export class ContainersHandlers {
    * text frames, never multiplexed, whatever the version.
    */
   attachWebSocket = async (req: ApiRequest, res: ApiResponse): Promise<void> => {
-    const { c, rt } = await this.inspectOf(req, req.params.id);
+    const routed = await this.inspectOf(req, req.params.id);
+    const { c, rt } = routed;
     const key = req.header('sec-websocket-key');
     if (!req.hijack || !key || (req.header('upgrade') ?? '').toLowerCase() !== 'websocket') return res.text(400, 'Bad Request: a WebSocket handshake was expected\n');
     if (!req.header('origin')) return res.text(403, 'Forbidden: the WebSocket handshake needs an Origin header\n');
     res.raw.detachSocket(req.hijack.socket as Socket);
     const peer = await acceptWebSocket(req.raw, req.hijack.socket, req.hijack.head);
     if (!peer) return;
-    const attachment = new RuntimeAttachment(rt, this.attachTarget(req, c), req.requestId, req.log, (stream, data) => output.send(stream, data));
+    const attachment = new RuntimeAttachment(rt, this.attachTarget(req, c, routed), req.requestId, req.log, (stream, data) => output.send(stream, data));
     const done = attachment.run();
     // Stdin waits while the runtime has not taken the last message.
     peer.ws.on('message', (data: Buffer) => {
@@ -342,10 +343,11 @@ export class ContainersHandlers {
    * without a TTY (gate G10).
    */
   attach = async (req: ApiRequest, _res: ApiResponse): Promise<void> => {
-    const { c, rt } = await this.inspectOf(req, req.params.id);
+    const routed = await this.inspectOf(req, req.params.id);
+    const { c, rt } = routed;
     const tty = Boolean(containerConfigText.decode(c.configJson)?.Tty);
     await relayHijacked(req, {
-      rt, target: this.attachTarget(req, c), multiplex: req.atLeast('1.6') && !tty, backlog: attachBacklog(this.config),
+      rt, target: this.attachTarget(req, c, routed), multiplex: req.atLeast('1.6') && !tty, backlog: attachBacklog(this.config),
       failureText: (message) => `Error attaching: ${message}\n`,
     });
   };

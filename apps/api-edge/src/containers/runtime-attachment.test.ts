@@ -153,7 +153,7 @@ async function fakeMonitor(frames: Array<[number, string]>): Promise<{ socket: s
 test('a monitor handed over by the runtime is read directly: subscribed, answered, its output the client\'s until it closes', async () => {
   const monitor = await fakeMonitor([[Frame.stdout, 'out\n'], [Frame.stderr, 'err\n'], [Frame.exit, '0']]);
   try {
-    const { calls, output, done } = setUp({ stdin: false, stderr: false, directRoot: '/var/lib/stevedore' });
+    const { calls, output, done } = setUp({ stdin: false, stderr: false, directRoot: '/var/lib/stevedore', monitorDirs: [os.tmpdir()] });
     const open = opens(calls)[0];
     assert.equal(open?.$case === 'open' && open.open.directRoot, '/var/lib/stevedore');
     calls[0].reply({ $case: 'monitor', monitor: monitor.socket });
@@ -168,8 +168,26 @@ test('a monitor handed over by the runtime is read directly: subscribed, answere
   }
 });
 
-test('a monitor that cannot be read is answered false: the runtime relays the output', async () => {
-  const { calls, output, done } = setUp({ stdin: false, directRoot: '/var/lib/stevedore' });
+test('a monitor that cannot be read, or is not where this stack\'s monitors are, is answered false: the runtime relays the output', async () => {
+  const elsewhere = await fakeMonitor([[Frame.stdout, 'not ours\n']]);
+  try {
+    for (const [target, monitor] of [
+      [{ monitorDirs: [os.tmpdir()] }, path.join(os.tmpdir(), 'no-such-monitor', 'attach.sock')],
+      [{ monitorDirs: ['/run/stevedore/0123abcd'] }, elsewhere.socket],
+      [{ monitorDirs: ['/run/stevedore/0123abcd'] }, `/run/stevedore/0123abcd/../../..${elsewhere.socket}`],
+      [{ directRoot: undefined, monitorDirs: [os.tmpdir()] }, elsewhere.socket],
+    ] as Array<[Partial<AttachTarget>, string]>) {
+      const { calls, done } = setUp({ stdin: false, directRoot: '/var/lib/stevedore', ...target });
+      calls[0].reply({ $case: 'monitor', monitor });
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(calls[0].sent.at(-1)?.part, { $case: 'monitorSubscribed', monitorSubscribed: false }, monitor);
+      calls[0].end();
+      await done;
+    }
+  } finally {
+    elsewhere.close();
+  }
+  const { calls, output, done } = setUp({ stdin: false, directRoot: '/var/lib/stevedore', monitorDirs: [os.tmpdir()] });
   calls[0].reply({ $case: 'monitor', monitor: path.join(os.tmpdir(), 'no-such-monitor', 'attach.sock') });
   await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(calls[0].sent.at(-1)?.part, { $case: 'monitorSubscribed', monitorSubscribed: false });

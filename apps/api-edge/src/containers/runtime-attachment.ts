@@ -6,6 +6,7 @@
 // runtime had not yet handed to the container's monitor is sent again. Without
 // it the client saw its output end cleanly and waited for an exit that a
 // container reading stdin would never make.
+import { shortRunDir, type StevedoreConfig } from '@stevedore/config';
 import { Frame, ShimConnection, type containers } from '@stevedore/contracts';
 import type { Logger } from '@stevedore/logging';
 import { backendError, isUnavailable, type CallSettings } from '@stevedore/service-kit';
@@ -45,8 +46,19 @@ export interface AttachTarget {
   startedAt: string;
   /** `id` names an exec, whose process starts once attached (not again on a resume). */
   exec?: boolean;
-  /** This edge's data root: a runtime beside it (a single-host stack) hands it the monitor to read the output from. */
+  /** This edge's data root, on a single-host stack: the runtime beside it hands it the monitor to read the output from. */
   directRoot?: string;
+  /** Where that runtime's monitor sockets are (its run directory, the short socket directory): no other socket is read. */
+  monitorDirs?: string[];
+}
+
+/**
+ * What a target needs for its output to be read from the container's monitor
+ * by this edge: only from this host's own runtime (a single-host stack), not
+ * from a cluster node's.
+ */
+export function directOutput(config: Pick<StevedoreConfig, 'root' | 'runDir'>, routed: { node?: unknown }): Pick<AttachTarget, 'directRoot' | 'monitorDirs'> {
+  return routed.node ? {} : { directRoot: config.root, monitorDirs: [config.runDir, shortRunDir(config.root)] };
 }
 
 /** The output's bytes as a Buffer, without a copy (the codec reads them as a view of the message). */
@@ -67,6 +79,7 @@ export class RuntimeAttachment {
   private startedAt: string;
   /** The monitor the output is read from directly (a runtime beside this edge handed it), and its closing. */
   private monitor?: { socket: string; connection: ShimConnection; closed: Promise<void> };
+  private subscribing?: Promise<boolean>;
 
   constructor(
     private readonly rt: AttachRuntime,
@@ -87,6 +100,7 @@ export class RuntimeAttachment {
     for (let resumes = 0; ; resumes++) {
       const failure = await this.attempt(resumes > 0);
       // Read directly, the output is over once the monitor has closed (after the runtime's call has ended).
+      await this.subscribing;
       if (!failure && this.monitor && !this.cancelled) await this.monitor.closed;
       if (!failure || this.cancelled) return undefined;
       const err = backendError(failure, SERVICE);
@@ -127,10 +141,23 @@ export class RuntimeAttachment {
     this.monitor?.connection.close();
   }
 
-  /** Subscribes to the output at a monitor's socket (kept across a resume); false when it cannot be read. */
-  private async readMonitor(socket: string): Promise<boolean> {
+  /**
+   * Subscribes to the output at a monitor's socket (kept across a resume);
+   * false when it cannot be read. One subscription at a time: a second ask
+   * (a resume during the first) shares it.
+   */
+  private readMonitor(socket: string): Promise<boolean> {
+    const t = this.target;
+    // Only a monitor of this edge's own stack, under its data root's run directory or the short socket directory.
+    if (!t.directRoot || !t.monitorDirs?.some((dir) => socket.startsWith(`${dir}/`)) || socket.includes('/../')) return Promise.resolve(false);
     const current = this.monitor && !this.monitor.connection.socket.destroyed ? this.monitor : undefined;
-    if (current) return current.socket === socket;
+    if (current?.socket === socket) return Promise.resolve(true);
+    current?.connection.close();
+    this.subscribing ??= this.subscribe(socket).finally(() => (this.subscribing = undefined));
+    return this.subscribing.then((subscribed) => subscribed && this.monitor?.socket === socket);
+  }
+
+  private async subscribe(socket: string): Promise<boolean> {
     if (this.cancelled) return false;
     let connection: ShimConnection | undefined;
     try {

@@ -12,6 +12,7 @@ import type { ApiResponse } from '../http/api-response';
 import { ContainerRouter, type Routed } from '../backends/container-router';
 import { attachBacklog } from '../http/attach-output';
 import { relayHijacked } from '../containers/hijacked-stream';
+import { directOutput } from '../containers/runtime-attachment';
 
 /** Docker's ExecConfig, as clients send it. */
 interface ExecConfigBody {
@@ -100,7 +101,8 @@ export class ExecHandlers {
       }
     }
     const id = req.params.id;
-    const { rt } = await this.at(id);
+    const routed = await this.at(id);
+    const { rt } = routed;
     if (body?.Detach) {
       await rt.execStart({ id }, { requestId: req.requestId });
       return res.noContent(200);
@@ -111,7 +113,7 @@ export class ExecHandlers {
     const c = exec.config;
     await relayHijacked(req, {
       rt,
-      target: { id, exec: true, logs: false, stream: true, stdin: Boolean(c?.attachStdin), stdout: Boolean(c?.attachStdout), stderr: Boolean(c?.attachStderr), startedAt: '', directRoot: this.config.root },
+      target: { id, exec: true, logs: false, stream: true, stdin: Boolean(c?.attachStdin), stdout: Boolean(c?.attachStdout), stderr: Boolean(c?.attachStderr), startedAt: '', ...directOutput(this.config, routed) },
       multiplex: req.atLeast('1.6') && !c?.tty,
       backlog: attachBacklog(this.config),
       failureText: (message) => `${message}\r\n`,
