@@ -96,15 +96,18 @@ static long decode_line(const uint8_t *l, const uint8_t *e, uint8_t *out, int *s
 	const uint8_t *p = l + PREFIX_LENGTH;
 	uint8_t *o = out;
 	for (;;) {
-		const uint8_t *q = p;
-		while (q < end && *q != '\\' && *q != '"')
-			q++;
+		/* The next escape, and no bare quote before it (memchr: most lines have neither). */
+		const uint8_t *q = memchr(p, '\\', end - p);
+		if (!q)
+			q = end;
+		if (memchr(p, '"', q - p))
+			return -1;
 		memcpy(o, p, q - p);
 		o += q - p;
 		if (q == end)
 			return o - out;
-		/* A bare quote: the log's string ended there (another writer's line). */
-		if (*q == '"' || q + 1 >= end)
+		/* A bare quote (checked above) would have ended the log's string there: another writer's line. */
+		if (q + 1 >= end)
 			return -1;
 		switch (q[1]) {
 		case 'n': *o++ = '\n'; break;
