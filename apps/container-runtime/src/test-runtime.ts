@@ -153,7 +153,7 @@ export function testRuntime(imagesKnown: FakeImage[], options: { onKill?: (id: s
   const copies = new ContainerCopies({ db, paths, images: containerImages, exits, freezer, outbox });
 
   return {
-    dir, paths, db, store, runner, bridgeCalls, containerImages, freezer, network, exits, attachments, lifecycle, queries, copies,
+    dir, paths, db, store, runner, bridgeCalls, containerImages, freezer, network, exits, attachments, lifecycle, queries, copies, outbox, log,
     /** The events the event log has taken, once the outbox has sent what it holds. */
     async events(): Promise<NewEvent[]> {
       await outbox.flushed(2000);

@@ -196,3 +196,17 @@ test('a monitor that cannot be read, or is not where this stack\'s monitors are,
   assert.equal(await done, undefined);
   assert.deepEqual(output, ['relayed\n']);
 });
+
+test('a monitor that closes the output before the exit (it dropped this reader) ends the attachment, as a dropped relay did', async () => {
+  const monitor = await fakeMonitor([[Frame.stdout, 'part of it\n']]);
+  try {
+    const { calls, output, done } = setUp({ stdin: false, directRoot: '/var/lib/stevedore', monitorDirs: [os.tmpdir()] });
+    calls[0].reply({ $case: 'monitor', monitor: monitor.socket });
+    // The runtime's call goes on (the container runs); the attachment ends without it.
+    assert.equal(await done, undefined);
+    assert.equal(calls[0].cancelled, true);
+    assert.deepEqual(output, ['part of it\n']);
+  } finally {
+    monitor.close();
+  }
+});

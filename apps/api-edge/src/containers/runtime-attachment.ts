@@ -163,9 +163,17 @@ export class RuntimeAttachment {
     try {
       connection = await ShimConnection.connect(socket);
       const c = connection;
-      const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+      let exited = false;
+      const closed = new Promise<void>((resolve) => c.once('close', () => {
+        resolve();
+        // Closed before the exit: the monitor dropped this reader (it took nothing for a second) or went away. The attachment ends, as a dropped relay's did.
+        if (exited || this.cancelled) return;
+        this.log.warn({ id: this.target.id }, 'the container\'s monitor closed the attachment\'s output before the exit: ending it');
+        this.cancel();
+      }));
       c.on('frame', (type: number, payload: Buffer) => {
         if ((type === Frame.stdout && this.target.stdout) || (type === Frame.stderr && this.target.stderr)) this.onOutput(type, payload);
+        else if (type === Frame.exit) exited = true;
       });
       await c.subscribe();
       this.monitor = { socket, connection: c, closed };
