@@ -106,7 +106,11 @@ export class Attachments {
       else if (type === Frame.stderr && a.wantStderr) a.onOutput(2, payload);
     });
     conn.on('close', () => a.onEnd());
-    if ((a.wantStdout || a.wantStderr) && !a.detached && !(await a.directOutput?.(socket)) && !a.detached) await conn.subscribe();
+    if ((a.wantStdout || a.wantStderr) && !a.detached) {
+      // The output is the edge's to read when it took the monitor's socket; otherwise it comes here.
+      const direct = await a.directOutput?.(socket);
+      if (!direct && !a.detached) await conn.subscribe();
+    }
     await beforeInput?.();
     if (a.detached) return;
     for (const chunk of a.pendingStdin) conn.send(Frame.stdin, chunk);

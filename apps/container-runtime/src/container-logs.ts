@@ -102,9 +102,13 @@ export class ContainerLogs {
         batchSize = state.outEnd;
         batchStream = state.stream;
         if (state.stop === Stop.ended) return position;
+        if (state.stop === Stop.switched) {
+          await flush();
+          continue;
+        }
+        // The line the decode stopped at: too long for what is left of the batch, or in another shape.
         const nl = data.indexOf(0x0a, position);
-        if (state.stop === Stop.switched) await flush();
-        else if (state.stop === Stop.full) await room(stampLength + nl - position);
+        if (state.stop === Stop.full) await room(stampLength + nl - position);
         else {
           await parsed(data, position, nl);
           position = nl + 1;

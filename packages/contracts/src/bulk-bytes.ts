@@ -149,12 +149,17 @@ for (const name of ['export', 'getArchive', 'diff']) useBulk(runtime[name], 'res
  */
 const OUTPUT = FIELD_NUMBERS[`${CONTAINERS}.Output`];
 
-/** Output's encoding, and its data's place in it. */
-function outputWire(prefix: number[], stream: number, data: Uint8Array): Buffer {
+/** What comes before an output's data: Output's fields, inside the field `prefix` names (an AttachReply's) if any. */
+function outputHead(prefix: number[], stream: number, length: number): number[] {
   const inner = stream ? pushVarint([OUTPUT.stream << 3], stream) : [];
   // Empty data is left out, as proto3 leaves out a default.
-  if (data.length) inner.push(...pushVarint([(OUTPUT.data << 3) | 2], data.length));
-  const head = prefix.length ? pushVarint([...prefix], inner.length + data.length).concat(inner) : inner;
+  if (length) inner.push(...pushVarint([(OUTPUT.data << 3) | 2], length));
+  return prefix.length ? pushVarint([...prefix], inner.length + length).concat(inner) : inner;
+}
+
+/** Output's encoding, and its data's place in it. */
+function outputWire(prefix: number[], stream: number, data: Uint8Array): Buffer {
+  const head = outputHead(prefix, stream, data.length);
   const out = Buffer.allocUnsafe(head.length + data.length);
   out.set(head, 0);
   out.set(data, head.length);
@@ -223,10 +228,7 @@ export function outputCopy(pieces: Uint8Array[]): Buffer {
 function encodeInPlace(prefix: number[], stream: number, data: Uint8Array): Buffer | undefined {
   const laid = outputsInPlace.get(data);
   if (!laid) return undefined;
-  const fields = stream ? pushVarint([OUTPUT.stream << 3], stream) : [];
-  pushVarint(fields, (OUTPUT.data << 3) | 2);
-  pushVarint(fields, data.length);
-  const head = prefix.length ? pushVarint([...prefix], fields.length + data.length).concat(fields) : fields;
+  const head = outputHead(prefix, stream, data.length);
   const at = OUTPUT_HEADER_ROOM - head.length - GRPC_FRAME_HEADER;
   const framed = laid.subarray(at);
   framed[0] = 0; // not compressed
