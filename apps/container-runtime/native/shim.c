@@ -59,6 +59,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -466,12 +467,35 @@ static int client_readable(const struct client *cl) {
 
 static int receive_console(int listen_fd);
 
+/*
+ * Every signal at its default action. A monitor may be started with some
+ * ignored (posix_spawn leaves the C library's internal signals, 32 and 33,
+ * ignored in its child; a supervisor may ignore others), and an ignored
+ * signal stays ignored across exec: through the OCI runtime it would reach
+ * the container's processes. The system call itself: the C library refuses
+ * its internal signals.
+ */
+static void default_signals(void) {
+  struct { void (*handler)(int); unsigned long flags; void (*restorer)(void); uint64_t mask; } dfl = {SIG_DFL, 0, NULL, 0};
+  for (int sig = 1; sig <= 64; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
+}
+
+/* In a child about to execute the OCI runtime: what the monitor changed for itself (SIGPIPE ignored, signals blocked) undone. */
+static void child_signals(void) {
+  sigset_t none;
+  sigemptyset(&none);
+  signal(SIGPIPE, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static int run_runtime(char *const argv[]) {
   pid_t pid = fork();
   if (pid < 0) return -1;
   if (pid == 0) {
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
+    child_signals();
     execvp(argv[0], argv);
     _exit(127);
   }
@@ -489,9 +513,7 @@ static int run_runtime_stdio(char *const argv[], int in, int out, int err) {
     dup2(in >= 0 ? in : null, 0);
     dup2(out >= 0 ? out : null, 1);
     dup2(err >= 0 ? err : null, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    child_signals();
     execvp(argv[0], argv);
     _exit(127);
   }
@@ -748,6 +770,7 @@ int main(int argc, char **argv) {
     else usage();
   }
   if (!opt_id || !opt_state || !opt_runtime || (opt_exec ? opt_log != NULL : !opt_bundle || !opt_log)) usage();
+  default_signals();
 
   /* The parent waits for the monitor to report the container created, then leaves. */
   int report[2];
@@ -850,7 +873,7 @@ int main(int argc, char **argv) {
   pid_t creator = fork();
   if (creator < 0) die_to(report[1], "fork: %s", strerror(errno));
   if (creator == 0) {
-    sigprocmask(SIG_UNBLOCK, &mask, NULL);
+    child_signals();
     if (!opt_tty) {
       dup2(opt_stdin ? in_pipe[0] : devnull, 0);
       dup2(out_pipe[1], 1);

@@ -1,10 +1,65 @@
 // Starting a container's monitor (native/shim.c) and running the OCI
 // runtime; its socket's frames are read by ShimConnection (@stevedore/contracts).
 import { execFile } from 'node:child_process';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { refused } from '@stevedore/errors';
 
 export const SHIM_BINARY = path.resolve(__dirname, '..', 'native', 'build', 'stevedore-shim');
+
+/** native/spawn.c: posix_spawn and waitpid (node's own spawn forks the whole runtime: 5-7 ms a monitor on some machines). */
+interface Spawner {
+  /** Runs `file` with `args` (args[0] first), its stdout a pipe: [pid, the pipe's read end]. */
+  spawn(file: string, args: string[]): [number, number];
+  /** The child's exit status once it ended, -1 while it runs. */
+  reap(pid: number): number;
+}
+const native = { exports: {} as Spawner };
+process.dlopen(native, path.resolve(__dirname, '..', 'native', 'build', 'spawn.node'));
+
+/** How long a monitor may take to report (a container's, while the OCI runtime creates it). */
+const REPORT_WITHIN_MS = 60_000;
+
+/**
+ * Runs a program that writes a short report and exits (the monitor's first
+ * process leaves once the monitor runs): its stdout and its exit status. The
+ * child is reaped once its pipe has closed (it may take a moment more to end);
+ * one that has not closed it within `withinMs` is killed, and its pipe closed.
+ */
+export function runForReport(file: string, args: string[], withinMs = REPORT_WITHIN_MS): Promise<{ stdout: string; code: number; pid: number }> {
+  const [pid, fd] = native.exports.spawn(file, [file, ...args]);
+  return new Promise((resolve) => {
+    const out = new net.Socket({ fd, readable: true, writable: false });
+    const chunks: Buffer[] = [];
+    const killer = setTimeout(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Ended meanwhile.
+      }
+      out.destroy();
+    }, withinMs);
+    out.on('data', (c: Buffer) => chunks.push(c));
+    out.on('error', () => out.destroy());
+    out.once('close', () => {
+      const reaped = (waitMs: number): void => {
+        let code: number;
+        try {
+          code = native.exports.reap(pid);
+        } catch {
+          code = 255; // reaped by someone else: its status is unknown
+        }
+        if (code < 0) {
+          setTimeout(() => reaped(Math.min(waitMs * 2, 100)), waitMs);
+          return;
+        }
+        clearTimeout(killer);
+        resolve({ stdout: Buffer.concat(chunks).toString('utf8'), code, pid });
+      };
+      reaped(1);
+    });
+  });
+}
 
 interface MonitorOptions {
   id: string;
@@ -37,12 +92,10 @@ export function spawnShim(o: ShimOptions | ExecShimOptions): Promise<number> {
   if (o.tty) args.push('--tty');
   if (o.stdin) args.push('--stdin');
   if (o.stdinOnce) args.push('--stdin-once');
-  return new Promise((resolve, reject) => {
-    execFile(SHIM_BINARY, args, { timeout: 60_000 }, (err, stdout) => {
-      const line = stdout.trim();
-      if (line.startsWith('ok ')) return resolve(Number(line.slice(3)));
-      reject(refused(line.startsWith('error ') ? line.slice(6) : `the container monitor failed: ${err?.message ?? line}`));
-    });
+  return runForReport(SHIM_BINARY, args).then(({ stdout, code }) => {
+    const line = stdout.trim();
+    if (line.startsWith('ok ')) return Number(line.slice(3));
+    throw refused(line.startsWith('error ') ? line.slice(6) : `the container monitor failed: ${line || `exit status ${code}`}`);
   });
 }
 

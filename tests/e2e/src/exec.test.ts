@@ -72,6 +72,20 @@ describe('docker exec', () => {
     assert.match(notRunnable.stdout + notRunnable.stderr, /OCI runtime exec failed: .*[Pp]ermission denied/);
   });
 
+  test('the processes of a container and of an exec start with no signal ignored or blocked (none of the monitor\'s own settings reach them)', async () => {
+    const masks = (text: string) => text.split('\n').filter((l) => /^Sig(Ign|Blk):/.test(l)).join(' ');
+    const run = await stack.docker(['run', '--rm', 'busybox', 'grep', '-E', '^Sig(Ign|Blk):', '/proc/self/status']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(masks(run.stdout), 'SigBlk:\t0000000000000000 SigIgn:\t0000000000000000');
+    const exec = await stack.docker(['exec', 'box', 'grep', '-E', '^Sig(Ign|Blk):', '/proc/self/status']);
+    assert.equal(exec.code, 0, exec.stderr);
+    assert.equal(masks(exec.stdout), 'SigBlk:\t0000000000000000 SigIgn:\t0000000000000000');
+    // A writer whose reader went away dies of SIGPIPE (141 from the shell), as in Docker, instead of seeing EPIPE.
+    const pipe = await stack.docker(['exec', 'box', 'sh', '-c', '(yes; echo "yes: $?" >&2) | head -c 1 >/dev/null']);
+    assert.equal(pipe.code, 0, pipe.stderr);
+    assert.equal(pipe.stderr, 'yes: 141\n');
+  });
+
   test('exec -i: stdin reaches the process, 1 MiB of it unchanged; its end is the process\'s end of input', async () => {
     const echo = await stack.docker(['exec', '-i', 'box', 'cat'], { input: 'hello\n' });
     assert.deepEqual([echo.code, echo.stdout], [0, 'hello\n']);
