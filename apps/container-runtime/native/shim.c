@@ -475,8 +475,12 @@ static int receive_console(int listen_fd);
  * the container's processes. The system call itself: the C library refuses
  * its internal signals.
  */
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#error "default_signals: the kernel's sigaction layout is known here for x86_64 and arm64 only"
+#endif
 static void default_signals(void) {
   struct { void (*handler)(int); unsigned long flags; void (*restorer)(void); uint64_t mask; } dfl = {SIG_DFL, 0, NULL, 0};
+  _Static_assert(sizeof dfl == 32, "the kernel's struct sigaction");
   for (int sig = 1; sig <= 64; sig++)
     if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
 }
@@ -495,6 +499,7 @@ static int run_runtime(char *const argv[]) {
   if (pid == 0) {
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
+    if (null > 2) close(null);
     child_signals();
     execvp(argv[0], argv);
     _exit(127);
@@ -513,6 +518,7 @@ static int run_runtime_stdio(char *const argv[], int in, int out, int err) {
     dup2(in >= 0 ? in : null, 0);
     dup2(out >= 0 ? out : null, 1);
     dup2(err >= 0 ? err : null, 2);
+    if (null > 2) close(null);
     child_signals();
     execvp(argv[0], argv);
     _exit(127);
@@ -794,7 +800,7 @@ int main(int argc, char **argv) {
   char path[4096];
   snprintf(path, sizeof path, "%s/shim.log", opt_state);
   int diag = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  int devnull = open("/dev/null", O_RDWR);
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   dup2(devnull, 0);
   dup2(diag >= 0 ? diag : devnull, 1);
   dup2(diag >= 0 ? diag : devnull, 2);

@@ -8,7 +8,8 @@
  * spawn(file, args): runs file with args (args[0] first), its stdin and
  * stderr /dev/null, its stdout a new pipe, no other descriptor of ours, every
  * signal unblocked and at its default action (node ignores SIGPIPE, which an
- * exec would otherwise keep). Returns [pid, the pipe's read end].
+ * exec would otherwise keep). Returns [pid, the pipe's read end]; throws an
+ * Error whose code is the errno's name when it cannot.
  *
  * reap(pid): the child's exit status once it has ended (exit code, or 128 +
  * the signal), -1 while it runs. The caller reaps every child it spawned.
@@ -32,11 +33,13 @@ extern char **environ;
 #define MAX_ARGS 64
 #define MAX_ARG_BYTES 8192
 
+/* Throws an Error whose code is the errno's name (ENOENT, EMFILE...). */
 static napi_value fail(napi_env env, const char *what, int err)
 {
 	char msg[256];
+	const char *name = strerrorname_np(err);
 	snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-	napi_throw_error(env, NULL, msg);
+	napi_throw_error(env, name ? name : "EIO", msg);
 	return NULL;
 }
 
@@ -80,8 +83,7 @@ static napi_value spawn(napi_env env, napi_callback_info info)
 	napi_value result = NULL;
 	for (uint32_t i = 0; i < n; i++) {
 		napi_value a;
-		napi_get_element(env, argv[1], i, &a);
-		if (!(args[i] = string_of(env, a)))
+		if (napi_get_element(env, argv[1], i, &a) != napi_ok || !(args[i] = string_of(env, a)))
 			goto out;
 	}
 
@@ -94,10 +96,14 @@ static napi_value spawn(napi_env env, napi_callback_info info)
 	posix_spawnattr_t attr;
 	sigset_t none, all;
 	sigemptyset(&none);
-	sigemptyset(&all);
-	for (int sig = 1; sig < 32; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaddset(&all, sig);
+	/*
+	 * Every signal, the C library's internal ones (32, 33) too: sigfillset
+	 * and sigaddset leave those out, and posix_spawn would leave them ignored
+	 * in the child (glibc tests the set bit by bit).
+	 */
+	memset(&all, 0xff, sizeof all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
 	posix_spawn_file_actions_init(&actions);
 	posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 1);
@@ -118,11 +124,16 @@ static napi_value spawn(napi_env env, napi_callback_info info)
 		goto out;
 	}
 	napi_value pid_v, fd_v;
-	napi_create_array_with_length(env, 2, &result);
-	napi_create_int32(env, pid, &pid_v);
-	napi_create_int32(env, pipe_fds[0], &fd_v);
-	napi_set_element(env, result, 0, pid_v);
-	napi_set_element(env, result, 1, fd_v);
+	if (napi_create_array_with_length(env, 2, &result) != napi_ok || napi_create_int32(env, pid, &pid_v) != napi_ok ||
+	    napi_create_int32(env, pipe_fds[0], &fd_v) != napi_ok || napi_set_element(env, result, 0, pid_v) != napi_ok ||
+	    napi_set_element(env, result, 1, fd_v) != napi_ok) {
+		/* The child runs, but nobody could read or reap it: it goes. */
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+		}
+		close(pipe_fds[0]);
+		result = NULL;
+	}
 out:
 	free(file);
 	for (uint32_t i = 0; i < n; i++)

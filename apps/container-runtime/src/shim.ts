@@ -14,8 +14,16 @@ interface Spawner {
   /** The child's exit status once it ended, -1 while it runs. */
   reap(pid: number): number;
 }
-const native = { exports: {} as Spawner };
-process.dlopen(native, path.resolve(__dirname, '..', 'native', 'build', 'spawn.node'));
+let spawner: Spawner | undefined;
+/** The module, loaded at the first start of a monitor (a broken build fails the starts, not the runtime's start-up). */
+function native(): Spawner {
+  if (!spawner) {
+    const loaded = { exports: {} as Spawner };
+    process.dlopen(loaded, path.resolve(__dirname, '..', 'native', 'build', 'spawn.node'));
+    spawner = loaded.exports;
+  }
+  return spawner;
+}
 
 /** How long a monitor may take to report (a container's, while the OCI runtime creates it). */
 const REPORT_WITHIN_MS = 60_000;
@@ -27,7 +35,13 @@ const REPORT_WITHIN_MS = 60_000;
  * one that has not closed it within `withinMs` is killed, and its pipe closed.
  */
 export function runForReport(file: string, args: string[], withinMs = REPORT_WITHIN_MS): Promise<{ stdout: string; code: number; pid: number }> {
-  const [pid, fd] = native.exports.spawn(file, [file, ...args]);
+  let pid: number;
+  let fd: number;
+  try {
+    [pid, fd] = native().spawn(file, [file, ...args]);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   return new Promise((resolve) => {
     const out = new net.Socket({ fd, readable: true, writable: false });
     const chunks: Buffer[] = [];
@@ -45,7 +59,7 @@ export function runForReport(file: string, args: string[], withinMs = REPORT_WIT
       const reaped = (waitMs: number): void => {
         let code: number;
         try {
-          code = native.exports.reap(pid);
+          code = native().reap(pid);
         } catch {
           code = 255; // reaped by someone else: its status is unknown
         }
@@ -96,6 +110,9 @@ export function spawnShim(o: ShimOptions | ExecShimOptions): Promise<number> {
     const line = stdout.trim();
     if (line.startsWith('ok ')) return Number(line.slice(3));
     throw refused(line.startsWith('error ') ? line.slice(6) : `the container monitor failed: ${line || `exit status ${code}`}`);
+  }, (err: NodeJS.ErrnoException) => {
+    // Named by its code only: the words of ENOENT would read as the container's command not found.
+    throw refused(`the container monitor could not be started: ${err.code ?? err.message}`);
   });
 }
 
